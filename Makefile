@@ -1,0 +1,72 @@
+# MooVitamix lakehouse. `make help` lists the targets.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+LAKEHOUSE := $(BIN)/lakehouse
+export LAKEHOUSE_LAKE ?= $(CURDIR)/lake
+
+.PHONY: help install test test-fast lint format lab demo ingest build train recommend \
+        status report daily mock-api bench clean
+
+help: ## List the targets
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+$(STAMP): setup.cfg pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip setuptools wheel
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP) ## Create .venv and install the package with dev tools
+
+test: $(STAMP) ## Run every test (slow ones included)
+	$(BIN)/python -m pytest
+
+test-fast: $(STAMP) ## Run the tests not marked slow
+	$(BIN)/python -m pytest -m "not slow"
+
+lint: $(STAMP) ## Check style with ruff
+	$(BIN)/ruff check .
+
+format: $(STAMP) ## Fix what ruff can fix
+	$(BIN)/ruff check --fix .
+
+lab: $(STAMP) ## Open JupyterLab on notebooks/ (the lake is $$LAKEHOUSE_LAKE)
+	$(BIN)/jupyter lab --notebook-dir=notebooks
+
+demo: $(STAMP) ## Run the whole job end to end on the bundled mock API (several days)
+	$(LAKEHOUSE) demo
+
+mock-api: $(STAMP) ## Serve the bundled MooVitamix API on 127.0.0.1:8000
+	$(LAKEHOUSE) mock-api --port 8000 --seed 42
+
+ingest: $(STAMP) ## Ingest the three endpoints of $$LAKEHOUSE_API_URL into raw
+	$(LAKEHOUSE) ingest
+
+build: $(STAMP) ## Build the standardized and consumption zones from raw
+	$(LAKEHOUSE) build
+
+train: $(STAMP) ## Train a LightFM challenger and promote it if it beats the champion
+	$(LAKEHOUSE) train
+
+recommend: $(STAMP) ## Score every user's top tracks with the champion model
+	$(LAKEHOUSE) recommend
+
+status: $(STAMP) ## Show pipeline health (exit 1 when unhealthy)
+	$(LAKEHOUSE) status
+
+report: $(STAMP) ## Write the HTML monitoring report
+	$(LAKEHOUSE) report
+
+daily: $(STAMP) ## The scheduled job: ingest, build, recommend (retrain weekly)
+	scripts/daily.sh
+
+bench: $(STAMP) ## Run every benchmark script (minutes; results go to BENCHMARKS.md by hand)
+	@for s in scripts/bench_*.py; do echo "== $$s"; $(BIN)/python $$s || exit 1; done
+
+clean: ## Remove caches (never the lake's data)
+	rm -rf .pytest_cache .ruff_cache build *.egg-info
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +

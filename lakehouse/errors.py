@@ -1,0 +1,42 @@
+"""The exceptions users see.
+
+Every expected failure is a :class:`LakehouseError`; its message says what went
+wrong and what to do about it, in one line. The CLI prints it as ``Error: ...``
+and exits 1. Anything else that escapes is a bug and keeps its traceback.
+"""
+
+
+class LakehouseError(Exception):
+    """Base class of every error a user can act on."""
+
+
+class ConfigError(LakehouseError):
+    """A setting or option has a value that cannot be used."""
+
+
+class LakeError(LakehouseError):
+    """The lake cannot be opened, read or written."""
+
+
+class TableNotFoundError(LakeError):
+    """A table name does not exist in the lake."""
+
+
+class SchemaError(LakeError):
+    """Data does not match a table's schema in a way that cannot be merged."""
+
+
+class LockedError(LakehouseError):
+    """Another process holds the lock this one needs."""
+
+
+class SourceError(LakehouseError):
+    """The source API could not be read completely and correctly."""
+
+
+class ValidationError(LakehouseError):
+    """A table failed a table-level data check and was not written."""
+
+
+class ModelError(LakehouseError):
+    """A model cannot be trained, found, loaded or promoted."""

@@ -1,0 +1,614 @@
+"""The lake: the only module that reads and writes tables.
+
+A table is named ``zone.name`` (``raw.users``, ``standardized.listens``,
+``meta.runs``) and stored as a Delta table at ``<lake>/<zone>/<name>/``.
+Writes go through :meth:`Lake.write`, one atomic Delta commit each; reads
+come back as ibis tables on one shared DuckDB connection, so analysts and the
+pipeline see the same thing::
+
+    lake = open_lake("lake")
+    users = lake.table("standardized.users")          # ibis
+    lake.sql("SELECT count(*) FROM raw.users").df()   # DuckDB SQL
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+import re
+import shutil
+import threading
+import time
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
+
+import pyarrow as pa
+from deltalake import CommitProperties, DeltaTable, write_deltalake
+from deltalake.exceptions import CommitFailedError, DeltaError, TableNotFoundError as _DeltaMissing
+
+from lakehouse import names
+from lakehouse.errors import LakeError, SchemaError, TableNotFoundError
+
+if TYPE_CHECKING:
+    import duckdb
+    import ibis
+    import ibis.expr.types as ir
+
+log = logging.getLogger(__name__)
+
+WriteMode = Literal["append", "replace_partition", "replace"]
+_NAME = re.compile(r"^[a-z_][a-z0-9_]*$")
+_COMMIT_TRIES = 8
+
+
+@dataclass(frozen=True)
+class WriteResult:
+    """What one write did."""
+
+    table: str
+    version: int
+    rows: int
+    mode: str
+    schema_changes: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class TableInfo:
+    """One line of the lake's table listing."""
+
+    name: str
+    rows: int
+    files: int
+    size_bytes: int
+    disk_bytes: int
+    version: int
+    last_modified: dt.datetime | None
+    partition_by: list[str]
+
+
+def utc_now() -> dt.datetime:
+    """The current time as a UTC-aware datetime (the only kind the lake stores)."""
+    return dt.datetime.now(dt.UTC)
+
+
+def parse_table_name(name: str) -> tuple[str, str]:
+    """Split ``zone.name`` and check both parts.
+
+    Raises:
+        LakeError: The name is not ``zone.name`` with a known zone.
+    """
+    zone, _, table = name.partition(".")
+    if zone not in names.ZONES or not _NAME.match(table or ""):
+        raise LakeError(
+            f"bad table name {name!r}: use zone.name with zone one of "
+            f"{', '.join(names.ZONES)} (e.g. raw.users)"
+        )
+    return zone, table
+
+
+def normalize_schema(schema: pa.Schema) -> pa.Schema:
+    """The schema the lake stores for ``schema``.
+
+    Timestamps become microsecond UTC (Delta's only timestamp with a reader-1
+    protocol); a naive timestamp is refused, since writing it would need the
+    ``timestampNtz`` feature and lose the time zone. View types become plain.
+
+    Raises:
+        SchemaError: A column is a timestamp without a time zone.
+    """
+    return pa.schema([_normalize_field(f) for f in schema], metadata=schema.metadata)
+
+
+def _normalize_type(name: str, t: pa.DataType) -> pa.DataType:
+    if pa.types.is_timestamp(t):
+        if t.tz is None:
+            raise SchemaError(
+                f"column {name!r} is a timestamp without a time zone; "
+                "convert it to UTC before writing"
+            )
+        return pa.timestamp("us", tz="UTC")
+    if pa.types.is_string_view(t) or pa.types.is_large_string(t):
+        return pa.string()
+    if pa.types.is_large_binary(t) or pa.types.is_binary_view(t):
+        return pa.binary()
+    if pa.types.is_list(t) or pa.types.is_large_list(t) or pa.types.is_list_view(t):
+        return pa.list_(_normalize_type(name, t.value_type))
+    if pa.types.is_struct(t):
+        return pa.struct([_normalize_field(f) for f in t])
+    if pa.types.is_dictionary(t):
+        return _normalize_type(name, t.value_type)
+    return t
+
+
+def _normalize_field(f: pa.Field) -> pa.Field:
+    return pa.field(f.name, _normalize_type(f.name, f.type), nullable=True)
+
+
+def _same_type(a: pa.DataType, b: pa.DataType) -> bool:
+    try:
+        return _normalize_type("", a) == _normalize_type("", b)
+    except SchemaError:
+        return False
+
+
+def schema_diff(old: pa.Schema, new: pa.Schema) -> tuple[list[str], list[str], list[str]]:
+    """Columns added, missing, and changed in type, going from ``old`` to ``new``."""
+    old_types = {f.name: f.type for f in old}
+    new_types = {f.name: f.type for f in new}
+    added = [n for n in new_types if n not in old_types]
+    missing = [n for n in old_types if n not in new_types]
+    changed = [
+        f"{n}: {old_types[n]} -> {new_types[n]}"
+        for n in new_types
+        if n in old_types and not _same_type(old_types[n], new_types[n])
+    ]
+    return added, missing, changed
+
+
+def _as_reader(data: pa.Table | pa.RecordBatchReader | Iterable[pa.RecordBatch],
+               schema: pa.Schema | None) -> pa.RecordBatchReader:
+    if isinstance(data, pa.Table):
+        return data.to_reader()
+    if isinstance(data, pa.RecordBatchReader):
+        return data
+    if schema is None:
+        raise TypeError("writing an iterable of batches needs its schema")
+    return pa.RecordBatchReader.from_batches(schema, data)
+
+
+class _Counted:
+    """Casts each batch to the stored schema and counts rows as they stream."""
+
+    def __init__(self, reader: pa.RecordBatchReader, schema: pa.Schema):
+        self.reader = reader
+        self.schema = schema
+        self.rows = 0
+
+    def batches(self) -> Iterator[pa.RecordBatch]:
+        for batch in self.reader:
+            if batch.schema != self.schema:
+                batch = batch.cast(self.schema)
+            self.rows += batch.num_rows
+            yield batch
+
+    def as_reader(self) -> pa.RecordBatchReader:
+        return pa.RecordBatchReader.from_batches(self.schema, self.batches())
+
+
+class Lake:
+    """A lake rooted at one folder.
+
+    Args:
+        root: The lake's folder.
+        create: Create the folder if it does not exist (writers do; readers
+            get a clear error instead).
+
+    Raises:
+        LakeError: The root is a file, or cannot be created.
+    """
+
+    def __init__(self, root: str | os.PathLike[str], *, create: bool = True):
+        self.root = Path(root).expanduser()
+        if self.root.exists() and not self.root.is_dir():
+            raise LakeError(f"lake path {self.root} is a file, not a folder; "
+                            "point --lake (LAKEHOUSE_LAKE) at a folder")
+        if create:
+            try:
+                self.root.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise LakeError(f"cannot create lake folder {self.root}: {exc.strerror}; "
+                                "point --lake at a writable folder") from None
+        elif not self.root.exists():
+            raise LakeError(f"no lake at {self.root}; run 'lakehouse ingest' first "
+                            "or point --lake at an existing lake")
+        self._con: ibis.BaseBackend | None = None
+        self._views: dict[str, tuple[float, int]] = {}
+        self._con_lock = threading.RLock()
+
+    def __repr__(self) -> str:
+        return f"Lake({str(self.root)!r})"
+
+    # ------------------------------------------------------------------ paths
+    def path(self, name: str) -> Path:
+        """The folder of table ``name``."""
+        zone, table = parse_table_name(name)
+        return self.root / zone / table
+
+    def exists(self, name: str) -> bool:
+        """Whether table ``name`` has at least one commit."""
+        return (self.path(name) / "_delta_log").is_dir() and DeltaTable.is_deltatable(
+            str(self.path(name)))
+
+    def check_writable(self) -> None:
+        """Fail early, before any work, if the lake cannot be written.
+
+        Raises:
+            LakeError: The folder is not writable.
+        """
+        probe = self.root / f".write-probe-{os.getpid()}"
+        try:
+            probe.write_bytes(b"")
+            probe.unlink()
+        except OSError as exc:
+            raise LakeError(f"lake folder {self.root} is not writable ({exc.strerror}); "
+                            "fix its permissions or point --lake elsewhere") from None
+
+    def table_names(self) -> list[str]:
+        """Every table in the lake, sorted by zone then name."""
+        found = []
+        for zone in names.ZONES:
+            zdir = self.root / zone
+            if not zdir.is_dir():
+                continue
+            for tdir in sorted(zdir.iterdir()):
+                if (tdir / "_delta_log").is_dir() and _NAME.match(tdir.name):
+                    found.append(f"{zone}.{tdir.name}")
+        return found
+
+    # ------------------------------------------------------------------ Delta
+    def delta(self, name: str, version: int | str | dt.datetime | None = None) -> DeltaTable:
+        """The Delta table ``name``, optionally as of a version or a timestamp.
+
+        Raises:
+            TableNotFoundError: No such table, or no such version.
+        """
+        path = self.path(name)
+        try:
+            table = DeltaTable(str(path))
+            if version is not None:
+                table.load_as_version(version)
+        except _DeltaMissing:
+            raise TableNotFoundError(
+                f"table {name} does not exist in {self.root}; "
+                f"'lakehouse tables' lists what does") from None
+        except (DeltaError, ValueError, OSError) as exc:
+            if version is None:
+                raise LakeError(f"cannot open table {name}: {exc}") from None
+            raise TableNotFoundError(f"table {name} has no version as of {version}: {exc}") from None
+        return table
+
+    def schema(self, name: str) -> pa.Schema:
+        """The current Arrow schema of table ``name``."""
+        return pa.schema(self.delta(name).schema().to_arrow())
+
+    def version(self, name: str) -> int | None:
+        """The current version of ``name``, or None if it does not exist."""
+        return self.delta(name).version() if self.exists(name) else None
+
+    def write(
+        self,
+        name: str,
+        data: pa.Table | pa.RecordBatchReader | Iterable[pa.RecordBatch],
+        *,
+        mode: WriteMode = "append",
+        schema: pa.Schema | None = None,
+        partition_by: list[str] | None = None,
+        partition: Mapping[str, object] | None = None,
+        metadata: Mapping[str, str] | None = None,
+        allow_missing: bool = True,
+    ) -> WriteResult:
+        """Write ``data`` to table ``name`` as one atomic commit.
+
+        Args:
+            name: ``zone.name``.
+            data: An Arrow table, a record batch reader, or an iterable of
+                batches (then ``schema`` is required). Streams are written
+                without being held in memory.
+            mode: ``append``; ``replace_partition`` (every row must belong to
+                ``partition``; readers see the old partition or the new one,
+                never a mix); ``replace`` (the whole table, schema included).
+            schema: The batches' schema, when ``data`` is an iterable.
+            partition_by: Partition columns, used when the table is created.
+            partition: For ``replace_partition``: column -> value to replace.
+            metadata: Extra key/values recorded in the commit (e.g. run id).
+            allow_missing: On append, accept data lacking existing columns
+                (they read as null); otherwise raise.
+
+        Returns:
+            The version written, the rows, and any schema change, in words.
+
+        Raises:
+            SchemaError: A column changed type, or a timestamp has no time zone.
+            LakeError: The write failed; the table is left at its last version.
+        """
+        path = self.path(name)
+        reader = _as_reader(data, schema)
+        target = normalize_schema(reader.schema)
+        exists = self.exists(name)
+        changes: list[str] = []
+        schema_mode = None
+        if mode == "replace":
+            if exists:
+                added, missing, changed = schema_diff(self.schema(name), target)
+                changes = ([f"added column {c}" for c in added]
+                           + [f"dropped column {c}" for c in missing]
+                           + [f"changed column {c}" for c in changed])
+            schema_mode = "overwrite"
+        elif exists:
+            current = self.schema(name)
+            added, missing, changed = schema_diff(current, target)
+            if changed:
+                raise SchemaError(f"cannot write {name}: column {changed[0]} changed type; "
+                                  "rebuild the table with mode='replace' or fix the data")
+            if missing and not allow_missing:
+                raise SchemaError(f"cannot write {name}: missing column(s) {', '.join(missing)}")
+            changes = [f"added column {c}" for c in added] + [
+                f"missing column {c} (null)" for c in missing]
+            if added or missing:
+                schema_mode = "merge"
+            if missing:
+                target = _with_missing(target, current, missing)
+            # Match the stored types (e.g. a list<int32> arriving for list<int64>).
+            target = pa.schema([current.field(f.name) if f.name in current.names else f
+                                for f in target])
+            if partition_by is None:
+                partition_by = self.delta(name).metadata().partition_columns or None
+
+        counted = _Counted(reader, target)
+        stream = _with_nulls(counted, reader.schema) if target.names != reader.schema.names \
+            else counted.as_reader()
+        kwargs: dict = {"partition_by": partition_by, "schema_mode": schema_mode,
+                        "commit_properties": CommitProperties(
+                            custom_metadata=dict(metadata or {}), max_commit_retries=50)}
+        if mode == "append":
+            kwargs["mode"] = "append"
+        elif mode == "replace":
+            kwargs["mode"] = "overwrite"
+        elif mode == "replace_partition":
+            if not partition:
+                raise ValueError("replace_partition needs partition={column: value}")
+            kwargs["mode"] = "overwrite"
+            if exists:
+                kwargs["predicate"] = " AND ".join(
+                    f"{col} = '{_sql_literal(val)}'" for col, val in partition.items())
+        else:
+            raise ValueError(f"unknown write mode {mode!r}")
+
+        replayable = isinstance(data, pa.Table)
+        for attempt in range(1, _COMMIT_TRIES + 1):
+            try:
+                write_deltalake(str(path), stream, **kwargs)
+                break
+            except CommitFailedError as exc:
+                if not replayable or attempt == _COMMIT_TRIES:
+                    raise LakeError(f"cannot commit to {name}: concurrent writers kept "
+                                    f"conflicting ({exc}); retry the run") from None
+                log.info("commit conflict on %s, retrying (%d)", name, attempt)
+                time.sleep(0.05 * attempt)
+                counted = _Counted(data.to_reader(), target)
+                stream = counted.as_reader()
+            except DeltaError as exc:
+                if replayable and "already exists" in str(exc) and attempt < _COMMIT_TRIES:
+                    # Two writers raced to create the table: append to the winner's.
+                    counted = _Counted(data.to_reader(), target)
+                    stream = counted.as_reader()
+                    if "predicate" not in kwargs and mode == "replace_partition":
+                        kwargs["predicate"] = " AND ".join(
+                            f"{c} = '{_sql_literal(v)}'" for c, v in partition.items())
+                    continue
+                raise LakeError(f"cannot write {name}: {exc}") from None
+            except OSError as exc:
+                raise LakeError(f"cannot write {name} under {self.root}: {exc}") from None
+        version = DeltaTable(str(path)).version()
+        if changes:
+            log.warning("schema of %s changed: %s", name, "; ".join(changes))
+        return WriteResult(name, version, counted.rows, mode, changes)
+
+    def history(self, name: str, limit: int | None = None) -> list[dict]:
+        """The commits of table ``name``, newest first."""
+        return self.delta(name).history(limit)
+
+    def info(self, name: str) -> TableInfo:
+        """Row count, sizes, version and last change of table ``name``."""
+        table = self.delta(name)
+        actions = pa.table(table.get_add_actions(flatten=True))
+        rows = sum(v or 0 for v in actions.column("num_records").to_pylist()) \
+            if actions.num_rows else 0
+        size = sum(actions.column("size_bytes").to_pylist()) if actions.num_rows else 0
+        last = table.history(1)
+        modified = (dt.datetime.fromtimestamp(last[0]["timestamp"] / 1000, dt.UTC)
+                    if last else None)
+        return TableInfo(
+            name=name, rows=int(rows), files=actions.num_rows, size_bytes=int(size),
+            disk_bytes=_du(self.path(name)), version=table.version(),
+            last_modified=modified, partition_by=list(table.metadata().partition_columns),
+        )
+
+    def tables(self) -> list[TableInfo]:
+        """Every table with its rows, sizes, version and last change."""
+        return [self.info(n) for n in self.table_names()]
+
+    def size_bytes(self) -> int:
+        """The lake's whole size on disk, models and logs included."""
+        return _du(self.root)
+
+    def drop(self, name: str) -> None:
+        """Delete table ``name`` and its history (tests and ``--rebuild`` only)."""
+        shutil.rmtree(self.path(name), ignore_errors=True)
+        self._views.pop(name, None)
+
+    # ------------------------------------------------------------------ reads
+    @property
+    def con(self) -> ibis.BaseBackend:
+        """The shared ibis DuckDB connection every read goes through."""
+        with self._con_lock:
+            if self._con is None:
+                import ibis
+
+                self._con = ibis.duckdb.connect()
+                self._con.raw_sql("SET TimeZone = 'UTC'")
+                for zone in names.ZONES:
+                    self._con.raw_sql(f'CREATE SCHEMA IF NOT EXISTS "{zone}"')
+            return self._con
+
+    @property
+    def duckdb(self) -> duckdb.DuckDBPyConnection:
+        """The raw DuckDB connection behind :attr:`con`."""
+        return self.con.con
+
+    def table(self, name: str, *, version: int | None = None,
+              as_of: dt.datetime | str | None = None) -> ir.Table:
+        """Table ``name`` as an ibis expression, optionally time travelled.
+
+        Args:
+            name: ``zone.name``.
+            version: Read this Delta version instead of the latest.
+            as_of: Read the version current at this timestamp (datetime or
+                ISO string) instead of the latest.
+        """
+        if version is None and as_of is None:
+            self._refresh(name)
+            zone, table = parse_table_name(name)
+            return self.con.table(table, database=zone)
+        when = version if version is not None else _parse_when(as_of)
+        delta = self.delta(name, when)
+        return self.con.sql(self._select_sql(name, delta))
+
+    def to_arrow(self, name: str, **kwargs) -> pa.Table:
+        """Table ``name`` as an Arrow table (see :meth:`table` for options)."""
+        return self.table(name, **kwargs).to_pyarrow()
+
+    def sql(self, query: str) -> duckdb.DuckDBPyRelation:
+        """Run DuckDB SQL where every table is reachable as ``zone.name``.
+
+        Returns:
+            A DuckDB relation: ``.df()``, ``.arrow()``, ``.fetchall()``, or
+            print it.
+
+        Raises:
+            LakeError: The query is not valid SQL or names a missing table.
+        """
+        import duckdb
+
+        for name in self.table_names():
+            self._refresh(name)
+        try:
+            return self.duckdb.sql(query)
+        except duckdb.Error as exc:
+            first = str(exc).strip().splitlines()[0]
+            raise LakeError(f"query failed: {first}") from None
+
+    def _refresh(self, name: str) -> None:
+        """(Re)create the DuckDB view of ``name`` if its Delta log moved."""
+        log_dir = self.path(name) / "_delta_log"
+        try:
+            stamp = log_dir.stat().st_mtime
+        except FileNotFoundError:
+            raise TableNotFoundError(f"table {name} does not exist in {self.root}; "
+                                     "'lakehouse tables' lists what does") from None
+        delta = self.delta(name)
+        key = (stamp, delta.version())
+        with self._con_lock:
+            if self._views.get(name) == key:
+                return
+            zone, table = parse_table_name(name)
+            body = self._select_sql(name, delta, view=f"{zone}__{table}")
+            self.con.raw_sql(f'CREATE OR REPLACE VIEW "{zone}"."{table}" AS {body}')
+            self._views[name] = key
+
+    def _select_sql(self, name: str, delta: DeltaTable, view: str | None = None) -> str:
+        """SQL selecting the snapshot ``delta`` of table ``name``."""
+        schema = pa.schema(delta.schema().to_arrow())
+        uris = delta.file_uris()
+        config = delta.metadata().configuration or {}
+        protocol = delta.protocol()
+        features = set(protocol.reader_features or [])
+        needs_arrow = ("deletionVectors" in features or "columnMapping" in features
+                       or config.get("delta.columnMapping.mode", "none") != "none")
+        if not uris or needs_arrow:
+            # No files, or files DuckDB cannot read faithfully: let delta-rs scan.
+            source = delta.to_pyarrow_dataset() if uris else schema.empty_table()
+            reg = f"__arrow_{view or name.replace('.', '__')}_{delta.version()}"
+            with self._con_lock:
+                self.duckdb.register(reg, source)
+            return f'SELECT * FROM "{reg}"'
+        parts = set(delta.metadata().partition_columns)
+        files = ", ".join(_sql_string(u) for u in uris)
+        hive_types = ", ".join(f"'{c}': '{_duck_type(schema.field(c).type)}'" for c in parts)
+        opts = "union_by_name = true"
+        if parts:
+            opts += f", hive_partitioning = true, hive_types = {{{hive_types}}}"
+        else:
+            opts += ", hive_partitioning = false"
+        cols = ", ".join(f'"{c}"' for c in schema.names)
+        return f"SELECT {cols} FROM read_parquet([{files}], {opts})"
+
+
+def open_lake(path: str | os.PathLike[str] | None = None) -> Lake:
+    """Open the lake at ``path`` (default: the settings' lake) for analysis.
+
+    Example:
+        >>> lake = open_lake("lake")
+        >>> lake.table("standardized.users").count().execute()
+    """
+    if path is None:
+        from lakehouse.config import Settings
+
+        path = Settings.load().lake
+    return Lake(path, create=False)
+
+
+def _with_missing(target: pa.Schema, current: pa.Schema, missing: list[str]) -> pa.Schema:
+    for col in missing:
+        target = target.append(current.field(col))
+    return target
+
+
+def _with_nulls(counted: _Counted, incoming: pa.Schema) -> pa.RecordBatchReader:
+    """Add all-null columns the stream lacks, then cast to the stored schema."""
+    target = counted.schema
+
+    def fill() -> Iterator[pa.RecordBatch]:
+        for batch in counted.reader:
+            arrays = [batch.column(f.name) if f.name in incoming.names
+                      else pa.nulls(batch.num_rows, f.type) for f in target]
+            out = pa.RecordBatch.from_arrays(
+                [a.cast(f.type) for a, f in zip(arrays, target, strict=True)], schema=target)
+            counted.rows += out.num_rows
+            yield out
+
+    return pa.RecordBatchReader.from_batches(target, fill())
+
+
+def _sql_literal(value: object) -> str:
+    return str(value).replace("'", "''")
+
+
+def _sql_string(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def _duck_type(t: pa.DataType) -> str:
+    if pa.types.is_date(t):
+        return "DATE"
+    if pa.types.is_integer(t):
+        return "BIGINT"
+    if pa.types.is_timestamp(t):
+        return "TIMESTAMPTZ"
+    return "VARCHAR"
+
+
+def _parse_when(value: dt.datetime | str | None) -> dt.datetime:
+    if isinstance(value, dt.datetime):
+        when = value
+    else:
+        try:
+            when = dt.datetime.fromisoformat(str(value))
+        except ValueError:
+            raise LakeError(f"bad timestamp {value!r}: use ISO 8601, "
+                            "e.g. 2026-11-26T08:00:00+00:00") from None
+    return when if when.tzinfo else when.replace(tzinfo=dt.UTC)
+
+
+def _du(path: Path) -> int:
+    total = 0
+    for dirpath, _dirs, files in os.walk(path):
+        for f in files:
+            try:
+                total += os.lstat(os.path.join(dirpath, f)).st_size
+            except OSError:
+                pass
+    return total

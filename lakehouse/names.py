@@ -1,0 +1,75 @@
+"""Table and column names, defined once and imported everywhere else."""
+
+# Zones, in the order data flows through them.
+RAW = "raw"
+STANDARDIZED = "standardized"
+CONSUMPTION = "consumption"
+QUARANTINE = "quarantine"
+META = "meta"
+ZONES = (RAW, STANDARDIZED, CONSUMPTION, QUARANTINE, META)
+
+# Source endpoints; each lands in raw.<endpoint>.
+USERS = "users"
+TRACKS = "tracks"
+LISTEN_HISTORY = "listen_history"
+ENDPOINTS = (USERS, TRACKS, LISTEN_HISTORY)
+
+# Tables.
+RAW_USERS = f"{RAW}.{USERS}"
+RAW_TRACKS = f"{RAW}.{TRACKS}"
+RAW_LISTEN_HISTORY = f"{RAW}.{LISTEN_HISTORY}"
+STD_USERS = f"{STANDARDIZED}.users"
+STD_TRACKS = f"{STANDARDIZED}.tracks"
+STD_LISTEN_HISTORY = f"{STANDARDIZED}.listen_history"
+STD_LISTENS = f"{STANDARDIZED}.listens"
+CONS_INTERACTIONS = f"{CONSUMPTION}.interactions"
+CONS_USER_FEATURES = f"{CONSUMPTION}.user_features"
+CONS_TRACK_FEATURES = f"{CONSUMPTION}.track_features"
+CONS_DAILY_KPIS = f"{CONSUMPTION}.daily_kpis"
+CONS_RECOMMENDATIONS = f"{CONSUMPTION}.recommendations"
+META_RUNS = f"{META}.runs"
+META_ALERTS = f"{META}.alerts"
+
+
+def raw_table(endpoint: str) -> str:
+    """The raw table an endpoint lands in."""
+    return f"{RAW}.{endpoint}"
+
+
+def quarantine_table(table: str) -> str:
+    """The quarantine table of a standardized or consumption table."""
+    return f"{QUARANTINE}.{table.split('.', 1)[1]}"
+
+
+# Keys, named the same from the standardized zone on.
+USER_ID = "user_id"
+TRACK_ID = "track_id"
+
+# Partition columns.
+INGEST_DATE = "ingest_date"
+SCORE_DATE = "score_date"
+
+# Run metadata added to every raw row.
+RUN_ID = "_run_id"
+INGESTED_AT = "_ingested_at"
+PAGE = "_page"
+RAW_META_COLUMNS = (RUN_ID, INGESTED_AT, PAGE)
+
+# Quarantine columns added to the original row.
+Q_REASON = "_reason"
+Q_CHECK = "_check"
+Q_BUILD_DATE = "_build_date"
+
+# Run statuses in meta.runs.
+SUCCESS = "success"
+FAILED = "failed"
+
+# Contract value lists (../shared/API_CONTRACT.md).
+GENDERS = (
+    "Male", "Female", "Non-binary", "Genderqueer", "Genderfluid", "Agender",
+    "Bigender", "Gender questioning", "Gender nonconforming",
+)
+GENRES = (
+    "Rock", "Pop", "Hip Hop", "Jazz", "Electronic", "Classical", "Country", "Blues",
+    "R&B", "Reggae", "Folk", "Metal", "Punk", "Funk", "Indie", "Alternative", "Techno",
+)
