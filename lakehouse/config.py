@@ -128,7 +128,6 @@ def _coerce(name: str, value: Any) -> Any:
         if kind == "float":
             return float(value)
     except (TypeError, ValueError):
-        raise ConfigError(
-            f"setting {name} ({env_name}) must be a {kind}, got {value!r}"
-        ) from None
+        noun = {"int": "an integer", "float": "a number"}.get(kind, kind)
+        raise ConfigError(f"setting {name} ({env_name}) must be {noun}, got {value!r}") from None
     return value

@@ -13,6 +13,7 @@ pipeline see the same thing::
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 import os
@@ -27,7 +28,8 @@ from typing import TYPE_CHECKING, Literal
 
 import pyarrow as pa
 from deltalake import CommitProperties, DeltaTable, write_deltalake
-from deltalake.exceptions import CommitFailedError, DeltaError, TableNotFoundError as _DeltaMissing
+from deltalake.exceptions import CommitFailedError, DeltaError
+from deltalake.exceptions import TableNotFoundError as _DeltaMissing
 
 from lakehouse import names
 from lakehouse.errors import LakeError, SchemaError, TableNotFoundError
@@ -160,19 +162,35 @@ def _as_reader(data: pa.Table | pa.RecordBatchReader | Iterable[pa.RecordBatch],
 
 
 class _Counted:
-    """Casts each batch to the stored schema and counts rows as they stream."""
+    """Streams batches cast to the stored schema, counting rows.
+
+    Columns the stored schema has and the data lacks are filled with nulls.
+    An exception raised by the source while streaming is kept in ``error``:
+    delta-rs wraps it, and the caller re-raises the original.
+    """
 
     def __init__(self, reader: pa.RecordBatchReader, schema: pa.Schema):
         self.reader = reader
         self.schema = schema
         self.rows = 0
+        self.error: BaseException | None = None
 
     def batches(self) -> Iterator[pa.RecordBatch]:
-        for batch in self.reader:
-            if batch.schema != self.schema:
-                batch = batch.cast(self.schema)
-            self.rows += batch.num_rows
-            yield batch
+        incoming = self.reader.schema.names
+        try:
+            for batch in self.reader:
+                if incoming != self.schema.names:
+                    batch = pa.RecordBatch.from_arrays(
+                        [batch.column(f.name) if f.name in incoming
+                         else pa.nulls(batch.num_rows, f.type) for f in self.schema],
+                        names=self.schema.names)
+                if batch.schema != self.schema:
+                    batch = batch.cast(self.schema)
+                self.rows += batch.num_rows
+                yield batch
+        except BaseException as exc:
+            self.error = exc
+            raise
 
     def as_reader(self) -> pa.RecordBatchReader:
         return pa.RecordBatchReader.from_batches(self.schema, self.batches())
@@ -348,8 +366,7 @@ class Lake:
                 partition_by = self.delta(name).metadata().partition_columns or None
 
         counted = _Counted(reader, target)
-        stream = _with_nulls(counted, reader.schema) if target.names != reader.schema.names \
-            else counted.as_reader()
+        stream = counted.as_reader()
         kwargs: dict = {"partition_by": partition_by, "schema_mode": schema_mode,
                         "commit_properties": CommitProperties(
                             custom_metadata=dict(metadata or {}), max_commit_retries=50)}
@@ -381,6 +398,8 @@ class Lake:
                 counted = _Counted(data.to_reader(), target)
                 stream = counted.as_reader()
             except DeltaError as exc:
+                if counted.error is not None:
+                    raise counted.error from None
                 if replayable and "already exists" in str(exc) and attempt < _COMMIT_TRIES:
                     # Two writers raced to create the table: append to the winner's.
                     counted = _Counted(data.to_reader(), target)
@@ -391,7 +410,13 @@ class Lake:
                     continue
                 raise LakeError(f"cannot write {name}: {exc}") from None
             except OSError as exc:
+                if counted.error is not None:
+                    raise counted.error from None
                 raise LakeError(f"cannot write {name} under {self.root}: {exc}") from None
+            except Exception:
+                if counted.error is not None:
+                    raise counted.error from None
+                raise
         version = DeltaTable(str(path)).version()
         if changes:
             log.warning("schema of %s changed: %s", name, "; ".join(changes))
@@ -557,22 +582,6 @@ def _with_missing(target: pa.Schema, current: pa.Schema, missing: list[str]) -> 
     return target
 
 
-def _with_nulls(counted: _Counted, incoming: pa.Schema) -> pa.RecordBatchReader:
-    """Add all-null columns the stream lacks, then cast to the stored schema."""
-    target = counted.schema
-
-    def fill() -> Iterator[pa.RecordBatch]:
-        for batch in counted.reader:
-            arrays = [batch.column(f.name) if f.name in incoming.names
-                      else pa.nulls(batch.num_rows, f.type) for f in target]
-            out = pa.RecordBatch.from_arrays(
-                [a.cast(f.type) for a, f in zip(arrays, target, strict=True)], schema=target)
-            counted.rows += out.num_rows
-            yield out
-
-    return pa.RecordBatchReader.from_batches(target, fill())
-
-
 def _sql_literal(value: object) -> str:
     return str(value).replace("'", "''")
 
@@ -607,8 +616,6 @@ def _du(path: Path) -> int:
     total = 0
     for dirpath, _dirs, files in os.walk(path):
         for f in files:
-            try:
+            with contextlib.suppress(OSError):
                 total += os.lstat(os.path.join(dirpath, f)).st_size
-            except OSError:
-                pass
     return total

@@ -1,0 +1,116 @@
+"""The command line: help, errors, and the foundation commands."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+import click
+import pyarrow as pa
+import pytest
+from click.testing import CliRunner
+
+from lakehouse.cli import cli
+from lakehouse.lake import Lake
+
+
+def all_commands(group: click.Group, prefix=()):
+    for name, cmd in sorted(group.commands.items()):
+        yield (*prefix, name), cmd
+        if isinstance(cmd, click.Group):
+            yield from all_commands(cmd, (*prefix, name))
+
+
+@pytest.fixture
+def runner():
+    return CliRunner()
+
+
+@pytest.fixture
+def small_lake(tmp_path) -> Lake:
+    lake = Lake(tmp_path / "lake")
+    lake.write("raw.users", pa.table({
+        "id": [1, 2, 3], "ingest_date": pa.array([dt.date(2026, 11, 1)] * 3, pa.date32())}),
+        mode="replace_partition", partition_by=["ingest_date"],
+        partition={"ingest_date": dt.date(2026, 11, 1)})
+    return lake
+
+
+def test_every_command_has_help_with_an_example(runner):
+    commands = list(all_commands(cli))
+    assert {"tables", "sql"} <= {path[0] for path, _ in commands}
+    for path, _cmd in commands:
+        result = runner.invoke(cli, [*path, "--help"])
+        assert result.exit_code == 0, (path, result.output)
+        assert "Example" in result.output, f"'lakehouse {' '.join(path)} --help' has no example"
+
+
+def test_help_lists_the_commands_and_version(runner):
+    result = runner.invoke(cli, ["--help"])
+    assert result.exit_code == 0
+    for name in cli.commands:
+        assert name in result.output
+    version = runner.invoke(cli, ["--version"])
+    assert version.exit_code == 0 and "lakehouse, version" in version.output
+
+
+def test_tables_lists_rows_and_versions(runner, small_lake):
+    result = runner.invoke(cli, ["--lake", str(small_lake.root), "tables", "--format", "csv"])
+    assert result.exit_code == 0, result.output
+    lines = result.output.strip().splitlines()
+    assert lines[0] == "table,rows,files,size,version,last_modified,partitioned_by"
+    assert lines[1].startswith("raw.users,3,1,")
+    assert lines[1].endswith(",0," + lines[1].split(",")[5] + ",ingest_date")
+
+
+def test_tables_on_an_empty_lake_says_what_to_do(runner, tmp_path):
+    (tmp_path / "lake").mkdir()
+    result = runner.invoke(cli, ["--lake", str(tmp_path / "lake"), "tables"])
+    assert result.exit_code == 0
+    assert "lakehouse ingest" in result.output
+
+
+def test_sql_formats(runner, small_lake):
+    args = ["--lake", str(small_lake.root), "sql", "SELECT count(*) AS n FROM raw.users"]
+    table = runner.invoke(cli, args)
+    assert table.exit_code == 0 and table.output.splitlines() == ["n", "-", "3"]
+    as_json = runner.invoke(cli, [*args, "--format", "json"])
+    assert json.loads(as_json.output) == [{"n": 3}]
+    as_csv = runner.invoke(cli, [*args, "--format", "csv"])
+    assert as_csv.output == "n\n3\n"
+
+
+def test_sql_error_is_one_line_exit_1(runner, small_lake):
+    result = runner.invoke(cli, ["--lake", str(small_lake.root), "sql", "SELECT * FROM raw.nope"])
+    assert result.exit_code == 1
+    assert result.output.startswith("Error: query failed")
+    assert result.output.count("\n") == 1
+    assert "Traceback" not in result.output
+
+
+@pytest.mark.parametrize("kind", ["file", "missing"])
+def test_bad_lake_is_a_one_line_error(runner, tmp_path, kind):
+    target = tmp_path / "thing"
+    if kind == "file":
+        target.write_text("not a lake")
+    result = runner.invoke(cli, ["--lake", str(target), "tables"])
+    assert result.exit_code == 1
+    assert result.output.startswith("Error: ") and result.output.count("\n") == 1
+
+
+def test_unwritable_lake_check(tmp_path, monkeypatch):
+    from lakehouse.errors import LakeError
+
+    lake = Lake(tmp_path / "lake")
+
+    def deny(self, *a, **k):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr("pathlib.Path.write_bytes", deny)
+    with pytest.raises(LakeError, match="not writable"):
+        lake.check_writable()
+
+
+def test_usage_errors_keep_exit_code_2(runner):
+    result = runner.invoke(cli, ["sql"])
+    assert result.exit_code == 2
