@@ -1,0 +1,130 @@
+"""The showcase: the whole daily job, several simulated days, on the bundled mock API.
+
+``lakehouse demo`` (``make demo``) starts the mock API on a free loopback
+port, then for each simulated day switches the API to that date and runs what
+cron would run: ingest, build, recommend (training once enough history
+exists, and again at the end so a challenger meets the champion). It ends
+with the HTML report and stops the API.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from lakehouse.config import Settings
+from lakehouse.errors import LakeError
+from lakehouse.lake import Lake
+
+MARKER = ".demo-lake"
+
+
+@dataclass
+class DemoResult:
+    """What the demo did."""
+
+    lake: Path
+    days: list[dt.date]
+    report: Path | None = None
+    champion: str | None = None
+    failed_steps: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+def prepare_demo_lake(root: Path) -> None:
+    """Make ``root`` an empty demo lake, refusing to touch a lake with real data.
+
+    A folder that holds tables but no demo marker is someone's lake: the demo
+    must not write mock data into it.
+
+    Raises:
+        LakeError: ``root`` holds a lake that the demo did not create.
+    """
+    if root.exists() and any(root.iterdir()):
+        has_data = any((root / z).is_dir() for z in ("raw", "standardized", "consumption"))
+        if has_data and not (root / MARKER).exists():
+            raise LakeError(
+                f"{root} already holds a lake that the demo did not create; "
+                "run the demo elsewhere with --lake PATH (e.g. lakehouse --lake demo-lake demo)")
+        for child in root.iterdir():
+            if child.name in (".gitignore", "README.md"):
+                continue
+            if child.is_dir():
+                shutil.rmtree(child)
+            else:
+                child.unlink()
+    root.mkdir(parents=True, exist_ok=True)
+    (root / MARKER).write_text("created by 'lakehouse demo'; safe to delete\n")
+
+
+def run_demo(settings: Settings, *, days: int = 5, seed: int = 42,
+             echo: Callable[[str], None] = print) -> DemoResult:
+    """Run ingest -> build -> train -> recommend over ``days`` simulated days.
+
+    Args:
+        settings: The lake (``settings.lake``) is emptied first if it is a
+            demo lake; a lake with other data is refused.
+        days: Simulated days, at least 3 (training needs history).
+        seed: The mock API's seed: same seed, same data, same results.
+        echo: Where progress lines go.
+
+    Returns:
+        The days simulated, the report path, the champion model version and
+        any step that failed.
+    """
+    from lakehouse.ingest import ingest
+    from lakehouse.mockapi.data import MockConfig
+    from lakehouse.mockapi.testing import running_mock_api
+    from lakehouse.monitor.alerts import notify_runs
+    from lakehouse.monitor.report import write_report
+    from lakehouse.recsys.registry import Registry
+    from lakehouse.recsys.score import recommend
+    from lakehouse.recsys.train import train
+    from lakehouse.zones.build import build
+
+    days = max(days, 3)
+    t0 = time.perf_counter()
+    prepare_demo_lake(settings.lake)
+    Lake(settings.lake).check_writable()
+    config = MockConfig(seed=seed)
+    dates = [config.end - dt.timedelta(days=n) for n in range(days - 1, -1, -1)]
+    result = DemoResult(lake=settings.lake, days=dates)
+    train_on = {dates[len(dates) // 2], dates[-1]}
+    echo(f"Demo lake: {settings.lake}  ({days} simulated days, "
+         f"{dates[0]} .. {dates[-1]}, mock seed {seed})")
+    with running_mock_api(config, admin=True) as api:
+        run_settings = settings.replace(api_url=api.url)
+        echo(f"Bundled MooVitamix API on {api.url}")
+        for day in dates:
+            api.set_as_of(day)
+            steps: list[str] = []
+            records = ingest(run_settings, date=day, progress=False)
+            steps.append("ingest " + " ".join(
+                f"{r.target}={r.records if r.ok else 'FAILED'}" for r in records))
+            try:
+                build_runs = build(run_settings, date=day)
+                records += build_runs
+                steps.append(f"build {sum(r.ok for r in build_runs)} tables")
+                if day in train_on:
+                    trained = train(run_settings, date=day)
+                    steps.append(f"train {trained.version}: "
+                                 f"{'promoted' if trained.promoted else 'kept champion'}")
+                if Registry(run_settings.models_dir).alias("champion"):
+                    scored = recommend(run_settings, date=day)
+                    records.append(scored)
+                    steps.append(f"recommend {scored.records} rows")
+            except Exception as exc:  # noqa: BLE001 - the demo reports and goes on
+                result.failed_steps.append(f"{day}: {exc}")
+                steps.append(f"FAILED: {str(exc).splitlines()[0]}")
+            notify_runs(run_settings, records)
+            failed = [f"{day} {r.pipeline} {r.target}: {r.error}" for r in records if not r.ok]
+            result.failed_steps += failed
+            echo(f"  {day}  " + "; ".join(steps))
+        result.report = write_report(run_settings)
+    result.champion = Registry(settings.models_dir).alias("champion")
+    result.seconds = time.perf_counter() - t0
+    return result
