@@ -163,6 +163,32 @@ def sql(query: str, fmt: str, limit: int) -> None:
 
 # ---- status, kpis, report, alert ----
 
+# ---- demo ----
+@cli.command()
+@click.option("--days", type=click.IntRange(3, 30), default=5, show_default=True,
+              help="Simulated days to run.")
+@click.option("--seed", type=int, default=42, show_default=True, help="Mock API seed.")
+def demo(days: int, seed: int) -> None:
+    """Run the whole daily job on the bundled mock API over several simulated days.
+
+    Starts the mock API on a free loopback port, ingests, builds, trains and
+    recommends day by day, writes the HTML report and stops the API. The lake
+    is emptied first if the demo created it; a lake holding other data is
+    refused.
+
+    Example:
+      lakehouse --lake demo-lake demo --days 5
+    """
+    from lakehouse.demo import run_demo
+
+    result = run_demo(settings(), days=days, seed=seed, echo=click.echo)
+    click.echo(f"Champion model: {result.champion or 'none'}")
+    click.echo(f"Report: {result.report}")
+    click.echo(f"Done in {result.seconds:.0f} s. Try: lakehouse --lake {result.lake} status")
+    if result.failed_steps:
+        raise click.ClickException(f"{len(result.failed_steps)} step(s) failed, first: "
+                                   f"{result.failed_steps[0]}")
+
 
 def main() -> None:
     """Console-script entry point."""
