@@ -1,0 +1,368 @@
+"""Ingestion: each endpoint of the source API -> one partition of its raw table.
+
+One endpoint run reads every page of the endpoint (page 1, then the rest
+concurrently), streams them as record batches into ONE atomic Delta commit
+that replaces the ``ingest_date`` partition, and appends one record to
+``meta.runs``. Endpoints are independent: one failing is a failed record,
+never an exception, and never touches the other tables::
+
+    from lakehouse.config import Settings
+    from lakehouse.ingest import ingest
+    runs = ingest(Settings.load(), ["users"], date=datetime.date(2026, 11, 26))
+    assert all(r.ok for r in runs)
+
+Completeness: the records read must equal the envelope's ``total``. If
+``total`` changes during the read (the source moved under us), the endpoint
+is read again, a bounded number of times, and then fails; a partial or
+inconsistent snapshot is never committed, since the stream aborts before the
+commit.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import sys
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from contextlib import nullcontext
+from typing import Any
+
+import click
+import pyarrow as pa
+
+from lakehouse import names
+from lakehouse.config import Settings
+from lakehouse.errors import ConfigError, LakehouseError, SourceError
+from lakehouse.lake import Lake, WriteResult, utc_now
+from lakehouse.locking import lake_lock
+from lakehouse.runlog import RunRecord, record_run
+from lakehouse.source.client import MAX_PAGE_SIZE, ApiClient, Page, check_base_url, redact
+from lakehouse.source.endpoints import ENDPOINTS, META_FIELDS, EndpointSpec
+from lakehouse.source.errors import (
+    FieldTypeError,
+    HttpStatusError,
+    NotTheApiError,
+    SourceMovedError,
+)
+from lakehouse.source.paginator import iter_pages
+from lakehouse.source.records import JSON_TEXT, column, infer_field, scan_keys
+
+log = logging.getLogger(__name__)
+
+PIPELINE = "ingest"
+# Reads of an endpoint whose total keeps changing before giving up.
+MOVED_TRIES = 3
+# Restarts allowed because a new field first appeared after page 1.
+NEW_FIELD_RESTARTS = 3
+# Rows per record batch handed to the writer: big enough to amortize the
+# conversion, small enough to keep memory flat.
+BATCH_ROWS = 5000
+
+
+def ingest(settings: Settings, endpoints: Sequence[str] | None = None, *,
+           date: dt.date | None = None, wait: bool = True,
+           progress: bool | None = None) -> list[RunRecord]:
+    """Ingest endpoints of the source API into the raw zone, one commit each.
+
+    Args:
+        settings: Lake, API URL/token, workers, page size, timeouts, retries.
+        endpoints: Endpoint names (``users``, ``tracks``, ``listen_history``),
+            run in this order; None for all three.
+        date: The ingest date, i.e. the ``ingest_date`` partition replaced
+            (default: today, UTC).
+        wait: Wait for another ingest holding the lake's lock; if False, raise.
+        progress: True: a progress bar per endpoint on stderr; False: silent;
+            None: a bar on a terminal, else one line per endpoint (cron logs).
+
+    Returns:
+        One run record per endpoint, in the order given, each also appended
+        to ``meta.runs``; an endpoint that failed has status ``failed`` and a
+        one-line ``error``.
+
+    Raises:
+        ConfigError: Unknown endpoint, bad date, bad API URL or page size.
+        LakeError: The lake cannot be written.
+        LockedError: Another ingest holds the lock and ``wait`` is False.
+        SourceError: The API is unreachable or is not the MooVitamix API
+            (checked once before any endpoint is read).
+    """
+    specs = _specs(endpoints)
+    day = _check_date(date)
+    _check_settings(settings)
+    lake = Lake(settings.lake)
+    lake.check_writable()
+    bar = sys.stderr.isatty() if progress is None else progress
+    lines = progress is None and not bar
+    records: list[RunRecord] = []
+    with lake_lock(settings.locks_dir, PIPELINE, wait=wait):
+        preflight(settings, specs[0])
+        for spec in specs:
+            record = ingest_endpoint(lake, settings, spec, day, progress=bar)
+            try:
+                record_run(lake, record)
+            except LakehouseError as exc:
+                log.error("could not append the %s run to %s: %s",
+                          spec.name, names.META_RUNS, exc)
+            if lines:
+                click.echo(summary_line(record), err=True)
+            records.append(record)
+    return records
+
+
+def preflight(settings: Settings, spec: EndpointSpec) -> None:
+    """Check once, before any work, that the URL is the API and answers.
+
+    Statuses that may be transient (429, 5xx) pass: that endpoint's own run
+    will fail or succeed on its own, leaving the others alone.
+
+    Raises:
+        SourceError: Unreachable, not the API, or refused (e.g. 401/404).
+    """
+    with ApiClient.from_settings(settings.replace(workers=1)) as client:
+        try:
+            client.get_page(spec.path, 1, 1)
+        except HttpStatusError as exc:
+            if exc.status == 429 or exc.status >= 500:
+                log.warning("pre-flight: %s", exc)
+                return
+            hint = ("set LAKEHOUSE_API_TOKEN" if exc.status in (401, 403)
+                    else "is --api-url the MooVitamix API?")
+            raise NotTheApiError(f"{redact(client.base_url)}: {exc}; {hint}") from None
+
+
+def ingest_endpoint(lake: Lake, settings: Settings, spec: EndpointSpec | str,
+                    date: dt.date, *, progress: bool = False) -> RunRecord:
+    """Ingest one endpoint into its raw partition for ``date``; never raises.
+
+    The caller holds the ingest lock and appends the record to ``meta.runs``.
+
+    Returns:
+        The run record, ``success`` or ``failed`` with a one-line error.
+    """
+    spec = ENDPOINTS[spec] if isinstance(spec, str) else spec
+    record = RunRecord(pipeline=PIPELINE, target=spec.name, run_date=date)
+    record.details = {"api_url": redact(settings.api_url), "page_size": settings.page_size,
+                      "workers": settings.workers}
+    with ApiClient.from_settings(settings) as client:
+        try:
+            result, reader, attempts = _read_and_write(lake, client, settings, spec, date,
+                                                       record.run_id, progress)
+        except LakehouseError as exc:
+            status, error = names.FAILED, _one_line(exc)
+            if isinstance(exc, FieldTypeError):
+                error += f"; nothing written to {spec.table}"
+        except Exception as exc:  # noqa: BLE001 - a bug in one endpoint must not stop the others
+            log.exception("ingest of %s failed unexpectedly", spec.name)
+            status, error = names.FAILED, _one_line(exc, prefix=type(exc).__name__ + ": ")
+        else:
+            status, error = names.SUCCESS, None
+            record.records = result.rows
+            record.rows_in = reader.records
+            record.pages = reader.pages
+            record.table_version = result.version
+            record.schema_changes = reader.drift() + result.schema_changes
+            record.details.update(total=reader.total, attempts=attempts)
+        record.requests, record.retries, record.bytes = \
+            client.requests, client.retries, client.bytes
+    record.finish(status, error)
+    log.info("%s", summary_line(record))
+    return record
+
+
+def summary_line(record: RunRecord) -> str:
+    """One log line per endpoint run, for cron logs."""
+    head = f"ingest {record.target} {record.run_date}: {record.status}"
+    if not record.ok:
+        return f"{head}: {record.error}"
+    line = (f"{head}, {record.records} records, {record.pages} pages, "
+            f"{record.requests} requests ({record.retries} retries), "
+            f"{record.duration_s:.1f}s, version {record.table_version}")
+    if record.schema_changes:
+        line += "; schema: " + "; ".join(record.schema_changes)
+    return line
+
+
+# --------------------------------------------------------------------- internals
+class _Restart(Exception):
+    """Raised inside the stream to abort the commit and read the endpoint again."""
+
+    def __init__(self, reason: str, new_fields: dict[str, Any] | None = None):
+        super().__init__(reason)
+        self.reason = reason
+        self.new_fields = new_fields or {}
+
+
+def _read_and_write(lake: Lake, client: ApiClient, settings: Settings, spec: EndpointSpec,
+                    date: dt.date, run_id: str, progress: bool
+                    ) -> tuple[WriteResult, _EndpointStream, int]:
+    table_schema = lake.schema(spec.table) if lake.exists(spec.table) else None
+    extras: dict[str, pa.Field] = {}
+    moved = restarts = 0
+    attempt = 0
+    while True:
+        attempt += 1
+        first = client.get_page(spec.path, 1, settings.page_size)
+        _, unknown = scan_keys(first.items, frozenset(spec.field_names) | extras.keys())
+        extras.update({n: _extra_field(n, v, table_schema) for n, v in unknown.items()})
+        stream = _EndpointStream(client, spec, first, list(extras.values()), run_id, date,
+                                 settings.workers)
+        bar = click.progressbar(length=first.pages, label=f"{spec.name:<15}",
+                                file=sys.stderr) if progress else nullcontext()
+        try:
+            with bar as shown:
+                stream.on_page = shown.update if progress else None
+                result = lake.write(
+                    spec.table, stream.batches(), schema=stream.schema,
+                    mode="replace_partition", partition={names.INGEST_DATE: date},
+                    partition_by=[names.INGEST_DATE],
+                    metadata={"run_id": run_id, "pipeline": PIPELINE})
+            return result, stream, attempt
+        except _Restart as restart:
+            if restart.new_fields:
+                restarts += 1
+                if restarts > NEW_FIELD_RESTARTS:
+                    raise SourceError(f"new fields kept appearing mid-read ({restart.reason}); "
+                                      "nothing written; rerun later") from None
+                extras.update({n: _extra_field(n, v, table_schema)
+                               for n, v in restart.new_fields.items()})
+                log.info("%s: %s; reading again with the new columns", spec.name,
+                         restart.reason)
+                continue
+            moved += 1
+            if moved >= MOVED_TRIES:
+                raise SourceMovedError(
+                    f"the source moved while being read ({restart.reason}), {moved} reads "
+                    "in a row; nothing written; rerun when the source is stable") from None
+            log.warning("%s: the source moved (%s); reading again", spec.name, restart.reason)
+
+
+def _extra_field(name: str, example: Any, table_schema: pa.Schema | None) -> pa.Field:
+    inferred = infer_field(name, example)
+    if table_schema is not None and name in table_schema.names:
+        stored = table_schema.field(name).with_nullable(True)
+        if pa.types.is_string(stored.type) and inferred.metadata:
+            return inferred  # JSON text, stored as a string
+        return stored
+    return inferred
+
+
+class _EndpointStream:
+    """Pages of one endpoint -> record batches of its raw schema, checked."""
+
+    def __init__(self, client: ApiClient, spec: EndpointSpec, first: Page,
+                 extras: list[pa.Field], run_id: str, date: dt.date, workers: int):
+        self.client = client
+        self.spec = spec
+        self.first = first
+        self.fields = list(spec.fields) + extras
+        self.extras = extras
+        self.expected = frozenset(f.name for f in self.fields)
+        self.schema = pa.schema(self.fields + list(META_FIELDS))
+        self.run_id = run_id
+        self.date = date
+        self.workers = workers
+        self.total = first.total
+        self.records = 0
+        self.pages = 0
+        self.missing: Counter[str] = Counter()
+        self.on_page: Any = None
+
+    def batches(self) -> Iterator[pa.RecordBatch]:
+        items: list[dict[str, Any]] = []
+        pages: list[int] = []
+        times: list[dt.datetime] = []
+        for page in iter_pages(self.client, self.spec.path, size=self.first.size,
+                               workers=self.workers, first=self.first):
+            if page.total != self.total:
+                raise _Restart(f"total went from {self.total} to {page.total} "
+                               f"by page {page.number}")
+            missing, unknown = scan_keys(page.items, self.expected)
+            if unknown:
+                raise _Restart(f"new field(s) {', '.join(sorted(unknown))} first seen on "
+                               f"page {page.number}", unknown)
+            self.missing.update(missing)
+            self.pages += 1
+            self.records += len(page.items)
+            items += page.items
+            pages += [page.number] * len(page.items)
+            times += [page.fetched_at] * len(page.items)
+            if self.on_page:
+                self.on_page(1)
+            if len(items) >= BATCH_ROWS:
+                yield self._batch(items, pages, times)
+                items, pages, times = [], [], []
+        if self.records != self.total:
+            raise _Restart(f"read {self.records} records but total is {self.total}")
+        if items:
+            yield self._batch(items, pages, times)
+
+    def _batch(self, items: list[dict[str, Any]], pages: list[int],
+               times: list[dt.datetime]) -> pa.RecordBatch:
+        n = len(items)
+        arrays = [column(f, [item.get(f.name) for item in items]) for f in self.fields]
+        arrays += [
+            pa.array([self.run_id] * n, pa.string()),
+            pa.array(times, pa.timestamp("us", tz="UTC")),
+            pa.array(pages, pa.int64()),
+            pa.array([self.date] * n, pa.date32()),
+        ]
+        return pa.RecordBatch.from_arrays(arrays, schema=self.schema)
+
+    def drift(self) -> list[str]:
+        """The run's schema drift against the contract, in words."""
+        out = []
+        for f in self.extras:
+            kind = "JSON text" if f.metadata and f.metadata.get(JSON_TEXT) else str(f.type)
+            out.append(f"new field {f.name} ({kind}) kept as a column")
+        for name in self.spec.field_names:
+            if self.missing.get(name):
+                out.append(f"missing field {name}: null in {self.missing[name]} of "
+                           f"{self.records} records")
+        return out
+
+
+def _specs(endpoints: Sequence[str] | None) -> list[EndpointSpec]:
+    if endpoints is None or len(endpoints) == 0:
+        return list(ENDPOINTS.values())
+    if isinstance(endpoints, str):
+        endpoints = [endpoints]
+    unknown = [e for e in endpoints if e not in ENDPOINTS]
+    if unknown:
+        raise ConfigError(f"unknown endpoint(s) {', '.join(map(repr, unknown))}: "
+                          f"choose from {', '.join(ENDPOINTS)}")
+    seen: dict[str, EndpointSpec] = {}
+    for e in endpoints:
+        seen.setdefault(e, ENDPOINTS[e])
+    return list(seen.values())
+
+
+def _check_date(date: dt.date | str | None) -> dt.date:
+    if date is None:
+        return utc_now().date()
+    if isinstance(date, dt.datetime):
+        return date.date()
+    if isinstance(date, dt.date):
+        return date
+    try:
+        return dt.date.fromisoformat(str(date))
+    except ValueError:
+        raise ConfigError(f"bad ingest date {date!r}: use YYYY-MM-DD, e.g. 2026-11-26") \
+            from None
+
+
+def _check_settings(settings: Settings) -> None:
+    check_base_url(settings.api_url)
+    if not 1 <= settings.page_size <= MAX_PAGE_SIZE:
+        raise ConfigError(f"page size {settings.page_size} is out of range: the API "
+                          f"serves 1..{MAX_PAGE_SIZE} (LAKEHOUSE_PAGE_SIZE)")
+    if settings.workers < 1:
+        raise ConfigError(f"workers must be at least 1, got {settings.workers} "
+                          "(--workers or LAKEHOUSE_WORKERS)")
+    if settings.max_retries < 0:
+        raise ConfigError(f"max_retries must be >= 0, got {settings.max_retries}")
+
+
+def _one_line(exc: BaseException, prefix: str = "") -> str:
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return prefix + (text if len(text) <= 400 else text[:397] + "...")

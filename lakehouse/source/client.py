@@ -1,0 +1,293 @@
+"""The HTTP client of the source API: one page per call, retried, counted.
+
+Transport-level trouble (refused or dropped connections, timeouts, 429 and
+5xx answers, ``Retry-After``) is retried by urllib3's :class:`Retry` on the
+session's adapter. A 200 whose body is cut short or is not a page envelope
+cannot be seen by urllib3, so :meth:`ApiClient.get_page` retries those with
+the same budget and the same capped, jittered backoff. Other 4xx answers fail
+at once, quoting the server's message.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import random
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+import requests
+from requests.adapters import HTTPAdapter
+from urllib3.util.retry import Retry
+
+from lakehouse import __version__
+from lakehouse.errors import ConfigError
+from lakehouse.source.errors import (
+    HttpStatusError,
+    NotTheApiError,
+    SourceUnreachableError,
+)
+
+log = logging.getLogger(__name__)
+
+RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+MAX_PAGE_SIZE = 100
+# A server asking for a longer pause than this is capped: a cron job must end.
+RETRY_AFTER_MAX = 60.0
+USER_AGENT = f"lakehouse/{__version__} (MooVitamix ingest; python-requests/{requests.__version__})"
+
+
+@dataclass(frozen=True)
+class Page:
+    """One page envelope as served, with when it arrived."""
+
+    number: int
+    items: list[dict[str, Any]]
+    total: int
+    pages: int
+    size: int
+    nbytes: int
+    fetched_at: dt.datetime
+
+
+class _CappedRetry(Retry):
+    """urllib3's Retry, with ``Retry-After`` honoured up to a cap."""
+
+    def __init__(self, *args: Any, retry_after_max: float = RETRY_AFTER_MAX, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.retry_after_max = retry_after_max
+
+    def new(self, **kw: Any) -> _CappedRetry:
+        kw.setdefault("retry_after_max", self.retry_after_max)
+        return super().new(**kw)  # type: ignore[return-value]
+
+    def parse_retry_after(self, retry_after: str) -> float:
+        return min(super().parse_retry_after(retry_after), self.retry_after_max)
+
+
+def check_base_url(url: str) -> str:
+    """``url`` without a trailing slash, if it is an http(s) URL with a host.
+
+    Raises:
+        ConfigError: It is not.
+    """
+    parts = urlsplit(url or "")
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(f"bad API URL {url!r}: use http(s)://host[:port], "
+                          "e.g. http://127.0.0.1:8000 (--api-url or LAKEHOUSE_API_URL)")
+    try:
+        parts.port  # noqa: B018 - raises on a bad port
+    except ValueError:
+        raise ConfigError(f"bad API URL {url!r}: the port is not a number") from None
+    return url.rstrip("/")
+
+
+def redact(url: str) -> str:
+    """``url`` without any user:password part, for logs and run records."""
+    parts = urlsplit(url)
+    if parts.username or parts.password:
+        netloc = parts.hostname or ""
+        if parts.port:
+            netloc += f":{parts.port}"
+        parts = parts._replace(netloc=netloc)
+    return parts.geturl()
+
+
+class ApiClient:
+    """Reads pages of the source API; thread-safe, one instance per run.
+
+    Args:
+        base_url: The API's base URL.
+        token: Bearer token sent as ``Authorization`` (never logged).
+        connect_timeout, read_timeout: Seconds.
+        max_retries: Retries per request (each of transport and body level).
+        backoff_factor, backoff_max: Exponential backoff in seconds, capped.
+        pool_size: Connections kept open (the number of worker threads).
+
+    Attributes:
+        requests, retries, bytes: Counters over the client's life.
+    """
+
+    def __init__(self, base_url: str, *, token: str | None = None,
+                 connect_timeout: float = 5.0, read_timeout: float = 30.0,
+                 max_retries: int = 6, backoff_factor: float = 0.25,
+                 backoff_max: float = 10.0, pool_size: int = 8):
+        self.base_url = check_base_url(base_url)
+        self.timeout = (connect_timeout, read_timeout)
+        self.max_retries = max(0, max_retries)
+        self.backoff_factor = backoff_factor
+        self.backoff_max = backoff_max
+        self.requests = 0
+        self.retries = 0
+        self.bytes = 0
+        self._lock = threading.Lock()
+        retry = _CappedRetry(
+            total=self.max_retries, connect=self.max_retries, read=self.max_retries,
+            status=self.max_retries, other=self.max_retries,
+            backoff_factor=backoff_factor, backoff_max=backoff_max,
+            backoff_jitter=backoff_factor, status_forcelist=RETRY_STATUSES,
+            allowed_methods=frozenset({"GET"}), respect_retry_after_header=True,
+            raise_on_status=False, raise_on_redirect=False,
+            retry_after_max=max(backoff_max, 1.0) * 6)
+        adapter = HTTPAdapter(pool_connections=1, pool_maxsize=max(1, pool_size),
+                              max_retries=retry)
+        self.session = requests.Session()
+        self.session.mount("http://", adapter)
+        self.session.mount("https://", adapter)
+        self.session.headers["User-Agent"] = USER_AGENT
+        self.session.headers["Accept"] = "application/json"
+        if token:
+            self.session.headers["Authorization"] = f"Bearer {token}"
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> ApiClient:
+        """A client configured by :class:`lakehouse.config.Settings`."""
+        return cls(settings.api_url, token=settings.api_token,
+                   connect_timeout=settings.connect_timeout,
+                   read_timeout=settings.read_timeout, max_retries=settings.max_retries,
+                   backoff_factor=settings.backoff_factor, backoff_max=settings.backoff_max,
+                   pool_size=settings.workers)
+
+    def close(self) -> None:
+        self.session.close()
+
+    def __enter__(self) -> ApiClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _count(self, requests_: int = 0, retries: int = 0, nbytes: int = 0) -> None:
+        with self._lock:
+            self.requests += requests_
+            self.retries += retries
+            self.bytes += nbytes
+
+    def _sleep(self, attempt: int) -> None:
+        delay = min(self.backoff_max, self.backoff_factor * 2 ** (attempt - 1))
+        time.sleep(delay + random.uniform(0, self.backoff_factor))
+
+    def get_page(self, path: str, page: int, size: int = MAX_PAGE_SIZE) -> Page:
+        """GET ``path?page=&size=`` and return the page envelope.
+
+        Raises:
+            SourceUnreachableError: No answer after the retries.
+            HttpStatusError: An error status (at once for 4xx other than 429).
+            NotTheApiError: Bodies that are not a page envelope, every try.
+        """
+        url = f"{self.base_url}{path}"
+        params = {"page": page, "size": size}
+        where = f"GET {path}?page={page}&size={size}"
+        problem = ""
+        for attempt in range(self.max_retries + 1):
+            if attempt:
+                self._count(retries=1)
+                log.debug("%s: %s; retrying (%d)", where, problem, attempt)
+                self._sleep(attempt)
+            try:
+                resp = self.session.get(url, params=params, timeout=self.timeout)
+            except requests.exceptions.RetryError as exc:  # redirects exhausted, etc.
+                self._count(requests_=1 + self.max_retries, retries=self.max_retries)
+                raise NotTheApiError(f"{where} at {redact(self.base_url)}: {_reason(exc)}; "
+                                     "check --api-url") from None
+            except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as exc:
+                self._count(requests_=1 + self.max_retries, retries=self.max_retries)
+                raise SourceUnreachableError(
+                    f"cannot reach the API at {redact(self.base_url)} ({_reason(exc)}) after "
+                    f"{self.max_retries} retries; check --api-url and that the API is up"
+                ) from None
+            history = len(resp.raw.retries.history) if resp.raw.retries else 0
+            self._count(requests_=1 + history, retries=history)
+            try:
+                body = resp.content
+            except requests.exceptions.RequestException as exc:
+                problem = f"body cut short ({_reason(exc)})"
+                continue
+            self._count(nbytes=len(body))
+            if resp.status_code != 200:
+                message = _server_message(body)
+                if resp.status_code in RETRY_STATUSES or resp.status_code < 400:
+                    # urllib3 already spent the retry budget on this status.
+                    raise HttpStatusError(f"{where} answered {resp.status_code} "
+                                          f"{resp.reason or ''} after {history} retries: "
+                                          f"{message}".replace("  ", " "), resp.status_code)
+                raise HttpStatusError(f"{where} answered {resp.status_code} "
+                                      f"{resp.reason or ''}: {message}".replace("  ", " "),
+                                      resp.status_code)
+            parsed = _envelope(body, page)
+            if isinstance(parsed, str):
+                problem = parsed
+                continue
+            items, total, pages, size_ = parsed
+            return Page(page, items, total, pages, size_, len(body), dt.datetime.now(dt.UTC))
+        raise NotTheApiError(f"{where} at {redact(self.base_url)}: {problem} "
+                             f"(after {self.max_retries} retries); is --api-url the "
+                             "MooVitamix API?")
+
+
+def _envelope(body: bytes, page: int) -> tuple[list, int, int, int] | str:
+    """The envelope's (items, total, pages, size), or what is wrong with it."""
+    try:
+        doc = json.loads(body)
+    except ValueError:
+        start = body[:40].decode("utf-8", "replace").strip()
+        return f"the body is not JSON (starts {start!r})" if start else "the body is empty"
+    if not isinstance(doc, dict) or "items" not in doc or "total" not in doc:
+        return "the JSON is not a page envelope (items, total, page, size, pages)"
+    items, total, pages, size = doc.get("items"), doc.get("total"), doc.get("pages"), \
+        doc.get("size")
+    if not isinstance(items, list) or not all(type(i) is dict for i in items):
+        return "'items' is not a list of objects"
+    if type(total) is not int or total < 0:
+        return f"'total' is not a count: {total!r}"
+    if type(size) is not int or size < 1:
+        return f"'size' is not a page size: {size!r}"
+    if type(pages) is not int or pages < 0:
+        return f"'pages' is not a count: {pages!r}"
+    if doc.get("page", page) != page:
+        return f"asked for page {page}, got page {doc.get('page')!r}"
+    if len(items) > size:
+        return f"{len(items)} items on a page of size {size}"
+    return items, total, pages, size
+
+
+def _server_message(body: bytes) -> str:
+    """The server's error message, short: FastAPI's ``detail`` if there is one."""
+    try:
+        doc = json.loads(body)
+    except ValueError:
+        text = " ".join(body[:200].decode("utf-8", "replace").split())
+        return text or "(empty body)"
+    detail = doc.get("detail", doc) if isinstance(doc, dict) else doc
+    if isinstance(detail, list) and detail and isinstance(detail[0], dict):
+        first = detail[0]
+        loc = ".".join(str(p) for p in first.get("loc", []))
+        return f"{loc}: {first.get('msg', first)}" if loc else str(first.get("msg", first))
+    text = detail if isinstance(detail, str) else json.dumps(detail)
+    return text[:200]
+
+
+def _reason(exc: BaseException) -> str:
+    """A short reason from a requests/urllib3 exception chain."""
+    inner: BaseException = exc
+    while True:
+        nxt = getattr(inner, "reason", None)
+        if isinstance(nxt, BaseException):
+            inner = nxt
+            continue
+        if inner.args and isinstance(inner.args[0], BaseException):
+            inner = inner.args[0]
+            continue
+        break
+    text = str(inner)
+    # urllib3 wraps the useful part after the last colon of "<pool>: Failed ...".
+    if "Failed to establish a new connection" in text:
+        text = text.split("Failed to establish a new connection:")[-1].strip()
+        text = text.split("] ", 1)[-1]
+    if isinstance(inner, requests.exceptions.Timeout) or "timed out" in text.lower():
+        return "timed out"
+    return text[:120] or type(inner).__name__

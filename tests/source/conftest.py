@@ -1,0 +1,159 @@
+"""A tiny in-process stand-in for the source API, for client and ingest tests.
+
+It serves the contract's page envelope from in-memory lists, and a test can
+script any answer (status, body, dropped connection, changing total) with a
+``hook``. The bundled mock API is used by the integration tests instead.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import socket
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+
+
+@dataclass
+class Request:
+    endpoint: str
+    page: int
+    size: int
+    n: int  # 1-based count of requests to this (endpoint, page)
+    headers: dict[str, str]
+
+
+# A hook answers a request with None (serve normally), "reset" (drop the
+# connection), "truncate" (cut the body short), or (status, headers, body).
+Hook = Callable[[Request], Any]
+
+
+@dataclass
+class FakeApi:
+    data: dict[str, list[dict]]
+    hook: Hook | None = None
+    url: str = ""
+    log: list[Request] = field(default_factory=list)
+    counts: dict[tuple[str, int], int] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def envelope(self, endpoint: str, page: int, size: int) -> dict:
+        items = self.data[endpoint]
+        return {"items": items[(page - 1) * size: page * size], "total": len(items),
+                "page": page, "size": size, "pages": math.ceil(len(items) / size)}
+
+    def hits(self, endpoint: str) -> int:
+        return sum(1 for r in self.log if r.endpoint == endpoint)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    api: FakeApi
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+    def do_GET(self) -> None:  # noqa: N802
+        api = self.api
+        parts = urlsplit(self.path)
+        endpoint = parts.path.strip("/")
+        query = parse_qs(parts.query)
+        page = int(query.get("page", ["1"])[0])
+        size = int(query.get("size", ["100"])[0])
+        with api.lock:
+            key = (endpoint, page)
+            api.counts[key] = api.counts.get(key, 0) + 1
+            req = Request(endpoint, page, size, api.counts[key], dict(self.headers))
+            api.log.append(req)
+        answer = api.hook(req) if api.hook else None
+        if answer == "reset":
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                                       b"\x01\x00\x00\x00\x00\x00\x00\x00")
+            self.connection.close()
+            self.close_connection = True
+            return
+        if answer is None:
+            if endpoint not in api.data:
+                answer = (404, {}, b'{"detail":"Not Found"}')
+            else:
+                answer = (200, {}, json.dumps(api.envelope(endpoint, page, size)).encode())
+        if answer == "truncate":
+            body = json.dumps(api.envelope(endpoint, page, size)).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body[: len(body) // 2])
+            self.wfile.flush()
+            self.close_connection = True
+            return
+        status, headers, body = answer
+        self.send_response(status)
+        headers = {"Content-Type": "application/json", **headers}
+        for k, v in headers.items():
+            self.send_header(k, v)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+
+def serve(data: dict[str, list[dict]], hook: Hook | None = None):
+    """Start a FakeApi on 127.0.0.1; returns (api, stop)."""
+    api = FakeApi(data, hook)
+    handler = type("Handler", (_Handler,), {"api": api})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    api.url = f"http://127.0.0.1:{server.server_address[1]}"
+
+    def stop() -> None:
+        server.shutdown()
+        server.server_close()
+
+    return api, stop
+
+
+def make_users(n: int, start: int = 1) -> list[dict]:
+    return [{"id": i, "first_name": f"F{i}", "last_name": f"L{i}", "email": f"u{i}@example.org",
+             "gender": "Agender", "favorite_genres": "Rock",
+             "created_at": "2026-02-07T18:56:06.369637",
+             "updated_at": "2026-02-08T18:56:06.369637"} for i in range(start, start + n)]
+
+
+def make_tracks(n: int) -> list[dict]:
+    return [{"id": i, "name": f"song {i}", "artist": "A", "songwriters": "S",
+             "duration": "03:10", "genres": "word", "album": "hope",
+             "created_at": "2026-02-07T18:56:06.369637",
+             "updated_at": "2026-02-01T18:56:06.369637"} for i in range(1, n + 1)]
+
+
+def make_history(n: int) -> list[dict]:
+    return [{"user_id": i if i % 50 else None, "items": [i, i + 1, i + 2] if i % 70 else None,
+             "created_at": "2026-02-07T18:56:06.369637",
+             "updated_at": "2026-02-08T18:56:06.369637"} for i in range(1, n + 1)]
+
+
+def sample_data(n: int = 250) -> dict[str, list[dict]]:
+    return {"users": make_users(n), "tracks": make_tracks(n), "listen_history": make_history(n)}
+
+
+@pytest.fixture
+def fake_api():
+    """A factory: ``fake_api(data=None, hook=None)`` -> a running FakeApi."""
+    stops = []
+
+    def start(data: dict[str, list[dict]] | None = None, hook: Hook | None = None) -> FakeApi:
+        api, stop = serve(sample_data() if data is None else data, hook)
+        stops.append(stop)
+        return api
+
+    yield start
+    for stop in stops:
+        stop()
