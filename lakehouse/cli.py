@@ -156,6 +156,42 @@ def sql(query: str, fmt: str, limit: int) -> None:
 # ---- mock-api (bundled source API) ----
 
 # ---- ingest ----
+@cli.command()
+@click.argument("endpoints", nargs=-1, metavar="[ENDPOINT]...")
+@api_url_option
+@date_option
+@click.option("--workers", type=click.IntRange(min=1), metavar="N",
+              help="Concurrent page requests [env LAKEHOUSE_WORKERS; default 8].")
+@click.option("--wait/--no-wait", default=True, show_default=True,
+              help="Wait for another ingest of this lake, or exit at once.")
+@click.option("--progress/--no-progress", default=None,
+              help="Progress bars (default: on a terminal; else one line per endpoint).")
+@format_option
+@with_settings(api_url="api_url", workers="workers")
+def ingest(endpoints: tuple[str, ...], date: dt.date | None, wait: bool,
+           progress: bool | None, fmt: str) -> None:
+    """Ingest ENDPOINTs of the source API into the raw zone (all three by default).
+
+    Each endpoint (users, tracks, listen_history) replaces its --date
+    partition of raw.<endpoint> in one atomic commit and appends a run record
+    to meta.runs. Endpoints are independent; exit code 0 only if all succeeded.
+
+    Example:
+      lakehouse ingest --api-url http://127.0.0.1:8000 --date 2026-11-26
+      lakehouse ingest tracks --no-wait
+    """
+    from lakehouse.ingest import ingest as run_ingest
+
+    records = run_ingest(settings(), list(endpoints) or None, date=date, wait=wait,
+                         progress=progress)
+    rows = [(r.target, r.status, r.records, r.pages, r.requests, r.retries,
+             human_bytes(r.bytes) if fmt == "table" else r.bytes, r.table_version,
+             r.duration_s, "; ".join(r.schema_changes) or None, r.error) for r in records]
+    click.echo(render(["endpoint", "status", "records", "pages", "requests", "retries", "bytes",
+                       "version", "seconds", "schema_changes", "error"], rows, fmt))
+    if not all(r.ok for r in records):
+        sys.exit(1)
+
 
 # ---- build ----
 

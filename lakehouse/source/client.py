@@ -34,6 +34,18 @@ from lakehouse.source.errors import (
 
 log = logging.getLogger(__name__)
 
+
+class _QuietRetries(logging.Filter):
+    """Drop urllib3's per-retry warnings unless debugging: a cron log would fill
+    with them under a flaky source, and the run record counts retries anyway."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return (record.levelno >= logging.ERROR or not record.getMessage().startswith("Retrying")
+                or logging.getLogger().isEnabledFor(logging.DEBUG))
+
+
+logging.getLogger("urllib3.connectionpool").addFilter(_QuietRetries())
+
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 MAX_PAGE_SIZE = 100
 # A server asking for a longer pause than this is capped: a cron job must end.
