@@ -1,0 +1,340 @@
+"""The monitoring report: one self-contained HTML file that opens offline.
+
+Charts are inline SVG (:mod:`lakehouse.monitor.charts`), styles are inline,
+there is no script, font or image to fetch: the file can be mailed, archived
+or opened from a laptop with no network. Contents: health, user KPIs, pipeline
+KPIs (runs, durations, records, cost, table and lake sizes), recent failures,
+quarantine by reason, model metrics per version against the popularity
+baseline, and recent alerts.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+from collections import defaultdict
+from collections.abc import Sequence
+from html import escape
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from lakehouse import __version__, names
+from lakehouse.config import Settings
+from lakehouse.errors import ConfigError
+from lakehouse.lake import Lake, utc_now
+from lakehouse.monitor import charts
+from lakehouse.monitor.alerts import read_alerts
+from lakehouse.monitor.kpis import PipelineKpis, frame_rows, pipeline_kpis, user_kpis
+from lakehouse.monitor.runs import details_of, read_runs
+from lakehouse.monitor.status import METRIC_KEYS, Status, status
+
+log = logging.getLogger(__name__)
+
+# Every chart the report draws (``id="chart-<name>"``), drawn even when empty.
+CHARTS = (
+    "users", "new_users", "listens", "history_size",
+    "runs", "duration_avg", "duration_p95", "records", "cost", "lake_size", "table_sizes",
+    "quarantine_reasons", "quarantine_trend",
+    *(f"model_{k}" for k in METRIC_KEYS),
+)
+MAX_TABLE_LINES = 8
+
+
+def write_report(settings: Settings, out: Path | None = None) -> Path:
+    """Write the HTML monitoring report of the lake.
+
+    Args:
+        settings: Which lake (and its thresholds and cost rate).
+        out: The file to write, or a folder to write it in (default:
+            ``<lake>/reports/``); the file name defaults to
+            ``report-<UTC date>.html``.
+
+    Returns:
+        The path written.
+
+    Raises:
+        LakeError: There is no lake at ``settings.lake``.
+        ConfigError: ``out`` cannot be written.
+    """
+    html = render_report(settings)
+    default_name = f"report-{utc_now().date().isoformat()}.html"
+    if out is None:
+        path = settings.reports_dir / default_name
+    else:
+        out = Path(out).expanduser()
+        path = out / default_name if out.is_dir() else out
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_text(html, encoding="utf-8")
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise ConfigError(f"cannot write the report to {path}: {exc.strerror}; "
+                          "choose another --out") from None
+    return path
+
+
+def render_report(settings: Settings) -> str:
+    """The report as an HTML string (see :func:`write_report`)."""
+    lake = Lake(settings.lake, create=False)
+    st = status(settings)
+    users = user_kpis(settings)
+    pipe = pipeline_kpis(settings)
+    runs = read_runs(lake)
+    models, champion = _models(settings)
+    sections = [
+        _health(st),
+        _section("User KPIs", "users", _user_charts(users)),
+        _section("Pipeline KPIs", "pipeline", _pipeline_charts(pipe) + _monthly_table(pipe)),
+        _section("Recent failures", "failures", _failures(runs)),
+        _section("Quarantine", "quarantine", _quarantine(runs)),
+        _section("Models", "models", _model_charts(models, champion)),
+        _section("Recent alerts", "alerts", _alerts(settings)),
+    ]
+    title = f"Lakehouse report: {lake.root.name}"
+    return (
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+        f"<title>{escape(title)}</title>"
+        "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
+        f"<style>{_CSS}</style></head><body>"
+        f"<header><h1>{escape(title)}</h1><p class=\"muted\">Lake {escape(str(lake.root))}"
+        f" &middot; generated {escape(st.checked_at.isoformat(timespec='seconds'))}"
+        f" &middot; lakehouse {escape(__version__)}</p></header>"
+        + "".join(sections) + "</body></html>\n"
+    )
+
+
+# ---------------------------------------------------------------- sections
+def _section(title: str, anchor: str, body: str) -> str:
+    return f'<section id="{anchor}"><h2>{escape(title)}</h2>{body}</section>'
+
+
+def _table(columns: Sequence[str], rows: Sequence[Sequence[Any]], empty: str) -> str:
+    if not rows:
+        return f'<p class="muted">{escape(empty)}</p>'
+    head = "".join(f"<th>{escape(c)}</th>" for c in columns)
+    body = "".join("<tr>" + "".join(f"<td>{escape(_cell(v))}</td>" for v in row) + "</tr>"
+                   for row in rows)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, dt.datetime):
+        return value.isoformat(timespec="seconds")
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+def _health(st: Status) -> str:
+    badge = ('<span class="badge ok">healthy</span>' if st.healthy
+             else '<span class="badge bad">unhealthy</span>')
+    problems = _table(["severity", "kind", "subject", "message"],
+                      [(p.severity, p.kind, p.subject, p.message) for p in st.problems],
+                      "No problem found.")
+    steps = _table(
+        ["pipeline", "target", "last status", "run date", "last run", "hours since success",
+         "records"],
+        [(s.pipeline, s.target, s.last_status or "never", s.run_date, s.last_run_at,
+          s.age_hours, s.records) for s in st.endpoints + st.steps], "Nothing ran yet.")
+    tables = _table(["table", "rows", "size", "version", "last modified"],
+                    [(t.name, t.rows, charts.fmt_bytes(t.size_bytes), t.version,
+                      t.last_modified) for t in st.tables], "No table yet.")
+    champion = (f"Champion model <b>{escape(st.model.version)}</b>" if st.model
+                else "No champion model yet")
+    recs = (f"last recommendations for <b>{st.last_recommendations}</b>"
+            if st.last_recommendations else "no recommendations yet")
+    return _section("Health", "health",
+                    f"<p>{badge} Lake size {escape(charts.fmt_bytes(st.lake_bytes))} on disk; "
+                    f"{champion}; {recs}. Stale after {st.stale_hours:g} h.</p>"
+                    f"{problems}<h3>Last runs</h3>{steps}<h3>Tables</h3>{tables}")
+
+
+def _series(frame: pd.DataFrame, column: str) -> list[float | None]:
+    return [None if pd.isna(v) else float(v) for v in frame[column]] \
+        if column in frame.columns else [None] * len(frame)
+
+
+def _user_charts(users: pd.DataFrame) -> str:
+    days = [str(d) for d in users["date"]]
+    empty = "no consumption.daily_kpis yet: run 'lakehouse build'"
+    return "".join([
+        charts.line_chart("users", "Total users and tracks", days,
+                          {"users": _series(users, "total_users"),
+                           "tracks": _series(users, "total_tracks")}, empty=empty),
+        charts.bar_chart("new_users", "New users and tracks per day", days,
+                         {"new users": _series(users, "new_users"),
+                          "new tracks": _series(users, "new_tracks")}, empty=empty),
+        charts.line_chart("listens", "Listens and active listeners per day", days,
+                          {"listens": _series(users, "listens"),
+                           "active listeners": _series(users, "active_listeners")},
+                          empty=empty),
+        charts.line_chart("history_size", "Average listen-history size", days,
+                          {"tracks per listener": _series(users, "avg_listen_history_size")},
+                          empty=empty),
+    ])
+
+
+def _pivot(frame: pd.DataFrame, index: str, column: str, value: str,
+           fill: float | None = None) -> tuple[list[str], dict[str, list[float | None]]]:
+    if frame.empty:
+        return [], {}
+    wide = frame.pivot_table(index=index, columns=column, values=value, aggfunc="sum",
+                             dropna=False).sort_index()
+    cats = [str(i) for i in wide.index]
+    return cats, {str(c): [fill if pd.isna(v) else float(v) for v in wide[c]]
+                  for c in wide.columns}
+
+
+def _pipeline_charts(pipe: PipelineKpis) -> str:
+    daily = pipe.daily
+    empty = "no runs yet"
+    if daily.empty:
+        days: list[str] = []
+        outcome: dict[str, list] = {}
+    else:
+        per_day = daily.groupby("date", sort=True)[["succeeded", "failed"]].sum()
+        days = [str(d) for d in per_day.index]
+        outcome = {"succeeded": per_day["succeeded"].tolist(),
+                   "failed": per_day["failed"].tolist()}
+    avg_days, avg = _pivot(daily, "date", "pipeline", "avg_duration_s")
+    p95_days, p95 = _pivot(daily, "date", "pipeline", "p95_duration_s")
+    rec_days, records = _pivot(daily, "date", "pipeline", "records")
+    cost_days, cost = _pivot(daily, "date", "pipeline", "cost", fill=0.0)
+    lake = pipe.lake_size
+    sizes = pipe.table_sizes
+    size_days, per_table = _pivot(sizes, "date", "table", "size_bytes")
+    if len(per_table) > MAX_TABLE_LINES:
+        biggest = sorted(per_table, key=lambda t: -max(v or 0 for v in per_table[t]))
+        per_table = {t: per_table[t] for t in biggest[:MAX_TABLE_LINES]}
+    rate = pipe.cost_per_cpu_hour
+    return "".join([
+        charts.bar_chart("runs", "Runs per day", days, outcome, stacked=True, empty=empty),
+        charts.line_chart("duration_avg", "Average run duration per pipeline", avg_days, avg,
+                          y_fmt=charts.fmt_seconds, empty=empty),
+        charts.line_chart("duration_p95", "p95 run duration per pipeline", p95_days, p95,
+                          y_fmt=charts.fmt_seconds, empty=empty),
+        charts.line_chart("records", "Records written per day", rec_days, records,
+                          empty=empty),
+        charts.bar_chart("cost", f"Estimated cost per day (CPU hours x {rate:g})", cost_days,
+                         cost, stacked=True, y_fmt=charts.fmt_money, empty=empty,
+                         note=f"Total for the period: {pipe.total_cost:.4g}"),
+        charts.line_chart("lake_size", "Lake size (live data files)",
+                          [str(d) for d in lake["date"]],
+                          {"bytes": _series(lake, "size_bytes")}, y_fmt=charts.fmt_bytes,
+                          empty=empty),
+        charts.line_chart("table_sizes", "Table sizes", size_days, per_table,
+                          y_fmt=charts.fmt_bytes, empty=empty,
+                          note="At the version each day's run wrote; the "
+                               f"{MAX_TABLE_LINES} largest tables."),
+    ])
+
+
+def _monthly_table(pipe: PipelineKpis) -> str:
+    return "<h3>Per month</h3>" + _table(list(pipe.monthly.columns), frame_rows(pipe.monthly),
+                                         "No runs yet.")
+
+
+def _failures(runs: pd.DataFrame, limit: int = 20) -> str:
+    failed = runs[runs["status"] == names.FAILED].tail(limit).iloc[::-1]
+    rows = [(r.started_at.to_pydatetime() if not pd.isna(r.started_at) else None,
+             r.pipeline, r.target, r.run_date, r.error) for r in failed.itertuples()]
+    return _table(["started", "pipeline", "target", "run date", "error"], rows,
+                  "No failed run.")
+
+
+def _quarantine(runs: pd.DataFrame) -> str:
+    builds = runs[(runs["pipeline"] == "build") & (runs["status"] == names.SUCCESS)]
+    reasons: dict[str, float] = {}
+    if not builds.empty:
+        # The latest build of each table says what is in quarantine now.
+        latest = builds.groupby("target").tail(1)
+        for row in latest.itertuples():
+            for reason, n in details_of(row.details).get("quarantine_reasons", {}).items():
+                reasons[f"{row.target}: {reason}"] = float(n)
+    trend: dict[str, dict[str, float]] = defaultdict(dict)
+    for row in builds.itertuples():
+        if not pd.isna(row.quarantined) and row.quarantined:
+            trend[row.target][str(row.run_date)] = float(row.quarantined)
+    days = sorted({d for per in trend.values() for d in per})
+    return (charts.hbar_chart("quarantine_reasons", "Quarantined rows by reason (latest build)",
+                              list(reasons), list(reasons.values()),
+                              empty="nothing quarantined")
+            + charts.bar_chart("quarantine_trend", "Quarantined rows per build day", days,
+                               {t: [per.get(d, 0.0) for d in days]
+                                for t, per in sorted(trend.items())},
+                               stacked=True, empty="nothing quarantined"))
+
+
+def _models(settings: Settings) -> tuple[list[Any], str | None]:
+    try:
+        from lakehouse.recsys.registry import Registry
+
+        registry = Registry(settings.models_dir)
+        return registry.versions(), registry.alias("champion")
+    except Exception as exc:  # no registry yet, or a damaged one: the report still renders
+        log.warning("cannot read the model registry: %s", exc)
+        return [], None
+
+
+def _model_charts(models: list[Any], champion: str | None) -> str:
+    versions = [m.version + (" *" if m.version == champion else "") for m in models]
+    parts = []
+    for key in METRIC_KEYS:
+        series = {
+            "model": [_metric(m, "model", key) for m in models],
+            "popularity baseline": [_metric(m, "baseline", key) for m in models],
+        }
+        parts.append(charts.bar_chart(f"model_{key}", f"{key} per model version", versions,
+                                      series, empty="no model trained yet"))
+    rows = [(m.version, "champion" if m.version == champion else "",
+             m.created_at, *(_metric(m, "model", k) for k in METRIC_KEYS),
+             *(_metric(m, "baseline", k) for k in METRIC_KEYS[:3])) for m in models]
+    cols = ["version", "alias", "created", *METRIC_KEYS,
+            *(f"baseline {k}" for k in METRIC_KEYS[:3])]
+    return ("".join(parts) + '<p class="note">* = champion.</p>'
+            + _table(cols, rows, "No model trained yet."))
+
+
+def _metric(model: Any, which: str, key: str) -> float | None:
+    value = ((getattr(model, "metrics", None) or {}).get(which) or {}).get(key)
+    return None if value is None else float(value)
+
+
+def _alerts(settings: Settings) -> str:
+    try:
+        alerts = read_alerts(settings, limit=20)
+    except Exception as exc:  # the alert log is optional for the report
+        log.warning("cannot read alerts: %s", exc)
+        alerts = []
+    rows = [(a["created_at"], a["severity"], a["kind"], a["subject"],
+             "suppressed (repeat)" if a["suppressed"] else "sent", a["message"])
+            for a in alerts]
+    return _table(["when", "severity", "kind", "subject", "delivery", "message"], rows,
+                  "No alert raised.")
+
+
+_CSS = """
+body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:24px auto;
+max-width:1340px;color:#222;padding:0 16px}
+h1{margin-bottom:4px}h2{border-bottom:1px solid #ddd;padding-bottom:4px;margin-top:32px}
+.muted{color:#777}.note{color:#555;font-size:12px;margin:2px 0}
+figure.chart{display:inline-block;vertical-align:top;margin:8px 12px 16px 0;
+border:1px solid #eee;padding:8px;border-radius:6px}
+figcaption{font-weight:600;margin-bottom:4px}
+svg text{font-size:11px;fill:#444}svg .grid{stroke:#eee}svg .axis{stroke:#999}
+svg .empty{fill:#fafafa}svg .muted{fill:#999;font-size:14px}
+.legend{font-size:12px}.key{margin-right:12px}
+.key i{display:inline-block;width:10px;height:10px;margin-right:4px;border-radius:2px}
+table{border-collapse:collapse;font-size:13px;margin:8px 0}
+th,td{border:1px solid #ddd;padding:3px 8px;text-align:left;vertical-align:top}
+th{background:#f5f5f5}td{max-width:520px;overflow-wrap:anywhere}
+.badge{padding:2px 10px;border-radius:10px;color:#fff;font-weight:600}
+.ok{background:#1a7f37}.bad{background:#cf222e}
+"""
