@@ -56,6 +56,8 @@ class Settings:
     max_quarantine_share: float = 0.05
     max_row_change: float = 0.5
     retrain_weekday: int = 0
+    # Build: days of consumption.daily_kpis, ending on the build date.
+    kpi_days: int = 90
 
     @property
     def models_dir(self) -> Path:

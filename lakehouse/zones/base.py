@@ -1,0 +1,176 @@
+"""What a view is: a pure query with its columns, grain, checks and keys beside it.
+
+A :class:`View` is the SQLMesh-like declaration of one standardized or
+consumption table. Its query is a pure function from ibis tables to an ibis
+expression (no I/O), so the same definition runs on DuckDB here and compiles
+to Spark SQL for Databricks. Its columns are the contract other modules code
+against; its pandera schema is derived from them, so types, nullability,
+allowed values and key uniqueness are declared once.
+
+Standardized views also have row-level rules (:class:`Rule`): rows failing
+one are not dropped silently but routed to ``quarantine.<table>`` with the
+rule's check name and reason. Table-level checks (the pandera schema and the
+foreign keys) fail the whole table instead.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import ibis
+import ibis.expr.datatypes as dt
+import ibis.expr.types as ir
+import pandera.ibis as pa
+
+from lakehouse import names
+
+UTC_TS = dt.Timestamp(timezone="UTC", scale=6)
+
+
+@dataclass(frozen=True)
+class Col:
+    """One output column: its type, whether it may be null, and its value checks."""
+
+    type: dt.DataType
+    nullable: bool = True
+    checks: tuple[pa.Check, ...] = ()
+    doc: str = ""
+
+
+def col(type_: dt.DataType | str, nullable: bool = True, *checks: pa.Check, doc: str = "") -> Col:
+    """Shorthand for :class:`Col` (``col("int64", False, pa.Check.ge(0))``)."""
+    return Col(ibis.dtype(type_), nullable, tuple(checks), doc)
+
+
+@dataclass(frozen=True)
+class Rule:
+    """A row-level check: rows where ``fails(t)`` is true are quarantined.
+
+    Attributes:
+        check: Machine name of the check, stored in ``_check``.
+        reason: Human reason, stored in ``_reason``.
+        fails: Predicate on the staged table; true marks a bad row.
+    """
+
+    check: str
+    reason: str
+    fails: Callable[[ir.Table], ir.BooleanValue]
+
+
+@dataclass(frozen=True)
+class View:
+    """One table of the standardized or consumption zone.
+
+    Attributes:
+        name: The table it builds (``standardized.users``).
+        grain: The key: one row per distinct value of these columns.
+        inputs: Tables the query reads, in argument order.
+        columns: The output contract, in order.
+        query: Pure function ``(*inputs) -> ibis table`` of exactly ``columns``.
+        stage: For standardized views, ``(*inputs) -> staged``: every input row
+            with typed columns and ``_check``/``_reason`` set when a rule fails.
+            ``query`` is then ``select(stage(*inputs))``.
+        select: ``staged -> output``: the clean rows, deduplicated.
+        quarantine_columns: The original row's columns kept in quarantine.
+        foreign_keys: Column -> (table, column) it must exist in.
+        doc: What a row is.
+    """
+
+    name: str
+    grain: tuple[str, ...]
+    inputs: tuple[str, ...]
+    columns: Mapping[str, Col]
+    query: Callable[..., ir.Table]
+    stage: Callable[..., ir.Table] | None = None
+    select: Callable[[ir.Table], ir.Table] | None = None
+    quarantine_columns: tuple[str, ...] = ()
+    foreign_keys: Mapping[str, tuple[str, str]] = field(default_factory=dict)
+    doc: str = ""
+
+    @property
+    def ibis_schema(self) -> ibis.Schema:
+        """The output columns as an ibis schema."""
+        return ibis.schema({n: c.type for n, c in self.columns.items()})
+
+    @property
+    def arrow_schema(self):
+        """The output columns as the Arrow schema written to the lake."""
+        return self.ibis_schema.to_pyarrow()
+
+    @property
+    def schema(self) -> pa.DataFrameSchema:
+        """The pandera schema validated before the table is written.
+
+        Key uniqueness uses ``unique=`` on the schema: pandera's ibis backend
+        ignores ``Field(unique=True)``.
+        """
+        return pa.DataFrameSchema(
+            {n: pa.Column(_pandera_dtype(c.type), nullable=c.nullable, checks=list(c.checks))
+             for n, c in self.columns.items()},
+            unique=list(self.grain), strict=True, name=self.name,
+        )
+
+    def quarantine(self, staged: ir.Table, build_date: Any) -> ir.Table:
+        """The staged rows that failed a rule, as the original row plus why."""
+        bad = staged.filter(staged[names.Q_CHECK].notnull())
+        return bad.select(
+            *self.quarantine_columns,
+            **{names.Q_REASON: bad[names.Q_REASON], names.Q_CHECK: bad[names.Q_CHECK],
+               names.Q_BUILD_DATE: ibis.literal(build_date, type="date")},
+        )
+
+
+def _pandera_dtype(t: dt.DataType) -> dt.DataType | None:
+    # pandera's ibis engine has no array type; the build checks those columns'
+    # types against the contract itself.
+    return None if t.is_array() else t
+
+
+def apply_rules(t: ir.Table, rules: Sequence[Rule]) -> ir.Table:
+    """Add ``_check`` and ``_reason``: the first failing rule, or null."""
+    if not rules:
+        return t.mutate(**{names.Q_CHECK: ibis.null(str), names.Q_REASON: ibis.null(str)})
+    conds = [(r.fails(t).fill_null(False), r) for r in rules]
+    return t.mutate(**{
+        names.Q_CHECK: ibis.cases(*[(c, r.check) for c, r in conds], else_=ibis.null(str)),
+        names.Q_REASON: ibis.cases(*[(c, r.reason) for c, r in conds], else_=ibis.null(str)),
+    })
+
+
+def to_utc(raw: ir.StringValue) -> ir.TimestampValue:
+    """Parse an ISO 8601 string as a UTC timestamp; garbage becomes null.
+
+    The source sends times without a zone; they are UTC by contract.
+    """
+    return raw.strip().try_cast(UTC_TS)
+
+
+def canonical_key(value: ir.StringValue) -> ir.StringValue:
+    """A spelling-insensitive key: lower case, letters and ``&`` only.
+
+    So "hip-hop", "Hip Hop" and " HIPHOP" all match "Hip Hop".
+    """
+    return value.lower().re_replace(r"[^a-z&]", "")
+
+
+def _key(text: str) -> str:
+    return "".join(ch for ch in text.lower() if ch.isalpha() or ch == "&")
+
+
+def normalize_to(value: ir.StringValue, allowed: Sequence[str]) -> ir.StringValue:
+    """Map ``value`` to its canonical spelling in ``allowed``, else null."""
+    return canonical_key(value).substitute({_key(a): a for a in allowed}, else_=ibis.null(str))
+
+
+def rule_null(column: str, check: str | None = None) -> Rule:
+    """A rule quarantining rows where raw ``column`` is null."""
+    return Rule(check or f"{column}_not_null", f"{column} is null",
+                lambda t: t[column].isnull())
+
+
+def rule_timestamp(raw_column: str, parsed_column: str) -> Rule:
+    """A rule quarantining rows whose timestamp is missing or unparseable."""
+    return Rule(f"{raw_column}_is_timestamp", f"{raw_column} is null or not an ISO timestamp",
+                lambda t: t[parsed_column].isnull())

@@ -1,0 +1,269 @@
+"""``lakehouse build``: raw -> standardized -> consumption, validated, all or nothing.
+
+The one module that runs the zone views and writes their tables. The order:
+
+1. Read each raw table up to the build date (every daily snapshot).
+2. For each standardized view, in dependency order: stage the input rows
+   (typed, with row-level rule results), keep the clean rows, set the failed
+   ones aside for ``quarantine.<table>``, and validate the result (pandera
+   schema, key uniqueness, foreign keys). Results are materialized as DuckDB
+   temporary tables, so each is computed once and validated where it lies.
+3. The same for the consumption views, which read the validated
+   standardized results.
+4. Only when every table has passed: write them all (parents before
+   children), each as one atomic Delta commit, then one ``meta.runs`` record
+   per table.
+
+A table-level check failure therefore writes no table at all: the lake stays
+at the previous build, consistent, and ``meta.runs`` gets a failed record
+naming the table and the check.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+import ibis
+import ibis.expr.types as ir
+import pandera.errors as pandera_errors
+
+from lakehouse import names
+from lakehouse.config import Settings
+from lakehouse.errors import LakeError, ValidationError
+from lakehouse.lake import Lake, WriteResult, utc_now
+from lakehouse.locking import lake_lock
+from lakehouse.runlog import RunRecord, record_run
+from lakehouse.zones import consumption, standardized
+from lakehouse.zones.base import View
+
+log = logging.getLogger(__name__)
+
+PIPELINE = "build"
+# The raw columns each view reads, and their types when a snapshot lacks them.
+RAW_COLUMNS: dict[str, dict[str, str]] = {
+    names.RAW_USERS: {c: "string" for c in standardized.RAW_USER_COLUMNS} | {"id": "int64"},
+    names.RAW_TRACKS: {c: "string" for c in standardized.RAW_TRACK_COLUMNS} | {"id": "int64"},
+    names.RAW_LISTEN_HISTORY: {"user_id": "int64", "items": "array<int64>",
+                               "created_at": "string", "updated_at": "string"},
+}
+RAW_META_TYPES = {names.RUN_ID: "string", names.INGESTED_AT: "timestamp('UTC', 6)",
+                  names.PAGE: "int64", names.INGEST_DATE: "date"}
+EXAMPLES = 3
+
+
+@dataclass
+class _Result:
+    """A validated table waiting to be written."""
+
+    view: View
+    table: ir.Table
+    record: RunRecord
+    quarantine: ir.Table | None = None
+    quarantine_reasons: dict[str, int] = field(default_factory=dict)
+
+
+def build(settings: Settings, date: dt.date | None = None) -> list[RunRecord]:
+    """Build the standardized and consumption zones from raw data up to ``date``.
+
+    Deterministic and idempotent: the same raw data and date give the same
+    tables. Takes the lake's ``build`` lock.
+
+    Args:
+        settings: The lake and tunables (``kpi_days``).
+        date: Use raw snapshots ingested on or before this date; it is also
+            the last day of ``consumption.daily_kpis`` (default: today, UTC).
+
+    Returns:
+        One successful run record per table written, in write order.
+
+    Raises:
+        LakeError: The lake or a raw table is missing or holds no snapshot
+            up to ``date``.
+        ValidationError: A table failed a table-level check; nothing was
+            written and a failed run was recorded.
+        LockedError: Another build is running on this lake.
+    """
+    date = date or utc_now().date()
+    lake = Lake(settings.lake, create=False)
+    lake.check_writable()
+    with lake_lock(settings.locks_dir, PIPELINE, wait=False):
+        return _Build(lake, settings, date).run()
+
+
+class _Build:
+    def __init__(self, lake: Lake, settings: Settings, date: dt.date):
+        self.lake = lake
+        self.settings = settings
+        self.date = date
+        self.con = lake.con
+        self.temps: list[str] = []
+        self.tables: dict[str, ir.Table] = {}
+
+    def run(self) -> list[RunRecord]:
+        try:
+            results = self._compute()
+            return self._write(results)
+        finally:
+            for name in self.temps:
+                self.con.drop_table(name, force=True)
+
+    # ------------------------------------------------------------ compute
+    def _compute(self) -> list[_Result]:
+        for name in RAW_COLUMNS:
+            self.tables[name] = self._raw(name)
+        results = []
+        for view in standardized.VIEWS:
+            results.append(self._standardize(view))
+        for view in consumption.VIEWS:
+            results.append(self._consume(view))
+        return results
+
+    def _raw(self, name: str) -> ir.Table:
+        """Raw table ``name`` up to the build date, with exactly the columns read."""
+        if not self.lake.exists(name):
+            raise LakeError(f"table {name} does not exist in {self.lake.root}; "
+                            "run 'lakehouse ingest' before 'lakehouse build'")
+        t = self.lake.table(name)
+        t = t.filter(t[names.INGEST_DATE] <= ibis.literal(self.date, type="date"))
+        wanted = RAW_COLUMNS[name] | RAW_META_TYPES
+        # A snapshot missing a column reads it as null: the rules then decide.
+        cols = {c: t[c].cast(kind) if c in t.columns else ibis.null(kind)
+                for c, kind in wanted.items()}
+        t = t.select(**cols)
+        if t.count().execute() == 0:
+            raise LakeError(f"{name} has no snapshot ingested on or before {self.date}; "
+                            "ingest first or build a later --date")
+        return t
+
+    def _temp(self, expr: ir.Table, label: str) -> ir.Table:
+        name = f"_build_{label.replace('.', '__')}"
+        table = self.con.create_table(name, expr, temp=True, overwrite=True)
+        self.temps.append(name)
+        return table
+
+    def _drop(self, table: ir.Table) -> None:
+        name = table.get_name().rsplit(".", 1)[-1]
+        self.con.drop_table(name, force=True)
+        self.temps.remove(name)
+
+    def _inputs(self, view: View) -> list[ir.Table]:
+        return [self.tables[n] for n in view.inputs]
+
+    def _standardize(self, view: View) -> _Result:
+        record = RunRecord(PIPELINE, view.name, self.date)
+        staged = self._temp(view.stage(*self._inputs(view)), f"staged_{view.name}")
+        out = self._temp(view.select(staged), view.name)
+        quarantine = self._temp(view.quarantine(staged, self.date),
+                                names.quarantine_table(view.name))
+        record.rows_in = int(staged.count().execute())
+        reasons = quarantine.group_by(names.Q_REASON).agg(n=quarantine.count()).execute()
+        result = _Result(view, out, record, quarantine,
+                         {str(r): int(n) for r, n in zip(reasons[names.Q_REASON], reasons["n"],
+                                                         strict=True)})
+        record.quarantined = sum(result.quarantine_reasons.values())
+        self._drop(staged)
+        self._validate(result)
+        self.tables[view.name] = out
+        return result
+
+    def _consume(self, view: View) -> _Result:
+        record = RunRecord(PIPELINE, view.name, self.date)
+        kwargs: dict[str, Any] = {}
+        if view is consumption.DAILY_KPIS:
+            kwargs = {"end": self.date, "days": self.settings.kpi_days}
+        inputs = self._inputs(view)
+        out = self._temp(view.query(*inputs, **kwargs), view.name)
+        record.rows_in = int(inputs[0].count().execute())
+        record.quarantined = 0
+        result = _Result(view, out, record)
+        self._validate(result)
+        self.tables[view.name] = out
+        return result
+
+    # ------------------------------------------------------------ validate
+    def _validate(self, result: _Result) -> None:
+        """Table-level checks; on failure record a failed run and raise."""
+        try:
+            check_table(result.view, result.table, self.tables)
+        except ValidationError as exc:
+            result.record.finish(names.FAILED, str(exc))
+            record_run(self.lake, result.record)
+            raise
+
+    # ------------------------------------------------------------ write
+    def _write(self, results: list[_Result]) -> list[RunRecord]:
+        done: list[RunRecord] = []
+        for result in results:
+            record = result.record
+            try:
+                written = self._write_table(result.view.name, result.table)
+                record.records = written.rows
+                record.table_version = written.version
+                record.schema_changes = written.schema_changes
+                record.details = {"quarantine_reasons": result.quarantine_reasons}
+                if result.quarantine is not None:
+                    qname = names.quarantine_table(result.view.name)
+                    q = self._write_table(qname, result.quarantine)
+                    record.details |= {"quarantine_table": qname,
+                                       "quarantine_version": q.version}
+            except LakeError as exc:
+                record.finish(names.FAILED, str(exc))
+                record_run(self.lake, *done, record)
+                raise
+            done.append(record.finish(names.SUCCESS))
+        record_run(self.lake, *done)
+        return done
+
+    def _write_table(self, name: str, table: ir.Table) -> WriteResult:
+        return self.lake.write(name, table.to_pyarrow_batches(), mode="replace",
+                               metadata={"pipeline": PIPELINE, "build_date": str(self.date)})
+
+
+def check_table(view: View, table: ir.Table, tables: dict[str, ir.Table]) -> None:
+    """Run the table-level checks of ``view`` on its computed ``table``.
+
+    Checks: the columns and types are the contract's, the pandera schema
+    (nulls, ranges, allowed values, key uniqueness), and the foreign keys
+    against the already validated parent tables in ``tables``.
+
+    Raises:
+        ValidationError: Naming the table, the failed check and example values.
+    """
+    if table.schema() != view.ibis_schema:
+        got, want = dict(table.schema().items()), dict(view.ibis_schema.items())
+        diff = [f"{c}: {got.get(c)} (want {want.get(c)})" for c in {**want, **got}
+                if got.get(c) != want.get(c)]
+        raise ValidationError(f"{view.name} failed check columns_match_contract: "
+                              f"{'; '.join(diff[:EXAMPLES])}")
+    try:
+        view.schema.validate(table, lazy=True)
+    except pandera_errors.SchemaErrors as exc:
+        raise ValidationError(_describe(view.name, exc.schema_errors[0])) from None
+    except pandera_errors.SchemaError as exc:
+        raise ValidationError(_describe(view.name, exc)) from None
+    for column, (parent, parent_column) in view.foreign_keys.items():
+        ref = tables[parent]
+        orphans = table.anti_join(ref, table[column] == ref[parent_column])
+        examples = orphans.select(column).limit(EXAMPLES).to_pyarrow()[column].to_pylist()
+        if examples:
+            raise ValidationError(
+                f"{view.name} failed check fk_{column}: {column} not in {parent}, "
+                f"e.g. {examples}")
+
+
+def _describe(table: str, error: pandera_errors.SchemaError) -> str:
+    check = error.check
+    check_name = getattr(check, "name", None) or str(check)
+    column = getattr(error, "column_name", None)
+    cases = error.failure_cases
+    if isinstance(cases, ir.Table):
+        examples = cases.limit(EXAMPLES).to_pyarrow().to_pylist()
+    elif hasattr(cases, "head"):
+        examples = cases.head(EXAMPLES).to_dict("records")
+    else:
+        examples = cases
+    where = f" on column {column}" if column else ""
+    return f"{table} failed check {check_name}{where}: e.g. {examples}"

@@ -1,0 +1,373 @@
+"""The standardized zone: the source's current state, typed, deduplicated, checked.
+
+Each raw table holds one full snapshot of the source per ``ingest_date``; a
+standardized table folds them into one row per key (the latest version by
+``updated_at``, then by ingest date) and records the first and last ingest
+date the key was seen. History is Delta time travel on these tables plus the
+dated raw partitions they are rebuilt from.
+
+Every query here is pure: ibis tables in, an ibis expression out. Staged
+tables keep every input row with the original columns and the typed ones
+(prefixed ``s__``), plus ``_check``/``_reason`` from the row-level rules; the
+view then keeps the clean rows and the quarantine keeps the others.
+"""
+
+from __future__ import annotations
+
+import ibis
+import ibis.expr.types as ir
+import pandera.ibis as pa
+
+from lakehouse import names
+from lakehouse.names import INGEST_DATE, Q_CHECK, Q_REASON, TRACK_ID, USER_ID
+from lakehouse.zones.base import (
+    UTC_TS,
+    Rule,
+    View,
+    apply_rules,
+    col,
+    normalize_to,
+    rule_null,
+    rule_timestamp,
+    to_utc,
+)
+
+P = "s__"  # prefix of typed columns in staged tables
+
+RAW_USER_COLUMNS = ("id", "first_name", "last_name", "email", "gender", "favorite_genres",
+                    "created_at", "updated_at")
+RAW_TRACK_COLUMNS = ("id", "name", "artist", "songwriters", "duration", "genres", "album",
+                     "created_at", "updated_at")
+RAW_LISTEN_COLUMNS = ("user_id", "items", "created_at", "updated_at")
+RAW_META = (*names.RAW_META_COLUMNS, INGEST_DATE)
+
+# Tokens a free-text genre field is split on ("Rock, Indie", "Rock/Pop").
+GENRE_SEPARATORS = r"\s*[,;/|]\s*"
+# Upper bounds (seconds, exclusive) of the track duration buckets.
+DURATION_BUCKETS = ((180, "0-3m"), (300, "3-5m"), (480, "5-8m"))
+DURATION_LONGEST = "8m+"
+DURATION_UNKNOWN = "unknown"
+
+
+def _flags_updated_before_created(t: ir.Table) -> ir.BooleanValue:
+    return (t[P + "updated_at"] < t[P + "created_at"]).fill_null(False)
+
+
+def _latest_per_key(t: ir.Table, key: str, content: list[str]) -> ir.Table:
+    """Mark each clean row that is its key's latest version; flag conflicts.
+
+    The latest version is the one with the greatest ``updated_at``, then the
+    greatest ingest date. Rows tied on both are copies of one version if their
+    content is equal (e.g. an item served twice across shifting pages); if the
+    content differs, the source served two versions at once and none can be
+    trusted: every tied row is quarantined as a conflicting duplicate.
+    """
+    ok = t[Q_CHECK].isnull()
+    t = t.mutate(_ok=ok, _h=ibis.struct({c: t[c] for c in content}).hash())
+    by_key = ibis.window(group_by=[t[P + key], t._ok],
+                         order_by=[t[P + "updated_at"].desc(), t[INGEST_DATE].desc()])
+    tied = ibis.window(group_by=[t[P + key], t._ok, t[P + "updated_at"], t[INGEST_DATE]])
+    seen = ibis.window(group_by=[t[P + key], t._ok])
+    t = t.mutate(
+        _rank=ibis.rank().over(by_key),
+        _hmin=t._h.min().over(tied),
+        _hmax=t._h.max().over(tied),
+        **{P + "first_ingest_date": t[INGEST_DATE].min().over(seen),
+           P + "last_ingest_date": t[INGEST_DATE].max().over(seen)},
+    )
+    conflict = t._ok & (t._rank == 0) & (t._hmin != t._hmax)
+    return t.mutate(
+        **{Q_CHECK: ibis.ifelse(conflict, f"{key}_unique", t[Q_CHECK]),
+           Q_REASON: ibis.ifelse(conflict, f"{key} has conflicting versions at the same "
+                                 "updated_at and ingest date", t[Q_REASON])},
+        _latest=t._ok & (t._rank == 0) & ~conflict,
+    ).drop("_ok", "_h", "_hmin", "_hmax", "_rank")
+
+
+def _select_latest(staged: ir.Table, columns: list[str]) -> ir.Table:
+    latest = staged.filter(staged._latest)
+    # Tied copies of one version are identical in every output column.
+    return latest.select(**{c: latest[P + c] for c in columns}).distinct()
+
+
+# ---------------------------------------------------------------- users
+USER_RULES = (
+    rule_null("id", "user_id_not_null"),
+    rule_timestamp("created_at", P + "created_at"),
+    rule_timestamp("updated_at", P + "updated_at"),
+)
+
+USER_COLUMNS = {
+    USER_ID: col("int64", False),
+    "first_name": col("string"),
+    "last_name": col("string"),
+    "email": col("string", doc="trimmed, lower case; not unique in the source"),
+    "gender": col("string", True, pa.Check.isin(list(names.GENDERS)),
+                  doc="one of names.GENDERS, or null when the source value is not"),
+    "favorite_genre": col("string", True, pa.Check.isin(list(names.GENRES)),
+                          doc="one of names.GENRES, or null when the source value is not"),
+    "created_at": col(UTC_TS, False),
+    "updated_at": col(UTC_TS, False),
+    "first_ingest_date": col("date", False),
+    "last_ingest_date": col("date", False),
+    "updated_before_created": col("boolean", False, doc="suspect: kept and flagged"),
+    "invalid_gender": col("boolean", False, doc="source gender not in the contract's list"),
+    "invalid_favorite_genre": col("boolean", False,
+                                  doc="source favorite genre not in the contract's list"),
+}
+
+
+def stage_users(raw_users: ir.Table) -> ir.Table:
+    """Every raw user row, typed, with row-level check results."""
+    r = raw_users
+    gender = normalize_to(r.gender, names.GENDERS)
+    genre = normalize_to(r.favorite_genres, names.GENRES)
+    t = r.mutate(**{
+        P + USER_ID: r.id.cast("int64"),
+        P + "first_name": r.first_name.strip(),
+        P + "last_name": r.last_name.strip(),
+        P + "email": r.email.strip().lower(),
+        P + "gender": gender,
+        P + "favorite_genre": genre,
+        P + "created_at": to_utc(r.created_at),
+        P + "updated_at": to_utc(r.updated_at),
+        P + "invalid_gender": gender.isnull() & r.gender.notnull(),
+        P + "invalid_favorite_genre": genre.isnull() & r.favorite_genres.notnull(),
+    })
+    t = t.mutate(**{P + "updated_before_created": _flags_updated_before_created(t)})
+    t = apply_rules(t, USER_RULES)
+    return _latest_per_key(t, USER_ID, list(RAW_USER_COLUMNS))
+
+
+def select_users(staged: ir.Table) -> ir.Table:
+    """The clean, latest version of each user."""
+    return _select_latest(staged, list(USER_COLUMNS))
+
+
+def users(raw_users: ir.Table) -> ir.Table:
+    """``standardized.users``: one row per user id, latest version."""
+    return select_users(stage_users(raw_users))
+
+
+USERS = View(
+    name=names.STD_USERS, grain=(USER_ID,), inputs=(names.RAW_USERS,), columns=USER_COLUMNS,
+    query=users, stage=stage_users, select=select_users,
+    quarantine_columns=(*RAW_USER_COLUMNS, *RAW_META),
+    doc="One row per user id: the latest version by updated_at, then ingest date.",
+)
+
+
+# ---------------------------------------------------------------- tracks
+TRACK_RULES = (
+    rule_null("id", "track_id_not_null"),
+    rule_timestamp("created_at", P + "created_at"),
+    rule_timestamp("updated_at", P + "updated_at"),
+)
+
+TRACK_COLUMNS = {
+    TRACK_ID: col("int64", False),
+    "name": col("string"),
+    "artist": col("string"),
+    "songwriters": col("string"),
+    "album": col("string"),
+    "duration_seconds": col("int32", True, pa.Check.ge(0),
+                            doc="from 'MM:SS'; null when unparseable (flagged)"),
+    "genres": col("array<string>", False,
+                  doc="contract genres found in the free text, sorted, distinct"),
+    "created_at": col(UTC_TS, False),
+    "updated_at": col(UTC_TS, False),
+    "first_ingest_date": col("date", False),
+    "last_ingest_date": col("date", False),
+    "updated_before_created": col("boolean", False, doc="suspect: kept and flagged"),
+    "invalid_duration": col("boolean", False, doc="duration present but not MM:SS"),
+    "unknown_genres": col("boolean", False,
+                          doc="the genres text had words that are not contract genres"),
+}
+
+
+def parse_duration(text: ir.StringValue) -> ir.IntegerValue:
+    """``"MM:SS"`` (minutes may exceed 59) as seconds; null if not that shape."""
+    pattern = r"^\s*(\d{1,4}):([0-5]\d)\s*$"
+    minutes = text.re_extract(pattern, 1).nullif("").cast("int32")
+    seconds = text.re_extract(pattern, 2).nullif("").cast("int32")
+    return (minutes * 60 + seconds).cast("int32")
+
+
+def parse_genres(text: ir.StringValue) -> tuple[ir.ArrayValue, ir.BooleanValue]:
+    """Free text -> (distinct contract genres, sorted; whether other words were present)."""
+    tokens = text.re_split(GENRE_SEPARATORS).filter(lambda g: g.strip() != "")
+    canon = tokens.map(lambda g: normalize_to(g, names.GENRES))
+    known = canon.filter(lambda g: g.notnull()).unique().sort()
+    n_tokens = tokens.length().fill_null(0)
+    n_known = canon.filter(lambda g: g.notnull()).length().fill_null(0)
+    return known.fill_null(ibis.literal([], type="array<string>")), n_known < n_tokens
+
+
+def stage_tracks(raw_tracks: ir.Table) -> ir.Table:
+    """Every raw track row, typed, with row-level check results."""
+    r = raw_tracks
+    duration = parse_duration(r.duration)
+    genres, unknown = parse_genres(r.genres)
+    t = r.mutate(**{
+        P + TRACK_ID: r.id.cast("int64"),
+        P + "name": r.name.strip(),
+        P + "artist": r.artist.strip(),
+        P + "songwriters": r.songwriters.strip(),
+        P + "album": r.album.strip(),
+        P + "duration_seconds": duration,
+        P + "genres": genres,
+        P + "created_at": to_utc(r.created_at),
+        P + "updated_at": to_utc(r.updated_at),
+        P + "invalid_duration": duration.isnull() & r.duration.notnull(),
+        P + "unknown_genres": unknown,
+    })
+    t = t.mutate(**{P + "updated_before_created": _flags_updated_before_created(t)})
+    t = apply_rules(t, TRACK_RULES)
+    return _latest_per_key(t, TRACK_ID, list(RAW_TRACK_COLUMNS))
+
+
+def select_tracks(staged: ir.Table) -> ir.Table:
+    """The clean, latest version of each track."""
+    return _select_latest(staged, list(TRACK_COLUMNS))
+
+
+def tracks(raw_tracks: ir.Table) -> ir.Table:
+    """``standardized.tracks``: one row per track id, latest version."""
+    return select_tracks(stage_tracks(raw_tracks))
+
+
+TRACKS = View(
+    name=names.STD_TRACKS, grain=(TRACK_ID,), inputs=(names.RAW_TRACKS,), columns=TRACK_COLUMNS,
+    query=tracks, stage=stage_tracks, select=select_tracks,
+    quarantine_columns=(*RAW_TRACK_COLUMNS, *RAW_META),
+    doc="One row per track id: the latest version by updated_at, then ingest date.",
+)
+
+
+# ---------------------------------------------------------------- listen history
+LISTEN_HISTORY_RULES = (
+    rule_null("user_id"),
+    rule_null("items"),
+    rule_timestamp("created_at", P + "created_at"),
+    rule_timestamp("updated_at", P + "updated_at"),
+)
+
+LISTEN_HISTORY_COLUMNS = {
+    "record_id": col("int64", False, doc="hash of (user_id, created_at, items)"),
+    USER_ID: col("int64", False),
+    "items": col("array<int64>", False, doc="track ids, in the source's order"),
+    "n_items": col("int32", False, pa.Check.ge(0)),
+    "created_at": col(UTC_TS, False),
+    "updated_at": col(UTC_TS, False, doc="the latest seen for this record"),
+    "first_ingest_date": col("date", False),
+    "last_ingest_date": col("date", False),
+}
+
+
+def stage_listen_history(raw_listen_history: ir.Table) -> ir.Table:
+    """Every raw listen record, typed, with row-level check results."""
+    r = raw_listen_history
+    t = r.mutate(**{
+        P + USER_ID: r.user_id.cast("int64"),
+        P + "items": r["items"].cast("array<int64>"),
+        P + "created_at": to_utc(r.created_at),
+        P + "updated_at": to_utc(r.updated_at),
+    })
+    return apply_rules(t, LISTEN_HISTORY_RULES)
+
+
+def select_listen_history(staged: ir.Table) -> ir.Table:
+    """One row per distinct record across snapshots.
+
+    A record is identified by its content (user, creation time, track list):
+    the source has no record id, and a full snapshot repeats every record
+    daily. Its ``updated_at`` is the latest seen.
+    """
+    ok = staged.filter(staged[Q_CHECK].isnull())
+    grouped = ok.group_by(
+        user_id=ok[P + USER_ID], items=ok[P + "items"], created_at=ok[P + "created_at"]
+    ).agg(
+        updated_at=ok[P + "updated_at"].max(),
+        first_ingest_date=ok[INGEST_DATE].min(),
+        last_ingest_date=ok[INGEST_DATE].max(),
+    )
+    return grouped.select(
+        record_id=ibis.struct({"u": grouped.user_id, "c": grouped.created_at,
+                               "i": grouped["items"]}).hash().cast("int64"),
+        user_id=grouped.user_id,
+        items=grouped["items"],
+        n_items=grouped["items"].length().cast("int32"),
+        created_at=grouped.created_at,
+        updated_at=grouped.updated_at,
+        first_ingest_date=grouped.first_ingest_date,
+        last_ingest_date=grouped.last_ingest_date,
+    )
+
+
+def listen_history(raw_listen_history: ir.Table) -> ir.Table:
+    """``standardized.listen_history``: distinct source records."""
+    return select_listen_history(stage_listen_history(raw_listen_history))
+
+
+LISTEN_HISTORY = View(
+    name=names.STD_LISTEN_HISTORY, grain=("record_id",), inputs=(names.RAW_LISTEN_HISTORY,),
+    columns=LISTEN_HISTORY_COLUMNS, query=listen_history, stage=stage_listen_history,
+    select=select_listen_history, quarantine_columns=(*RAW_LISTEN_COLUMNS, *RAW_META),
+    doc="One row per distinct listen record, deduplicated across daily snapshots.",
+)
+
+
+# ---------------------------------------------------------------- listens
+LISTENS_RULES = (
+    rule_null("track_id", "track_id_not_null"),
+    Rule("fk_user_id", f"user_id not in {names.STD_USERS}", lambda t: ~t._has_user),
+    Rule("fk_track_id", f"track_id not in {names.STD_TRACKS}", lambda t: ~t._has_track),
+)
+
+LISTENS_COLUMNS = {
+    "record_id": col("int64", False),
+    USER_ID: col("int64", False),
+    TRACK_ID: col("int64", False),
+    "position": col("int32", False, pa.Check.ge(0), doc="0-based index in the record's items"),
+    "created_at": col(UTC_TS, False, doc="the listen time"),
+    "updated_at": col(UTC_TS, False),
+    "first_ingest_date": col("date", False),
+}
+LISTENS_QUARANTINE_COLUMNS = tuple(LISTENS_COLUMNS)
+
+
+def stage_listens(listen_history: ir.Table, users: ir.Table, tracks: ir.Table) -> ir.Table:
+    """Every listened track of every record, with foreign-key check results."""
+    h = listen_history.select("record_id", USER_ID, "items", "created_at", "updated_at",
+                              "first_ingest_date")
+    exploded = h.unnest("items", offset="position").rename(track_id="items")
+    known_users = users.select(_uid=users[USER_ID], _has_user=ibis.literal(True))
+    known_tracks = tracks.select(_tid=tracks[TRACK_ID], _has_track=ibis.literal(True))
+    t = exploded.left_join(known_users, exploded[USER_ID] == known_users._uid)
+    t = t.left_join(known_tracks, t[TRACK_ID] == known_tracks._tid)
+    t = t.mutate(position=t.position.cast("int32"), _has_user=t._has_user.fill_null(False),
+                 _has_track=t._has_track.fill_null(False)).drop("_uid", "_tid")
+    return apply_rules(t, LISTENS_RULES)
+
+
+def select_listens(staged: ir.Table) -> ir.Table:
+    """The listened tracks whose user and track exist."""
+    ok = staged.filter(staged[Q_CHECK].isnull())
+    return ok.select(*LISTENS_COLUMNS)
+
+
+def listens(listen_history: ir.Table, users: ir.Table, tracks: ir.Table) -> ir.Table:
+    """``standardized.listens``: one row per listened track, foreign keys enforced."""
+    return select_listens(stage_listens(listen_history, users, tracks))
+
+
+LISTENS = View(
+    name=names.STD_LISTENS, grain=("record_id", "position"),
+    inputs=(names.STD_LISTEN_HISTORY, names.STD_USERS, names.STD_TRACKS),
+    columns=LISTENS_COLUMNS, query=listens, stage=stage_listens, select=select_listens,
+    quarantine_columns=LISTENS_QUARANTINE_COLUMNS,
+    foreign_keys={USER_ID: (names.STD_USERS, USER_ID), TRACK_ID: (names.STD_TRACKS, TRACK_ID)},
+    doc="One row per listened track: a record's items exploded, with its position.",
+)
+
+VIEWS = (USERS, TRACKS, LISTEN_HISTORY, LISTENS)
