@@ -194,6 +194,33 @@ def ingest(endpoints: tuple[str, ...], date: dt.date | None, wait: bool,
 
 
 # ---- build ----
+@cli.command()
+@date_option
+@click.option("--kpi-days", type=click.IntRange(min=1), metavar="N",
+              help="Days of consumption.daily_kpis ending on --date "
+                   "[env LAKEHOUSE_KPI_DAYS; default 90].")
+@format_option
+@with_settings(kpi_days="kpi_days")
+def build(date: dt.date | None, fmt: str) -> None:
+    """Build the standardized and consumption zones from raw snapshots up to --date.
+
+    Every table is validated before anything is written; rows failing a
+    row-level check go to quarantine.<table> with the reason. Building the
+    same date twice gives the same tables. Appends one record per table to
+    meta.runs.
+
+    Example:
+      lakehouse build --date 2026-11-26
+      lakehouse sql "SELECT _reason, count(*) FROM quarantine.listens GROUP BY 1"
+    """
+    from lakehouse.zones.build import build as run_build
+
+    records = run_build(settings(), date=date)
+    rows = [(r.target, r.status, r.rows_in, r.records, r.quarantined, r.table_version,
+             r.duration_s) for r in records]
+    click.echo(render(["table", "status", "rows_in", "rows", "quarantined", "version",
+                       "seconds"], rows, fmt))
+
 
 # ---- train, recommend, models ----
 
