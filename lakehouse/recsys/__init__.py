@@ -1,0 +1,14 @@
+"""The recommender: datasets, LightFM training, evaluation, model registry, batch scoring.
+
+Analysts call the same functions as the CLI::
+
+    from lakehouse.config import Settings
+    from lakehouse.recsys.train import train
+    from lakehouse.recsys.score import recommend
+    from lakehouse.recsys.registry import Registry
+
+    settings = Settings.load()
+    result = train(settings)              # lakehouse train
+    recommend(settings)                   # lakehouse recommend
+    Registry(settings.models_dir).versions()   # lakehouse models list
+"""

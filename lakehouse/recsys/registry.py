@@ -1,0 +1,347 @@
+"""The model registry under ``<lake>/models/``.
+
+Layout::
+
+    models/
+      versions/v0001/model.npz    the artifact: arrays only (embeddings, id maps, vocabularies)
+      versions/v0001/model.json   params, metrics, lineage, versions, sha256 of model.npz
+      aliases.json                {"champion": "v0001", "challenger": "v0002"}
+      promotions.jsonl            append-only: one JSON object per promotion or rollback
+
+A version directory is written to a temporary folder, fsynced, then renamed
+into place, so a reader sees a whole version or none; it is never changed
+afterwards. Aliases are switched by writing a temporary file and
+``os.replace``-ing it. The artifact holds no pickle at all (``allow_pickle``
+is off) and its checksum is verified before it is parsed, so a tampered file
+is refused rather than loaded.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import hashlib
+import io
+import json
+import os
+import re
+import shutil
+import uuid
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from lakehouse.errors import ModelError
+from lakehouse.lake import utc_now
+from lakehouse.locking import lake_lock
+
+ALIASES = ("champion", "challenger")
+ARTIFACT = "model.npz"
+META = "model.json"
+_VERSION = re.compile(r"^v(\d{4,})$")
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What the registry knows about one model version.
+
+    ``metrics`` has the keys ``"model"`` and ``"baseline"`` (popularity on the
+    same split) and ``"cold_start"`` (the model on users without training
+    listens, or None); each is a dict with ``precision_at_10``,
+    ``recall_at_10``, ``ndcg_at_10``, ``auc`` and ``coverage``.
+    """
+
+    version: str
+    created_at: dt.datetime
+    params: dict[str, Any]
+    metrics: dict[str, Any]
+    lineage: dict[str, Any]
+    path: Path
+    sha256: str = ""
+    training_seconds: float | None = None
+    package_version: str | None = None
+    library_versions: dict[str, str] = field(default_factory=dict)
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def artifact(self) -> Path:
+        """The artifact file of this version."""
+        return self.path / ARTIFACT
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _write_synced(path: Path, data: bytes) -> None:
+    with open(path, "wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+def sha256_bytes(data: bytes) -> str:
+    """The hex sha256 of ``data``."""
+    return hashlib.sha256(data).hexdigest()
+
+
+class Registry:
+    """Versioned models with ``champion``/``challenger`` aliases and a promotion log.
+
+    Args:
+        root: The registry folder (``settings.models_dir``). Created on first write.
+    """
+
+    def __init__(self, root: str | os.PathLike[str]):
+        self.root = Path(root)
+
+    def __repr__(self) -> str:
+        return f"Registry({str(self.root)!r})"
+
+    @property
+    def versions_dir(self) -> Path:
+        return self.root / "versions"
+
+    @property
+    def aliases_file(self) -> Path:
+        return self.root / "aliases.json"
+
+    @property
+    def log_file(self) -> Path:
+        return self.root / "promotions.jsonl"
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        # Two trainings (or a training and a rollback) must not interleave alias switches.
+        with lake_lock(self.root, "registry", timeout=60):
+            yield
+
+    # ----------------------------------------------------------------- reads
+    def versions(self) -> list[ModelInfo]:
+        """Every version, oldest first."""
+        if not self.versions_dir.is_dir():
+            return []
+        found = sorted((int(m.group(1)), p.name) for p in self.versions_dir.iterdir()
+                       if (m := _VERSION.match(p.name)) and (p / META).is_file())
+        return [self.get(name) for _n, name in found]
+
+    def get(self, version: str) -> ModelInfo:
+        """The version called ``version`` (an alias name works too).
+
+        Raises:
+            ModelError: No such version.
+        """
+        if version in ALIASES:
+            resolved = self.alias(version)
+            if resolved is None:
+                raise ModelError(f"there is no {version} model yet; run 'lakehouse train'")
+            version = resolved
+        path = self.versions_dir / version
+        if not _VERSION.match(version) or not (path / META).is_file():
+            known = ", ".join(i.version for i in self.versions()[-5:]) or "none"
+            raise ModelError(f"no model version {version!r} in {self.root} (latest: {known}); "
+                             "'lakehouse models list' shows them")
+        try:
+            meta = json.loads((path / META).read_text())
+        except (OSError, ValueError) as exc:
+            raise ModelError(f"model {version} has an unreadable {META}: {exc}") from None
+        return ModelInfo(
+            version=version,
+            created_at=dt.datetime.fromisoformat(meta["created_at"]),
+            params=meta.get("params", {}),
+            metrics=meta.get("metrics", {}),
+            lineage=meta.get("lineage", {}),
+            path=path,
+            sha256=meta.get("sha256", ""),
+            training_seconds=meta.get("training_seconds"),
+            package_version=meta.get("package_version"),
+            library_versions=meta.get("library_versions", {}),
+            history=meta.get("history", []),
+        )
+
+    def alias(self, name: str) -> str | None:
+        """The version an alias (``champion`` or ``challenger``) points to, or None."""
+        if name not in ALIASES:
+            raise ModelError(f"unknown alias {name!r}; use one of {', '.join(ALIASES)}")
+        return self._aliases().get(name)
+
+    def _aliases(self) -> dict[str, str | None]:
+        try:
+            return json.loads(self.aliases_file.read_text())
+        except FileNotFoundError:
+            return {}
+        except ValueError as exc:
+            raise ModelError(f"{self.aliases_file} is not valid JSON ({exc}); "
+                             "restore it or 'lakehouse models promote VERSION'") from None
+
+    def promotions(self) -> list[dict[str, Any]]:
+        """The promotion log, oldest first (promotions and rollbacks)."""
+        try:
+            lines = self.log_file.read_text().splitlines()
+        except FileNotFoundError:
+            return []
+        return [json.loads(line) for line in lines if line.strip()]
+
+    def load_arrays(self, version: str) -> dict[str, np.ndarray]:
+        """The artifact's arrays, after checking its sha256.
+
+        Raises:
+            ModelError: The version is missing, or its artifact does not match
+                the recorded checksum (it is then not parsed at all).
+        """
+        info = self.get(version)
+        try:
+            data = info.artifact.read_bytes()
+        except OSError as exc:
+            raise ModelError(f"cannot read model {info.version}: {exc.strerror}") from None
+        if not info.sha256 or sha256_bytes(data) != info.sha256:
+            raise ModelError(f"model {info.version} artifact {info.artifact} does not match its "
+                             "recorded sha256: refusing to load it; retrain or promote "
+                             "another version")
+        with np.load(io.BytesIO(data), allow_pickle=False) as npz:
+            return {k: npz[k] for k in npz.files}
+
+    # ---------------------------------------------------------------- writes
+    def save(self, arrays: Mapping[str, np.ndarray], meta: Mapping[str, Any]) -> ModelInfo:
+        """Store a new immutable version and return it.
+
+        Args:
+            arrays: The artifact's arrays (numeric or unicode; no objects).
+            meta: JSON-serialisable ``params``, ``metrics``, ``lineage`` and
+                anything else worth keeping; ``version``, ``created_at`` and
+                ``sha256`` are filled in here.
+        """
+        buf = io.BytesIO()
+        np.savez(buf, **arrays)
+        blob = buf.getvalue()
+        self.versions_dir.mkdir(parents=True, exist_ok=True)
+        tmp = self.root / f".tmp-{uuid.uuid4().hex}"
+        tmp.mkdir()
+        try:
+            _write_synced(tmp / ARTIFACT, blob)
+            full = {**meta, "created_at": utc_now().isoformat(), "sha256": sha256_bytes(blob)}
+            for attempt in range(100):
+                version = f"v{self._next_number() + attempt:04d}"
+                full["version"] = version
+                _write_synced(tmp / META, json.dumps(full, indent=2, default=str).encode())
+                _fsync_dir(tmp)
+                try:
+                    # rename() refuses a non-empty target: a concurrent writer that took
+                    # this number first makes us try the next one.
+                    os.rename(tmp, self.versions_dir / version)
+                    break
+                except OSError:
+                    continue
+            else:
+                raise ModelError(f"cannot allocate a model version in {self.versions_dir}")
+            _fsync_dir(self.versions_dir)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        return self.get(version)
+
+    def _next_number(self) -> int:
+        if not self.versions_dir.is_dir():
+            return 1
+        nums = [int(m.group(1)) for p in self.versions_dir.iterdir()
+                if (m := _VERSION.match(p.name))]
+        return max(nums, default=0) + 1
+
+    def set_alias(self, name: str, version: str | None) -> None:
+        """Point alias ``name`` at ``version`` (None clears it), atomically."""
+        with self._locked():
+            self._set_alias(name, version)
+
+    def _set_alias(self, name: str, version: str | None) -> None:
+        if name not in ALIASES:
+            raise ModelError(f"unknown alias {name!r}; use one of {', '.join(ALIASES)}")
+        if version is not None:
+            self.get(version)
+        aliases = self._aliases()
+        aliases[name] = version
+        self.root.mkdir(parents=True, exist_ok=True)
+        tmp = self.root / f".aliases-{uuid.uuid4().hex}.json"
+        _write_synced(tmp, json.dumps(aliases, indent=2).encode())
+        os.replace(tmp, self.aliases_file)
+        _fsync_dir(self.root)
+
+    def _log(self, entry: dict[str, Any]) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        with open(self.log_file, "a") as fh:
+            fh.write(json.dumps(entry, default=str) + "\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+
+    def promote(self, version: str, reason: str,
+                deltas: Mapping[str, float] | None = None) -> dict[str, Any]:
+        """Make ``version`` the champion and log it.
+
+        Args:
+            version: The version to promote.
+            reason: Why, in words (kept in the log).
+            deltas: Metric differences versus the previous champion; computed
+                from the stored metrics when omitted.
+
+        Returns:
+            The promotion log entry.
+
+        Raises:
+            ModelError: No such version.
+        """
+        with self._locked():
+            info = self.get(version)
+            previous = self.alias("champion")
+            if deltas is None:
+                deltas = _metric_deltas(info, self.get(previous) if previous else None)
+            entry = {"at": utc_now().isoformat(), "action": "promote", "from": previous,
+                     "to": info.version, "reason": reason, "deltas": dict(deltas)}
+            self._set_alias("champion", info.version)
+            if self.alias("challenger") == info.version:
+                self._set_alias("challenger", None)
+            self._log(entry)
+            return entry
+
+    def rollback(self, reason: str = "manual rollback") -> dict[str, Any]:
+        """Make the previous champion the champion again, and log it.
+
+        Raises:
+            ModelError: There is no previous champion to go back to.
+        """
+        with self._locked():
+            stack = self._champion_stack()
+            current = self.alias("champion")
+            if len(stack) < 2 or stack[-1] != current:
+                raise ModelError("there is no previous champion to roll back to; "
+                                 "'lakehouse models promote VERSION' picks one explicitly")
+            target = stack[-2]
+            entry = {"at": utc_now().isoformat(), "action": "rollback", "from": current,
+                     "to": target, "reason": reason,
+                     "deltas": _metric_deltas(self.get(target), self.get(current))}
+            self._set_alias("champion", target)
+            self._log(entry)
+            return entry
+
+    def _champion_stack(self) -> list[str]:
+        # Promotions push, rollbacks pop: repeated rollbacks walk back in time.
+        stack: list[str] = []
+        for entry in self.promotions():
+            if entry.get("action") == "rollback":
+                if stack:
+                    stack.pop()
+            else:
+                stack.append(entry["to"])
+        return stack
+
+
+def _metric_deltas(new: ModelInfo, old: ModelInfo | None) -> dict[str, float]:
+    if old is None:
+        return {}
+    a, b = new.metrics.get("model") or {}, old.metrics.get("model") or {}
+    return {k: round(a[k] - b[k], 6) for k in a if isinstance(a.get(k), int | float)
+            and isinstance(b.get(k), int | float)}
