@@ -23,6 +23,9 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,7 +38,7 @@ from lakehouse.config import Settings
 from lakehouse.errors import LakeError, ValidationError
 from lakehouse.lake import Lake, WriteResult, utc_now
 from lakehouse.locking import lake_lock
-from lakehouse.runlog import RunRecord, record_run
+from lakehouse.runlog import RunRecord, _cpu_seconds, record_run
 from lakehouse.zones import consumption, standardized
 from lakehouse.zones.base import View
 
@@ -59,10 +62,33 @@ class _Result:
     """A validated table waiting to be written."""
 
     view: View
-    table: ir.Table
+    table: ir.Table | None
     record: RunRecord
     quarantine: ir.Table | None = None
     quarantine_reasons: dict[str, int] = field(default_factory=dict)
+    seconds: float = 0.0
+    cpu_seconds: float = 0.0
+
+    @contextmanager
+    def timed(self) -> Iterator[None]:
+        """Count the block's wall and CPU time as this table's."""
+        t0, c0 = time.perf_counter(), _cpu_seconds()
+        try:
+            yield
+        finally:
+            self.seconds += time.perf_counter() - t0
+            self.cpu_seconds += _cpu_seconds() - c0
+
+    def finish(self, status: str, error: str | None = None) -> RunRecord:
+        """Finish the record with the time spent on this table alone.
+
+        Tables are computed first and written last, so the record's own clock
+        would count the other tables' work too.
+        """
+        self.record.finish(status, error)
+        self.record.duration_s = round(self.seconds, 3)
+        self.record.cpu_s = round(self.cpu_seconds, 3)
+        return self.record
 
 
 def build(settings: Settings, date: dt.date | None = None) -> list[RunRecord]:
@@ -153,34 +179,35 @@ class _Build:
         return [self.tables[n] for n in view.inputs]
 
     def _standardize(self, view: View) -> _Result:
-        record = RunRecord(PIPELINE, view.name, self.date)
-        staged = self._temp(view.stage(*self._inputs(view)), f"staged_{view.name}")
-        out = self._temp(view.select(staged), view.name)
-        quarantine = self._temp(view.quarantine(staged, self.date),
-                                names.quarantine_table(view.name))
-        record.rows_in = int(staged.count().execute())
-        reasons = quarantine.group_by(names.Q_REASON).agg(n=quarantine.count()).execute()
-        result = _Result(view, out, record, quarantine,
-                         {str(r): int(n) for r, n in zip(reasons[names.Q_REASON], reasons["n"],
-                                                         strict=True)})
-        record.quarantined = sum(result.quarantine_reasons.values())
-        self._drop(staged)
-        self._validate(result)
-        self.tables[view.name] = out
+        result = _Result(view, None, RunRecord(PIPELINE, view.name, self.date))  # type: ignore[arg-type]
+        with result.timed():
+            staged = self._temp(view.stage(*self._inputs(view)), f"staged_{view.name}")
+            result.table = self._temp(view.select(staged), view.name)
+            result.quarantine = self._temp(view.quarantine(staged, self.date),
+                                           names.quarantine_table(view.name))
+            result.record.rows_in = int(staged.count().execute())
+            self._drop(staged)
+            q = result.quarantine
+            reasons = q.group_by(names.Q_REASON).agg(n=q.count()).order_by(names.Q_REASON)
+            result.quarantine_reasons = {
+                row[names.Q_REASON]: int(row["n"]) for row in reasons.to_pyarrow().to_pylist()}
+            result.record.quarantined = sum(result.quarantine_reasons.values())
+            self._validate(result)
+        self.tables[view.name] = result.table
         return result
 
     def _consume(self, view: View) -> _Result:
-        record = RunRecord(PIPELINE, view.name, self.date)
-        kwargs: dict[str, Any] = {}
-        if view is consumption.DAILY_KPIS:
-            kwargs = {"end": self.date, "days": self.settings.kpi_days}
-        inputs = self._inputs(view)
-        out = self._temp(view.query(*inputs, **kwargs), view.name)
-        record.rows_in = int(inputs[0].count().execute())
-        record.quarantined = 0
-        result = _Result(view, out, record)
-        self._validate(result)
-        self.tables[view.name] = out
+        result = _Result(view, None, RunRecord(PIPELINE, view.name, self.date))  # type: ignore[arg-type]
+        with result.timed():
+            kwargs: dict[str, Any] = {}
+            if view is consumption.DAILY_KPIS:
+                kwargs = {"end": self.date, "days": self.settings.kpi_days}
+            inputs = self._inputs(view)
+            result.table = self._temp(view.query(*inputs, **kwargs), view.name)
+            result.record.rows_in = int(inputs[0].count().execute())
+            result.record.quarantined = 0
+            self._validate(result)
+        self.tables[view.name] = result.table
         return result
 
     # ------------------------------------------------------------ validate
@@ -189,31 +216,37 @@ class _Build:
         try:
             check_table(result.view, result.table, self.tables)
         except ValidationError as exc:
-            result.record.finish(names.FAILED, str(exc))
+            result.finish(names.FAILED, str(exc))
             record_run(self.lake, result.record)
             raise
 
     # ------------------------------------------------------------ write
     def _write(self, results: list[_Result]) -> list[RunRecord]:
+        """Write every validated table, parents first, then their run records.
+
+        Each table is one atomic commit. Should the disk fail midway, the
+        tables already written are a consistent build and the rest keep the
+        previous one; the run log says which.
+        """
         done: list[RunRecord] = []
         for result in results:
             record = result.record
             try:
-                written = self._write_table(result.view.name, result.table)
-                record.records = written.rows
-                record.table_version = written.version
-                record.schema_changes = written.schema_changes
-                record.details = {"quarantine_reasons": result.quarantine_reasons}
-                if result.quarantine is not None:
-                    qname = names.quarantine_table(result.view.name)
-                    q = self._write_table(qname, result.quarantine)
-                    record.details |= {"quarantine_table": qname,
-                                       "quarantine_version": q.version}
+                with result.timed():
+                    written = self._write_table(result.view.name, result.table)
+                    record.records = written.rows
+                    record.table_version = written.version
+                    record.schema_changes = written.schema_changes
+                    record.details = {"quarantine_reasons": result.quarantine_reasons}
+                    if result.quarantine is not None:
+                        qname = names.quarantine_table(result.view.name)
+                        q = self._write_table(qname, result.quarantine)
+                        record.details |= {"quarantine_table": qname,
+                                           "quarantine_version": q.version}
             except LakeError as exc:
-                record.finish(names.FAILED, str(exc))
-                record_run(self.lake, *done, record)
+                record_run(self.lake, *done, result.finish(names.FAILED, str(exc)))
                 raise
-            done.append(record.finish(names.SUCCESS))
+            done.append(result.finish(names.SUCCESS))
         record_run(self.lake, *done)
         return done
 
