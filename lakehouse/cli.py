@@ -223,8 +223,320 @@ def build(date: dt.date | None, fmt: str) -> None:
 
 
 # ---- train, recommend, models ----
+@cli.command("train")
+@date_option
+@click.option("--promote", type=click.Choice(["auto", "never", "force"]), default="auto",
+              show_default=True,
+              help="auto: promote if it beats popularity and the champion (re-evaluated on the "
+                   "same holdout) by the margin; never; force.")
+@click.option("--epochs", type=click.IntRange(min=1), metavar="N",
+              help="Training epochs [env LAKEHOUSE_EPOCHS; default 30].")
+@click.option("--components", type=click.IntRange(min=1), metavar="N",
+              help="Embedding size [env LAKEHOUSE_COMPONENTS; default 64].")
+@click.option("--learning-rate", type=click.FloatRange(min=0, min_open=True), metavar="F",
+              help="Learning rate [env LAKEHOUSE_LEARNING_RATE; default 0.05].")
+@click.option("--loss", type=click.Choice(["warp", "bpr", "logistic", "warp-kos"]),
+              help="LightFM loss [env LAKEHOUSE_LOSS; default warp].")
+@click.option("--seed", type=int, help="Random seed [env LAKEHOUSE_SEED; default 42].")
+@click.option("--holdout-share", type=click.FloatRange(0, 1, min_open=True, max_open=True),
+              metavar="F", help="Share of the most recent listens held out "
+                                "[env LAKEHOUSE_HOLDOUT_SHARE; default 0.2].")
+@click.option("--promote-margin", type=click.FloatRange(min=0), metavar="F",
+              help="Relative precision@10 gain needed over the champion "
+                   "[env LAKEHOUSE_PROMOTE_MARGIN; default 0.01].")
+@with_settings(epochs="epochs", components="components", learning_rate="learning_rate",
+               loss="loss", seed="seed", holdout_share="holdout_share",
+               promote_margin="promote_margin")
+def train_command(date: dt.date | None, promote: str) -> None:
+    """Train a LightFM challenger on the lake and promote it if it is better.
+
+    The most recent listens are held out; the model, the popularity baseline
+    and the current champion are all scored on that holdout (precision,
+    recall and nDCG at 10, AUC, coverage). The new version is stored in
+    <lake>/models and appended to meta.runs; the output says whether it
+    became the champion and why.
+
+    Example:
+      lakehouse train
+      lakehouse train --epochs 50 --components 32 --promote never
+    """
+    from lakehouse.monitor.alerts import notify_runs
+    from lakehouse.recsys.train import train
+
+    total = settings().epochs
+
+    def progress(epoch: int, point: dict) -> None:
+        metric = point.get("precision_at_10")
+        click.echo(f"epoch {epoch}/{total}  {point['seconds']:.2f}s"
+                   + (f"  p@10 (sample) {metric:.4f}" if metric is not None else ""), err=True)
+
+    result = train(settings(), promote=promote, date=date, progress=progress)
+    click.echo(result.summary())
+    if result.run is not None:
+        notify_runs(settings(), [result.run])
+
+
+@cli.command("recommend")
+@date_option
+@click.option("--k", type=click.IntRange(min=1), metavar="N",
+              help="Tracks per user [env LAKEHOUSE_K; default 10].")
+def recommend_command(date: dt.date | None, k: int | None) -> None:
+    """Score every user with the champion and write consumption.recommendations.
+
+    Each user gets their k best tracks they have not listened to yet (users
+    and tracks new since training are scored through their features). The
+    --date partition (score_date) is replaced in one commit.
+
+    Example:
+      lakehouse recommend --k 10 --date 2026-11-26
+      lakehouse sql "SELECT * FROM consumption.recommendations WHERE user_id = 42"
+    """
+    from lakehouse.monitor.alerts import notify_runs
+    from lakehouse.recsys.score import recommend
+
+    record = recommend(settings(), k=k, date=date)
+    d = record.details
+    click.echo(f"Wrote {record.records} recommendations for {d['users']} users "
+               f"({d['cold_start_users']} cold start, k={d['k']}) with model "
+               f"{d['model_version']} to consumption.recommendations "
+               f"(score_date {record.run_date}, version {record.table_version}) "
+               f"in {record.duration_s:.1f}s.")
+    notify_runs(settings(), [record])
+
+
+@cli.group("models")
+def models() -> None:
+    """List, inspect, promote and roll back the registered models.
+
+    Example:
+      lakehouse models list
+      lakehouse models rollback
+    """
+
+
+def _registry():
+    from lakehouse.recsys.registry import Registry
+
+    return Registry(settings().models_dir)
+
+
+@models.command("list")
+@format_option
+def models_list(fmt: str) -> None:
+    """List model versions, oldest first, with their aliases and metrics.
+
+    Example:
+      lakehouse models list --format csv
+    """
+    registry = _registry()
+    infos = registry.versions()
+    if not infos and fmt == "table":
+        click.echo(f"No models in {registry.root} yet; run 'lakehouse train'.")
+        return
+    aliases = {v: a for a in ("champion", "challenger") if (v := registry.alias(a))}
+    rows = [(i.version, aliases.get(i.version), i.created_at,
+             (i.metrics.get("model") or {}).get("precision_at_10"),
+             (i.metrics.get("baseline") or {}).get("precision_at_10"),
+             (i.metrics.get("model") or {}).get("ndcg_at_10"),
+             (i.metrics.get("model") or {}).get("auc"),
+             (i.metrics.get("model") or {}).get("coverage"),
+             i.params.get("epochs"), i.params.get("components")) for i in infos]
+    click.echo(render(["version", "alias", "created_at", "p@10", "popularity_p@10", "ndcg@10",
+                       "auc", "coverage", "epochs", "components"], rows, fmt))
+
+
+@models.command("show")
+@click.argument("version")
+def models_show(version: str) -> None:
+    """Show everything stored about VERSION (or 'champion'/'challenger') as JSON.
+
+    Example:
+      lakehouse models show champion
+    """
+    import dataclasses
+    import json
+
+    info = _registry().get(version)
+    data = {k: v for k, v in dataclasses.asdict(info).items() if k != "history"}
+    click.echo(json.dumps(data, indent=2, default=str))
+
+
+@models.command("promote")
+@click.argument("version")
+@click.option("--reason", default="manual promotion", show_default=True,
+              help="Why, kept in the promotion log.")
+def models_promote(version: str, reason: str) -> None:
+    """Make VERSION the champion (logged in the promotion log).
+
+    Example:
+      lakehouse models promote v0003 --reason "validated offline"
+    """
+    entry = _registry().promote(version, reason)
+    click.echo(f"Champion is now {entry['to']} (was {entry['from'] or 'none'}).")
+
+
+@models.command("rollback")
+@click.option("--reason", default="manual rollback", show_default=True,
+              help="Why, kept in the promotion log.")
+def models_rollback(reason: str) -> None:
+    """Make the previous champion the champion again.
+
+    Example:
+      lakehouse models rollback --reason "complaints about v0004"
+    """
+    entry = _registry().rollback(reason)
+    click.echo(f"Champion is now {entry['to']} (rolled back from {entry['from']}).")
+
 
 # ---- status, kpis, report, alert ----
+@cli.command("status")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table",
+              show_default=True, help="Output format.")
+@click.option("--alert", "send", is_flag=True,
+              help="Also send an alert for each problem (once per alert window).")
+def status_command(fmt: str, send: bool) -> None:
+    """Show the pipeline's health; exit code 0 healthy, 1 unhealthy.
+
+    For each endpoint its last ingest and how old its last success is, the
+    last build, training and scoring runs, every table's rows, size and
+    version, the champion model against the popularity baseline, and the
+    problems found: a failed last run, data older than --stale-hours
+    (LAKEHOUSE_STALE_HOURS, default 26), a champion whose scoring did not run.
+
+    Example:
+      lakehouse status
+      lakehouse status --alert --format json > status.json || echo unhealthy
+    """
+    import dataclasses
+    import json
+
+    from lakehouse.monitor.alerts import send_alerts
+    from lakehouse.monitor.status import status, status_sections
+
+    current = settings()
+    st = status(current)
+    if fmt == "json":
+        click.echo(json.dumps(dataclasses.asdict(st), indent=2, default=lambda v: (
+            v.isoformat() if isinstance(v, dt.date | dt.datetime) else str(v))))
+    else:
+        verdict = "HEALTHY" if st.healthy else "UNHEALTHY"
+        click.echo(f"Lake {st.lake}: {verdict} ({len(st.errors)} error(s), "
+                   f"{len(st.problems) - len(st.errors)} warning(s)); "
+                   f"{human_bytes(st.lake_bytes)} on disk; last recommendations: "
+                   f"{st.last_recommendations or 'none'}")
+        for title, columns, rows in status_sections(st):
+            if rows:
+                click.echo(f"\n{title}\n{render(columns, rows)}")
+    if send:
+        sent = [a for a in send_alerts(current, st.alerts()) if not a.suppressed]
+        click.echo(f"{len(sent)} alert(s) sent.", err=True)
+    if not st.healthy:
+        sys.exit(1)
+
+
+@cli.command("kpis")
+@click.option("--since", callback=parse_date, metavar="YYYY-MM-DD",
+              help="Only dates on or after this one.")
+@click.option("--section", "sections", multiple=True,
+              type=click.Choice(["users", "daily", "monthly", "tables", "lake"]),
+              help="Only these sections (repeatable; default: all). csv needs exactly one.")
+@format_option
+def kpis_command(since: dt.date | None, sections: tuple[str, ...], fmt: str) -> None:
+    """Print user and pipeline KPIs.
+
+    Sections: users (total and new users and tracks, listens, active
+    listeners, average listen-history size per day); daily and monthly
+    (runs succeeded and failed, average and p95 duration, records, CPU
+    seconds and estimated cost per pipeline); tables and lake (size over
+    time). json prints one object keyed by section.
+
+    Example:
+      lakehouse kpis --since 2026-11-01
+      lakehouse kpis --section daily --format csv > runs.csv
+    """
+    import json
+
+    from lakehouse.monitor.kpis import KPI_SECTIONS, frame_rows, kpi_tables
+
+    if fmt == "csv" and len(sections) != 1:
+        raise click.UsageError("--format csv needs exactly one --section")
+    tables = kpi_tables(settings(), since, list(sections) or None)
+    if fmt == "json":
+        out = {name: json.loads(render(list(f.columns), frame_rows(f), "json"))
+               for name, f in tables.items()}
+        click.echo(json.dumps(out, indent=2))
+        return
+    for name, frame in tables.items():
+        text = render(list(frame.columns), frame_rows(frame), fmt)
+        if fmt == "csv":
+            click.echo(text)
+        else:
+            click.echo(f"{KPI_SECTIONS[name]}\n{text if len(frame) else '(none yet)'}\n")
+
+
+@cli.command("report")
+@click.option("--out", type=click.Path(), metavar="PATH",
+              help="File (or folder) to write [default: <lake>/reports/report-<date>.html].")
+def report_command(out: str | None) -> None:
+    """Write the HTML monitoring report: one file, charts inline, opens offline.
+
+    Health, user KPIs, pipeline KPIs (runs, durations, records, cost, table
+    and lake size over time), recent failures, quarantine by reason, model
+    metrics per version against the popularity baseline, recent alerts.
+
+    Example:
+      lakehouse report --out /tmp/lakehouse-report.html
+    """
+    from pathlib import Path
+
+    from lakehouse.monitor.report import write_report
+
+    path = write_report(settings(), Path(out) if out else None)
+    click.echo(f"Report written to {path}")
+
+
+@cli.command("alert")
+@click.option("--test", "test", is_flag=True,
+              help="Send a test alert to every configured sink (no de-duplication).")
+@click.option("--message", metavar="TEXT",
+              help="Send a job_failed alert with this text (what scripts/daily.sh does).")
+@click.option("--job", default="daily", show_default=True, metavar="NAME",
+              help="With --message: the job the alert is about (its de-duplication key).")
+@click.option("--limit", type=click.IntRange(min=1), default=20, show_default=True,
+              help="Without --test/--message: how many recent alerts to list.")
+@format_option
+def alert_command(test: bool, message: str | None, job: str, limit: int, fmt: str) -> None:
+    """List recent alerts, send a test alert, or send a job failure alert.
+
+    Sinks come from the environment: LAKEHOUSE_ALERT_WEBHOOK (a Slack or
+    Teams incoming webhook URL; a secret, never printed) and/or
+    LAKEHOUSE_ALERT_COMMAND (receives the alert JSON on stdin). The same
+    alert is not repeated within LAKEHOUSE_ALERT_WINDOW_MINUTES.
+
+    Example:
+      LAKEHOUSE_ALERT_COMMAND="tee -a /tmp/alerts.jsonl" lakehouse alert --test
+      lakehouse alert --limit 5
+    """
+    from lakehouse.monitor.alerts import job_failed_alert, read_alerts, send_test_alert
+
+    current = settings()
+    if test or message:
+        sent = send_test_alert(current) if test else job_failed_alert(current, job, message)
+        if sent.suppressed:
+            click.echo(f"Not sent: {sent.key} was already sent within "
+                       f"{current.alert_window_minutes:g} min.")
+            return
+        outcome = ", ".join(f"{sink}: {res}" for sink, res in sent.delivered.items())
+        click.echo(f"Alert {sent.key}: {outcome or 'no sink configured (logged only)'}")
+        if any(res != "ok" for res in sent.delivered.values()):
+            sys.exit(1)
+        return
+    rows = [(a["created_at"], a["severity"], a["kind"], a["subject"],
+             "suppressed" if a["suppressed"] else "sent", a["message"])
+            for a in read_alerts(current, limit)]
+    click.echo(render(["created_at", "severity", "kind", "subject", "delivery", "message"],
+                      rows, fmt))
+
 
 # ---- demo ----
 @cli.command()

@@ -21,6 +21,7 @@ import datetime as dt
 import json
 import logging
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,7 +32,7 @@ import pyarrow as pa
 
 from lakehouse import names
 from lakehouse.config import Settings
-from lakehouse.errors import LakehouseError
+from lakehouse.errors import ConfigError, LakehouseError
 from lakehouse.lake import Lake, parse_table_name
 from lakehouse.monitor.runs import read_runs
 
@@ -258,3 +259,41 @@ def _plain(value: Any) -> Any:
         if isinstance(value, float) and np.isnan(value):
             return None
     return value
+
+
+KPI_SECTIONS = {
+    "users": "User KPIs per day",
+    "daily": "Pipeline runs per day",
+    "monthly": "Pipeline runs per month",
+    "tables": "Table sizes over time",
+    "lake": "Lake size over time",
+}
+
+
+def kpi_tables(settings: Settings, since: dt.date | None = None,
+               sections: Sequence[str] | None = None) -> dict[str, pd.DataFrame]:
+    """User and pipeline KPIs as named frames (what ``lakehouse kpis`` prints).
+
+    Args:
+        settings: Which lake.
+        since: Only dates on or after this one.
+        sections: Some of :data:`KPI_SECTIONS` (default: all), in that order.
+
+    Raises:
+        LakeError: There is no lake at ``settings.lake``.
+        ConfigError: An unknown section.
+    """
+    wanted = list(sections or KPI_SECTIONS)
+    unknown = [s for s in wanted if s not in KPI_SECTIONS]
+    if unknown:
+        raise ConfigError(f"unknown KPI section(s) {', '.join(unknown)}; "
+                          f"use {', '.join(KPI_SECTIONS)}")
+    out: dict[str, pd.DataFrame] = {}
+    if "users" in wanted:
+        out["users"] = user_kpis(settings, since)
+    if set(wanted) - {"users"}:
+        pipe = pipeline_kpis(settings, since)
+        frames = {"daily": pipe.daily, "monthly": pipe.monthly, "tables": pipe.table_sizes,
+                  "lake": pipe.lake_size}
+        out.update({s: frames[s] for s in wanted if s in frames})
+    return {s: out[s] for s in wanted}

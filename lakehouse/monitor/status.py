@@ -212,7 +212,8 @@ def _step(runs: pd.DataFrame, pipeline: str, target: str | None,
     step.last_run_at = _ts(last["finished_at"]) or _ts(last["started_at"])
     step.run_date = last["run_date"]
     step.records = None if pd.isna(last["records"]) else int(last["records"])
-    step.error = None if pd.isna(last["error"]) else str(last["error"])
+    if step.last_status == names.FAILED and not pd.isna(last["error"]):
+        step.error = str(last["error"])
     ok = mine[mine["status"] == names.SUCCESS]
     if not ok.empty:
         last_ok = ok.iloc[-1]
