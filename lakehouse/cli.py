@@ -154,6 +154,69 @@ def sql(query: str, fmt: str, limit: int) -> None:
 
 
 # ---- mock-api (bundled source API) ----
+@cli.command("mock-api")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to bind.")
+@click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True,
+              help="TCP port (0: any free port).")
+@click.option("--seed", type=int, default=42, show_default=True,
+              help="Seed of the data set and of the fault schedule.")
+@click.option("--profile", type=click.Choice(["realistic", "reference"]), default="realistic",
+              show_default=True,
+              help="realistic: learnable taste and documented defects; reference: the "
+                   "reference server's distributions (1000 per endpoint by default).")
+@click.option("--users", type=click.IntRange(min=1),
+              help="Users at the end of the window [default: 2000; reference: 1000].")
+@click.option("--tracks", type=click.IntRange(min=1),
+              help="Tracks at the end of the window [default: 3000; reference: 1000].")
+@click.option("--listens", type=click.IntRange(min=0),
+              help="Listen records (sessions) at the end of the window [default: 20000; "
+                   "reference: one per user].")
+@click.option("--start", callback=parse_date, metavar="YYYY-MM-DD",
+              help="First simulated day [default: 2026-10-01].")
+@click.option("--days", type=click.IntRange(min=1), default=30, show_default=True,
+              help="Length of the simulated window.")
+@click.option("--as-of", "as_of", callback=parse_date, metavar="YYYY-MM-DD",
+              help="Serve the state at the end of this day [default: the window's last day].")
+@click.option("--admin", is_flag=True,
+              help="Enable POST /_mock/as-of {\"as_of\": \"YYYY-MM-DD\"} to switch the served "
+                   "day without a restart (outside the contract).")
+@click.option("--fault-rate", type=click.FloatRange(0, 1), default=0.0, show_default=True,
+              help="Share of requests that fail, deterministically by seed.")
+@click.option("--faults", metavar="KINDS",
+              help="Comma-separated fault kinds among 429,500,503,reset,slow,truncated,drift "
+                   "[default: all].")
+@click.option("--fail-endpoint", type=click.Choice(["users", "tracks", "listen_history"]),
+              help="Answer every request to this endpoint with a 500.")
+@click.option("--slow-seconds", type=click.FloatRange(min=0), default=3.0, show_default=True,
+              help="Delay of a 'slow' fault; make it exceed the client's read timeout.")
+def mock_api(host: str, port: int, seed: int, profile: str, users: int | None,
+             tracks: int | None, listens: int | None, start: dt.date | None, days: int,
+             as_of: dt.date | None, admin: bool, fault_rate: float, faults: str | None,
+             fail_endpoint: str | None, slow_seconds: float) -> None:
+    """Serve the bundled MooVitamix API (same contract as the client's) with seeded data.
+
+    The data set is a pure function of the seed, the sizes, the profile and the as-of
+    day; serving day D then D+1 shows growth and updates like a daily source.
+
+    \b
+    Example:
+      lakehouse mock-api --port 8000 --seed 42
+      lakehouse mock-api --users 100000 --tracks 50000 --listens 1000000 --admin
+      lakehouse mock-api --fault-rate 0.1 --faults 429,503,reset --slow-seconds 2
+    """
+    from lakehouse.mockapi.data import MockConfig
+    from lakehouse.mockapi.server import serve
+
+    small = 1000 if profile == "reference" else None
+    fields = {"users": users or small, "tracks": tracks or small, "listens": listens,
+              "start": start, "as_of": as_of}
+    config = MockConfig(
+        seed=seed, profile=profile, days=days, fault_rate=fault_rate,
+        faults=tuple(f.strip() for f in (faults or "").split(",") if f.strip()),
+        fail_endpoint=fail_endpoint, slow_seconds=slow_seconds,
+        **{k: v for k, v in fields.items() if v is not None})
+    serve(config, host=host, port=port, admin=admin, announce=click.echo)
+
 
 # ---- ingest ----
 @cli.command()

@@ -260,11 +260,17 @@ def _error(kind: str, retry_after: int) -> Response:
 
 async def _drop_connection(send) -> None:
     """Close the client's connection without an answer."""
-    transport = getattr(getattr(send, "__self__", None), "transport", None)
+    cycle = getattr(send, "__self__", None)
+    transport = getattr(cycle, "transport", None)
     if transport is None:
         # Not under uvicorn (e.g. a test client): fail the request the same visible way.
         raise ConnectionResetError("mock API fault: connection dropped")
     transport.abort()
+    # Let uvicorn notice the disconnect, or it logs an app that never answered.
+    for _ in range(10):
+        if getattr(cycle, "disconnected", True):
+            break
+        await asyncio.sleep(0)
 
 
 def _truncate(body: bytes) -> bytes:

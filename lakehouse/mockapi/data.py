@@ -243,7 +243,7 @@ def universe(config: MockConfig) -> Universe:
     return _universe(key)
 
 
-@functools.lru_cache(maxsize=2)
+@functools.lru_cache(maxsize=1)
 def _universe(key: MockConfig) -> Universe:
     if key.profile == "reference":
         return _reference_universe(key)
