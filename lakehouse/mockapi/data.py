@@ -24,8 +24,10 @@ Profile ``realistic`` (default)
     tracks. ``listens`` is the number of listen records: one per listening session, over the
     60 days before the window and the window itself, several per user (activity is
     log-normal), each with 1..30 track ids. A listened track is drawn from the user's
-    favourite artists (40%), personal favourites (25%, so tracks repeat across sessions),
-    favourite genre (20%, Zipf-like within the genre), global hits (10%) or anywhere (5%).
+    favourite artists (45%), personal favourites (20%, so tracks repeat across sessions),
+    favourite genre (27%, Zipf-like within the genre), global hits (5%) or anywhere (3%).
+    (Tuned so that LightFM, WARP, 64 components, 30 epochs, beats popularity by ~3x in
+    precision@10 on a time-based 80/20 holdout of the default data, seen tracks masked.)
     About 30% of users and tracks get one update (users: email, sometimes last name or
     favourite genre; tracks: a second genre or a deluxe album), spread over the 30 days
     before the window and the window itself.
@@ -77,6 +79,10 @@ PROFILES = ("realistic", "reference")
 FAULT_KINDS = ("429", "500", "503", "reset", "slow", "truncated", "drift")
 
 DEFAULT_START = dt.date(2026, 10, 1)
+
+# Where a listened track comes from: favourite artists, personal favourites, favourite genre,
+# global hits, anywhere.
+LISTEN_MIX = (0.45, 0.20, 0.27, 0.05, 0.03)
 
 _US_PER_DAY = 86_400_000_000
 _EPOCH = dt.date(1970, 1, 1)
@@ -542,23 +548,24 @@ def _realistic_universe(cfg: MockConfig) -> Universe:
     item_sess = np.repeat(np.arange(n_sess), length)
     item_user = s_user[item_sess]
     mode = rng.random(n_items)
+    edges = np.cumsum(LISTEN_MIX)
     pick = np.empty(n_items, dtype=np.int64)
     # Favourite artists: a Zipf-like pick among the artist's tracks.
-    m = mode < 0.40
+    m = mode < edges[0]
     a = fav_artists[item_user[m], rng.integers(0, 3, int(m.sum()))]
     pick[m] = by_artist[artist_start[a] + _log_index(rng, artist_count[a], a.size)]
     # Personal favourites: the same few tracks come back session after session.
-    m = (mode >= 0.40) & (mode < 0.65)
+    m = (mode >= edges[0]) & (mode < edges[1])
     pick[m] = fav_tracks[item_user[m], rng.integers(0, n_fav_tracks, int(m.sum()))]
     # Favourite genre (as the user really listens, not as stated).
-    m = (mode >= 0.65) & (mode < 0.85)
+    m = (mode >= edges[1]) & (mode < edges[2])
     g = fav_genre[item_user[m]]
     pick[m] = by_genre[genre_start[g] + _log_index(rng, genre_count[g], g.size)]
     # Global hits.
-    m = (mode >= 0.85) & (mode < 0.95)
+    m = (mode >= edges[2]) & (mode < edges[3])
     pick[m] = by_score[_log_index(rng, n_tracks, int(m.sum()))]
     # Exploration.
-    m = mode >= 0.95
+    m = mode >= edges[3]
     pick[m] = rng.integers(0, n_tracks, int(m.sum()))
     # Nobody listens to a track before its release: fall back to the genre's top track.
     early = created[pick] > s_time[item_sess]
