@@ -202,6 +202,12 @@ class ApiClient:
                 self._sleep(attempt)
             try:
                 resp = self.session.get(url, params=params, timeout=self.timeout)
+            except (requests.exceptions.ChunkedEncodingError,
+                    requests.exceptions.ContentDecodingError) as exc:
+                # The headers came, the body was cut: urllib3 cannot retry that.
+                self._count(requests_=1)
+                problem = f"body cut short ({_reason(exc)})"
+                continue
             except requests.exceptions.RetryError as exc:  # redirects exhausted, etc.
                 self._count(requests_=1 + self.max_retries, retries=self.max_retries)
                 raise NotTheApiError(f"{where} at {redact(self.base_url)}: {_reason(exc)}; "
@@ -214,11 +220,7 @@ class ApiClient:
                 ) from None
             history = len(resp.raw.retries.history) if resp.raw.retries else 0
             self._count(requests_=1 + history, retries=history)
-            try:
-                body = resp.content
-            except requests.exceptions.RequestException as exc:
-                problem = f"body cut short ({_reason(exc)})"
-                continue
+            body = resp.content
             self._count(nbytes=len(body))
             if resp.status_code != 200:
                 message = _server_message(body)

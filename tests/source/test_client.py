@@ -1,0 +1,162 @@
+"""The HTTP client and paginator against a tiny scripted server on loopback."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from lakehouse.errors import ConfigError
+from lakehouse.source.client import USER_AGENT, ApiClient, check_base_url, redact
+from lakehouse.source.errors import HttpStatusError, NotTheApiError, SourceUnreachableError
+from lakehouse.source.paginator import iter_pages
+
+
+def client(url: str, **kw) -> ApiClient:
+    opts = {"max_retries": 3, "backoff_factor": 0.01, "backoff_max": 0.05,
+            "connect_timeout": 1.0, "read_timeout": 2.0, **kw}
+    return ApiClient(url, **opts)
+
+
+def test_reads_a_page_envelope_with_user_agent_and_token(fake_api):
+    api = fake_api()
+    with client(api.url, token="s3cret") as c:
+        page = c.get_page("/users", 2, 100)
+    assert (page.number, page.total, page.pages, page.size, len(page.items)) == (2, 250, 3, 100, 100)
+    assert page.items[0]["id"] == 101
+    assert page.fetched_at.tzinfo is not None
+    assert api.log[0].headers["User-Agent"] == USER_AGENT
+    assert USER_AGENT.startswith("lakehouse/")
+    assert api.log[0].headers["Authorization"] == "Bearer s3cret"
+    assert c.requests == 1 and c.retries == 0 and c.bytes == page.nbytes > 0
+
+
+def test_token_is_not_in_the_client_repr_or_errors(fake_api):
+    api = fake_api(hook=lambda r: (401, {}, b'{"detail":"Not authenticated"}'))
+    with client(api.url, token="s3cret") as c, pytest.raises(HttpStatusError) as err:
+        c.get_page("/users", 1)
+    assert "s3cret" not in str(err.value) and "s3cret" not in repr(c)
+    assert "401" in str(err.value) and "Not authenticated" in str(err.value)
+
+
+@pytest.mark.parametrize("status", [429, 500, 502, 503, 504])
+def test_retries_transient_statuses_then_succeeds(fake_api, status):
+    api = fake_api(hook=lambda r: (status, {}, b'{"detail":"busy"}') if r.n <= 2 else None)
+    with client(api.url) as c:
+        page = c.get_page("/tracks", 1)
+    assert len(page.items) == 100
+    assert c.retries == 2 and c.requests == 3
+    assert api.counts[("tracks", 1)] == 3
+
+
+def test_honours_retry_after(fake_api):
+    api = fake_api(hook=lambda r: (429, {"Retry-After": "1"}, b"{}") if r.n == 1 else None)
+    t0 = time.perf_counter()
+    with client(api.url) as c:
+        c.get_page("/users", 1)
+    assert time.perf_counter() - t0 >= 0.9
+    assert c.retries == 1
+
+
+def test_gives_up_on_a_persistent_500_quoting_the_server(fake_api):
+    api = fake_api(hook=lambda r: (500, {}, b'{"detail":"database on fire"}'))
+    with client(api.url) as c, pytest.raises(HttpStatusError) as err:
+        c.get_page("/users", 1)
+    assert err.value.status == 500
+    assert "database on fire" in str(err.value) and "after 3 retries" in str(err.value)
+    assert api.counts[("users", 1)] == 4
+
+
+def test_does_not_retry_other_4xx_and_quotes_fastapi_detail(fake_api):
+    body = (b'{"detail":[{"type":"less_than_equal","loc":["query","size"],'
+            b'"msg":"Input should be less than or equal to 100","input":"101"}]}')
+    api = fake_api(hook=lambda r: (422, {}, body))
+    with client(api.url) as c, pytest.raises(HttpStatusError) as err:
+        c.get_page("/users", 1, 100)
+    assert api.counts[("users", 1)] == 1
+    assert "422" in str(err.value)
+    assert "query.size: Input should be less than or equal to 100" in str(err.value)
+
+
+@pytest.mark.parametrize("fault", ["reset", "truncate"])
+def test_retries_dropped_connections_and_cut_bodies(fake_api, fault):
+    api = fake_api(hook=lambda r: fault if r.n <= 2 else None)
+    with client(api.url) as c:
+        page = c.get_page("/listen_history", 3)
+    assert len(page.items) == 50
+    assert c.retries >= 2
+
+
+def test_retries_a_body_that_is_not_an_envelope(fake_api):
+    api = fake_api(hook=lambda r: (200, {}, b'{"items": [1') if r.n == 1 else None)
+    with client(api.url) as c:
+        assert len(c.get_page("/users", 1).items) == 100
+    assert c.retries == 1
+
+
+def test_html_is_not_the_api(fake_api):
+    api = fake_api(hook=lambda r: (200, {"Content-Type": "text/html"}, b"<html>hello</html>"))
+    with client(api.url, max_retries=1) as c, pytest.raises(NotTheApiError) as err:
+        c.get_page("/users", 1)
+    assert "not JSON" in str(err.value) and "--api-url" in str(err.value)
+    assert "\n" not in str(err.value)
+
+
+def test_json_that_is_not_an_envelope_is_not_the_api(fake_api):
+    api = fake_api(hook=lambda r: (200, {}, b'{"status": "ok"}'))
+    with client(api.url, max_retries=0) as c, pytest.raises(NotTheApiError, match="envelope"):
+        c.get_page("/users", 1)
+
+
+def test_unreachable_fails_quickly_after_bounded_retries():
+    t0 = time.perf_counter()
+    with client("http://127.0.0.1:9", max_retries=2) as c, \
+            pytest.raises(SourceUnreachableError) as err:
+        c.get_page("/users", 1)
+    assert time.perf_counter() - t0 < 5
+    assert "cannot reach the API at http://127.0.0.1:9" in str(err.value)
+
+
+def test_read_timeout_is_retried_then_reported(fake_api):
+    def slow(r):
+        time.sleep(0.6)
+    api = fake_api(hook=slow)
+    with client(api.url, read_timeout=0.2, max_retries=1) as c, \
+            pytest.raises(SourceUnreachableError, match="timed out"):
+        c.get_page("/users", 1)
+    assert api.counts[("users", 1)] == 2
+
+
+@pytest.mark.parametrize("url", ["", "foo", "ftp://x", "http://", "http://h:port"])
+def test_bad_base_url(url):
+    with pytest.raises(ConfigError, match="API URL"):
+        check_base_url(url)
+
+
+def test_redact_hides_credentials():
+    assert redact("http://bob:pw@h:8000/x") == "http://h:8000/x"
+    assert redact("http://h:8000") == "http://h:8000"
+
+
+def test_pages_come_in_order_with_bounded_concurrency(fake_api):
+    data = {"users": [{"id": i} for i in range(1, 1001)]}
+    api = fake_api(data)
+    with client(api.url, pool_size=4) as c:
+        pages = list(iter_pages(c, "/users", size=100, workers=4))
+    assert [p.number for p in pages] == list(range(1, 11))
+    assert [i["id"] for p in pages for i in p.items] == list(range(1, 1001))
+    assert c.requests == 10
+
+
+def test_empty_collection_is_one_page(fake_api):
+    api = fake_api({"users": []})
+    with client(api.url) as c:
+        pages = list(iter_pages(c, "/users", size=100))
+    assert len(pages) == 1 and pages[0].total == 0 and pages[0].pages == 0
+
+
+def test_a_failing_page_stops_the_iteration(fake_api):
+    api = fake_api({"users": [{"id": i} for i in range(500)]},
+                   hook=lambda r: (400, {}, b'{"detail":"nope"}') if r.page == 3 else None)
+    with client(api.url) as c, pytest.raises(HttpStatusError, match="nope"):
+        list(iter_pages(c, "/users", size=100, workers=2))

@@ -1,0 +1,62 @@
+"""Items -> Arrow columns: exact types, drift spotted, type changes named."""
+
+from __future__ import annotations
+
+import pyarrow as pa
+import pytest
+
+from lakehouse.source.errors import FieldTypeError
+from lakehouse.source.records import JSON_TEXT, column, infer_field, scan_keys
+
+INT = pa.field("id", pa.int64())
+STR = pa.field("name", pa.string())
+LIST = pa.field("items", pa.list_(pa.int64()))
+
+
+def test_columns_keep_exact_types_and_nulls():
+    assert column(INT, [1, None, 3]).to_pylist() == [1, None, 3]
+    assert column(STR, ["a", None]).type == pa.string()
+    arr = column(LIST, [[1, 2], None, []])
+    assert arr.type == pa.list_(pa.int64()) and arr.to_pylist() == [[1, 2], None, []]
+    assert column(LIST, [[], []]).type == pa.list_(pa.int64())
+    assert column(INT, [None, None]).type == pa.int64()
+
+
+@pytest.mark.parametrize("field, values, got, example", [
+    (INT, [1, "2"], "string", '"2"'),
+    (INT, [1, 1.5], "number", "1.5"),     # Arrow alone would truncate 1.5 to 1
+    (INT, [True], "boolean", "true"),
+    (STR, ["a", 7], "integer", "7"),
+    (STR, [{"x": 1}], "object", '{"x": 1}'),
+    (LIST, [[1], "1,2"], "string", '"1,2"'),
+    (LIST, [[1, "a"]], "a list of integer/string", '[1, "a"]'),
+])
+def test_type_change_names_field_and_example(field, values, got, example):
+    with pytest.raises(FieldTypeError) as err:
+        column(field, values)
+    msg = str(err.value)
+    assert f"field {field.name!r} changed type" in msg
+    assert f"got {got}" in msg and example in msg
+
+
+def test_scan_keys_counts_missing_and_finds_new_fields():
+    expected = frozenset({"id", "name"})
+    items = [{"id": 1, "name": "a"}, {"id": 2}, {"id": 3, "name": "c", "mood": None},
+             {"id": 4, "name": "d", "mood": "happy"}]
+    missing, unknown = scan_keys(items, expected)
+    assert missing == {"name": 1}
+    assert unknown == {"mood": "happy"}
+
+
+@pytest.mark.parametrize("example, typ", [
+    (True, pa.bool_()), (3, pa.int64()), (2.5, pa.float64()), ("x", pa.string()),
+    (None, pa.string()), ([1, 2], pa.list_(pa.int64())), (["a"], pa.list_(pa.string())),
+])
+def test_new_fields_get_a_natural_type(example, typ):
+    assert infer_field("f", example).type == typ
+
+
+def test_objects_become_json_text():
+    field = infer_field("meta", {"a": [1, 2]})
+    assert field.metadata[JSON_TEXT] == b"1"
+    assert column(field, [{"a": [1, 2]}, None, "s"]).to_pylist() == ['{"a": [1, 2]}', None, "s"]
