@@ -1,0 +1,78 @@
+"""Ranking metrics on hand-made cases whose answers are known."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+from lakehouse.recsys.evaluate import evaluate, popularity_vectors, sample_users, summarize
+
+
+def _csr(rows: list[list[int]], n: int) -> sp.csr_matrix:
+    mat = sp.lil_matrix((len(rows), n), dtype=np.float32)
+    for r, cols in enumerate(rows):
+        for c in cols:
+            mat[r, c] = 1
+    return mat.tocsr()
+
+
+def test_perfect_and_reversed_scorers():
+    n = 30
+    train = _csr([[0, 1], [2]], n)
+    holdout = _csr([[5, 6], [5]], n)
+    items = np.zeros((n, 2), np.float32)
+    items[:, 0] = -np.arange(n)  # later items score lower...
+    items[[5, 6], 0] = [100, 99]  # ...except the holdout tracks, which come first
+    users = np.array([[1, 0], [1, 0]], np.float32)
+    m = evaluate(users, items, train, holdout)
+    assert m["precision_at_10"] == pytest.approx((2 / 10 + 1 / 10) / 2)
+    assert m["recall_at_10"] == pytest.approx(1.0)
+    assert m["ndcg_at_10"] == pytest.approx(1.0)
+    assert m["auc"] == pytest.approx(1.0)
+    assert m["users"] == 2
+    worst = evaluate(-users, items, train, holdout)
+    assert worst["precision_at_10"] == 0 and worst["auc"] == pytest.approx(0.0)
+
+
+def test_auc_is_half_for_constant_scores_and_ignores_training_items():
+    n = 20
+    train = _csr([list(range(10))], n)
+    holdout = _csr([[12]], n)
+    m = evaluate(np.ones((1, 1), np.float32), np.ones((n, 1), np.float32), train, holdout)
+    assert m["auc"] == pytest.approx(0.5)
+
+
+def test_ndcg_rewards_earlier_hits_and_coverage_counts_distinct_items():
+    n = 12
+    train = _csr([[], []], n)
+    holdout = _csr([[0], [0]], n)
+    items = np.eye(n, dtype=np.float32)
+    first = np.zeros((2, n), np.float32)
+    first[:, 0] = 2
+    first[:, 1:] = 1
+    late = np.zeros((2, n), np.float32)
+    late[:, 1:] = 3
+    late[:, 0] = 2  # rank 11: outside the top 10
+    a, b = evaluate(first, items, train, holdout), evaluate(late, items, train, holdout)
+    assert a["ndcg_at_10"] == pytest.approx(1.0) and b["ndcg_at_10"] == 0.0
+    assert a["coverage"] == pytest.approx(10 / 12)
+
+
+def test_popularity_ranks_by_training_listeners():
+    train = _csr([[0, 1], [1], [1, 2]], 4)
+    users, items = popularity_vectors(train, 2)
+    assert (users @ items.T)[0].tolist() == [1, 3, 1, 0]
+
+
+def test_sample_users_is_seeded_and_bounded():
+    rows = np.arange(100)
+    assert np.array_equal(sample_users(rows, 200), rows)
+    a, b = sample_users(rows, 10, seed=1), sample_users(rows, 10, seed=1)
+    assert len(a) == 10 and np.array_equal(a, b) and np.all(np.diff(a) > 0)
+
+
+def test_summarize_handles_missing_values():
+    line = summarize({"precision_at_10": 0.5, "recall_at_10": None, "ndcg_at_10": 0.25,
+                      "auc": 0.75, "coverage": 1.0})
+    assert line == "p@10 0.5000  r@10 -  ndcg@10 0.2500  auc 0.7500  coverage 1.0000"
