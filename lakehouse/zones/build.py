@@ -272,11 +272,14 @@ def check_table(view: View, table: ir.Table, tables: dict[str, ir.Table]) -> Non
         raise ValidationError(f"{view.name} failed check columns_match_contract: "
                               f"{'; '.join(diff[:EXAMPLES])}")
     try:
-        view.schema.validate(table, lazy=True)
+        # pandera's ibis backend fails not-null checks on an empty table (SQL's
+        # all() of nothing is null); an empty table has no values to check.
+        if table.count().execute():
+            view.schema.validate(table, lazy=True)
     except pandera_errors.SchemaErrors as exc:
-        raise ValidationError(_describe(view.name, exc.schema_errors[0])) from None
+        raise ValidationError(_describe(view, exc.schema_errors[0])) from None
     except pandera_errors.SchemaError as exc:
-        raise ValidationError(_describe(view.name, exc)) from None
+        raise ValidationError(_describe(view, exc)) from None
     for column, (parent, parent_column) in view.foreign_keys.items():
         ref = tables[parent]
         orphans = table.anti_join(ref, table[column] == ref[parent_column])
@@ -287,16 +290,23 @@ def check_table(view: View, table: ir.Table, tables: dict[str, ir.Table]) -> Non
                 f"e.g. {examples}")
 
 
-def _describe(table: str, error: pandera_errors.SchemaError) -> str:
+def _describe(view: View, error: pandera_errors.SchemaError) -> str:
     check = error.check
     check_name = getattr(check, "name", None) or str(check)
     column = getattr(error, "column_name", None)
     cases = error.failure_cases
     if isinstance(cases, ir.Table):
-        examples = cases.limit(EXAMPLES).to_pyarrow().to_pylist()
+        # Show the key (or the failing column), not whole rows.
+        keep = [c for c in ([column] if column else list(view.grain)) if c in cases.columns]
+        rows = cases.select(*keep).distinct().limit(EXAMPLES).to_pyarrow().to_pylist() \
+            if keep else cases.limit(EXAMPLES).to_pyarrow().to_pylist()
+        examples = [r[keep[0]] if len(keep) == 1 else r for r in rows]
     elif hasattr(cases, "head"):
-        examples = cases.head(EXAMPLES).to_dict("records")
+        examples = cases.head(EXAMPLES)["failure_case"].tolist() \
+            if "failure_case" in cases.columns else cases.head(EXAMPLES).to_dict("records")
     else:
         examples = cases
-    where = f" on column {column}" if column else ""
-    return f"{table} failed check {check_name}{where}: e.g. {examples}"
+    if check_name == "multiple_fields_uniqueness":
+        check_name, column = "key_unique", ", ".join(view.grain)
+    where = f" on {column}" if column else ""
+    return f"{view.name} failed check {check_name}{where}: e.g. {examples}"
