@@ -109,8 +109,11 @@ DAILY_KPIS_COLUMNS = {
 }
 
 
-def _spine(end: dt.date, days: int) -> ir.Table:
-    offsets = ibis.memtable({"_one": [1]}).select(_i=ibis.range(0, days).unnest())
+def _spine(any_table: ir.Table, end: dt.date, days: int) -> ir.Table:
+    # A global aggregate always has exactly one row: a source for the date
+    # range that needs no in-memory table (which Spark would not have).
+    one = any_table.aggregate(_n=any_table.count())
+    offsets = one.select(_i=ibis.range(0, days).unnest())
     start = ibis.literal(end - dt.timedelta(days=days - 1), type="date")
     return offsets.select(date=(start + offsets._i.as_interval("D")).cast("date"))
 
@@ -142,7 +145,7 @@ def daily_kpis(users: ir.Table, tracks: ir.Table, listens: ir.Table, *,
       listened tracks per user who has listened, as of D (null before the
       first listen).
     """
-    spine = _spine(end, days)
+    spine = _spine(users, end, days)
 
     def daily(t: ir.Table, when: ir.Value, **aggs) -> ir.Table:
         return t.group_by(day=when.date()).agg(**aggs)
