@@ -10,6 +10,7 @@ baseline, and recent alerts.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 import os
@@ -72,7 +73,8 @@ def write_report(settings: Settings, out: Path | None = None) -> Path:
         tmp.write_text(html, encoding="utf-8")
         os.replace(tmp, path)
     except OSError as exc:
-        tmp.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
         raise ConfigError(f"cannot write the report to {path}: {exc.strerror}; "
                           "choose another --out") from None
     return path
