@@ -21,11 +21,14 @@ commit.
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import logging
 import sys
+import threading
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from contextlib import nullcontext
+from dataclasses import dataclass
 from typing import Any
 
 import click
@@ -45,7 +48,7 @@ from lakehouse.source.errors import (
     NotTheApiError,
     SourceMovedError,
 )
-from lakehouse.source.paginator import iter_pages
+from lakehouse.source.paginator import fetch_in_order
 from lakehouse.source.records import JSON_TEXT, column, infer_field, scan_keys
 
 log = logging.getLogger(__name__)
@@ -58,6 +61,9 @@ NEW_FIELD_RESTARTS = 3
 # Rows per record batch handed to the writer: big enough to amortize the
 # conversion, small enough to keep memory flat.
 BATCH_ROWS = 5000
+# A page that differs from the expected shape must differ the same way on this
+# many reads in a row to count as schema drift rather than a corrupted answer.
+DRIFT_CONFIRM_READS = 4
 
 
 def ingest(settings: Settings, endpoints: Sequence[str] | None = None, *,
@@ -198,18 +204,16 @@ def _read_and_write(lake: Lake, client: ApiClient, settings: Settings, spec: End
                     ) -> tuple[WriteResult, _EndpointStream, int]:
     table_schema = lake.schema(spec.table) if lake.exists(spec.table) else None
     extras: dict[str, pa.Field] = {}
+    confirmed: set[tuple] = set()
     moved = restarts = 0
     attempt = 0
     while True:
         attempt += 1
-        first = client.get_page(spec.path, 1, settings.page_size)
-        _, unknown = scan_keys(first.items, frozenset(spec.field_names) | extras.keys())
-        extras.update({n: _extra_field(n, v, table_schema) for n, v in unknown.items()})
-        stream = _EndpointStream(client, spec, first, list(extras.values()), run_id, date,
-                                 settings.workers)
-        bar = click.progressbar(length=first.pages, label=f"{spec.name:<15}",
-                                file=sys.stderr) if progress else nullcontext()
         try:
+            stream = _EndpointStream(client, spec, settings, list(extras.values()), run_id,
+                                     date, confirmed)
+            bar = click.progressbar(length=stream.first.page.pages, label=f"{spec.name:<15}",
+                                    file=sys.stderr) if progress else nullcontext()
             with bar as shown:
                 stream.on_page = shown.update if progress else None
                 result = lake.write(
@@ -247,67 +251,148 @@ def _extra_field(name: str, example: Any, table_schema: pa.Schema | None) -> pa.
     return inferred
 
 
-class _EndpointStream:
-    """Pages of one endpoint -> record batches of its raw schema, checked."""
+@dataclass
+class _Checked:
+    """A page checked against the schema and converted to a record batch."""
 
-    def __init__(self, client: ApiClient, spec: EndpointSpec, first: Page,
-                 extras: list[pa.Field], run_id: str, date: dt.date, workers: int):
+    page: Page
+    batch: pa.RecordBatch | None
+    missing: Counter[str]
+
+
+@dataclass
+class _Anomaly:
+    """How a page differs from the expected shape; ``key`` identifies the kind."""
+
+    key: tuple
+    new_fields: dict[str, Any]
+    type_error: FieldTypeError | None
+
+
+class _EndpointStream:
+    """Pages of one endpoint -> record batches of its raw schema, checked.
+
+    A page that differs from the expected shape (a new field, a missing
+    field, a changed type) is read again: a real schema change is there on
+    every read, a corrupted answer is not. Only a difference seen on
+    ``DRIFT_CONFIRM_READS`` reads in a row is taken as drift; later pages with
+    the same difference are then accepted at once.
+    """
+
+    def __init__(self, client: ApiClient, spec: EndpointSpec, settings: Settings,
+                 extras: list[pa.Field], run_id: str, date: dt.date, confirmed: set[tuple]):
         self.client = client
         self.spec = spec
-        self.first = first
         self.fields = list(spec.fields) + extras
         self.extras = extras
         self.expected = frozenset(f.name for f in self.fields)
+        self.contract = frozenset(spec.field_names)
         self.schema = pa.schema(self.fields + list(META_FIELDS))
         self.run_id = run_id
         self.date = date
-        self.workers = workers
-        self.total = first.total
+        self.size = settings.page_size
+        self.workers = settings.workers
+        self.confirmed = confirmed
+        self._lock = threading.Lock()
         self.records = 0
         self.pages = 0
         self.missing: Counter[str] = Counter()
         self.on_page: Any = None
+        self.first = self.read(1)
+        self.total = self.first.page.total
 
-    def batches(self) -> Iterator[pa.RecordBatch]:
-        items: list[dict[str, Any]] = []
-        pages: list[int] = []
-        times: list[dt.datetime] = []
-        for page in iter_pages(self.client, self.spec.path, size=self.first.size,
-                               workers=self.workers, first=self.first):
-            if page.total != self.total:
-                raise _Restart(f"total went from {self.total} to {page.total} "
-                               f"by page {page.number}")
-            missing, unknown = scan_keys(page.items, self.expected)
-            if unknown:
-                raise _Restart(f"new field(s) {', '.join(sorted(unknown))} first seen on "
-                               f"page {page.number}", unknown)
-            self.missing.update(missing)
-            self.pages += 1
-            self.records += len(page.items)
-            items += page.items
-            pages += [page.number] * len(page.items)
-            times += [page.fetched_at] * len(page.items)
-            if self.on_page:
-                self.on_page(1)
-            if len(items) >= BATCH_ROWS:
-                yield self._batch(items, pages, times)
-                items, pages, times = [], [], []
-        if self.records != self.total:
-            raise _Restart(f"read {self.records} records but total is {self.total}")
-        if items:
-            yield self._batch(items, pages, times)
+    def read(self, number: int) -> _Checked:
+        """Page ``number``, checked; runs in the paginator's worker threads."""
+        page = self.client.get_page(self.spec.path, number, self.size)
+        streak, last = 0, None
+        for reads in range(1, 2 * DRIFT_CONFIRM_READS + 1):
+            checked, anomaly = self._check(page)
+            if anomaly is None:
+                return checked
+            streak = streak + 1 if anomaly.key == last else 1
+            last = anomaly.key
+            with self._lock:
+                known = anomaly.key in self.confirmed
+                if not known and (streak >= DRIFT_CONFIRM_READS
+                                  or reads == 2 * DRIFT_CONFIRM_READS):
+                    self.confirmed.add(anomaly.key)
+                    known = True
+            if known:
+                return self._accept(checked, anomaly, number)
+            log.info("%s page %d: %s; reading it again", self.spec.name, number,
+                     _describe(anomaly))
+            self.client.note_retry()
+            page = self.client.get_page(self.spec.path, number, self.size)
+        raise AssertionError("unreachable")  # pragma: no cover
 
-    def _batch(self, items: list[dict[str, Any]], pages: list[int],
-               times: list[dt.datetime]) -> pa.RecordBatch:
+    def _check(self, page: Page) -> tuple[_Checked, _Anomaly | None]:
+        missing, unknown = scan_keys(page.items, self.expected)
+        missing = Counter({k: v for k, v in missing.items() if k in self.contract})
+        checked = _Checked(page, None, missing)
+        type_error = None
+        if not unknown:
+            try:
+                checked.batch = self._batch(page)
+            except FieldTypeError as exc:
+                type_error = exc
+        if not (unknown or missing or type_error):
+            return checked, None
+        key = (tuple(sorted(unknown)), tuple(sorted(missing)),
+               str(type_error).split(" (e.g.")[0] if type_error else None)
+        return checked, _Anomaly(key, unknown, type_error)
+
+    def _accept(self, checked: _Checked, anomaly: _Anomaly, number: int) -> _Checked:
+        if anomaly.type_error is not None:
+            raise FieldTypeError(f"{anomaly.type_error} on page {number}")
+        if anomaly.new_fields:
+            raise _Restart(f"new field(s) {', '.join(sorted(anomaly.new_fields))} on page "
+                           f"{number}", anomaly.new_fields)
+        return checked
+
+    def _batch(self, page: Page) -> pa.RecordBatch:
+        items = page.items
         n = len(items)
         arrays = [column(f, [item.get(f.name) for item in items]) for f in self.fields]
         arrays += [
             pa.array([self.run_id] * n, pa.string()),
-            pa.array(times, pa.timestamp("us", tz="UTC")),
-            pa.array(pages, pa.int64()),
+            pa.array([page.fetched_at] * n, pa.timestamp("us", tz="UTC")),
+            pa.array([page.number] * n, pa.int64()),
             pa.array([self.date] * n, pa.date32()),
         ]
         return pa.RecordBatch.from_arrays(arrays, schema=self.schema)
+
+    def batches(self) -> Iterator[pa.RecordBatch]:
+        """Record batches of about ``BATCH_ROWS`` rows, in page order.
+
+        Raises:
+            _Restart: The total changed, the records do not add up to it, or a
+                new field appeared; the commit is then never made.
+            FieldTypeError: A field changed type (confirmed by re-reads).
+        """
+        pending: list[pa.RecordBatch] = []
+        rows = 0
+        later = fetch_in_order(self.read, range(2, self.first.page.pages + 1),
+                               workers=self.workers)
+        for checked in itertools.chain([self.first], later):
+            page = checked.page
+            if page.total != self.total:
+                raise _Restart(f"total went from {self.total} to {page.total} "
+                               f"by page {page.number}")
+            self.missing.update(checked.missing)
+            self.pages += 1
+            self.records += len(page.items)
+            if self.on_page:
+                self.on_page(1)
+            if checked.batch is not None and checked.batch.num_rows:
+                pending.append(checked.batch)
+                rows += checked.batch.num_rows
+            if rows >= BATCH_ROWS:
+                yield pa.concat_batches(pending)
+                pending, rows = [], 0
+        if self.records != self.total:
+            raise _Restart(f"read {self.records} records but total is {self.total}")
+        if pending:
+            yield pa.concat_batches(pending)
 
     def drift(self) -> list[str]:
         """The run's schema drift against the contract, in words."""
@@ -320,6 +405,18 @@ class _EndpointStream:
                 out.append(f"missing field {name}: null in {self.missing[name]} of "
                            f"{self.records} records")
         return out
+
+
+def _describe(anomaly: _Anomaly) -> str:
+    new, missing, changed = anomaly.key
+    parts = []
+    if new:
+        parts.append(f"new field(s) {', '.join(new)}")
+    if missing:
+        parts.append(f"missing field(s) {', '.join(missing)}")
+    if changed:
+        parts.append(changed)
+    return "; ".join(parts)
 
 
 def _specs(endpoints: Sequence[str] | None) -> list[EndpointSpec]:

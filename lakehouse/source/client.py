@@ -179,6 +179,10 @@ class ApiClient:
             self.retries += retries
             self.bytes += nbytes
 
+    def note_retry(self) -> None:
+        """Count a retry decided by the caller (e.g. re-reading a suspicious page)."""
+        self._count(retries=1)
+
     def _sleep(self, attempt: int) -> None:
         delay = min(self.backoff_max, self.backoff_factor * 2 ** (attempt - 1))
         time.sleep(delay + random.uniform(0, self.backoff_factor))

@@ -8,12 +8,39 @@ the collection.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from typing import TypeVar
 
 from lakehouse.source.client import ApiClient, Page
 
 IN_FLIGHT_PER_WORKER = 3
+T = TypeVar("T")
+
+
+def fetch_in_order(fetch: Callable[[int], T], numbers: Iterable[int], *,
+                   workers: int = 8) -> Iterator[T]:
+    """``fetch(n)`` for each page number, run concurrently, yielded in order.
+
+    Raises:
+        Exception: The first failing ``fetch`` in page order; pages still in
+            flight are cancelled or awaited before it escapes.
+    """
+    numbers = iter(numbers)
+    window: deque[Future[T]] = deque()
+    limit = max(1, workers) * IN_FLIGHT_PER_WORKER
+    pool = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="page")
+    try:
+        for n in numbers:
+            window.append(pool.submit(fetch, n))
+            if len(window) >= limit:
+                yield window.popleft().result()
+        while window:
+            yield window.popleft().result()
+    finally:
+        for future in window:
+            future.cancel()
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def iter_pages(client: ApiClient, path: str, *, size: int, workers: int = 8,
@@ -29,23 +56,8 @@ def iter_pages(client: ApiClient, path: str, *, size: int, workers: int = 8,
 
     Raises:
         SourceError: A page could not be read (after the client's retries).
-            Pages still in flight are cancelled or awaited before it escapes.
     """
     first = first or client.get_page(path, 1, size)
     yield first
-    if first.pages <= 1:
-        return
-    window: deque[Future[Page]] = deque()
-    pool = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="page")
-    try:
-        next_page = 2
-        limit = max(1, workers) * IN_FLIGHT_PER_WORKER
-        while next_page <= first.pages or window:
-            while next_page <= first.pages and len(window) < limit:
-                window.append(pool.submit(client.get_page, path, next_page, size))
-                next_page += 1
-            yield window.popleft().result()
-    finally:
-        for future in window:
-            future.cancel()
-        pool.shutdown(wait=True, cancel_futures=True)
+    yield from fetch_in_order(lambda n: client.get_page(path, n, size),
+                              range(2, first.pages + 1), workers=workers)
