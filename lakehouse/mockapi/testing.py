@@ -14,7 +14,6 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import logging
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -27,6 +26,7 @@ from fastapi import FastAPI
 from lakehouse.errors import ConfigError, SourceError
 from lakehouse.mockapi.app import ADMIN_AS_OF, create_app
 from lakehouse.mockapi.data import MockConfig
+from lakehouse.mockapi.server import bind
 
 log = logging.getLogger(__name__)
 
@@ -83,9 +83,7 @@ def running_mock_api(config: MockConfig | None = None, *, admin: bool = True,
     if config_fields:
         config = config.replace(**config_fields)
     app = create_app(config, admin=admin)
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
+    sock = bind("127.0.0.1", 0)
     port = sock.getsockname()[1]
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False,
                                            lifespan="off", timeout_graceful_shutdown=2))
