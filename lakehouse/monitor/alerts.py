@@ -343,7 +343,8 @@ def _deliver(settings: Settings, alert: Alert) -> None:
     if settings.alert_webhook:
         alert.delivered["webhook"] = _post_webhook(settings.alert_webhook, body)
     if settings.alert_command:
-        alert.delivered["command"] = _run_command(settings.alert_command, body)
+        # One JSON document per line, so `tee -a alerts.jsonl` makes a JSON-lines log.
+        alert.delivered["command"] = _run_command(settings.alert_command, body + "\n")
 
 
 def _post_webhook(url: str, body: str) -> str:

@@ -133,8 +133,9 @@ def line_chart(chart_id: str, title: str, categories: Sequence[str],
                 d = " ".join(f"{x:.1f},{y:.1f}" for x, y, _i, _v in run)
                 parts.append(f'<polyline points="{d}" fill="none" stroke="{color}" '
                              f'stroke-width="2"/>')
+        radius = 3 if n <= 40 else 1.5  # dots must not merge into a bar on long ranges
         for x, y, i, v in points:
-            parts.append(f'<circle cx="{x:.1f}" cy="{y:.1f}" r="3" fill="{color}"><title>'
+            parts.append(f'<circle cx="{x:.1f}" cy="{y:.1f}" r="{radius}" fill="{color}"><title>'
                          f"{escape(str(categories[i]))} {escape(name)}: {escape(y_fmt(v))}"
                          "</title></circle>")
     return _figure(chart_id, title, "".join(parts), list(series), note)

@@ -49,7 +49,8 @@ def test_status_exit_code_follows_health(invoke, lake_settings):
 
 def test_status_alert_sends_once(invoke, lake_settings, tmp_path):
     out = tmp_path / "alerts.jsonl"
-    sink = f"{sys.executable} -c \"import sys; open({str(out)!r}, 'a').write(sys.stdin.read() + chr(10))\""
+    # Each alert arrives as one JSON line.
+    sink = f"{sys.executable} -c \"import sys; open({str(out)!r}, 'a').write(sys.stdin.read())\""
     write_runs(lake_settings, run("ingest", "users", DAY1, records=1))
     env = {"LAKEHOUSE_ALERT_COMMAND": sink}
     first = invoke("status", "--alert", env=env)
