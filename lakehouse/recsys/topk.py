@@ -2,13 +2,15 @@
 
 The product is done a chunk of users at a time, so memory is bounded by
 ``chunk × n_items`` floats per thread, not by ``n_users × n_items``. The
-selection, not the product, is the expensive part with a plain
-``argpartition`` over every row; instead each row gets a threshold that is
-guaranteed to keep its top k (the k-th best score among a fixed sample of
-columns: the true k-th best cannot be lower), one vectorised comparison keeps
-the few hundred candidates above it, and only those are sorted. Chunks run
+selection, not the product, is what costs with a plain ``argpartition`` over
+every row. Instead the columns are cut into groups of :data:`GROUP` strided
+columns, and each row keeps only its ``k`` groups with the highest maximum:
+the row's top ``k`` tracks lie in at most ``k`` groups, each of whose maximum
+is at least the k-th best score, so those groups hold them all. A strided
+group maximum is an elementwise ``maximum`` of contiguous slabs (SIMD fast),
+and the final selection runs on ``k × GROUP`` candidates per row. Chunks run
 on a small thread pool: numpy releases the GIL in the product and the
-comparisons.
+reductions.
 """
 
 from __future__ import annotations
@@ -20,6 +22,9 @@ import numpy as np
 import scipy.sparse as sp
 
 DEFAULT_CHUNK = 512
+# Columns per candidate group: small enough that k groups are few candidates, large
+# enough that the group maxima are a cheap pass.
+GROUP = 32
 
 
 def default_threads() -> int:
@@ -31,8 +36,8 @@ def default_threads() -> int:
 
 
 def top_k(users: np.ndarray, items: np.ndarray, k: int, seen: sp.csr_matrix | None = None,
-          *, chunk: int = DEFAULT_CHUNK, threads: int | None = None,
-          seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+          *, chunk: int = DEFAULT_CHUNK, threads: int | None = None
+          ) -> tuple[np.ndarray, np.ndarray]:
     """The ``k`` best items per user by dot product, best first.
 
     Args:
@@ -43,16 +48,18 @@ def top_k(users: np.ndarray, items: np.ndarray, k: int, seen: sp.csr_matrix | No
             stored entry excludes that item for that user).
         chunk: Users per block (memory per thread ~ ``chunk × n_items × 5`` bytes).
         threads: Worker threads (default: the CPUs available).
-        seed: Seed of the column sample used for thresholds (results do not
-            depend on it, only speed).
 
     Returns:
         ``(indices, scores)``, both ``n_users × k``; when a user has fewer
         than ``k`` unseen items, the tail is index -1 with score -inf.
     """
     users = np.ascontiguousarray(users, dtype=np.float32)
-    items_t = np.ascontiguousarray(np.asarray(items, dtype=np.float32).T)
-    n_users, n_items = users.shape[0], items_t.shape[1]
+    items = np.asarray(items, dtype=np.float32)
+    n_users, n_items = users.shape[0], items.shape[0]
+    groups = -(-n_items // GROUP)
+    # Pad the catalogue to whole groups; padded columns score -inf.
+    items_t = np.zeros((items.shape[1], groups * GROUP), dtype=np.float32)
+    items_t[:, :n_items] = items.T
     k = int(k)
     if k < 1:
         raise ValueError("k must be at least 1")
@@ -64,17 +71,16 @@ def top_k(users: np.ndarray, items: np.ndarray, k: int, seen: sp.csr_matrix | No
     out_val = np.full((n_users, k), -np.inf, dtype=np.float32)
     if n_users == 0 or n_items == 0:
         return out_idx, out_val
-    sample_size = min(n_items, max(64 * k, 2048))
-    sample = np.sort(np.random.default_rng(seed).choice(n_items, sample_size, replace=False))
 
     def work(start: int) -> None:
         stop = min(start + chunk, n_users)
         scores = users[start:stop] @ items_t
+        scores[:, n_items:] = -np.inf
         if seen is not None:
             lo, hi = seen.indptr[start], seen.indptr[stop]
             rows = np.repeat(np.arange(stop - start), np.diff(seen.indptr[start:stop + 1]))
             scores[rows, seen.indices[lo:hi]] = -np.inf
-        idx, val = _select(scores, k, sample)
+        idx, val = _select(scores, k, groups)
         out_idx[start:stop], out_val[start:stop] = idx, val
 
     starts = range(0, n_users, chunk)
@@ -92,31 +98,16 @@ def top_k(users: np.ndarray, items: np.ndarray, k: int, seen: sp.csr_matrix | No
     return out_idx, out_val
 
 
-def _select(scores: np.ndarray, k: int, sample: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _select(scores: np.ndarray, k: int, groups: int) -> tuple[np.ndarray, np.ndarray]:
     """Top ``k`` columns per row of ``scores`` (-inf entries never chosen)."""
-    n_rows, n_cols = scores.shape
-    idx = np.full((n_rows, k), -1, dtype=np.int64)
-    val = np.full((n_rows, k), -np.inf, dtype=np.float32)
-    if k >= len(sample):
+    n_rows, width = scores.shape
+    if groups <= k:
         return _select_full(scores, k)
-    sub = scores[:, sample]
-    thr = np.partition(sub, len(sample) - k, axis=1)[:, len(sample) - k]
-    # A row whose sample holds fewer than k unseen items has no safe threshold.
-    fallback = ~np.isfinite(thr)
-    thr[fallback] = np.inf
-    r, c = np.nonzero(scores >= thr[:, None])
-    v = scores[r, c]
-    order = np.lexsort((c, -v, r))
-    r, c, v = r[order], c[order], v[order]
-    starts = np.searchsorted(r, np.arange(n_rows))
-    rank = np.arange(len(r)) - starts[r]
-    keep = rank < k
-    idx[r[keep], rank[keep]] = c[keep]
-    val[r[keep], rank[keep]] = v[keep]
-    if fallback.any():
-        rows = np.flatnonzero(fallback)
-        idx[rows], val[rows] = _select_full(scores[rows], k)
-    return idx, val
+    group_max = scores.reshape(n_rows, width // groups, groups).max(axis=1)
+    best = np.argpartition(group_max, groups - k, axis=1)[:, groups - k:]
+    cols = (best[:, :, None] + np.arange(width // groups) * groups).reshape(n_rows, -1)
+    idx, val = _select_full(np.take_along_axis(scores, cols, axis=1), k)
+    return np.where(idx >= 0, np.take_along_axis(cols, np.maximum(idx, 0), axis=1), -1), val
 
 
 def _select_full(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:

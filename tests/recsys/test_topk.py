@@ -62,9 +62,12 @@ def test_many_seen_items_in_the_threshold_sample_fall_back_correctly():
     assert np.array_equal(idx, ref)
 
 
-def test_ties_break_by_position_and_bad_input_is_rejected():
-    idx, _ = top_k(np.ones((1, 1), np.float32), np.ones((5000, 1), np.float32), 3)
-    assert idx.tolist() == [[0, 1, 2]]
+def test_ties_give_distinct_items_deterministically_and_bad_input_is_rejected():
+    items = np.ones((5000, 1), np.float32)
+    items[:100] = 0.5
+    idx, val = top_k(np.ones((2, 1), np.float32), items, 3)
+    assert len(set(idx[0].tolist())) == 3 and (idx >= 100).all() and (val == 1).all()
+    assert np.array_equal(idx, top_k(np.ones((2, 1), np.float32), items, 3)[0])
     with pytest.raises(ValueError, match="k must be"):
         top_k(np.ones((1, 1)), np.ones((2, 1)), 0)
     with pytest.raises(ValueError, match="seen has shape"):
