@@ -17,6 +17,7 @@ Every metric is the mean over users (coverage: over the catalogue).
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import scipy.sparse as sp
 from scipy.stats import rankdata
 
@@ -120,3 +121,10 @@ def summarize(metrics: dict[str, float | None]) -> str:
     return "  ".join(f"{short[m]} {metrics[m]:.4f}" if metrics.get(m) is not None
                      else f"{short[m]} -" for m in METRICS)
 
+
+
+def metrics_table(metrics: dict[str, dict | None]) -> pd.DataFrame:
+    """Metrics as a table: one row per scorer (model, baseline, ...), one column per metric."""
+    rows = {name: {m: values.get(m) for m in (*METRICS, "users")}
+            for name, values in metrics.items() if isinstance(values, dict)}
+    return pd.DataFrame.from_dict(rows, orient="index")

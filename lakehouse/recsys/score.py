@@ -17,7 +17,9 @@ import json
 import logging
 import time
 
+import ibis
 import numpy as np
+import pandas as pd
 import pandera.pandas as pa_schema
 import pyarrow as pa
 
@@ -196,3 +198,37 @@ def _recommend(settings: Settings, lake: Lake, k: int, date: dt.date,
     record.finish(names.SUCCESS)
     record_run(lake, record)
 
+
+
+def user_report(settings: Settings, user_id: int,
+                score_date: dt.date | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """One user's listening history next to their recommendations, with track details.
+
+    Args:
+        settings: Which lake.
+        user_id: The user.
+        score_date: Which scoring run (default: the latest).
+
+    Returns:
+        ``(history, recommendations)``: the tracks they listened to (most
+        listened first) and their ranked recommendations, each with the
+        track's genres and artist.
+
+    Raises:
+        TableNotFoundError: The lake has no recommendations yet.
+    """
+    lake = Lake(settings.lake, create=False)
+    tracks = lake.table(names.CONS_TRACK_FEATURES).select(names.TRACK_ID, "genres", "artist")
+    pairs = lake.table(names.CONS_INTERACTIONS)
+    history = (pairs.filter(pairs[names.USER_ID] == int(user_id))
+               .left_join(tracks, names.TRACK_ID)
+               .select(names.TRACK_ID, "listens", "last_listen_at", "genres", "artist")
+               .order_by([ibis.desc("listens"), names.TRACK_ID]).to_pandas())
+    recs = lake.table(names.CONS_RECOMMENDATIONS)
+    mine = recs.filter(recs[names.USER_ID] == int(user_id))
+    day = score_date or mine[names.SCORE_DATE].max().to_pyarrow().as_py()
+    ranked = (mine.filter(mine[names.SCORE_DATE] == day)
+              .left_join(tracks, names.TRACK_ID)
+              .select("rank", names.TRACK_ID, "score", "genres", "artist", "model_version")
+              .order_by("rank").to_pandas())
+    return history, ranked
