@@ -69,10 +69,13 @@ class View:
         inputs: Tables the query reads, in argument order.
         columns: The output contract, in order.
         query: Pure function ``(*inputs) -> ibis table`` of exactly ``columns``.
-        stage: For standardized views, ``(*inputs) -> staged``: every input row
-            with typed columns and ``_check``/``_reason`` set when a rule fails.
-            ``query`` is then ``select(stage(*inputs))``.
+        stage: For standardized views, ``(*inputs) -> staged``: the typed rows
+            the output is selected from. ``query`` is ``select(stage(*inputs))``.
         select: ``staged -> output``: the clean rows, deduplicated.
+        reject: ``(staged, *inputs) -> rows``: the input rows that failed a
+            rule, as ``quarantine_columns`` plus ``_check`` and ``_reason``.
+        materialize_stage: Whether the build should compute ``staged`` once
+            into a temporary table (worth it when both select and reject read it).
         quarantine_columns: The original row's columns kept in quarantine.
         foreign_keys: Column -> (table, column) it must exist in.
         doc: What a row is.
@@ -85,6 +88,8 @@ class View:
     query: Callable[..., ir.Table]
     stage: Callable[..., ir.Table] | None = None
     select: Callable[[ir.Table], ir.Table] | None = None
+    reject: Callable[..., ir.Table] | None = None
+    materialize_stage: bool = True
     quarantine_columns: tuple[str, ...] = ()
     foreign_keys: Mapping[str, tuple[str, str]] = field(default_factory=dict)
     doc: str = ""
@@ -112,9 +117,10 @@ class View:
             unique=list(self.grain), strict=True, name=self.name,
         )
 
-    def quarantine(self, staged: ir.Table, build_date: Any) -> ir.Table:
-        """The staged rows that failed a rule, as the original row plus why."""
-        bad = staged.filter(staged[names.Q_CHECK].notnull())
+    def quarantine(self, staged: ir.Table, inputs: Sequence[ir.Table],
+                   build_date: Any) -> ir.Table:
+        """The input rows that failed a rule: the original row plus why and when."""
+        bad = self.reject(staged, *inputs)
         return bad.select(
             *self.quarantine_columns,
             **{names.Q_REASON: bad[names.Q_REASON], names.Q_CHECK: bad[names.Q_CHECK],

@@ -181,12 +181,19 @@ class _Build:
     def _standardize(self, view: View) -> _Result:
         result = _Result(view, None, RunRecord(PIPELINE, view.name, self.date))  # type: ignore[arg-type]
         with result.timed():
-            staged = self._temp(view.stage(*self._inputs(view)), f"staged_{view.name}")
+            inputs = self._inputs(view)
+            staged = view.stage(*inputs)
+            if view.materialize_stage:
+                staged = self._temp(staged, f"staged_{view.name}")
             result.table = self._temp(view.select(staged), view.name)
-            result.quarantine = self._temp(view.quarantine(staged, self.date),
+            result.quarantine = self._temp(view.quarantine(staged, inputs, self.date),
                                            names.quarantine_table(view.name))
-            result.record.rows_in = int(staged.count().execute())
-            self._drop(staged)
+            # Rows read: every input row is in the stage when it carries the
+            # rule results (listens: one per listened track), else the raw rows.
+            counted = staged if names.Q_CHECK in staged.columns else inputs[0]
+            result.record.rows_in = int(counted.count().execute())
+            if view.materialize_stage:
+                self._drop(staged)
             q = result.quarantine
             reasons = q.group_by(names.Q_REASON).agg(n=q.count()).order_by(names.Q_REASON)
             result.quarantine_reasons = {

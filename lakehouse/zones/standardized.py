@@ -6,10 +6,11 @@ standardized table folds them into one row per key (the latest version by
 date the key was seen. History is Delta time travel on these tables plus the
 dated raw partitions they are rebuilt from.
 
-Every query here is pure: ibis tables in, an ibis expression out. Staged
-tables keep every input row with the original columns and the typed ones
-(prefixed ``s__``), plus ``_check``/``_reason`` from the row-level rules; the
-view then keeps the clean rows and the quarantine keeps the others.
+Every query here is pure: ibis tables in, an ibis expression out. A view is
+``select(stage(inputs))``: the stage holds the typed rows that passed the
+row-level rules (narrow, typed columns prefixed ``s__``), the select keeps
+the latest clean version of each key. ``reject`` finds the input rows that
+failed, with their original columns, for ``quarantine.<table>``.
 """
 
 from __future__ import annotations
@@ -53,41 +54,68 @@ def _flags_updated_before_created(t: ir.Table) -> ir.BooleanValue:
     return (t[P + "updated_at"] < t[P + "created_at"]).fill_null(False)
 
 
-def _latest_per_key(t: ir.Table, key: str, content: list[str]) -> ir.Table:
-    """Mark each clean row that is its key's latest version; flag conflicts.
+def _rank_versions(ok: ir.Table, key: str, content_hash: ir.IntegerValue) -> ir.Table:
+    """Rank each clean row among its key's versions, newest first; note its ingest dates.
 
     The latest version is the one with the greatest ``updated_at``, then the
-    greatest ingest date. Rows tied on both are copies of one version if their
-    content is equal (e.g. an item served twice across shifting pages); if the
-    content differs, the source served two versions at once and none can be
-    trusted: every tied row is quarantined as a conflicting duplicate.
+    greatest ingest date (rank 0; ties share it).
     """
-    ok = t[Q_CHECK].isnull()
-    t = t.mutate(_ok=ok, _h=ibis.struct({c: t[c] for c in content}).hash())
-    by_key = ibis.window(group_by=[t[P + key], t._ok],
-                         order_by=[t[P + "updated_at"].desc(), t[INGEST_DATE].desc()])
-    tied = ibis.window(group_by=[t[P + key], t._ok, t[P + "updated_at"], t[INGEST_DATE]])
-    seen = ibis.window(group_by=[t[P + key], t._ok])
-    t = t.mutate(
-        _rank=ibis.rank().over(by_key),
-        _hmin=t._h.min().over(tied),
-        _hmax=t._h.max().over(tied),
-        **{P + "first_ingest_date": t[INGEST_DATE].min().over(seen),
-           P + "last_ingest_date": t[INGEST_DATE].max().over(seen)},
-    )
-    conflict = t._ok & (t._rank == 0) & (t._hmin != t._hmax)
-    return t.mutate(
-        **{Q_CHECK: ibis.ifelse(conflict, f"{key}_unique", t[Q_CHECK]),
-           Q_REASON: ibis.ifelse(conflict, f"{key} has conflicting versions at the same "
-                                 "updated_at and ingest date", t[Q_REASON])},
-        _latest=t._ok & (t._rank == 0) & ~conflict,
-    ).drop("_ok", "_h", "_hmin", "_hmax", "_rank")
+    by_key = ibis.window(group_by=ok[P + key],
+                         order_by=[ok[P + "updated_at"].desc(), ok[INGEST_DATE].desc()])
+    seen = ibis.window(group_by=ok[P + key])
+    return ok.mutate(**{
+        "_h": content_hash,
+        "_rank": ibis.rank().over(by_key),
+        P + "first_ingest_date": ok[INGEST_DATE].min().over(seen),
+        P + "last_ingest_date": ok[INGEST_DATE].max().over(seen),
+    })
 
 
-def _select_latest(staged: ir.Table, columns: list[str]) -> ir.Table:
-    latest = staged.filter(staged._latest)
+def _conflicts(staged: ir.Table, key: str) -> ir.Table:
+    """Keys whose latest version was served with different content at once.
+
+    Rows tied at rank 0 are copies of one version if their content is equal
+    (e.g. an item served twice across shifting pages); if it differs, none
+    can be trusted.
+    """
+    top = staged.filter(staged._rank == 0)
+    per_key = top.group_by(
+        _key=top[P + key], _updated=top[P + "updated_at"], _ingest=top[INGEST_DATE]
+    ).agg(_hmin=top._h.min(), _hmax=top._h.max())
+    return per_key.filter(per_key._hmin != per_key._hmax).drop("_hmin", "_hmax")
+
+
+def _select_latest(staged: ir.Table, key: str, columns: list[str]) -> ir.Table:
+    top = staged.filter(staged._rank == 0)
+    conflicts = _conflicts(staged, key)
+    top = top.anti_join(conflicts, top[P + key] == conflicts._key)
     # Tied copies of one version are identical in every output column.
-    return latest.select(**{c: latest[P + c] for c in columns}).distinct()
+    return top.select(**{c: top[P + c] for c in columns}).distinct()
+
+
+def _reject_with_conflicts(checked: ir.Table, staged: ir.Table, key: str) -> ir.Table:
+    """Rows failing a rule, and every row of a conflicting latest version."""
+    conflicts = _conflicts(staged, key).mutate(_conflict=ibis.literal(True))
+    t = checked.left_join(conflicts, [checked[P + key] == conflicts._key,
+                                      checked[P + "updated_at"] == conflicts._updated,
+                                      checked[INGEST_DATE] == conflicts._ingest])
+    conflict = t[Q_CHECK].isnull() & t._conflict.fill_null(False)
+    t = t.filter(t[Q_CHECK].notnull() | conflict)
+    return t.mutate(**{
+        Q_CHECK: ibis.ifelse(conflict, f"{key}_unique", t[Q_CHECK]),
+        Q_REASON: ibis.ifelse(conflict, f"{key} has conflicting versions at the same "
+                              "updated_at and ingest date", t[Q_REASON]),
+    })
+
+
+def _stage_latest(checked: ir.Table, key: str, columns: list[str],
+                  content: tuple[str, ...]) -> ir.Table:
+    ok = checked.filter(checked[Q_CHECK].isnull())
+    content_hash = ibis.struct({c: ok[c] for c in content}).hash()
+    ranked = _rank_versions(ok, key, content_hash)
+    keep = [P + c for c in columns if c not in ("first_ingest_date", "last_ingest_date")]
+    return ranked.select(*keep, INGEST_DATE, "_h", "_rank", P + "first_ingest_date",
+                         P + "last_ingest_date")
 
 
 # ---------------------------------------------------------------- users
@@ -117,8 +145,8 @@ USER_COLUMNS = {
 }
 
 
-def stage_users(raw_users: ir.Table) -> ir.Table:
-    """Every raw user row, typed, with row-level check results."""
+def check_users(raw_users: ir.Table) -> ir.Table:
+    """Every raw user row with its typed columns and row-level rule results."""
     r = raw_users
     gender = normalize_to(r.gender, names.GENDERS)
     genre = normalize_to(r.favorite_genres, names.GENRES)
@@ -135,13 +163,23 @@ def stage_users(raw_users: ir.Table) -> ir.Table:
         P + "invalid_favorite_genre": genre.isnull() & r.favorite_genres.notnull(),
     })
     t = t.mutate(**{P + "updated_before_created": _flags_updated_before_created(t)})
-    t = apply_rules(t, USER_RULES)
-    return _latest_per_key(t, USER_ID, list(RAW_USER_COLUMNS))
+    return apply_rules(t, USER_RULES)
+
+
+def stage_users(raw_users: ir.Table) -> ir.Table:
+    """The clean user rows, typed and ranked among their versions."""
+    return _stage_latest(check_users(raw_users), USER_ID, list(USER_COLUMNS),
+                         RAW_USER_COLUMNS)
 
 
 def select_users(staged: ir.Table) -> ir.Table:
     """The clean, latest version of each user."""
-    return _select_latest(staged, list(USER_COLUMNS))
+    return _select_latest(staged, USER_ID, list(USER_COLUMNS))
+
+
+def reject_users(staged: ir.Table, raw_users: ir.Table) -> ir.Table:
+    """Raw user rows failing a rule or part of a conflicting latest version."""
+    return _reject_with_conflicts(check_users(raw_users), staged, USER_ID)
 
 
 def users(raw_users: ir.Table) -> ir.Table:
@@ -151,7 +189,7 @@ def users(raw_users: ir.Table) -> ir.Table:
 
 USERS = View(
     name=names.STD_USERS, grain=(USER_ID,), inputs=(names.RAW_USERS,), columns=USER_COLUMNS,
-    query=users, stage=stage_users, select=select_users,
+    query=users, stage=stage_users, select=select_users, reject=reject_users,
     quarantine_columns=(*RAW_USER_COLUMNS, *RAW_META),
     doc="One row per user id: the latest version by updated_at, then ingest date.",
 )
@@ -203,8 +241,8 @@ def parse_genres(text: ir.StringValue) -> tuple[ir.ArrayValue, ir.BooleanValue]:
     return known.fill_null(ibis.literal([], type="array<string>")), n_known < n_tokens
 
 
-def stage_tracks(raw_tracks: ir.Table) -> ir.Table:
-    """Every raw track row, typed, with row-level check results."""
+def check_tracks(raw_tracks: ir.Table) -> ir.Table:
+    """Every raw track row with its typed columns and row-level rule results."""
     r = raw_tracks
     duration = parse_duration(r.duration)
     genres, unknown = parse_genres(r.genres)
@@ -222,13 +260,23 @@ def stage_tracks(raw_tracks: ir.Table) -> ir.Table:
         P + "unknown_genres": unknown,
     })
     t = t.mutate(**{P + "updated_before_created": _flags_updated_before_created(t)})
-    t = apply_rules(t, TRACK_RULES)
-    return _latest_per_key(t, TRACK_ID, list(RAW_TRACK_COLUMNS))
+    return apply_rules(t, TRACK_RULES)
+
+
+def stage_tracks(raw_tracks: ir.Table) -> ir.Table:
+    """The clean track rows, typed and ranked among their versions."""
+    return _stage_latest(check_tracks(raw_tracks), TRACK_ID, list(TRACK_COLUMNS),
+                         RAW_TRACK_COLUMNS)
 
 
 def select_tracks(staged: ir.Table) -> ir.Table:
     """The clean, latest version of each track."""
-    return _select_latest(staged, list(TRACK_COLUMNS))
+    return _select_latest(staged, TRACK_ID, list(TRACK_COLUMNS))
+
+
+def reject_tracks(staged: ir.Table, raw_tracks: ir.Table) -> ir.Table:
+    """Raw track rows failing a rule or part of a conflicting latest version."""
+    return _reject_with_conflicts(check_tracks(raw_tracks), staged, TRACK_ID)
 
 
 def tracks(raw_tracks: ir.Table) -> ir.Table:
@@ -238,7 +286,7 @@ def tracks(raw_tracks: ir.Table) -> ir.Table:
 
 TRACKS = View(
     name=names.STD_TRACKS, grain=(TRACK_ID,), inputs=(names.RAW_TRACKS,), columns=TRACK_COLUMNS,
-    query=tracks, stage=stage_tracks, select=select_tracks,
+    query=tracks, stage=stage_tracks, select=select_tracks, reject=reject_tracks,
     quarantine_columns=(*RAW_TRACK_COLUMNS, *RAW_META),
     doc="One row per track id: the latest version by updated_at, then ingest date.",
 )
@@ -264,8 +312,8 @@ LISTEN_HISTORY_COLUMNS = {
 }
 
 
-def stage_listen_history(raw_listen_history: ir.Table) -> ir.Table:
-    """Every raw listen record, typed, with row-level check results."""
+def check_listen_history(raw_listen_history: ir.Table) -> ir.Table:
+    """Every raw listen record with its typed columns and row-level rule results."""
     r = raw_listen_history
     t = r.mutate(**{
         P + USER_ID: r.user_id.cast("int64"),
@@ -276,6 +324,19 @@ def stage_listen_history(raw_listen_history: ir.Table) -> ir.Table:
     return apply_rules(t, LISTEN_HISTORY_RULES)
 
 
+def stage_listen_history(raw_listen_history: ir.Table) -> ir.Table:
+    """The clean listen record rows of every snapshot, typed."""
+    t = check_listen_history(raw_listen_history)
+    ok = t.filter(t[Q_CHECK].isnull())
+    return ok.select(P + USER_ID, P + "items", P + "created_at", P + "updated_at", INGEST_DATE)
+
+
+def reject_listen_history(staged: ir.Table, raw_listen_history: ir.Table) -> ir.Table:
+    """Raw listen records failing a rule."""
+    t = check_listen_history(raw_listen_history)
+    return t.filter(t[Q_CHECK].notnull())
+
+
 def select_listen_history(staged: ir.Table) -> ir.Table:
     """One row per distinct record across snapshots.
 
@@ -283,7 +344,7 @@ def select_listen_history(staged: ir.Table) -> ir.Table:
     the source has no record id, and a full snapshot repeats every record
     daily. Its ``updated_at`` is the latest seen.
     """
-    ok = staged.filter(staged[Q_CHECK].isnull())
+    ok = staged
     grouped = ok.group_by(
         user_id=ok[P + USER_ID], items=ok[P + "items"], created_at=ok[P + "created_at"]
     ).agg(
@@ -312,7 +373,8 @@ def listen_history(raw_listen_history: ir.Table) -> ir.Table:
 LISTEN_HISTORY = View(
     name=names.STD_LISTEN_HISTORY, grain=("record_id",), inputs=(names.RAW_LISTEN_HISTORY,),
     columns=LISTEN_HISTORY_COLUMNS, query=listen_history, stage=stage_listen_history,
-    select=select_listen_history, quarantine_columns=(*RAW_LISTEN_COLUMNS, *RAW_META),
+    select=select_listen_history, reject=reject_listen_history, materialize_stage=False,
+    quarantine_columns=(*RAW_LISTEN_COLUMNS, *RAW_META),
     doc="One row per distinct listen record, deduplicated across daily snapshots.",
 )
 
@@ -350,6 +412,11 @@ def stage_listens(listen_history: ir.Table, users: ir.Table, tracks: ir.Table) -
     return apply_rules(t, LISTENS_RULES)
 
 
+def reject_listens(staged: ir.Table, *_inputs: ir.Table) -> ir.Table:
+    """Listened tracks whose track id is null or whose user or track is unknown."""
+    return staged.filter(staged[Q_CHECK].notnull())
+
+
 def select_listens(staged: ir.Table) -> ir.Table:
     """The listened tracks whose user and track exist."""
     ok = staged.filter(staged[Q_CHECK].isnull())
@@ -365,6 +432,7 @@ LISTENS = View(
     name=names.STD_LISTENS, grain=("record_id", "position"),
     inputs=(names.STD_LISTEN_HISTORY, names.STD_USERS, names.STD_TRACKS),
     columns=LISTENS_COLUMNS, query=listens, stage=stage_listens, select=select_listens,
+    reject=reject_listens,
     quarantine_columns=LISTENS_QUARANTINE_COLUMNS,
     foreign_keys={USER_ID: (names.STD_USERS, USER_ID), TRACK_ID: (names.STD_TRACKS, TRACK_ID)},
     doc="One row per listened track: a record's items exploded, with its position.",

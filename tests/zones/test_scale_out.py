@@ -41,6 +41,8 @@ def test_view_compiles_to_databricks_sql(view):
 
 def test_quarantine_queries_compile_too():
     for view in VIEWS[:4]:
-        staged = view.stage(*[unbound(n) for n in view.inputs])
-        sql = ibis.to_sql(view.quarantine(staged, dt.date(2026, 11, 26)), dialect="databricks")
+        inputs = [unbound(n) for n in view.inputs]
+        staged = view.stage(*inputs)
+        sql = ibis.to_sql(view.quarantine(staged, inputs, dt.date(2026, 11, 26)),
+                          dialect="databricks")
         assert names.Q_REASON in sql

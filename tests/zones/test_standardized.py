@@ -17,8 +17,8 @@ def rows(expr, order: str | list[str]) -> list[dict]:
     return expr.order_by(order).to_pyarrow().to_pylist()
 
 
-def quarantined(view, staged) -> list[dict]:
-    return view.quarantine(staged, DAY2).to_pyarrow().to_pylist()
+def quarantined(view, staged, *inputs) -> list[dict]:
+    return view.quarantine(staged, inputs, DAY2).to_pyarrow().to_pylist()
 
 
 # ---------------------------------------------------------------- users
@@ -64,7 +64,7 @@ def test_exact_copies_collapse_but_conflicting_versions_are_quarantined(raw):
                            user(3)]))
     staged = std.stage_users(t)
     assert [r["user_id"] for r in rows(std.select_users(staged), "user_id")] == [1, 3]
-    bad = quarantined(std.USERS, staged)
+    bad = quarantined(std.USERS, staged, t)
     assert sorted(r["email"] for r in bad) == ["a@x.org", "b@x.org"]
     assert {r[names.Q_CHECK] for r in bad} == {"user_id_unique"}
     assert all(r[names.Q_BUILD_DATE] == DAY2 for r in bad)
@@ -75,7 +75,7 @@ def test_a_newer_clean_version_overrides_an_old_conflict(raw):
             (DAY2, [user(1, email="c@x.org", updated_at="2026-10-20T00:00:00")]))
     staged = std.stage_users(t)
     assert [r["email"] for r in rows(std.select_users(staged), "user_id")] == ["c@x.org"]
-    assert quarantined(std.USERS, staged) == []
+    assert quarantined(std.USERS, staged, t) == []
 
 
 @pytest.mark.parametrize(("bad", "check"), [
@@ -87,7 +87,7 @@ def test_unusable_users_are_quarantined_with_the_original_row(raw, bad, check):
     t = raw(USERS, (DAY1, [user(1), user(2) | bad]))
     staged = std.stage_users(t)
     assert [r["user_id"] for r in rows(std.select_users(staged), "user_id")] == [1]
-    [q] = quarantined(std.USERS, staged)
+    [q] = quarantined(std.USERS, staged, t)
     assert q[names.Q_CHECK] == check
     assert q[names.Q_REASON]
     # The original row: raw strings and the run metadata, not the typed values.
@@ -157,7 +157,7 @@ def test_unusable_listen_records_are_quarantined(raw, bad, check):
     t = raw(HISTORY, (DAY1, [listen(1, [10]), listen(2, [11]) | bad]))
     staged = std.stage_listen_history(t)
     assert len(std.select_listen_history(staged).to_pyarrow()) == 1
-    [q] = quarantined(std.LISTEN_HISTORY, staged)
+    [q] = quarantined(std.LISTEN_HISTORY, staged, t)
     assert q[names.Q_CHECK] == check
 
 
@@ -194,7 +194,7 @@ def test_orphan_listens_are_quarantined_with_reasons(raw, parents):
     staged = std.stage_listens(history, *parents)
     ok = rows(std.select_listens(staged), ["user_id", "position"])
     assert [(r["user_id"], r["track_id"]) for r in ok] == [(1, 10), (2, 11)]
-    bad = sorted(quarantined(std.LISTENS, staged), key=lambda r: (r["user_id"], r["position"]))
+    bad = sorted(quarantined(std.LISTENS, staged, history, *parents), key=lambda r: (r["user_id"], r["position"]))
     assert [(r["user_id"], r["track_id"], r[names.Q_CHECK]) for r in bad] == [
         (1, 99, "fk_track_id"), (1, None, "track_id_not_null"),
         (7, 10, "fk_user_id"), (7, 11, "fk_user_id")]
