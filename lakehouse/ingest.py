@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import click
+import numpy as np
 import pyarrow as pa
 
 from lakehouse import names
@@ -287,6 +288,7 @@ class _EndpointStream:
         self.extras = extras
         self.expected = frozenset(f.name for f in self.fields)
         self.contract = frozenset(spec.field_names)
+        self.source_schema = pa.schema(self.fields)
         self.schema = pa.schema(self.fields + list(META_FIELDS))
         self.run_id = run_id
         self.date = date
@@ -350,16 +352,25 @@ class _EndpointStream:
         return checked
 
     def _batch(self, page: Page) -> pa.RecordBatch:
+        """The page's source columns; run metadata is added per batch, cheaper."""
         items = page.items
-        n = len(items)
-        arrays = [column(f, [item.get(f.name) for item in items]) for f in self.fields]
-        arrays += [
-            pa.array([self.run_id] * n, pa.string()),
-            pa.array([page.fetched_at] * n, pa.timestamp("us", tz="UTC")),
-            pa.array([page.number] * n, pa.int64()),
-            pa.array([self.date] * n, pa.date32()),
+        return pa.RecordBatch.from_arrays(
+            [column(f, [item.get(f.name) for item in items]) for f in self.fields],
+            schema=self.source_schema)
+
+    def _with_meta(self, parts: list[tuple[pa.RecordBatch, Page]]) -> pa.RecordBatch:
+        batch = pa.concat_batches([b for b, _ in parts])
+        n = batch.num_rows
+        rows = [b.num_rows for b, _ in parts]
+        micros = [int(p.fetched_at.timestamp() * 1_000_000) for _, p in parts]
+        meta = [
+            pa.repeat(pa.scalar(self.run_id, pa.string()), n),
+            pa.array(np.repeat(np.array(micros, dtype=np.int64), rows)).cast(
+                pa.timestamp("us", tz="UTC")),
+            pa.array(np.repeat(np.array([p.number for _, p in parts], dtype=np.int64), rows)),
+            pa.repeat(pa.scalar(self.date, pa.date32()), n),
         ]
-        return pa.RecordBatch.from_arrays(arrays, schema=self.schema)
+        return pa.RecordBatch.from_arrays(batch.columns + meta, schema=self.schema)
 
     def batches(self) -> Iterator[pa.RecordBatch]:
         """Record batches of about ``BATCH_ROWS`` rows, in page order.
@@ -369,7 +380,7 @@ class _EndpointStream:
                 new field appeared; the commit is then never made.
             FieldTypeError: A field changed type (confirmed by re-reads).
         """
-        pending: list[pa.RecordBatch] = []
+        pending: list[tuple[pa.RecordBatch, Page]] = []
         rows = 0
         later = fetch_in_order(self.read, range(2, self.first.page.pages + 1),
                                workers=self.workers)
@@ -384,15 +395,15 @@ class _EndpointStream:
             if self.on_page:
                 self.on_page(1)
             if checked.batch is not None and checked.batch.num_rows:
-                pending.append(checked.batch)
+                pending.append((checked.batch, page))
                 rows += checked.batch.num_rows
             if rows >= BATCH_ROWS:
-                yield pa.concat_batches(pending)
+                yield self._with_meta(pending)
                 pending, rows = [], 0
         if self.records != self.total:
             raise _Restart(f"read {self.records} records but total is {self.total}")
         if pending:
-            yield pa.concat_batches(pending)
+            yield self._with_meta(pending)
 
     def drift(self) -> list[str]:
         """The run's schema drift against the contract, in words."""

@@ -76,6 +76,9 @@ def column(field: pa.Field, values: Sequence[Any]) -> pa.Array:
         return pa.array([v if v is None or isinstance(v, str) else json.dumps(v)
                          for v in values], pa.string())
     try:
+        if pa.types.is_string(typ):
+            # Strict and the cheapest: anything but str or None raises.
+            return pa.array(values, typ)
         # Inference first: with an explicit type, Arrow would silently turn
         # 1.5 into 1 for an int64 field.
         arr = pa.array(values)

@@ -26,7 +26,7 @@ def test_reads_a_page_envelope_with_user_agent_and_token(fake_api):
     assert page.items[0]["id"] == 101
     assert page.fetched_at.tzinfo is not None
     assert api.log[0].headers["User-Agent"] == USER_AGENT
-    assert USER_AGENT.startswith("lakehouse/")
+    assert USER_AGENT.startswith("lakehouse/") and "s3cret" not in repr(c)
     assert api.log[0].headers["Authorization"] == "Bearer s3cret"
     assert c.requests == 1 and c.retries == 0 and c.bytes == page.nbytes > 0
 
