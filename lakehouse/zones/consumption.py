@@ -39,7 +39,8 @@ def interactions(listens: ir.Table) -> ir.Table:
 INTERACTIONS = View(
     name=names.CONS_INTERACTIONS, grain=(USER_ID, TRACK_ID), inputs=(names.STD_LISTENS,),
     columns=INTERACTIONS_COLUMNS, query=interactions,
-    foreign_keys={USER_ID: (names.STD_USERS, USER_ID), TRACK_ID: (names.STD_TRACKS, TRACK_ID)},
+    # No foreign-key check here: the keys come from standardized.listens, whose
+    # foreign keys were just checked.
     doc="One row per (user, track) listened at least once: the recommender's input.",
 )
 
