@@ -23,10 +23,11 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 import logging
+import operator
 import sys
 import threading
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any
@@ -289,6 +290,7 @@ class _EndpointStream:
         self.expected = frozenset(f.name for f in self.fields)
         self.contract = frozenset(spec.field_names)
         self.source_schema = pa.schema(self.fields)
+        self._getter = operator.itemgetter(*(f.name for f in self.fields))
         self.schema = pa.schema(self.fields + list(META_FIELDS))
         self.run_id = run_id
         self.date = date
@@ -328,13 +330,14 @@ class _EndpointStream:
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _check(self, page: Page) -> tuple[_Checked, _Anomaly | None]:
-        missing, unknown = scan_keys(page.items, self.expected)
-        missing = Counter({k: v for k, v in missing.items() if k in self.contract})
+        absent, unknown = scan_keys(page.items, self.expected)
+        # Only the contract's fields count as missing; a new field may come and go.
+        missing = Counter({k: v for k, v in absent.items() if k in self.contract})
         checked = _Checked(page, None, missing)
         type_error = None
         if not unknown:
             try:
-                checked.batch = self._batch(page)
+                checked.batch = self._batch(page, complete=not absent)
             except FieldTypeError as exc:
                 type_error = exc
         if not (unknown or missing or type_error):
@@ -351,11 +354,22 @@ class _EndpointStream:
                            f"{number}", anomaly.new_fields)
         return checked
 
-    def _batch(self, page: Page) -> pa.RecordBatch:
-        """The page's source columns; run metadata is added per batch, cheaper."""
+    def _batch(self, page: Page, complete: bool) -> pa.RecordBatch:
+        """The page's source columns; run metadata is added per batch, cheaper.
+
+        Args:
+            complete: Every item has every field, so a C-level transpose
+                (itemgetter + zip, several times faster) can replace a lookup
+                per field and item.
+        """
         items = page.items
+        if complete and items:
+            values: Iterable[Sequence[Any]] = zip(*map(self._getter, items), strict=True) \
+                if len(self.fields) > 1 else [[item[self.fields[0].name] for item in items]]
+        else:
+            values = ([item.get(f.name) for item in items] for f in self.fields)
         return pa.RecordBatch.from_arrays(
-            [column(f, [item.get(f.name) for item in items]) for f in self.fields],
+            [column(f, v) for f, v in zip(self.fields, values, strict=True)],
             schema=self.source_schema)
 
     def _with_meta(self, parts: list[tuple[pa.RecordBatch, Page]]) -> pa.RecordBatch:
