@@ -118,6 +118,7 @@ class RecModel:
                     learning_rate=float(params.get("learning_rate", 0.05)),
                     item_alpha=float(params.get("item_alpha", 0.0)),
                     user_alpha=float(params.get("user_alpha", 0.0)),
+                    max_sampled=int(params.get("max_sampled", 10)),
                     random_state=int(params.get("seed", 0)))
         for side in ("user", "item"):
             emb = np.ascontiguousarray(arrays[f"{side}_embeddings"], dtype=np.float32)

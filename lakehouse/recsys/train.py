@@ -94,7 +94,8 @@ def _lightfm(settings: Settings):
         raise ConfigError("components and epochs must be at least 1")
     return LightFM(no_components=settings.components, loss=settings.loss,
                    learning_rate=settings.learning_rate, item_alpha=settings.item_alpha,
-                   user_alpha=settings.user_alpha, random_state=settings.seed)
+                   user_alpha=settings.user_alpha, max_sampled=settings.max_sampled,
+                   random_state=settings.seed)
 
 
 def fit(inputs: Inputs, data: Split, settings: Settings,
@@ -279,6 +280,7 @@ def _train(settings: Settings, lake: Lake, promote: str, date: dt.date,
               "learning_rate": settings.learning_rate, "loss": settings.loss,
               "item_alpha": settings.item_alpha, "user_alpha": settings.user_alpha,
               "seed": settings.seed, "holdout_share": settings.holdout_share,
+              "max_sampled": settings.max_sampled,
               "num_threads": default_threads(), "k": settings.k}
     lineage = {"as_of": date.isoformat(), "tables": inputs.lineage, "split": data.describe(),
                "users": inputs.n_users, "tracks": inputs.n_items,
