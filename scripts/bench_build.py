@@ -162,8 +162,9 @@ def main(argv: list[str] | None = None) -> int:
         date, raw_rows = generate_raw(raw_root, args.profile, args.users, args.tracks,
                                       args.listens, args.seed)
     items = Lake(raw_root).sql("SELECT sum(len(items)) FROM raw.listen_history").fetchone()[0]
-    print(f"raw zone ({args.profile}, 2 snapshots, generated in "
-          f"{time.perf_counter() - t0:.1f} s): " + ", ".join(
+    origin = "reused" if args.reuse_raw else f"{args.profile}, generated in " \
+        f"{time.perf_counter() - t0:.1f} s"
+    print(f"raw zone (2 snapshots, {origin}): " + ", ".join(
               f"{k} {v:,}" for k, v in raw_rows.items()) + f", listened tracks {items:,}")
     print(f"machine: {os.cpu_count()} cores; build date {date}; each run in its own process")
 

