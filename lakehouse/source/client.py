@@ -1,34 +1,35 @@
 """The HTTP client of the source API: one page per call, retried, counted.
 
-Transport-level trouble (refused or dropped connections, timeouts, bodies cut
-short of their Content-Length, 429 and 5xx answers, ``Retry-After``) is
-retried by urllib3's :class:`Retry`. A 200 whose body is not a page envelope
-(e.g. JSON cut in half) cannot be seen by urllib3, so
-:meth:`ApiClient.get_page` retries those with the same budget and the same
-capped, jittered backoff. Other 4xx answers fail at once, quoting the server.
+Every retry decision is urllib3's :class:`Retry`: dropped or refused
+connections, timeouts, bodies cut short of their Content-Length, 429 and 5xx
+answers (honouring ``Retry-After``, capped) and 200s whose body is not a page
+envelope (e.g. JSON cut in half) are retried with capped exponential backoff
+and jitter; other 4xx answers fail at once, quoting the server's message.
 
-Why urllib3's pool rather than a ``requests.Session`` (which wraps it): on
-loopback, ``requests`` costs ~0.85 ms of CPU per page against ~0.25 ms for
-urllib3 alone, and the client's CPU, not the network, is what bounds ingest
-speed on a 2-core machine shared with the API (see BENCHMARKS.md, ingest).
-Timeouts, retries, the pool, ``User-Agent`` and the bearer token are the same.
+Why keep-alive ``http.client`` connections (one per worker thread) under that
+policy rather than a ``requests.Session`` or urllib3's pool: on loopback,
+``requests`` costs ~0.85 ms of CPU per page and urllib3's pool ~0.3 ms against
+~0.13 ms here, and the client's CPU (it holds the GIL), not the network, is
+what bounds ingest speed on a 2-core machine shared with the API (see
+BENCHMARKS.md, ingest). Connect and read timeouts, ``User-Agent`` and the
+bearer token (never logged) are as they would be with ``requests``.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import http.client
 import logging
-import random
+import re
+import socket
 import threading
-import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
 import orjson
-import urllib3
-from urllib3.exceptions import HTTPError as Urllib3Error
-from urllib3.exceptions import MaxRetryError
+from urllib3.exceptions import MaxRetryError, ProtocolError
 from urllib3.util.retry import Retry
 
 from lakehouse import __version__
@@ -42,20 +43,9 @@ from lakehouse.source.errors import (
 log = logging.getLogger(__name__)
 
 
-class _QuietRetries(logging.Filter):
-    """Drop urllib3's per-retry warnings unless debugging: a cron log would fill
-    with them under a flaky source, and the run record counts retries anyway."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return (record.levelno >= logging.ERROR or not record.getMessage().startswith("Retrying")
-                or logging.getLogger().isEnabledFor(logging.DEBUG))
-
-
-logging.getLogger("urllib3.connectionpool").addFilter(_QuietRetries())
-
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 MAX_PAGE_SIZE = 100
-USER_AGENT = f"lakehouse/{__version__} (MooVitamix ingest; urllib3/{urllib3.__version__})"
+USER_AGENT = f"lakehouse/{__version__} (MooVitamix ingest)"
 
 
 @dataclass(frozen=True)
@@ -84,6 +74,17 @@ class _CappedRetry(Retry):
 
     def parse_retry_after(self, retry_after: str) -> float:
         return min(super().parse_retry_after(retry_after), self.retry_after_max)
+
+
+@dataclass(frozen=True)
+class _Answer:
+    """The part of an answer :class:`Retry` looks at (status, ``Retry-After``)."""
+
+    status: int
+    headers: Any
+
+    def get_redirect_location(self) -> bool:
+        return False
 
 
 def check_base_url(url: str) -> str:
@@ -136,29 +137,31 @@ class ApiClient:
                  max_retries: int = 6, backoff_factor: float = 0.25,
                  backoff_max: float = 10.0, pool_size: int = 8):
         self.base_url = check_base_url(base_url)
+        parts = urlsplit(self.base_url)
+        self._https = parts.scheme == "https"
+        self._host = parts.hostname or ""
+        self._port = parts.port
+        self._prefix = parts.path
+        self.connect_timeout = connect_timeout
+        self.read_timeout = read_timeout
         self.max_retries = max(0, max_retries)
-        self.backoff_factor = backoff_factor
-        self.backoff_max = backoff_max
         self.requests = 0
         self.retries = 0
         self.bytes = 0
         self._lock = threading.Lock()
-        retry = _CappedRetry(
+        self._local = threading.local()
+        self._conns: list[http.client.HTTPConnection] = []
+        self._retry = _CappedRetry(
             total=self.max_retries, connect=self.max_retries, read=self.max_retries,
-            status=self.max_retries, other=self.max_retries, redirect=5,
+            status=self.max_retries, other=self.max_retries, redirect=0,
             backoff_factor=backoff_factor, backoff_max=backoff_max,
             backoff_jitter=backoff_factor, status_forcelist=RETRY_STATUSES,
             allowed_methods=frozenset({"GET"}), respect_retry_after_header=True,
-            raise_on_status=False, raise_on_redirect=False,
             retry_after_max=max(backoff_max, 1.0) * 6)
-        headers = {"User-Agent": USER_AGENT, "Accept": "application/json"}
+        self._headers = {"User-Agent": USER_AGENT, "Accept": "application/json"}
         if token:
-            headers["Authorization"] = f"Bearer {token}"
-        # One host, so one connection pool: PoolManager's per-request routing costs CPU.
-        self._http = urllib3.connection_from_url(
-            self.base_url, maxsize=max(1, pool_size), block=False, headers=headers,
-            retries=retry, timeout=urllib3.Timeout(connect=connect_timeout, read=read_timeout))
-        self._prefix = urlsplit(self.base_url).path
+            self._headers["Authorization"] = f"Bearer {token}"
+        del pool_size  # one keep-alive connection per worker thread
 
     def __repr__(self) -> str:
         return f"ApiClient({redact(self.base_url)!r})"
@@ -173,7 +176,11 @@ class ApiClient:
                    pool_size=settings.workers)
 
     def close(self) -> None:
-        self._http.close()
+        """Close every connection the client opened."""
+        with self._lock:
+            conns, self._conns = self._conns, []
+        for conn in conns:
+            conn.close()
 
     def __enter__(self) -> ApiClient:
         return self
@@ -191,9 +198,51 @@ class ApiClient:
         """Count a retry decided by the caller (e.g. re-reading a suspicious page)."""
         self._count(retries=1)
 
-    def _sleep(self, attempt: int) -> None:
-        delay = min(self.backoff_max, self.backoff_factor * 2 ** (attempt - 1))
-        time.sleep(delay + random.uniform(0, self.backoff_factor))
+    def _connect(self) -> http.client.HTTPConnection:
+        cls = http.client.HTTPSConnection if self._https else http.client.HTTPConnection
+        conn = cls(self._host, self._port, timeout=self.connect_timeout)
+        conn.connect()
+        conn.sock.settimeout(self.read_timeout)
+        conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        with self._lock:
+            self._conns.append(conn)
+        return conn
+
+    def _fetch(self, target: str) -> tuple[int, str, Any, bytes]:
+        """One GET on this thread's keep-alive connection: (status, reason, headers, body).
+
+        Raises:
+            OSError, http.client.HTTPException: No (complete) answer; the
+                connection is dropped so the next try opens a fresh one.
+        """
+        conn = getattr(self._local, "conn", None)
+        try:
+            if conn is None:
+                conn = self._local.conn = self._connect()
+            conn.request("GET", target, headers=self._headers)
+            resp = conn.getresponse()
+            body = resp.read()
+        except BaseException:
+            self._local.conn = None
+            if conn is not None:
+                conn.close()
+            raise
+        if resp.will_close:
+            self._local.conn = None
+            conn.close()
+        return resp.status, resp.reason, resp.msg, body
+
+    def _again(self, retry: Retry, target: str, final: Callable[[int], Exception], *,
+               error: Exception | None = None, answer: _Answer | None = None) -> Retry:
+        """The next state of ``retry`` after a failed try, having slept; or raise ``final``."""
+        try:
+            retry = retry.increment("GET", target, response=answer,  # type: ignore[arg-type]
+                                    error=ProtocolError(str(error)) if error else None)
+        except MaxRetryError:
+            raise final(len(retry.history)) from None
+        self._count(retries=1)
+        retry.sleep(answer)  # type: ignore[arg-type]
+        return retry
 
     def get_page(self, path: str, page: int, size: int = MAX_PAGE_SIZE) -> Page:
         """GET ``path?page=&size=`` and return the page envelope.
@@ -204,48 +253,35 @@ class ApiClient:
             NotTheApiError: Bodies that are not a page envelope, every try.
         """
         where = f"GET {path}?page={page}&size={size}"
-        url = f"{self._prefix}{path}?page={page}&size={size}"
-        problem = ""
-        for attempt in range(self.max_retries + 1):
-            if attempt:
-                self._count(retries=1)
-                log.debug("%s: %s; retrying (%d)", where, problem, attempt)
-                self._sleep(attempt)
+        target = f"{self._prefix}{path}?page={page}&size={size}"
+        retry: Retry = self._retry
+        while True:
+            self._count(requests_=1)
             try:
-                resp = self._http.urlopen("GET", url)
-            except MaxRetryError as exc:
-                self._count(requests_=1 + self.max_retries, retries=self.max_retries)
-                raise SourceUnreachableError(
-                    f"cannot reach the API at {redact(self.base_url)} ({_reason(exc)}) after "
-                    f"{self.max_retries} retries; check --api-url and that the API is up"
-                ) from None
-            except Urllib3Error as exc:
-                # Not retryable by urllib3 (e.g. a body that fails to decode): ours to retry.
-                self._count(requests_=1)
-                problem = f"broken answer ({_reason(exc)})"
+                status, reason, headers, body = self._fetch(target)
+            except (OSError, http.client.HTTPException) as exc:
+                why = _reason(exc)
+                retry = self._again(retry, target, lambda n, why=why: SourceUnreachableError(
+                    f"cannot reach the API at {redact(self.base_url)} ({why}) after {n} "
+                    "retries; check --api-url and that the API is up"), error=exc)
                 continue
-            history = len(resp.retries.history) if resp.retries else 0
-            self._count(requests_=1 + history, retries=history, nbytes=len(resp.data))
-            body = resp.data
-            if resp.status != 200:
-                message = _server_message(body)
-                reason = resp.reason or ""
-                if resp.status in RETRY_STATUSES:
-                    # urllib3 already spent the retry budget on this status.
-                    raise HttpStatusError(f"{where} answered {resp.status} {reason} after "
-                                          f"{history} retries: {message}".replace("  ", " "),
-                                          resp.status)
-                raise HttpStatusError(f"{where} answered {resp.status} {reason}: "
-                                      f"{message}".replace("  ", " "), resp.status)
+            self._count(nbytes=len(body))
+            if status != 200:
+                message = f"{status} {reason}: {_server_message(body)}".replace("  ", " ")
+                if status not in RETRY_STATUSES:
+                    raise HttpStatusError(f"{where} answered {message}", status)
+                retry = self._again(retry, target, lambda n, m=message, s=status: HttpStatusError(
+                    f"{where} answered {m} (after {n} retries)", s),
+                    answer=_Answer(status, headers))
+                continue
             parsed = _envelope(body, page)
             if isinstance(parsed, str):
-                problem = parsed
+                retry = self._again(retry, target, lambda n, p=parsed: NotTheApiError(
+                    f"{where} at {redact(self.base_url)}: {p} (after {n} retries); is "
+                    "--api-url the MooVitamix API?"), error=ProtocolError(parsed))
                 continue
             items, total, pages, size_ = parsed
             return Page(page, items, total, pages, size_, len(body), dt.datetime.now(dt.UTC))
-        raise NotTheApiError(f"{where} at {redact(self.base_url)}: {problem} "
-                             f"(after {self.max_retries} retries); is --api-url the "
-                             "MooVitamix API?")
 
 
 def _envelope(body: bytes, page: int) -> tuple[list, int, int, int] | str:
@@ -291,7 +327,7 @@ def _server_message(body: bytes) -> str:
 
 
 def _reason(exc: BaseException) -> str:
-    """A short reason from a urllib3 exception chain."""
+    """A short reason from an exception chain (socket, http.client, urllib3)."""
     inner: BaseException = exc
     while True:
         nxt = getattr(inner, "reason", None)
@@ -307,7 +343,7 @@ def _reason(exc: BaseException) -> str:
     if "Failed to establish a new connection" in text:
         text = text.split("Failed to establish a new connection:")[-1].strip()
         text = text.split("] ", 1)[-1]
-    if isinstance(inner, TimeoutError | urllib3.exceptions.TimeoutError) \
-            or "timed out" in text.lower():
+    text = re.sub(r"^\[Errno -?\d+\] ", "", text)
+    if isinstance(inner, TimeoutError) or "timed out" in text.lower():
         return "timed out"
     return text[:120] or type(inner).__name__
