@@ -325,3 +325,18 @@ def test_lake_path_that_is_a_file(tmp_path, fake_api):
     s.lake.write_text("not a folder")
     with pytest.raises(LakeError, match="is a file"):
         ingest(s, date=DAY)
+
+
+def test_progress_bars_go_to_stderr(tmp_path, fake_api, capsys):
+    s = settings(tmp_path, fake_api())
+    runs = ingest(s, ["users", "tracks"], date=DAY, progress=True)
+    assert all(r.ok for r in runs)
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert "users" in captured.err and "tracks" in captured.err
+    assert "ingest users" not in captured.err  # bars, not cron lines
+
+
+def test_silent_when_progress_is_false(tmp_path, fake_api, capsys):
+    ingest(settings(tmp_path, fake_api()), ["users"], date=DAY, progress=False)
+    assert capsys.readouterr().err == ""
