@@ -11,7 +11,8 @@ is measured here. For each N, in the same run and against the same server:
 3. lakehouse: ``lakehouse.ingest.ingest`` into a fresh lake (HTTP, checks,
    Arrow conversion and the Delta commits, one per endpoint, plus meta.runs).
 
-Each measurement runs in its own spawned process, which reports its peak RSS.
+Each measurement runs in its own spawned process, which reports its peak RSS
+and its CPU time (a steadier figure than records/s on a shared machine).
 
 Usage:
     .venv/bin/python scripts/bench_ingest.py [--sizes 100000 300000] [--workers 8]
@@ -30,6 +31,8 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+
+import psutil
 
 ENDPOINTS = ("users", "tracks", "listen_history")
 SIZE = 100
@@ -54,6 +57,11 @@ def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def _cpu_s() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 def ceiling(port: int, totals: dict[str, int], workers: int, out: mp.Queue) -> None:
     """Child: read every page's bytes with ``workers`` keep-alive threads."""
     jobs = [(e, p) for e in ENDPOINTS for p in range(1, -(-totals[e] // SIZE) + 1)]
@@ -75,14 +83,14 @@ def ceiling(port: int, totals: dict[str, int], workers: int, out: mp.Queue) -> N
         with lock:
             nbytes[0] += got
 
-    t0 = time.perf_counter()
+    t0, cpu0 = time.perf_counter(), _cpu_s()
     threads = [threading.Thread(target=worker) for _ in range(workers)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
     out.put({"seconds": time.perf_counter() - t0, "records": sum(totals.values()),
-             "bytes": nbytes[0], "rss_mb": _peak_rss_mb()})
+             "bytes": nbytes[0], "rss_mb": _peak_rss_mb(), "cpu_s": _cpu_s() - cpu0})
 
 
 def sequential(port: int, totals: dict[str, int], out: mp.Queue) -> None:
@@ -91,7 +99,7 @@ def sequential(port: int, totals: dict[str, int], out: mp.Queue) -> None:
 
     session = requests.Session()
     records = 0
-    t0 = time.perf_counter()
+    t0, cpu0 = time.perf_counter(), _cpu_s()
     for endpoint in ENDPOINTS:
         page = 1
         while True:
@@ -102,7 +110,7 @@ def sequential(port: int, totals: dict[str, int], out: mp.Queue) -> None:
                 break
             page += 1
     out.put({"seconds": time.perf_counter() - t0, "records": records,
-             "rss_mb": _peak_rss_mb()})
+             "rss_mb": _peak_rss_mb(), "cpu_s": _cpu_s() - cpu0})
 
 
 def lakehouse_ingest(port: int, lake: str, workers: int, out: mp.Queue) -> None:
@@ -112,12 +120,12 @@ def lakehouse_ingest(port: int, lake: str, workers: int, out: mp.Queue) -> None:
 
     settings = Settings.load(env={}, lake=lake, api_url=f"http://127.0.0.1:{port}",
                              workers=workers)
-    t0 = time.perf_counter()
+    t0, cpu0 = time.perf_counter(), _cpu_s()
     runs = ingest(settings, date=dt.date(2026, 11, 26), progress=False)
-    seconds = time.perf_counter() - t0
+    seconds, cpu = time.perf_counter() - t0, _cpu_s() - cpu0
     assert all(r.ok for r in runs), [r.error for r in runs]
     out.put({"seconds": seconds, "records": sum(r.records for r in runs),
-             "rss_mb": _peak_rss_mb(),
+             "rss_mb": _peak_rss_mb(), "cpu_s": cpu,
              "per_endpoint": {r.target: round(r.duration_s, 2) for r in runs}})
 
 
@@ -148,10 +156,18 @@ def main() -> None:
         print(f"\n== N = {n:,} per endpoint: server ready in {time.perf_counter() - t0:.0f} s, "
               f"totals {totals}")
         lake = Path(tempfile.mkdtemp(prefix="bench-ingest-")) / "lake"
+        server_cpu = psutil.Process(server.pid)
+
+        def measured(target, *a, proc=server_cpu) -> dict:
+            before = sum(proc.cpu_times()[:2])
+            result = run_child(ctx, target, *a)
+            result["server_cpu_s"] = sum(proc.cpu_times()[:2]) - before
+            return result
+
         try:
-            ceil = run_child(ctx, ceiling, port, totals, args.workers)
-            seq = run_child(ctx, sequential, port, totals)
-            ing = run_child(ctx, lakehouse_ingest, port, str(lake), args.workers)
+            ceil = measured(ceiling, port, totals, args.workers)
+            seq = measured(sequential, port, totals)
+            ing = measured(lakehouse_ingest, port, str(lake), args.workers)
         finally:
             server.terminate()
             server.join()
@@ -159,16 +175,20 @@ def main() -> None:
         row = {"n": n, "records": ing["records"]}
         for name, r in (("ceiling", ceil), ("sequential", seq), ("ingest", ing)):
             row[name] = {"records_per_s": round(r["records"] / r["seconds"]),
-                         "seconds": round(r["seconds"], 2), "peak_rss_mb": round(r["rss_mb"])}
+                         "seconds": round(r["seconds"], 2), "peak_rss_mb": round(r["rss_mb"]),
+                         "cpu_us_per_record": round(r["cpu_s"] / r["records"] * 1e6, 2),
+                         "server_cpu_us_per_record": round(
+                             r["server_cpu_s"] / r["records"] * 1e6, 2)}
         row["ingest"]["per_endpoint_s"] = ing["per_endpoint"]
         results.append(row)
         rate = {k: row[k]["records_per_s"] for k in ("ceiling", "sequential", "ingest")}
         print(f"{'client':<12}{'records/s':>12}{'seconds':>10}{'peak RSS MB':>13}"
-              f"{'vs ceiling':>12}")
+              f"{'vs ceiling':>12}{'CPU us/record: client':>23}{'server':>8}")
         for name in ("ceiling", "sequential", "ingest"):
             r = row[name]
             print(f"{name:<12}{r['records_per_s']:>12,}{r['seconds']:>10.2f}"
-                  f"{r['peak_rss_mb']:>13}{rate[name] / rate['ceiling']:>11.0%}")
+                  f"{r['peak_rss_mb']:>13}{rate[name] / rate['ceiling']:>11.0%}"
+                  f"{r['cpu_us_per_record']:>23.2f}{r['server_cpu_us_per_record']:>8.2f}")
         print(f"ingest / sequential: {rate['ingest'] / rate['sequential']:.1f}x; "
               f"per endpoint (s): {ing['per_endpoint']}")
     if len(results) > 1:
