@@ -40,7 +40,7 @@ from lakehouse.lake import Lake, WriteResult, utc_now
 from lakehouse.locking import lake_lock
 from lakehouse.runlog import RunRecord, _cpu_seconds, record_run
 from lakehouse.zones import consumption, standardized
-from lakehouse.zones.base import View
+from lakehouse.zones.base import KEY_UNIQUE, View, duplicate_keys
 
 log = logging.getLogger(__name__)
 
@@ -284,9 +284,9 @@ def check_table(view: View, table: ir.Table, tables: dict[str, ir.Table]) -> Non
         if table.count().execute():
             view.schema.validate(table, lazy=True)
     except pandera_errors.SchemaErrors as exc:
-        raise ValidationError(_describe(view, exc.schema_errors[0])) from None
+        raise ValidationError(_describe(view, table, exc.schema_errors[0])) from None
     except pandera_errors.SchemaError as exc:
-        raise ValidationError(_describe(view, exc)) from None
+        raise ValidationError(_describe(view, table, exc)) from None
     for column, (parent, parent_column) in view.foreign_keys.items():
         ref = tables[parent]
         orphans = table.anti_join(ref, table[column] == ref[parent_column])
@@ -297,23 +297,22 @@ def check_table(view: View, table: ir.Table, tables: dict[str, ir.Table]) -> Non
                 f"e.g. {examples}")
 
 
-def _describe(view: View, error: pandera_errors.SchemaError) -> str:
+def _describe(view: View, table: ir.Table, error: pandera_errors.SchemaError) -> str:
     check = error.check
     check_name = getattr(check, "name", None) or str(check)
     column = getattr(error, "column_name", None)
     cases = error.failure_cases
-    if isinstance(cases, ir.Table):
-        # Show the key (or the failing column), not whole rows.
-        keep = [c for c in ([column] if column else list(view.grain)) if c in cases.columns]
-        rows = cases.select(*keep).distinct().limit(EXAMPLES).to_pyarrow().to_pylist() \
-            if keep else cases.limit(EXAMPLES).to_pyarrow().to_pylist()
-        examples = [r[keep[0]] if len(keep) == 1 else r for r in rows]
+    if check_name == KEY_UNIQUE:
+        column, examples = ", ".join(view.grain), duplicate_keys(table, view.grain, EXAMPLES)
+    elif isinstance(cases, ir.Table):
+        # Show the failing column, not whole rows.
+        keep = [column] if column in cases.columns else cases.columns
+        rows = cases.select(*keep).distinct().limit(EXAMPLES).to_pyarrow().to_pylist()
+        examples = [r[column] for r in rows] if column in cases.columns else rows
     elif hasattr(cases, "head"):
         examples = cases.head(EXAMPLES)["failure_case"].tolist() \
             if "failure_case" in cases.columns else cases.head(EXAMPLES).to_dict("records")
     else:
         examples = cases
-    if check_name == "multiple_fields_uniqueness":
-        check_name, column = "key_unique", ", ".join(view.grain)
     where = f" on {column}" if column else ""
     return f"{view.name} failed check {check_name}{where}: e.g. {examples}"
