@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 import pyarrow as pa
-from deltalake import CommitProperties, DeltaTable, write_deltalake
+from deltalake import CommitProperties, DeltaTable, WriterProperties, write_deltalake
 from deltalake.exceptions import CommitFailedError, DeltaError
 from deltalake.exceptions import TableNotFoundError as _DeltaMissing
 
@@ -44,6 +44,8 @@ log = logging.getLogger(__name__)
 WriteMode = Literal["append", "replace_partition", "replace"]
 _NAME = re.compile(r"^[a-z_][a-z0-9_]*$")
 _COMMIT_TRIES = 8
+_ROW_GROUP_ROWS = 65_536
+_TARGET_FILE_BYTES = 64 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -369,7 +371,11 @@ class Lake:
         stream = counted.as_reader()
         kwargs: dict = {"partition_by": partition_by, "schema_mode": schema_mode,
                         "commit_properties": CommitProperties(
-                            custom_metadata=dict(metadata or {}), max_commit_retries=50)}
+                            custom_metadata=dict(metadata or {}), max_commit_retries=50),
+                        # Bounded row groups and files keep a streamed write's memory flat:
+                        # delta-rs buffers a whole row group before flushing it.
+                        "writer_properties": WriterProperties(max_row_group_size=_ROW_GROUP_ROWS),
+                        "target_file_size": _TARGET_FILE_BYTES}
         if mode == "append":
             kwargs["mode"] = "append"
         elif mode == "replace":
