@@ -95,17 +95,20 @@ def _select_latest(staged: ir.Table, key: str, columns: list[str]) -> ir.Table:
 
 def _reject_with_conflicts(checked: ir.Table, staged: ir.Table, key: str) -> ir.Table:
     """Rows failing a rule, and every row of a conflicting latest version."""
-    conflicts = _conflicts(staged, key).mutate(_conflict=ibis.literal(True))
-    t = checked.left_join(conflicts, [checked[P + key] == conflicts._key,
-                                      checked[P + "updated_at"] == conflicts._updated,
-                                      checked[INGEST_DATE] == conflicts._ingest])
-    conflict = t[Q_CHECK].isnull() & t._conflict.fill_null(False)
-    t = t.filter(t[Q_CHECK].notnull() | conflict)
-    return t.mutate(**{
-        Q_CHECK: ibis.ifelse(conflict, f"{key}_unique", t[Q_CHECK]),
-        Q_REASON: ibis.ifelse(conflict, f"{key} has conflicting versions at the same "
-                              "updated_at and ingest date", t[Q_REASON]),
+    conflicts = _conflicts(staged, key)
+    bad = checked.filter(checked[Q_CHECK].notnull())
+    ok = checked.filter(checked[Q_CHECK].isnull())
+    # A semi join emits only the (rare) matching rows; a left join would carry
+    # every raw row through the join.
+    conflicting = ok.semi_join(conflicts, [ok[P + key] == conflicts._key,
+                                           ok[P + "updated_at"] == conflicts._updated,
+                                           ok[INGEST_DATE] == conflicts._ingest])
+    conflicting = conflicting.mutate(**{
+        Q_CHECK: ibis.literal(f"{key}_unique"),
+        Q_REASON: ibis.literal(f"{key} has conflicting versions at the same updated_at "
+                               "and ingest date"),
     })
+    return bad.union(conflicting, distinct=False)
 
 
 def _stage_latest(checked: ir.Table, key: str, columns: list[str],
