@@ -244,9 +244,11 @@ def ingest(endpoints: tuple[str, ...], date: dt.date | None, wait: bool,
       lakehouse ingest tracks --no-wait
     """
     from lakehouse.ingest import ingest as run_ingest
+    from lakehouse.monitor.alerts import notify_runs
 
     records = run_ingest(settings(), list(endpoints) or None, date=date, wait=wait,
                          progress=progress)
+    notify_runs(settings(), records)
     rows = [(r.target, r.status, r.records, r.pages, r.requests, r.retries,
              human_bytes(r.bytes) if fmt == "table" else r.bytes, r.table_version,
              r.duration_s, "; ".join(r.schema_changes) or None, r.error) for r in records]
@@ -276,9 +278,11 @@ def build(date: dt.date | None, fmt: str) -> None:
       lakehouse build --date 2026-11-26
       lakehouse sql "SELECT _reason, count(*) FROM quarantine.listens GROUP BY 1"
     """
+    from lakehouse.monitor.alerts import notify_runs
     from lakehouse.zones.build import build as run_build
 
     records = run_build(settings(), date=date)
+    notify_runs(settings(), records)
     rows = [(r.target, r.status, r.rows_in, r.records, r.quarantined, r.table_version,
              r.duration_s) for r in records]
     click.echo(render(["table", "status", "rows_in", "rows", "quarantined", "version",
