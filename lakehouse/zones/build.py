@@ -140,6 +140,9 @@ class _Build:
     def _compute(self) -> list[_Result]:
         for name in RAW_COLUMNS:
             self.tables[name] = self._raw(name)
+        if not any(self.tables[n].count().execute() for n in RAW_COLUMNS):
+            raise LakeError(f"the raw zone has no snapshot ingested on or before {self.date}; "
+                            "ingest first or build a later --date")
         results = []
         for view in standardized.VIEWS:
             results.append(self._standardize(view))
@@ -155,14 +158,11 @@ class _Build:
         t = self.lake.table(name)
         t = t.filter(t[names.INGEST_DATE] <= ibis.literal(self.date, type="date"))
         wanted = RAW_COLUMNS[name] | RAW_META_TYPES
-        # A snapshot missing a column reads it as null: the rules then decide.
-        cols = {c: t[c].cast(kind) if c in t.columns else ibis.null(kind)
+        # A snapshot missing a column reads it as null, a drifted type as null
+        # where it does not convert: the rules then decide.
+        cols = {c: _conform(t[c], ibis.dtype(kind)) if c in t.columns else ibis.null(kind)
                 for c, kind in wanted.items()}
-        t = t.select(**cols)
-        if t.count().execute() == 0:
-            raise LakeError(f"{name} has no snapshot ingested on or before {self.date}; "
-                            "ingest first or build a later --date")
-        return t
+        return t.select(**cols)
 
     def _temp(self, expr: ir.Table, label: str) -> ir.Table:
         name = f"_build_{label.replace('.', '__')}"
@@ -260,6 +260,10 @@ class _Build:
     def _write_table(self, name: str, table: ir.Table) -> WriteResult:
         return self.lake.write(name, table.to_pyarrow_batches(), mode="replace",
                                metadata={"pipeline": PIPELINE, "build_date": str(self.date)})
+
+
+def _conform(column: ir.Value, kind: ibis.DataType) -> ir.Value:
+    return column if column.type() == kind else column.try_cast(kind)
 
 
 def check_table(view: View, table: ir.Table, tables: dict[str, ir.Table]) -> None:

@@ -123,7 +123,7 @@ def _stage_latest(checked: ir.Table, key: str, columns: list[str],
 
 # ---------------------------------------------------------------- users
 USER_RULES = (
-    rule_null("id", "user_id_not_null"),
+    Rule("user_id_not_null", "id is null or not an integer", lambda t: t[P + USER_ID].isnull()),
     rule_timestamp("created_at", P + "created_at"),
     rule_timestamp("updated_at", P + "updated_at"),
 )
@@ -200,7 +200,8 @@ USERS = View(
 
 # ---------------------------------------------------------------- tracks
 TRACK_RULES = (
-    rule_null("id", "track_id_not_null"),
+    Rule("track_id_not_null", "id is null or not an integer",
+         lambda t: t[P + TRACK_ID].isnull()),
     rule_timestamp("created_at", P + "created_at"),
     rule_timestamp("updated_at", P + "updated_at"),
 )

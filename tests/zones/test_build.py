@@ -206,3 +206,26 @@ def test_cli_build_errors_are_one_line(tmp_path):
     assert result.exit_code == 2
     help_text = CliRunner().invoke(cli, ["build", "--help"]).output
     assert "Example:" in help_text
+
+
+def test_drifted_key_type_is_quarantined_not_a_crash(lake_settings):
+    lake = Lake(lake_settings.lake)
+    write_raw(lake, DAY1, [user(1), user(2)], [track(10)], [listen(1, [10])])
+    raw = lake.to_arrow(names.RAW_USERS)
+    drifted = raw.set_column(raw.schema.get_field_index("id"), "id", pa.array(["1", "two"]))
+    lake.write(names.RAW_USERS, drifted, mode="replace")
+    build(lake_settings, date=DAY1)
+    assert [r["user_id"] for r in lake.to_arrow(names.STD_USERS).to_pylist()] == [1]
+    [q] = lake.to_arrow(names.quarantine_table(names.STD_USERS)).to_pylist()
+    assert q[names.Q_CHECK] == "user_id_not_null" and q["email"] == " Ada2@Example.org "
+
+
+def test_no_listen_records_builds_empty_tables(lake_settings):
+    lake = Lake(lake_settings.lake)
+    write_raw(lake, DAY1, [user(1)], [track(10)], [])
+    runs = build(lake_settings, date=DAY1)
+    assert all(r.ok for r in runs)
+    assert lake.info(names.STD_LISTENS).rows == 0
+    assert lake.info(names.CONS_INTERACTIONS).rows == 0
+    kpis = lake.to_arrow(names.CONS_DAILY_KPIS).to_pylist()
+    assert kpis[-1]["total_users"] == 1 and kpis[-1]["avg_listen_history_size"] is None
