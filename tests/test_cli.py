@@ -114,3 +114,30 @@ def test_unwritable_lake_check(tmp_path, monkeypatch):
 def test_usage_errors_keep_exit_code_2(runner):
     result = runner.invoke(cli, ["sql"])
     assert result.exit_code == 2
+
+
+def _unwritable_folder():
+    """An existing folder even root cannot write into (sysfs), if this machine has one."""
+    import os
+    from pathlib import Path
+
+    folder = Path("/sys/kernel")
+    if not folder.is_dir():
+        return None
+    try:
+        (folder / ".lakehouse-probe").write_bytes(b"")
+    except OSError:
+        return folder
+    os.unlink(folder / ".lakehouse-probe")
+    return None
+
+
+@pytest.mark.parametrize("command", [["ingest"], ["build"]])
+def test_an_unwritable_lake_is_a_one_line_error_even_for_root(runner, command):
+    folder = _unwritable_folder()
+    if folder is None:
+        pytest.skip("no unwritable folder on this machine")
+    result = runner.invoke(cli, ["--lake", str(folder), *command])
+    assert result.exit_code == 1, result.output
+    assert result.output.startswith("Error: ") and result.output.count("\n") == 1
+    assert "not writable" in result.output or "cannot create" in result.output
