@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 import time
 
 import pytest
+import requests
+from requests.adapters import HTTPAdapter
+from urllib3.util.retry import Retry
 
 from lakehouse.errors import ConfigError
 from lakehouse.source.client import USER_AGENT, ApiClient, check_base_url, redact
@@ -160,3 +164,86 @@ def test_a_failing_page_stops_the_iteration(fake_api):
                    hook=lambda r: (400, {}, b'{"detail":"nope"}') if r.page == 3 else None)
     with client(api.url) as c, pytest.raises(HttpStatusError, match="nope"):
         list(iter_pages(c, "/users", size=100, workers=2))
+
+
+def test_a_413_with_retry_after_still_fails_at_once(fake_api):
+    api = fake_api(hook=lambda r: (413, {"Retry-After": "1"}, b'{"detail":"too big"}'))
+    with client(api.url) as c, pytest.raises(HttpStatusError, match="413.*too big") as err:
+        c.get_page("/users", 1)
+    assert err.value.status == 413 and api.counts[("users", 1)] == 1 and c.retries == 0
+
+
+def test_counts_every_attempt_across_urllib3_and_body_retries(fake_api):
+    faults = {1: "reset", 2: (500, {}, b'{"detail":"x"}'), 3: "truncate",
+              4: (200, {}, b'{"items": [1')}
+    api = fake_api(hook=lambda r: faults.get(r.n))
+    with client(api.url) as c:
+        assert len(c.get_page("/users", 1).items) == 100
+    assert api.counts[("users", 1)] == 5
+    assert (c.requests, c.retries) == (5, 4)
+
+
+def test_is_a_requests_session_with_the_retrying_adapter_on_http_and_https():
+    with client("https://api.example", pool_size=5, max_retries=4) as c:
+        assert isinstance(c.session, requests.Session)
+        for url in ("http://api.example/users", "https://api.example/users"):
+            adapter = c.session.get_adapter(url)
+            assert isinstance(adapter, HTTPAdapter)
+            retry = adapter.max_retries
+            assert isinstance(retry, Retry) and retry.total == 4
+            assert retry.raise_on_status is False
+            assert set(retry.status_forcelist) == {429, 500, 502, 503, 504}
+            assert adapter.poolmanager.connection_pool_kw["maxsize"] == 5
+
+
+@pytest.fixture
+def no_proxy_env(monkeypatch):
+    for name in ("http_proxy", "https_proxy", "all_proxy", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.upper(), raising=False)
+    return monkeypatch
+
+
+def test_goes_through_the_http_proxy_of_the_environment(fake_api, no_proxy_env):
+    api = fake_api()  # answers as the proxy: it reads the path of the absolute URL
+    no_proxy_env.setenv("HTTP_PROXY", api.url)
+    with client("http://source.example:8000", token="s3cret") as c:
+        page = c.get_page("/users", 1)
+    assert len(page.items) == 100
+    assert api.log[0].headers["Host"] == "source.example:8000"
+
+
+def test_a_dead_proxy_is_reported_and_no_proxy_bypasses_it(fake_api, no_proxy_env):
+    api = fake_api()
+    no_proxy_env.setenv("HTTP_PROXY", "http://127.0.0.1:9")
+    with client(api.url, max_retries=0) as c, \
+            pytest.raises(SourceUnreachableError, match="HTTP_PROXY"):
+        c.get_page("/users", 1)
+    assert api.log == []
+    no_proxy_env.setenv("NO_PROXY", "127.0.0.1")
+    with client(api.url, max_retries=0) as c:
+        assert len(c.get_page("/users", 1).items) == 100
+
+
+def test_the_token_is_not_logged_even_at_debug_level(fake_api, caplog):
+    caplog.set_level(logging.DEBUG)
+    faults = {1: "reset", 2: (503, {}, b'{"detail":"busy"}'), 3: "truncate"}
+    api = fake_api(hook=lambda r: faults.get(r.n))
+    with client(api.url, token="s3cret") as c:
+        c.get_page("/users", 1)
+    assert api.log[-1].headers["Authorization"] == "Bearer s3cret"
+    urllib3_lines = [r.getMessage() for r in caplog.records if r.name.startswith("urllib3")]
+    assert any("/users?page=1&size=100" in line for line in urllib3_lines)  # it did log
+    assert any("Retry" in line for line in urllib3_lines)
+    assert "s3cret" not in caplog.text
+
+
+def test_reads_proxies_and_the_ca_bundle_from_the_environment(no_proxy_env):
+    no_proxy_env.setenv("HTTPS_PROXY", "http://proxy.corp:3128")
+    no_proxy_env.setenv("REQUESTS_CA_BUNDLE", "/etc/corp/ca.pem")
+    with client("https://api.example") as c:
+        assert c.session.proxies["https"] == "http://proxy.corp:3128"
+        assert c.session.verify == "/etc/corp/ca.pem"
+    no_proxy_env.setenv("NO_PROXY", "api.example")
+    with client("https://api.example") as c:
+        assert "https" not in c.session.proxies
