@@ -18,7 +18,7 @@ import click
 
 from lakehouse import __version__
 from lakehouse.config import Settings
-from lakehouse.errors import LakehouseError
+from lakehouse.errors import ConfigError, LakehouseError, LockedError
 from lakehouse.output import FORMATS, human_bytes, render
 
 
@@ -102,6 +102,32 @@ def cli(ctx: click.Context, lake: str | None, verbose: int) -> None:
         ctx.obj = Settings.load(lake=lake)
     except LakehouseError as exc:
         raise click.ClickException(str(exc)) from None
+
+
+def alert_on_failure(job: str) -> Callable:
+    """Send a ``job_failed`` alert when the command fails with a LakehouseError.
+
+    Failures that come back as run records (an ingest endpoint) are alerted by
+    ``notify_runs``; this covers the ones raised before or instead of a record
+    (a failed validation, an unreachable API, no champion to score with). Bad
+    options and a busy lock with ``--no-wait`` are not alerted: whoever typed
+    them reads the error. The same alert is not repeated within the alert
+    window, so ``scripts/daily.sh`` adds no duplicate.
+    """
+    def decorator(fn: Callable) -> Callable:
+        @functools.wraps(fn)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return fn(*args, **kwargs)
+            except (ConfigError, LockedError):
+                raise  # a typo or a deliberate --no-wait: the user is there to read it
+            except LakehouseError as exc:
+                from lakehouse.monitor.alerts import job_failed_alert
+
+                job_failed_alert(settings(), job, f"lakehouse {job} failed: {exc}")
+                raise
+        return wrapper
+    return decorator
 
 
 def open_lake_for(write: bool = False):
@@ -231,6 +257,7 @@ def mock_api(host: str, port: int, seed: int, profile: str, users: int | None,
               help="Progress bars (default: on a terminal; else one line per endpoint).")
 @format_option
 @with_settings(api_url="api_url", workers="workers")
+@alert_on_failure("ingest")
 def ingest(endpoints: tuple[str, ...], date: dt.date | None, wait: bool,
            progress: bool | None, fmt: str) -> None:
     """Ingest ENDPOINTs of the source API into the raw zone (all three by default).
@@ -266,6 +293,7 @@ def ingest(endpoints: tuple[str, ...], date: dt.date | None, wait: bool,
                    "[env LAKEHOUSE_KPI_DAYS; default 90].")
 @format_option
 @with_settings(kpi_days="kpi_days")
+@alert_on_failure("build")
 def build(date: dt.date | None, fmt: str) -> None:
     """Build the standardized and consumption zones from raw snapshots up to --date.
 
@@ -314,6 +342,7 @@ def build(date: dt.date | None, fmt: str) -> None:
 @with_settings(epochs="epochs", components="components", learning_rate="learning_rate",
                loss="loss", seed="seed", holdout_share="holdout_share",
                promote_margin="promote_margin")
+@alert_on_failure("train")
 def train_command(date: dt.date | None, promote: str) -> None:
     """Train a LightFM challenger on the lake and promote it if it is better.
 
@@ -347,6 +376,7 @@ def train_command(date: dt.date | None, promote: str) -> None:
 @date_option
 @click.option("--k", type=click.IntRange(min=1), metavar="N",
               help="Tracks per user [env LAKEHOUSE_K; default 10].")
+@alert_on_failure("recommend")
 def recommend_command(date: dt.date | None, k: int | None) -> None:
     """Score every user with the champion and write consumption.recommendations.
 

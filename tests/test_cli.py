@@ -141,3 +141,34 @@ def test_an_unwritable_lake_is_a_one_line_error_even_for_root(runner, command):
     assert result.exit_code == 1, result.output
     assert result.output.startswith("Error: ") and result.output.count("\n") == 1
     assert "not writable" in result.output or "cannot create" in result.output
+
+
+def test_a_failed_command_sends_a_job_failed_alert_without_creating_the_lake(
+        runner, tmp_path, monkeypatch):
+    received = tmp_path / "alerts.jsonl"
+    monkeypatch.setenv("LAKEHOUSE_ALERT_COMMAND", f"tee -a {received}")
+    result = runner.invoke(cli, ["--lake", str(tmp_path / "nolake"), "recommend"])
+    assert result.exit_code == 1
+    alert = json.loads(received.read_text().splitlines()[0])
+    assert alert["alert"]["key"] == "job_failed:recommend"
+    assert "no lake at" in alert["text"]
+    assert not (tmp_path / "nolake").exists()
+
+
+def test_bad_options_are_not_alerted(runner, tmp_path, monkeypatch):
+    received = tmp_path / "alerts.jsonl"
+    monkeypatch.setenv("LAKEHOUSE_ALERT_COMMAND", f"tee -a {received}")
+    result = runner.invoke(cli, ["--lake", str(tmp_path / "lake"), "ingest", "songs"])
+    assert result.exit_code == 1 and "unknown endpoint" in result.output
+    assert not received.exists()
+
+
+def test_sql_prints_utc_timestamps(runner, tmp_path):
+    lake = Lake(tmp_path / "lake")
+    at = dt.datetime(2026, 11, 26, 6, 30, tzinfo=dt.UTC)
+    lake.write("meta.events", pa.table({"at": pa.array([at], pa.timestamp("us", tz="UTC"))}),
+               mode="append")
+    result = runner.invoke(cli, ["--lake", str(lake.root), "sql", "SELECT at FROM meta.events",
+                                 "--format", "json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output) == [{"at": "2026-11-26T06:30:00+00:00"}]

@@ -265,6 +265,11 @@ def send_alerts(settings: Settings, alerts: Sequence[Alert], *, dedup: bool = Tr
     alerts = list(alerts)
     if not alerts:
         return alerts
+    if not settings.lake.is_dir():
+        # A missing lake (a wrong --lake, say) is alerted but never created by alerting.
+        for alert in alerts:
+            _deliver(settings, alert)
+        return alerts
     try:
         with lake_lock(settings.locks_dir, "alerts", timeout=_LOCK_TIMEOUT):
             _send_locked(settings, alerts, dedup)
