@@ -166,9 +166,9 @@ def test_bad_options_are_not_alerted(runner, tmp_path, monkeypatch):
 def test_sql_prints_utc_timestamps(runner, tmp_path):
     lake = Lake(tmp_path / "lake")
     at = dt.datetime(2026, 11, 26, 6, 30, tzinfo=dt.UTC)
-    lake.write("meta.events", pa.table({"at": pa.array([at], pa.timestamp("us", tz="UTC"))}),
+    lake.write("meta.events", pa.table({"seen_at": pa.array([at], pa.timestamp("us", tz="UTC"))}),
                mode="append")
-    result = runner.invoke(cli, ["--lake", str(lake.root), "sql", "SELECT at FROM meta.events",
+    result = runner.invoke(cli, ["--lake", str(lake.root), "sql", "SELECT seen_at FROM meta.events",
                                  "--format", "json"])
     assert result.exit_code == 0, result.output
-    assert json.loads(result.output) == [{"at": "2026-11-26T06:30:00+00:00"}]
+    assert json.loads(result.output) == [{"seen_at": "2026-11-26T06:30:00+00:00"}]
