@@ -305,7 +305,8 @@ LISTEN_HISTORY_RULES = (
 )
 
 LISTEN_HISTORY_COLUMNS = {
-    "record_id": col("int64", False, doc="hash of (user_id, created_at, items)"),
+    "record_id": col("int64", False, doc="hash of (user_id, created_at, items); the engine's "
+                     "64-bit hash on DuckDB"),
     USER_ID: col("int64", False),
     "items": col("array<int64>", False, doc="track ids, in the source's order"),
     "n_items": col("int32", False, pa.Check.ge(0)),
@@ -349,20 +350,20 @@ def select_listen_history(staged: ir.Table) -> ir.Table:
     daily. Its ``updated_at`` is the latest seen.
     """
     ok = staged
-    record_id = ibis.struct({"u": ok[P + USER_ID], "c": ok[P + "created_at"],
-                             "i": ok[P + "items"]}).hash().cast("int64")
-    # Grouping by the 64-bit hash is much faster than by the list itself; two
-    # distinct records sharing a hash (odds ~1e-7 at millions) would merge.
-    grouped = ok.group_by(record_id=record_id).agg(
-        user_id=ok[P + USER_ID].arbitrary(),
-        items=ok[P + "items"].arbitrary(),
-        created_at=ok[P + "created_at"].arbitrary(),
+    # Grouped by the content itself, not its hash: exact on every engine
+    # (Spark's hash() is 32-bit and would merge distinct records at scale).
+    grouped = ok.group_by(
+        user_id=ok[P + USER_ID], items=ok[P + "items"], created_at=ok[P + "created_at"]
+    ).agg(
         updated_at=ok[P + "updated_at"].max(),
         first_ingest_date=ok[INGEST_DATE].min(),
         last_ingest_date=ok[INGEST_DATE].max(),
     )
     return grouped.select(
-        "record_id", USER_ID, "items",
+        record_id=ibis.struct({"u": grouped.user_id, "c": grouped.created_at,
+                               "i": grouped["items"]}).hash().cast("int64"),
+        user_id=grouped.user_id,
+        items=grouped["items"],
         n_items=grouped["items"].length().cast("int32"),
         created_at=grouped.created_at,
         updated_at=grouped.updated_at,
