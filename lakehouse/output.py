@@ -23,7 +23,8 @@ def human_bytes(n: float | None) -> str:
     return f"{n:.1f} GiB"
 
 
-def _cell(value: Any) -> str:
+def format_cell(value: Any) -> str:
+    """One value as people read it: ISO datetimes, 4 significant digits, '' for None."""
     if value is None:
         return ""
     if isinstance(value, dt.datetime):
@@ -59,11 +60,11 @@ def render(columns: Sequence[str], rows: Sequence[Sequence[Any]], fmt: str = "ta
         buf = io.StringIO()
         writer = csv.writer(buf, lineterminator="\n")
         writer.writerow(columns)
-        writer.writerows([[_cell(v) for v in r] for r in rows])
+        writer.writerows([[format_cell(v) for v in r] for r in rows])
         return buf.getvalue().rstrip("\n")
     if fmt != "table":
         raise ValueError(f"unknown format {fmt!r}")
-    cells = [[_cell(v) for v in r] for r in rows]
+    cells = [[format_cell(v) for v in r] for r in rows]
     widths = [max([len(c)] + [len(r[i]) for r in cells]) for i, c in enumerate(columns)]
     lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True)).rstrip(),
              "  ".join("-" * w for w in widths)]

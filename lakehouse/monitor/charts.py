@@ -28,15 +28,6 @@ def fmt_number(v: float) -> str:
     return f"{v:.3g}" if v != int(v) else str(int(v))
 
 
-def fmt_bytes(v: float) -> str:
-    """``1536`` -> ``'1.5 KiB'``."""
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if abs(v) < 1024 or unit == "GiB":
-            return f"{v:.0f} {unit}" if unit == "B" else f"{v:.1f} {unit}"
-        v /= 1024
-    return f"{v:.1f} GiB"
-
-
 def fmt_seconds(v: float) -> str:
     return f"{v:.3g} s" if v < 120 else f"{v / 60:.3g} min"
 

@@ -11,7 +11,6 @@ baseline, and recent alerts.
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
 import logging
 import os
 from collections import defaultdict
@@ -31,6 +30,7 @@ from lakehouse.monitor.alerts import read_alerts
 from lakehouse.monitor.kpis import PipelineKpis, frame_rows, pipeline_kpis, user_kpis
 from lakehouse.monitor.runs import details_of, read_runs
 from lakehouse.monitor.status import METRIC_KEYS, Status, status
+from lakehouse.output import format_cell, human_bytes
 
 log = logging.getLogger(__name__)
 
@@ -119,19 +119,9 @@ def _table(columns: Sequence[str], rows: Sequence[Sequence[Any]], empty: str) ->
     if not rows:
         return f'<p class="muted">{escape(empty)}</p>'
     head = "".join(f"<th>{escape(c)}</th>" for c in columns)
-    body = "".join("<tr>" + "".join(f"<td>{escape(_cell(v))}</td>" for v in row) + "</tr>"
+    body = "".join("<tr>" + "".join(f"<td>{escape(format_cell(v))}</td>" for v in row) + "</tr>"
                    for row in rows)
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
-
-
-def _cell(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, dt.datetime):
-        return value.isoformat(timespec="seconds")
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    return str(value)
 
 
 def _health(st: Status) -> str:
@@ -146,14 +136,14 @@ def _health(st: Status) -> str:
         [(s.pipeline, s.target, s.last_status or "never", s.run_date, s.last_run_at,
           s.age_hours, s.records) for s in st.endpoints + st.steps], "Nothing ran yet.")
     tables = _table(["table", "rows", "size", "version", "last modified"],
-                    [(t.name, t.rows, charts.fmt_bytes(t.size_bytes), t.version,
+                    [(t.name, t.rows, human_bytes(t.size_bytes), t.version,
                       t.last_modified) for t in st.tables], "No table yet.")
     champion = (f"Champion model <b>{escape(st.model.version)}</b>" if st.model
                 else "No champion model yet")
     recs = (f"last recommendations for <b>{st.last_recommendations}</b>"
             if st.last_recommendations else "no recommendations yet")
     return _section("Health", "health",
-                    f"<p>{badge} Lake size {escape(charts.fmt_bytes(st.lake_bytes))} on disk; "
+                    f"<p>{badge} Lake size {escape(human_bytes(st.lake_bytes))} on disk; "
                     f"{champion}; {recs}. Stale after {st.stale_hours:g} h.</p>"
                     f"{problems}<h3>Last runs</h3>{steps}<h3>Tables</h3>{tables}")
 
@@ -229,10 +219,10 @@ def _pipeline_charts(pipe: PipelineKpis) -> str:
                          note=f"Total for the period: {pipe.total_cost:.4g}"),
         charts.line_chart("lake_size", "Lake size (live data files)",
                           [str(d) for d in lake["date"]],
-                          {"bytes": _series(lake, "size_bytes")}, y_fmt=charts.fmt_bytes,
+                          {"bytes": _series(lake, "size_bytes")}, y_fmt=human_bytes,
                           empty=empty),
         charts.line_chart("table_sizes", "Table sizes", size_days, per_table,
-                          y_fmt=charts.fmt_bytes, empty=empty,
+                          y_fmt=human_bytes, empty=empty,
                           note="At the version each day's run wrote; the "
                                f"{MAX_TABLE_LINES} largest tables."),
     ])
