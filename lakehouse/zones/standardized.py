@@ -71,7 +71,7 @@ def _rank_versions(ok: ir.Table, key: str) -> ir.Table:
     })
 
 
-def _top_versions(staged: ir.Table, key: str, columns: list[str]) -> ir.Table:
+def _top_versions(ranked: ir.Table, key: str, columns: list[str]) -> ir.Table:
     """The distinct standardized contents of each key's latest version.
 
     Rows tied at rank 0 are copies of one version when they standardize to
@@ -79,29 +79,26 @@ def _top_versions(staged: ir.Table, key: str, columns: list[str]) -> ir.Table:
     they do not, the source served two versions at once and none can be
     trusted (``_versions`` > 1).
     """
-    top = staged.filter(staged._rank == 0)
+    top = ranked.filter(ranked._rank == 0)
     top = top.select(*[P + c for c in columns], INGEST_DATE).distinct()
     return top.mutate(_versions=top.count().over(group_by=top[P + key]))
 
 
-def _conflicts(staged: ir.Table, key: str, columns: list[str]) -> ir.Table:
+def _conflicts(staged: ir.Table, key: str) -> ir.Table:
     """(key, updated_at, ingest date) of each conflicting latest version."""
-    top = _top_versions(staged, key, columns)
-    top = top.filter(top._versions > 1)
+    top = staged.filter(staged._versions > 1)
     return top.select(_key=top[P + key], _updated=top[P + "updated_at"],
                       _ingest=top[INGEST_DATE]).distinct()
 
 
-def _select_latest(staged: ir.Table, key: str, columns: list[str]) -> ir.Table:
-    top = _top_versions(staged, key, columns)
-    top = top.filter(top._versions == 1)
+def _select_latest(staged: ir.Table, columns: list[str]) -> ir.Table:
+    top = staged.filter(staged._versions == 1)
     return top.select(**{c: top[P + c] for c in columns})
 
 
-def _reject_with_conflicts(checked: ir.Table, staged: ir.Table, key: str,
-                           columns: list[str]) -> ir.Table:
+def _reject_with_conflicts(checked: ir.Table, staged: ir.Table, key: str) -> ir.Table:
     """Rows failing a rule, and every row of a conflicting latest version."""
-    conflicts = _conflicts(staged, key, columns)
+    conflicts = _conflicts(staged, key)
     bad = checked.filter(checked[Q_CHECK].notnull())
     ok = checked.filter(checked[Q_CHECK].isnull())
     # A semi join emits only the (rare) matching rows; a left join would carry
@@ -118,11 +115,9 @@ def _reject_with_conflicts(checked: ir.Table, staged: ir.Table, key: str,
 
 
 def _stage_latest(checked: ir.Table, key: str, columns: list[str]) -> ir.Table:
+    """The candidate latest versions of each key, with how many distinct ones."""
     ok = checked.filter(checked[Q_CHECK].isnull())
-    ranked = _rank_versions(ok, key)
-    keep = [P + c for c in columns if c not in ("first_ingest_date", "last_ingest_date")]
-    return ranked.select(*keep, INGEST_DATE, "_rank", P + "first_ingest_date",
-                         P + "last_ingest_date")
+    return _top_versions(_rank_versions(ok, key), key, columns)
 
 
 # ---------------------------------------------------------------- users
@@ -174,18 +169,18 @@ def check_users(raw_users: ir.Table) -> ir.Table:
 
 
 def stage_users(raw_users: ir.Table) -> ir.Table:
-    """The clean user rows, typed and ranked among their versions."""
+    """The clean users' candidate latest versions, typed."""
     return _stage_latest(check_users(raw_users), USER_ID, list(USER_COLUMNS))
 
 
 def select_users(staged: ir.Table) -> ir.Table:
     """The clean, latest version of each user."""
-    return _select_latest(staged, USER_ID, list(USER_COLUMNS))
+    return _select_latest(staged, list(USER_COLUMNS))
 
 
 def reject_users(staged: ir.Table, raw_users: ir.Table) -> ir.Table:
     """Raw user rows failing a rule or part of a conflicting latest version."""
-    return _reject_with_conflicts(check_users(raw_users), staged, USER_ID, list(USER_COLUMNS))
+    return _reject_with_conflicts(check_users(raw_users), staged, USER_ID)
 
 
 def users(raw_users: ir.Table) -> ir.Table:
@@ -271,19 +266,18 @@ def check_tracks(raw_tracks: ir.Table) -> ir.Table:
 
 
 def stage_tracks(raw_tracks: ir.Table) -> ir.Table:
-    """The clean track rows, typed and ranked among their versions."""
+    """The clean tracks' candidate latest versions, typed."""
     return _stage_latest(check_tracks(raw_tracks), TRACK_ID, list(TRACK_COLUMNS))
 
 
 def select_tracks(staged: ir.Table) -> ir.Table:
     """The clean, latest version of each track."""
-    return _select_latest(staged, TRACK_ID, list(TRACK_COLUMNS))
+    return _select_latest(staged, list(TRACK_COLUMNS))
 
 
 def reject_tracks(staged: ir.Table, raw_tracks: ir.Table) -> ir.Table:
     """Raw track rows failing a rule or part of a conflicting latest version."""
-    return _reject_with_conflicts(check_tracks(raw_tracks), staged, TRACK_ID,
-                                  list(TRACK_COLUMNS))
+    return _reject_with_conflicts(check_tracks(raw_tracks), staged, TRACK_ID)
 
 
 def tracks(raw_tracks: ir.Table) -> ir.Table:
