@@ -61,6 +61,8 @@ class Settings:
     retrain_weekday: int = 0
     # Build: days of consumption.daily_kpis, ending on the build date.
     kpi_days: int = 90
+    # Build: DuckDB memory before it spills to a temporary folder (DuckDB size syntax).
+    build_memory: str = "1GB"
 
     @property
     def models_dir(self) -> Path:

@@ -23,12 +23,15 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import shutil
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+import duckdb
 import ibis
 import ibis.expr.types as ir
 import pandera.errors as pandera_errors
@@ -129,12 +132,22 @@ class _Build:
         self.tables: dict[str, ir.Table] = {}
 
     def run(self) -> list[RunRecord]:
+        spill = tempfile.mkdtemp(prefix="lakehouse-build-")
+        try:
+            # Bounded memory: DuckDB spills the temporary tables beyond it.
+            self.con.raw_sql(f"SET memory_limit = '{_sql_quote(self.settings.build_memory)}'")
+            self.con.raw_sql(f"SET temp_directory = '{_sql_quote(spill)}'")
+        except duckdb.Error as exc:
+            raise LakeError(f"bad build_memory {self.settings.build_memory!r} "
+                            f"(LAKEHOUSE_BUILD_MEMORY): {str(exc).splitlines()[0]}; "
+                            "use a DuckDB size such as 1GB") from None
         try:
             results = self._compute()
             return self._write(results)
         finally:
             for name in self.temps:
                 self.con.drop_table(name, force=True)
+            shutil.rmtree(spill, ignore_errors=True)
 
     # ------------------------------------------------------------ compute
     def _compute(self) -> list[_Result]:
@@ -254,12 +267,20 @@ class _Build:
                 record_run(self.lake, *done, result.finish(names.FAILED, str(exc)))
                 raise
             done.append(result.finish(names.SUCCESS))
+            # Later views read their inputs before anything is written: free as we go.
+            self._drop(result.table)
+            if result.quarantine is not None:
+                self._drop(result.quarantine)
         record_run(self.lake, *done)
         return done
 
     def _write_table(self, name: str, table: ir.Table) -> WriteResult:
         return self.lake.write(name, table.to_pyarrow_batches(), mode="replace",
                                metadata={"pipeline": PIPELINE, "build_date": str(self.date)})
+
+
+def _sql_quote(value: str) -> str:
+    return str(value).replace("'", "''")
 
 
 def _conform(column: ir.Value, kind: ibis.DataType) -> ir.Value:

@@ -229,3 +229,8 @@ def test_no_listen_records_builds_empty_tables(lake_settings):
     assert lake.info(names.CONS_INTERACTIONS).rows == 0
     kpis = lake.to_arrow(names.CONS_DAILY_KPIS).to_pylist()
     assert kpis[-1]["total_users"] == 1 and kpis[-1]["avg_listen_history_size"] is None
+
+
+def test_a_bad_memory_setting_is_a_one_line_error(lake_settings_with_raw):
+    with pytest.raises(LakeError, match="bad build_memory 'lots'"):
+        build(lake_settings_with_raw.replace(build_memory="lots"), date=DAY2)
