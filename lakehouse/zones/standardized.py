@@ -8,9 +8,11 @@ dated raw partitions they are rebuilt from.
 
 Every query here is pure: ibis tables in, an ibis expression out. A view is
 ``select(stage(inputs))``: the stage holds the typed rows that passed the
-row-level rules (narrow, typed columns prefixed ``s__``), the select keeps
-the latest clean version of each key. ``reject`` finds the input rows that
-failed, with their original columns, for ``quarantine.<table>``.
+row-level rules (typed columns prefixed ``s__``; for users and tracks, only
+each key's candidate latest versions), the select keeps the clean latest
+version of each key. ``reject`` finds the input rows that failed, with their
+original columns, for ``quarantine.<table>``. The build computes a stage once
+and reads it twice.
 """
 
 from __future__ import annotations
