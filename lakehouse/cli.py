@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import logging
+import os
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -654,9 +655,18 @@ def demo(days: int, seed: int) -> None:
     from lakehouse.demo import run_demo
 
     result = run_demo(settings(), days=days, seed=seed, echo=click.echo)
-    click.echo(f"Champion model: {result.champion or 'none'}")
+    if result.precision:
+        model, popularity = result.precision
+        click.echo(f"Champion model: {result.champion}: precision@10 {model:.3f} on the holdout, "
+                   f"popularity baseline {popularity:.3f} ({model / popularity:.1f}x)")
+    else:
+        click.echo("Champion model: none")
     click.echo(f"Report: {result.report}")
-    click.echo(f"Done in {result.seconds:.0f} s. Try: lakehouse --lake {result.lake} status")
+    # From `make demo` the command is .venv/bin/lakehouse, not on the PATH: say so.
+    me = os.path.relpath(sys.argv[0])
+    me = me if os.path.basename(me) == "lakehouse" and not me.startswith("..") else "lakehouse"
+    click.echo(f"Done in {result.seconds:.0f} s. Next: {me} --lake {result.lake} status | "
+               "tables | sql \"SELECT ...\"; make lab")
     if result.failed_steps:
         raise click.ClickException(f"{len(result.failed_steps)} step(s) failed, first: "
                                    f"{result.failed_steps[0]}")

@@ -31,6 +31,7 @@ class DemoResult:
     days: list[dt.date]
     report: Path | None = None
     champion: str | None = None
+    precision: tuple[float, float] | None = None  # champion's precision@10, popularity's
     failed_steps: list[str] = field(default_factory=list)
     seconds: float = 0.0
 
@@ -62,7 +63,7 @@ def prepare_demo_lake(root: Path) -> None:
 
 
 def run_demo(settings: Settings, *, days: int = 5, seed: int = 42,
-             echo: Callable[[str], None] = print) -> DemoResult:
+             echo: Callable[[str], None] = print, **mock_fields: object) -> DemoResult:
     """Run ingest -> build -> train -> recommend over ``days`` simulated days.
 
     Args:
@@ -71,6 +72,7 @@ def run_demo(settings: Settings, *, days: int = 5, seed: int = 42,
         days: Simulated days, at least 3 (training needs history).
         seed: The mock API's seed: same seed, same data, same results.
         echo: Where progress lines go.
+        **mock_fields: Other :class:`MockConfig` fields (e.g. ``users=300``).
 
     Returns:
         The days simulated, the report path, the champion model version and
@@ -90,7 +92,7 @@ def run_demo(settings: Settings, *, days: int = 5, seed: int = 42,
     t0 = time.perf_counter()
     prepare_demo_lake(settings.lake)
     Lake(settings.lake).check_writable()
-    config = MockConfig(seed=seed)
+    config = MockConfig(seed=seed, **mock_fields)
     dates = [config.end - dt.timedelta(days=n) for n in range(days - 1, -1, -1)]
     result = DemoResult(lake=settings.lake, days=dates)
     train_on = {dates[len(dates) // 2], dates[-1]}
@@ -125,6 +127,11 @@ def run_demo(settings: Settings, *, days: int = 5, seed: int = 42,
             result.failed_steps += failed
             echo(f"  {day}  " + "; ".join(steps))
         result.report = write_report(run_settings)
-    result.champion = Registry(settings.models_dir).alias("champion")
+    registry = Registry(settings.models_dir)
+    result.champion = registry.alias("champion")
+    if result.champion:
+        metrics = registry.get(result.champion).metrics
+        result.precision = (metrics["model"]["precision_at_10"],
+                            metrics["baseline"]["precision_at_10"])
     result.seconds = time.perf_counter() - t0
     return result
