@@ -44,8 +44,8 @@ log = logging.getLogger(__name__)
 WriteMode = Literal["append", "replace_partition", "replace"]
 _NAME = re.compile(r"^[a-z_][a-z0-9_]*$")
 _COMMIT_TRIES = 8
-_ROW_GROUP_ROWS = 65_536
-_TARGET_FILE_BYTES = 64 * 1024 * 1024
+_ROW_GROUP_ROWS = 20_000  # measured: peak RSS flat from 100k to 900k streamed rows
+_TARGET_FILE_BYTES = 32 * 1024 * 1024
 
 
 @dataclass(frozen=True)
