@@ -146,6 +146,7 @@ def open_lake_for(write: bool = False):
 def tables(fmt: str) -> None:
     """List the lake's tables with rows, size, version and last change.
 
+    \b
     Example:
       lakehouse tables --format csv
     """
@@ -169,6 +170,7 @@ def tables(fmt: str) -> None:
 def sql(query: str, fmt: str, limit: int) -> None:
     """Run a DuckDB SQL QUERY on the lake; tables are named zone.name.
 
+    \b
     Example:
       lakehouse sql "SELECT count(*) FROM standardized.listens"
     """
@@ -267,6 +269,7 @@ def ingest(endpoints: tuple[str, ...], date: dt.date | None, wait: bool,
     partition of raw.<endpoint> in one atomic commit and appends a run record
     to meta.runs. Endpoints are independent; exit code 0 only if all succeeded.
 
+    \b
     Example:
       lakehouse ingest --api-url http://127.0.0.1:8000 --date 2026-11-26
       lakehouse ingest tracks --no-wait
@@ -303,6 +306,7 @@ def build(date: dt.date | None, fmt: str) -> None:
     same date twice gives the same tables. Appends one record per table to
     meta.runs.
 
+    \b
     Example:
       lakehouse build --date 2026-11-26
       lakehouse sql "SELECT _reason, count(*) FROM quarantine.listens GROUP BY 1"
@@ -353,6 +357,7 @@ def train_command(date: dt.date | None, promote: str) -> None:
     <lake>/models and appended to meta.runs; the output says whether it
     became the champion and why.
 
+    \b
     Example:
       lakehouse train
       lakehouse train --epochs 50 --components 32 --promote never
@@ -385,6 +390,7 @@ def recommend_command(date: dt.date | None, k: int | None) -> None:
     and tracks new since training are scored through their features). The
     --date partition (score_date) is replaced in one commit.
 
+    \b
     Example:
       lakehouse recommend --k 10 --date 2026-11-26
       lakehouse sql "SELECT * FROM consumption.recommendations WHERE user_id = 42"
@@ -406,6 +412,7 @@ def recommend_command(date: dt.date | None, k: int | None) -> None:
 def models() -> None:
     """List, inspect, promote and roll back the registered models.
 
+    \b
     Example:
       lakehouse models list
       lakehouse models rollback
@@ -423,6 +430,7 @@ def _registry():
 def models_list(fmt: str) -> None:
     """List model versions, oldest first, with their aliases and metrics.
 
+    \b
     Example:
       lakehouse models list --format csv
     """
@@ -448,6 +456,7 @@ def models_list(fmt: str) -> None:
 def models_show(version: str) -> None:
     """Show everything stored about VERSION (or 'champion'/'challenger') as JSON.
 
+    \b
     Example:
       lakehouse models show champion
     """
@@ -466,6 +475,7 @@ def models_show(version: str) -> None:
 def models_promote(version: str, reason: str) -> None:
     """Make VERSION the champion (logged in the promotion log).
 
+    \b
     Example:
       lakehouse models promote v0003 --reason "validated offline"
     """
@@ -479,6 +489,7 @@ def models_promote(version: str, reason: str) -> None:
 def models_rollback(reason: str) -> None:
     """Make the previous champion the champion again.
 
+    \b
     Example:
       lakehouse models rollback --reason "complaints about v0004"
     """
@@ -501,6 +512,7 @@ def status_command(fmt: str, send: bool) -> None:
     problems found: a failed last run, data older than --stale-hours
     (LAKEHOUSE_STALE_HOURS, default 26), a champion whose scoring did not run.
 
+    \b
     Example:
       lakehouse status
       lakehouse status --alert --format json > status.json || echo unhealthy
@@ -548,6 +560,7 @@ def kpis_command(since: dt.date | None, sections: tuple[str, ...], fmt: str) -> 
     seconds and estimated cost per pipeline); tables and lake (size over
     time). json prints one object keyed by section.
 
+    \b
     Example:
       lakehouse kpis --since 2026-11-01
       lakehouse kpis --section daily --format csv > runs.csv
@@ -582,6 +595,7 @@ def report_command(out: str | None) -> None:
     and lake size over time), recent failures, quarantine by reason, model
     metrics per version against the popularity baseline, recent alerts.
 
+    \b
     Example:
       lakehouse report --out /tmp/lakehouse-report.html
     """
@@ -611,6 +625,7 @@ def alert_command(test: bool, message: str | None, job: str, limit: int, fmt: st
     LAKEHOUSE_ALERT_COMMAND (receives the alert JSON on stdin). The same
     alert is not repeated within LAKEHOUSE_ALERT_WINDOW_MINUTES.
 
+    \b
     Example:
       LAKEHOUSE_ALERT_COMMAND="tee -a /tmp/alerts.jsonl" lakehouse alert --test
       lakehouse alert --limit 5
@@ -649,6 +664,7 @@ def demo(days: int, seed: int) -> None:
     is emptied first if the demo created it; a lake holding other data is
     refused.
 
+    \b
     Example:
       lakehouse --lake demo-lake demo --days 5
     """

@@ -172,3 +172,11 @@ def test_sql_prints_utc_timestamps(runner, tmp_path):
                                  "--format", "json"])
     assert result.exit_code == 0, result.output
     assert json.loads(result.output) == [{"seen_at": "2026-11-26T06:30:00+00:00"}]
+
+
+def test_examples_keep_their_lines(runner):
+    result = runner.invoke(cli, ["ingest", "--help"])
+    lines = result.output.splitlines()
+    start = lines.index("  Example:")
+    assert lines[start + 1].strip().startswith("lakehouse ingest --api-url")
+    assert lines[start + 2].strip().startswith("lakehouse ingest tracks")
