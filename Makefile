@@ -34,8 +34,12 @@ lint: $(STAMP) ## Check style with ruff
 format: $(STAMP) ## Fix what ruff can fix
 	$(BIN)/ruff check --fix .
 
+# Root (containers, some VMs) must say so to Jupyter; add e.g. LAB_ARGS="--no-browser --port 8890".
+LAB_ARGS ?=
+ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root,)
+
 lab: $(STAMP) ## Open JupyterLab on notebooks/ (the lake is $$LAKEHOUSE_LAKE)
-	$(BIN)/jupyter lab --notebook-dir=notebooks
+	$(BIN)/jupyter lab --notebook-dir=notebooks $(ROOT_FLAG) $(LAB_ARGS)
 
 demo: $(STAMP) ## Run the whole job end to end on the bundled mock API (several days)
 	$(LAKEHOUSE) demo
