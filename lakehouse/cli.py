@@ -112,8 +112,8 @@ def alert_on_failure(job: str) -> Callable:
     ``notify_runs``; this covers the ones raised before or instead of a record
     (a failed validation, an unreachable API, no champion to score with). Bad
     options and a busy lock with ``--no-wait`` are not alerted: whoever typed
-    them reads the error. The same alert is not repeated within the alert
-    window, so ``scripts/daily.sh`` adds no duplicate.
+    them reads the error; without a sink configured, the error line is all
+    there is to say. The same alert is not repeated within the alert window.
     """
     def decorator(fn: Callable) -> Callable:
         @functools.wraps(fn)
@@ -123,9 +123,11 @@ def alert_on_failure(job: str) -> Callable:
             except (ConfigError, LockedError):
                 raise  # a typo or a deliberate --no-wait: the user is there to read it
             except LakehouseError as exc:
-                from lakehouse.monitor.alerts import job_failed_alert
+                current = settings()
+                if current.alert_webhook or current.alert_command:
+                    from lakehouse.monitor.alerts import job_failed_alert
 
-                job_failed_alert(settings(), job, f"lakehouse {job} failed: {exc}")
+                    job_failed_alert(current, job, f"lakehouse {job} failed: {exc}")
                 raise
         return wrapper
     return decorator

@@ -396,6 +396,9 @@ def _reason(exc: BaseException) -> str:
     if "Failed to establish a new connection" in text:
         text = text.split("Failed to establish a new connection:")[-1].strip()
         text = text.split("] ", 1)[-1]
+    resolve = re.search(r"Failed to resolve '([^']+)'", text)
+    if resolve:  # urllib3's NameResolutionError: the host name is what to fix
+        return f"cannot resolve host {resolve.group(1)!r}"
     text = re.sub(r"^\[Errno -?\d+\] ", "", text)
     if isinstance(inner, TimeoutError) or "timed out" in text.lower():
         return "timed out"

@@ -247,3 +247,9 @@ def test_reads_proxies_and_the_ca_bundle_from_the_environment(no_proxy_env):
     no_proxy_env.setenv("NO_PROXY", "api.example")
     with client("https://api.example") as c:
         assert "https" not in c.session.proxies
+
+
+def test_an_unknown_host_names_the_host_to_fix():
+    client = ApiClient("http://no-such-host.invalid:8000", max_retries=0)
+    with pytest.raises(SourceUnreachableError, match="cannot resolve host 'no-such-host.invalid'"):
+        client.get_page("/users", 1)
