@@ -383,10 +383,11 @@ class Lake:
         elif mode == "replace_partition":
             if not partition:
                 raise ValueError("replace_partition needs partition={column: value}")
+            predicate = " AND ".join(f"{col} = '{_sql_literal(val)}'"
+                                     for col, val in partition.items())
             kwargs["mode"] = "overwrite"
             if exists:
-                kwargs["predicate"] = " AND ".join(
-                    f"{col} = '{_sql_literal(val)}'" for col, val in partition.items())
+                kwargs["predicate"] = predicate
         else:
             raise ValueError(f"unknown write mode {mode!r}")
 
@@ -401,20 +402,14 @@ class Lake:
                                     f"conflicting ({exc}); retry the run") from None
                 log.info("commit conflict on %s, retrying (%d)", name, attempt)
                 time.sleep(0.05 * attempt)
-                counted = _Counted(data.to_reader(), target)
-                stream = counted.as_reader()
             except DeltaError as exc:
                 if counted.error is not None:
                     raise counted.error from None
-                if replayable and "already exists" in str(exc) and attempt < _COMMIT_TRIES:
-                    # Two writers raced to create the table: append to the winner's.
-                    counted = _Counted(data.to_reader(), target)
-                    stream = counted.as_reader()
-                    if "predicate" not in kwargs and mode == "replace_partition":
-                        kwargs["predicate"] = " AND ".join(
-                            f"{c} = '{_sql_literal(v)}'" for c, v in partition.items())
-                    continue
-                raise LakeError(f"cannot write {name}: {exc}") from None
+                if not (replayable and "already exists" in str(exc) and attempt < _COMMIT_TRIES):
+                    raise LakeError(f"cannot write {name}: {exc}") from None
+                # Two writers raced to create the table: write into the winner's.
+                if mode == "replace_partition":
+                    kwargs["predicate"] = predicate
             except OSError as exc:
                 if counted.error is not None:
                     raise counted.error from None
@@ -423,6 +418,9 @@ class Lake:
                 if counted.error is not None:
                     raise counted.error from None
                 raise
+            # Only a materialized table reaches here (a stream cannot be replayed).
+            counted = _Counted(data.to_reader(), target)
+            stream = counted.as_reader()
         version = DeltaTable(str(path)).version()
         if changes:
             log.warning("schema of %s changed: %s", name, "; ".join(changes))
