@@ -228,3 +228,17 @@ def test_concurrent_appends_from_two_processes_lose_nothing(tmp_path):
     assert [p.exitcode for p in procs] == [0, 0]
     got = Lake(root).sql("SELECT worker, count(DISTINCT i) FROM meta.log GROUP BY 1 ORDER BY 1")
     assert got.fetchall() == [(-1, 1), (1, 15), (2, 15)]
+
+
+@pytest.mark.slow
+def test_two_processes_creating_the_same_table_lose_nothing(tmp_path):
+    root = str(tmp_path / "lake")
+    ctx = multiprocessing.get_context("spawn")
+    procs = [ctx.Process(target=_append_many, args=(root, w, 5)) for w in (1, 2)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(timeout=120)
+    assert [p.exitcode for p in procs] == [0, 0]
+    got = Lake(root).sql("SELECT worker, count(DISTINCT i) FROM meta.log GROUP BY 1 ORDER BY 1")
+    assert got.fetchall() == [(1, 5), (2, 5)]
