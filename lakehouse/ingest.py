@@ -51,7 +51,7 @@ from lakehouse.source.errors import (
     SourceMovedError,
 )
 from lakehouse.source.paginator import fetch_in_order
-from lakehouse.source.records import JSON_TEXT, column, infer_field, scan_keys
+from lakehouse.source.records import JSON_TEXT, column, exact, infer_field, plain, scan_keys
 
 log = logging.getLogger(__name__)
 
@@ -255,11 +255,19 @@ def _extra_field(name: str, example: Any, table_schema: pa.Schema | None) -> pa.
 
 @dataclass
 class _Checked:
-    """A page checked against the schema and converted to a record batch."""
+    """A page checked against the schema and converted to a record batch, or with its
+    columns proven to be of the schema's types, to be converted with other pages."""
 
     page: Page
     batch: pa.RecordBatch | None
     missing: Counter[str]
+    columns: Sequence[Sequence[Any]] | None = None
+
+    @property
+    def rows(self) -> int:
+        if self.batch is not None:
+            return self.batch.num_rows
+        return len(self.columns[0]) if self.columns else 0
 
 
 @dataclass
@@ -291,6 +299,7 @@ class _EndpointStream:
         self.contract = frozenset(spec.field_names)
         self.source_schema = pa.schema(self.fields)
         self._getter = operator.itemgetter(*(f.name for f in self.fields))
+        self._deferrable = len(self.fields) > 1 and all(plain(f) for f in self.fields)
         self.schema = pa.schema(self.fields + list(META_FIELDS))
         self.run_id = run_id
         self.date = date
@@ -335,7 +344,13 @@ class _EndpointStream:
         missing = Counter({k: v for k, v in absent.items() if k in self.contract})
         checked = _Checked(page, None, missing)
         type_error = None
-        if not unknown:
+        if not unknown and not absent and self._deferrable and page.items:
+            # The common page: every field present with its contract type. Converting
+            # it here would cost a GIL hand-off per column in a busy thread pool.
+            columns = list(zip(*map(self._getter, page.items), strict=True))
+            if all(exact(f, v) for f, v in zip(self.fields, columns, strict=True)):
+                checked.columns = columns
+        if not unknown and checked.columns is None:
             try:
                 checked.batch = self._batch(page, complete=not absent)
             except FieldTypeError as exc:
@@ -372,16 +387,38 @@ class _EndpointStream:
             [column(f, v) for f, v in zip(self.fields, values, strict=True)],
             schema=self.source_schema)
 
-    def _with_meta(self, parts: list[tuple[pa.RecordBatch, Page]]) -> pa.RecordBatch:
-        batch = pa.concat_batches([b for b, _ in parts])
+    def _source_batch(self, parts: list[_Checked]) -> pa.RecordBatch:
+        """The pages' source columns, in order; runs of deferred pages in one conversion."""
+        out: list[pa.RecordBatch] = []
+        run: list[_Checked] = []
+
+        def convert() -> None:
+            if run:
+                out.append(pa.RecordBatch.from_arrays(
+                    [pa.array(list(itertools.chain.from_iterable(c.columns[i] for c in run)),
+                              f.type) for i, f in enumerate(self.fields)],
+                    schema=self.source_schema))
+                run.clear()
+
+        for part in parts:
+            if part.batch is None:
+                run.append(part)
+            else:
+                convert()
+                out.append(part.batch)
+        convert()
+        return out[0] if len(out) == 1 else pa.concat_batches(out)
+
+    def _with_meta(self, parts: list[_Checked]) -> pa.RecordBatch:
+        batch = self._source_batch(parts)
         n = batch.num_rows
-        rows = [b.num_rows for b, _ in parts]
-        micros = [int(p.fetched_at.timestamp() * 1_000_000) for _, p in parts]
+        rows = [c.rows for c in parts]
+        micros = [int(c.page.fetched_at.timestamp() * 1_000_000) for c in parts]
         meta = [
             pa.repeat(pa.scalar(self.run_id, pa.string()), n),
             pa.array(np.repeat(np.array(micros, dtype=np.int64), rows)).cast(
                 pa.timestamp("us", tz="UTC")),
-            pa.array(np.repeat(np.array([p.number for _, p in parts], dtype=np.int64), rows)),
+            pa.array(np.repeat(np.array([c.page.number for c in parts], dtype=np.int64), rows)),
             pa.repeat(pa.scalar(self.date, pa.date32()), n),
         ]
         return pa.RecordBatch.from_arrays(batch.columns + meta, schema=self.schema)
@@ -394,7 +431,7 @@ class _EndpointStream:
                 new field appeared; the commit is then never made.
             FieldTypeError: A field changed type (confirmed by re-reads).
         """
-        pending: list[tuple[pa.RecordBatch, Page]] = []
+        pending: list[_Checked] = []
         rows = 0
         later = fetch_in_order(self.read, range(2, self.first.page.pages + 1),
                                workers=self.workers)
@@ -408,9 +445,9 @@ class _EndpointStream:
             self.records += len(page.items)
             if self.on_page:
                 self.on_page(1)
-            if checked.batch is not None and checked.batch.num_rows:
-                pending.append((checked.batch, page))
-                rows += checked.batch.num_rows
+            if checked.rows:
+                pending.append(checked)
+                rows += checked.rows
             if rows >= BATCH_ROWS:
                 yield self._with_meta(pending)
                 pending, rows = [], 0

@@ -295,7 +295,10 @@ class ApiClient:
             history = getattr(resp.raw, "retries", None)
             inner += len(history.history) if history is not None else 0
             try:
-                body = resp.content
+                # requests' ``content`` reads in 10 KiB pieces, each a GIL hand-off among
+                # the page threads; chunk_size=None reads the body as it arrives, with the
+                # same error mapping (``content`` is this join).
+                body = b"".join(resp.iter_content(chunk_size=None)) or b""
             except _BODY_ERRORS as exc:
                 resp.close()
                 retry = self._again(retry, where, exc,

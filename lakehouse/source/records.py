@@ -8,6 +8,7 @@ its values; a field that is absent reads as null and is counted.
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
@@ -18,6 +19,11 @@ import pyarrow as pa
 from lakehouse.source.errors import FieldTypeError
 
 JSON_TEXT = b"lakehouse.json_text"  # field metadata: values stored as JSON text
+_INT64 = pa.int64()
+_STRING = pa.string()
+_INT64_LIST = pa.list_(pa.int64())
+_NONE = type(None)
+_INT_MIN, _INT_MAX = -(2**63), 2**63 - 1
 
 
 def scan_keys(items: Iterable[Mapping[str, Any]], expected: frozenset[str]
@@ -95,6 +101,44 @@ def column(field: pa.Field, values: Sequence[Any]) -> pa.Array:
     raise FieldTypeError(
         f"field {field.name!r} changed type: expected {_describe(typ)}, got "
         f"{_describe_value(bad)} (e.g. {_example(bad)})")
+
+
+def plain(field: pa.Field) -> bool:
+    """Whether :func:`exact` can vouch for ``field``: a string, int64 or list of int64
+    column, not JSON text."""
+    return not (field.metadata and field.metadata.get(JSON_TEXT)) and \
+        field.type in (_STRING, _INT64, _INT64_LIST)
+
+
+def exact(field: pa.Field, values: Sequence[Any]) -> bool:
+    """Whether every value already has exactly the type of a :func:`plain` field.
+
+    If so, ``pa.array(values, field.type)`` equals what :func:`column` returns
+    (and cannot raise), so the conversion can be deferred and done for many
+    pages in one call: each ``pa.array`` call releases and re-takes the GIL,
+    which costs far more than the conversion itself when the page-reading
+    threads are waiting for it. Checks types only (``type() is``, so a bool is
+    not an int), in C-level loops; False sends the page the careful way.
+    """
+    kinds = set(map(type, values))
+    typ = field.type
+    if typ == _STRING:
+        return kinds <= {str, _NONE}
+    if typ == _INT64:
+        return kinds <= {int, _NONE} and _in_int64(values, _NONE in kinds)
+    if typ == _INT64_LIST:
+        if not kinds <= {list, _NONE}:
+            return False
+        lists = [v for v in values if v is not None] if _NONE in kinds else values
+        flat = list(itertools.chain.from_iterable(lists))
+        inner = set(map(type, flat))
+        return inner <= {int, _NONE} and _in_int64(flat, _NONE in inner)
+    return False
+
+
+def _in_int64(values: Sequence[int | None], has_none: bool) -> bool:
+    ints = [v for v in values if v is not None] if has_none else values
+    return not ints or (min(ints) >= _INT_MIN and max(ints) <= _INT_MAX)
 
 
 def _widens(got: pa.DataType, want: pa.DataType) -> bool:

@@ -6,7 +6,7 @@ import pyarrow as pa
 import pytest
 
 from lakehouse.source.errors import FieldTypeError
-from lakehouse.source.records import JSON_TEXT, column, infer_field, scan_keys
+from lakehouse.source.records import JSON_TEXT, column, exact, infer_field, plain, scan_keys
 
 INT = pa.field("id", pa.int64())
 STR = pa.field("name", pa.string())
@@ -60,3 +60,50 @@ def test_objects_become_json_text():
     field = infer_field("meta", {"a": [1, 2]})
     assert field.metadata[JSON_TEXT] == b"1"
     assert column(field, [{"a": [1, 2]}, None, "s"]).to_pylist() == ['{"a": [1, 2]}', None, "s"]
+
+
+# ---- exact: proves a column may skip column() and be converted later, in bulk
+@pytest.mark.parametrize("field, values", [
+    (INT, [1, None, -(2**63), 2**63 - 1, 0]),
+    (INT, [None, None]),
+    (STR, ["a", None, "é😀\u0000", ""]),
+    (STR, [None]),
+    (LIST, [[1, 2], None, [], [None, 3], [-(2**63), 2**63 - 1]]),
+    (LIST, [[], []]),
+    (LIST, [None, None]),
+    (LIST, [[None]]),
+])
+def test_exact_values_convert_as_column_does(field, values):
+    assert plain(field) and exact(field, values)
+    bulk = pa.array(values, field.type)
+    slow = column(field, values)
+    assert bulk.type == slow.type == field.type
+    assert bulk.equals(slow)
+
+
+@pytest.mark.parametrize("field, values", [
+    (INT, [1, 1.0]),                 # Arrow with an explicit type would take 1.0 as 1
+    (INT, [1, True]),
+    (INT, [1, 2**63]),
+    (INT, [-(2**63) - 1]),
+    (INT, ["1"]),
+    (STR, ["a", 1]),
+    (STR, [{"a": 1}]),
+    (STR, [["a"]]),
+    (LIST, [[1, 2.0]]),
+    (LIST, [[1, True]]),
+    (LIST, [[2**63]]),
+    (LIST, ["1,2"]),
+    (LIST, [[[1]]]),
+    (LIST, [(1, 2)]),
+])
+def test_not_exact_goes_the_careful_way(field, values):
+    assert not exact(field, values)
+
+
+def test_only_plain_fields_can_be_deferred():
+    assert not plain(pa.field("x", pa.string(), metadata={JSON_TEXT: b"1"}))
+    assert not plain(pa.field("x", pa.float64()))
+    assert not plain(pa.field("x", pa.bool_()))
+    assert not plain(pa.field("x", pa.list_(pa.string())))
+    assert not exact(pa.field("x", pa.float64()), [1.5])
