@@ -215,30 +215,32 @@ def _append_many(root: str, worker: int, n: int) -> None:
         lake.write("meta.log", pa.table({"worker": [worker], "i": [i]}), mode="append")
 
 
-@pytest.mark.slow
-def test_concurrent_appends_from_two_processes_lose_nothing(tmp_path):
-    root = str(tmp_path / "lake")
-    Lake(root).write("meta.log", pa.table({"worker": [-1], "i": [-1]}), mode="append")
+def _appenders(root: str, appends: int) -> None:
+    """Two spawned processes appending ``appends`` rows each to meta.log."""
     ctx = multiprocessing.get_context("spawn")
-    procs = [ctx.Process(target=_append_many, args=(root, w, 15)) for w in (1, 2)]
+    procs = [ctx.Process(target=_append_many, args=(root, w, appends)) for w in (1, 2)]
     for p in procs:
         p.start()
     for p in procs:
         p.join(timeout=120)
     assert [p.exitcode for p in procs] == [0, 0]
+
+
+def _counts(root: str) -> list[tuple[int, int]]:
     got = Lake(root).sql("SELECT worker, count(DISTINCT i) FROM meta.log GROUP BY 1 ORDER BY 1")
-    assert got.fetchall() == [(-1, 1), (1, 15), (2, 15)]
+    return got.fetchall()
+
+
+@pytest.mark.slow
+def test_concurrent_appends_from_two_processes_lose_nothing(tmp_path):
+    root = str(tmp_path / "lake")
+    Lake(root).write("meta.log", pa.table({"worker": [-1], "i": [-1]}), mode="append")
+    _appenders(root, 15)
+    assert _counts(root) == [(-1, 1), (1, 15), (2, 15)]
 
 
 @pytest.mark.slow
 def test_two_processes_creating_the_same_table_lose_nothing(tmp_path):
     root = str(tmp_path / "lake")
-    ctx = multiprocessing.get_context("spawn")
-    procs = [ctx.Process(target=_append_many, args=(root, w, 5)) for w in (1, 2)]
-    for p in procs:
-        p.start()
-    for p in procs:
-        p.join(timeout=120)
-    assert [p.exitcode for p in procs] == [0, 0]
-    got = Lake(root).sql("SELECT worker, count(DISTINCT i) FROM meta.log GROUP BY 1 ORDER BY 1")
-    assert got.fetchall() == [(1, 5), (2, 5)]
+    _appenders(root, 5)
+    assert _counts(root) == [(1, 5), (2, 5)]
