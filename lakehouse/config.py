@@ -63,6 +63,8 @@ class Settings:
     kpi_days: int = 90
     # Build: DuckDB memory before it spills to a temporary folder (DuckDB size syntax).
     build_memory: str = "1GB"
+    # Seconds a step waits for another run of the same step on this lake (--no-wait: none).
+    lock_timeout: float = 900.0
 
     @property
     def models_dir(self) -> Path:

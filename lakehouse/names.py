@@ -60,6 +60,15 @@ Q_REASON = "_reason"
 Q_CHECK = "_check"
 Q_BUILD_DATE = "_build_date"
 
+# Pipeline steps: the ``pipeline`` of meta.runs, and each step's lock name.
+INGEST = "ingest"
+BUILD = "build"
+TRAIN = "train"
+RECOMMEND = "recommend"
+STEPS = (INGEST, BUILD, TRAIN, RECOMMEND)
+# The scheduled job that runs them (its job_failed alerts, its lock).
+DAILY = "daily"
+
 # Run statuses in meta.runs.
 SUCCESS = "success"
 FAILED = "failed"
