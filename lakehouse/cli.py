@@ -19,7 +19,7 @@ import click
 
 from lakehouse import __version__
 from lakehouse.config import Settings
-from lakehouse.errors import ConfigError, LakehouseError, LockedError
+from lakehouse.errors import LakehouseError
 from lakehouse.output import FORMATS, human_bytes, render
 
 
@@ -82,6 +82,10 @@ date_option = click.option(
     help="Date to process (default: today, UTC).")
 api_url_option = click.option(
     "--api-url", metavar="URL", help="Source API base URL [env LAKEHOUSE_API_URL].")
+wait_option = click.option(
+    "--wait/--no-wait", default=True, show_default=True,
+    help="Wait for another run of this step on the lake (up to LAKEHOUSE_LOCK_TIMEOUT "
+         "seconds, default 900), or exit at once.")
 format_option = click.option(
     "--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True,
     help="Output format.")
@@ -103,34 +107,6 @@ def cli(ctx: click.Context, lake: str | None, verbose: int) -> None:
         ctx.obj = Settings.load(lake=lake)
     except LakehouseError as exc:
         raise click.ClickException(str(exc)) from None
-
-
-def alert_on_failure(job: str) -> Callable:
-    """Send a ``job_failed`` alert when the command fails with a LakehouseError.
-
-    Failures that come back as run records (an ingest endpoint) are alerted by
-    ``notify_runs``; this covers the ones raised before or instead of a record
-    (a failed validation, an unreachable API, no champion to score with). Bad
-    options and a busy lock with ``--no-wait`` are not alerted: whoever typed
-    them reads the error; without a sink configured, the error line is all
-    there is to say. The same alert is not repeated within the alert window.
-    """
-    def decorator(fn: Callable) -> Callable:
-        @functools.wraps(fn)
-        def wrapper(*args: Any, **kwargs: Any) -> Any:
-            try:
-                return fn(*args, **kwargs)
-            except (ConfigError, LockedError):
-                raise  # a typo or a deliberate --no-wait: the user is there to read it
-            except LakehouseError as exc:
-                current = settings()
-                if current.alert_webhook or current.alert_command:
-                    from lakehouse.monitor.alerts import job_failed_alert
-
-                    job_failed_alert(current, job, f"lakehouse {job} failed: {exc}")
-                raise
-        return wrapper
-    return decorator
 
 
 def open_lake_for(write: bool = False):
@@ -256,13 +232,11 @@ def mock_api(host: str, port: int, seed: int, profile: str, users: int | None,
 @date_option
 @click.option("--workers", type=click.IntRange(min=1), metavar="N",
               help="Concurrent page requests [env LAKEHOUSE_WORKERS; default 8].")
-@click.option("--wait/--no-wait", default=True, show_default=True,
-              help="Wait for another ingest of this lake, or exit at once.")
+@wait_option
 @click.option("--progress/--no-progress", default=None,
               help="Progress bars (default: on a terminal; else one line per endpoint).")
 @format_option
 @with_settings(api_url="api_url", workers="workers")
-@alert_on_failure("ingest")
 def ingest(endpoints: tuple[str, ...], date: dt.date | None, wait: bool,
            progress: bool | None, fmt: str) -> None:
     """Ingest ENDPOINTs of the source API into the raw zone (all three by default).
@@ -277,11 +251,9 @@ def ingest(endpoints: tuple[str, ...], date: dt.date | None, wait: bool,
       lakehouse ingest tracks --no-wait
     """
     from lakehouse.ingest import ingest as run_ingest
-    from lakehouse.monitor.alerts import notify_runs
 
     records = run_ingest(settings(), list(endpoints) or None, date=date, wait=wait,
                          progress=progress)
-    notify_runs(settings(), records)
     rows = [(r.target, r.status, r.records, r.pages, r.requests, r.retries,
              human_bytes(r.bytes) if fmt == "table" else r.bytes, r.table_version,
              r.duration_s, "; ".join(r.schema_changes) or None, r.error) for r in records]
@@ -299,8 +271,8 @@ def ingest(endpoints: tuple[str, ...], date: dt.date | None, wait: bool,
                    "[env LAKEHOUSE_KPI_DAYS; default 90].")
 @format_option
 @with_settings(kpi_days="kpi_days")
-@alert_on_failure("build")
-def build(date: dt.date | None, fmt: str) -> None:
+@wait_option
+def build(date: dt.date | None, wait: bool, fmt: str) -> None:
     """Build the standardized and consumption zones from raw snapshots up to --date.
 
     Every table is validated before anything is written; rows failing a
@@ -313,11 +285,9 @@ def build(date: dt.date | None, fmt: str) -> None:
       lakehouse build --date 2026-11-26
       lakehouse sql "SELECT _reason, count(*) FROM quarantine.listens GROUP BY 1"
     """
-    from lakehouse.monitor.alerts import notify_runs
     from lakehouse.zones.build import build as run_build
 
-    records = run_build(settings(), date=date)
-    notify_runs(settings(), records)
+    records = run_build(settings(), date=date, wait=wait)
     rows = [(r.target, r.status, r.rows_in, r.records, r.quarantined, r.table_version,
              r.duration_s) for r in records]
     click.echo(render(["table", "status", "rows_in", "rows", "quarantined", "version",
@@ -349,8 +319,8 @@ def build(date: dt.date | None, fmt: str) -> None:
 @with_settings(epochs="epochs", components="components", learning_rate="learning_rate",
                loss="loss", seed="seed", holdout_share="holdout_share",
                promote_margin="promote_margin")
-@alert_on_failure("train")
-def train_command(date: dt.date | None, promote: str) -> None:
+@wait_option
+def train_command(date: dt.date | None, wait: bool, promote: str) -> None:
     """Train a LightFM challenger on the lake and promote it if it is better.
 
     The most recent listens are held out; the model, the popularity baseline
@@ -364,7 +334,6 @@ def train_command(date: dt.date | None, promote: str) -> None:
       lakehouse train
       lakehouse train --epochs 50 --components 32 --promote never
     """
-    from lakehouse.monitor.alerts import notify_runs
     from lakehouse.recsys.train import train
 
     total = settings().epochs
@@ -374,18 +343,16 @@ def train_command(date: dt.date | None, promote: str) -> None:
         click.echo(f"epoch {epoch}/{total}  {point['seconds']:.2f}s"
                    + (f"  p@10 (sample) {metric:.4f}" if metric is not None else ""), err=True)
 
-    result = train(settings(), promote=promote, date=date, progress=progress)
+    result = train(settings(), promote=promote, date=date, progress=progress, wait=wait)
     click.echo(result.summary())
-    if result.run is not None:
-        notify_runs(settings(), [result.run])
 
 
 @cli.command("recommend")
 @date_option
 @click.option("--k", type=click.IntRange(min=1), metavar="N",
               help="Tracks per user [env LAKEHOUSE_K; default 10].")
-@alert_on_failure("recommend")
-def recommend_command(date: dt.date | None, k: int | None) -> None:
+@wait_option
+def recommend_command(date: dt.date | None, wait: bool, k: int | None) -> None:
     """Score every user with the champion and write consumption.recommendations.
 
     Each user gets their k best tracks they have not listened to yet (users
@@ -397,17 +364,15 @@ def recommend_command(date: dt.date | None, k: int | None) -> None:
       lakehouse recommend --k 10 --date 2026-11-26
       lakehouse sql "SELECT * FROM consumption.recommendations WHERE user_id = 42"
     """
-    from lakehouse.monitor.alerts import notify_runs
     from lakehouse.recsys.score import recommend
 
-    record = recommend(settings(), k=k, date=date)
+    record = recommend(settings(), k=k, date=date, wait=wait)
     d = record.details
     click.echo(f"Wrote {record.records} recommendations for {d['users']} users "
                f"({d['cold_start_users']} cold start, k={d['k']}) with model "
                f"{d['model_version']} to consumption.recommendations "
                f"(score_date {record.run_date}, version {record.table_version}) "
                f"in {record.duration_s:.1f}s.")
-    notify_runs(settings(), [record])
 
 
 @cli.group("models")

@@ -81,7 +81,6 @@ def run_demo(settings: Settings, *, days: int = 5, seed: int = 42,
     from lakehouse.ingest import ingest
     from lakehouse.mockapi.data import MockConfig
     from lakehouse.mockapi.testing import running_mock_api
-    from lakehouse.monitor.alerts import notify_runs
     from lakehouse.monitor.report import write_report
     from lakehouse.recsys.registry import Registry
     from lakehouse.recsys.score import recommend
@@ -122,7 +121,6 @@ def run_demo(settings: Settings, *, days: int = 5, seed: int = 42,
             except Exception as exc:  # noqa: BLE001 - the demo reports and goes on
                 result.failed_steps.append(f"{day}: {exc}")
                 steps.append(f"FAILED: {str(exc).splitlines()[0]}")
-            notify_runs(run_settings, records)
             failed = [f"{day} {r.pipeline} {r.target}: {r.error}" for r in records if not r.ok]
             result.failed_steps += failed
             echo(f"  {day}  " + "; ".join(steps))

@@ -7,6 +7,7 @@ that replaces the ``ingest_date`` partition, and appends one record to
 never an exception, and never touches the other tables::
 
     from lakehouse.config import Settings
+from lakehouse.context import RunContext, as_context
     from lakehouse.ingest import ingest
     runs = ingest(Settings.load(), ["users"], date=datetime.date(2026, 11, 26))
     assert all(r.ok for r in runs)
@@ -38,10 +39,10 @@ import pyarrow as pa
 
 from lakehouse import names
 from lakehouse.config import Settings
+from lakehouse.context import RunContext, as_context
 from lakehouse.errors import ConfigError, LakehouseError, SourceError
-from lakehouse.lake import Lake, WriteResult, utc_now
-from lakehouse.locking import lake_lock
-from lakehouse.runlog import RunRecord, record_run
+from lakehouse.lake import Lake, WriteResult
+from lakehouse.runlog import RunRecord
 from lakehouse.source.client import MAX_PAGE_SIZE, ApiClient, Page, check_base_url, redact
 from lakehouse.source.endpoints import ENDPOINTS, META_FIELDS, EndpointSpec
 from lakehouse.source.errors import (
@@ -52,10 +53,11 @@ from lakehouse.source.errors import (
 )
 from lakehouse.source.paginator import fetch_in_order
 from lakehouse.source.records import JSON_TEXT, column, exact, infer_field, plain, scan_keys
+from lakehouse.steps import StepRun, run_step
 
 log = logging.getLogger(__name__)
 
-PIPELINE = "ingest"
+PIPELINE = names.INGEST
 # Reads of an endpoint whose total keeps changing before giving up.
 MOVED_TRIES = 3
 # Restarts allowed because a new field first appeared after page 1.
@@ -68,18 +70,24 @@ BATCH_ROWS = 5000
 DRIFT_CONFIRM_READS = 4
 
 
-def ingest(settings: Settings, endpoints: Sequence[str] | None = None, *,
-           date: dt.date | None = None, wait: bool = True,
+def ingest(target: RunContext | Settings | None = None, endpoints: Sequence[str] | None = None,
+           *, date: dt.date | str | None = None, wait: bool | None = None,
            progress: bool | None = None) -> list[RunRecord]:
     """Ingest endpoints of the source API into the raw zone, one commit each.
 
+    A pipeline step (:func:`lakehouse.steps.run_step`): it takes the lake's
+    ``ingest`` lock, records every endpoint in ``meta.runs`` and alerts on
+    failed endpoints, whoever calls it.
+
     Args:
-        settings: Lake, API URL/token, workers, page size, timeouts, retries.
+        target: The run context, or settings (lake, API URL/token, workers,
+            page size, timeouts, retries) to build one from.
         endpoints: Endpoint names (``users``, ``tracks``, ``listen_history``),
             run in this order; None for all three.
         date: The ingest date, i.e. the ``ingest_date`` partition replaced
-            (default: today, UTC).
-        wait: Wait for another ingest holding the lake's lock; if False, raise.
+            (default: the context's date, today UTC for settings).
+        wait: Wait for another ingest holding the lake's lock (default: the
+            context's policy, i.e. wait up to ``lock_timeout``); False: raise.
         progress: True: a progress bar per endpoint on stderr; False: silent;
             None: a bar on a terminal, else one line per endpoint (cron logs).
 
@@ -91,31 +99,34 @@ def ingest(settings: Settings, endpoints: Sequence[str] | None = None, *,
     Raises:
         ConfigError: Unknown endpoint, bad date, bad API URL or page size.
         LakeError: The lake cannot be written.
-        LockedError: Another ingest holds the lock and ``wait`` is False.
+        LockedError: Another ingest holds the lock (and ``wait`` is False or
+            the wait timed out).
         SourceError: The API is unreachable or is not the MooVitamix API
             (checked once before any endpoint is read).
     """
+    ctx = as_context(target, date=date, wait=wait)
+    settings = ctx.settings
     specs = _specs(endpoints)
-    day = _check_date(date)
     _check_settings(settings)
-    lake = Lake(settings.lake)
-    lake.check_writable()
     bar = sys.stderr.isatty() if progress is None else progress
     lines = progress is None and not bar
-    records: list[RunRecord] = []
-    with lake_lock(settings.locks_dir, PIPELINE, wait=wait):
+
+    def body(run: StepRun) -> list[RunRecord]:
         preflight(settings, specs[0])
+        records: list[RunRecord] = []
         for spec in specs:
-            record = ingest_endpoint(lake, settings, spec, day, progress=bar)
+            record = ingest_endpoint(run.lake, settings, spec, run.date, progress=bar)
             try:
-                record_run(lake, record)
+                run.record(record)
             except LakehouseError as exc:
                 log.error("could not append the %s run to %s: %s",
                           spec.name, names.META_RUNS, exc)
             if lines:
                 click.echo(summary_line(record), err=True)
             records.append(record)
-    return records
+        return records
+
+    return run_step(ctx, PIPELINE, body, create=True)
 
 
 def preflight(settings: Settings, spec: EndpointSpec) -> None:
@@ -494,20 +505,6 @@ def _specs(endpoints: Sequence[str] | None) -> list[EndpointSpec]:
     for e in endpoints:
         seen.setdefault(e, ENDPOINTS[e])
     return list(seen.values())
-
-
-def _check_date(date: dt.date | str | None) -> dt.date:
-    if date is None:
-        return utc_now().date()
-    if isinstance(date, dt.datetime):
-        return date.date()
-    if isinstance(date, dt.date):
-        return date
-    try:
-        return dt.date.fromisoformat(str(date))
-    except ValueError:
-        raise ConfigError(f"bad ingest date {date!r}: use YYYY-MM-DD, e.g. 2026-11-26") \
-            from None
 
 
 def _check_settings(settings: Settings) -> None:

@@ -132,7 +132,7 @@ def _unwritable_folder():
     return None
 
 
-@pytest.mark.parametrize("command", [["ingest"], ["build"]])
+@pytest.mark.parametrize("command", [["ingest"], ["build"], ["train"], ["recommend"]])
 def test_an_unwritable_lake_is_a_one_line_error_even_for_root(runner, command):
     folder = _unwritable_folder()
     if folder is None:

@@ -189,3 +189,64 @@ def test_one_lake_handle_per_context(tmp_path):
 def test_plain_settings_get_the_settings_sinks(tmp_path):
     ctx = as_context(Settings.load(env={}, lake=tmp_path), date=DAY)
     assert ctx.alerts.settings.lake == tmp_path and ctx.date == DAY and ctx.wait
+
+
+def _alerts_of(path: Path) -> list[tuple[str, str, str]]:
+    import json
+
+    out = []
+    for line in path.read_text().splitlines():
+        alert = json.loads(line)["alert"]
+        # The same alert whoever ran the step; only the lake's path differs.
+        out.append((alert["key"], alert["severity"],
+                    alert["message"].replace(str(path.parent), "<dir>")))
+    return out
+
+
+def test_ingest_from_a_notebook_alerts_on_a_failed_endpoint_exactly_as_the_cli(tmp_path):
+    from click.testing import CliRunner
+
+    from lakehouse.cli import cli
+    from lakehouse.ingest import ingest
+    from lakehouse.mockapi.testing import running_mock_api
+
+    notebook, command = tmp_path / "notebook", tmp_path / "cli"
+    notebook.mkdir()
+    command.mkdir()
+    with running_mock_api(seed=3, users=60, tracks=80, listens=200,
+                          fail_endpoint="listen_history") as api:
+        env = {"LAKEHOUSE_API_URL": api.url, "LAKEHOUSE_MAX_RETRIES": "1",
+               "LAKEHOUSE_BACKOFF_FACTOR": "0.01"}
+        # What an analyst types in JupyterLab: settings from the environment, no CLI.
+        settings = Settings.load(env={**env, "LAKEHOUSE_LAKE": str(notebook / "lake"),
+                                      "LAKEHOUSE_ALERT_COMMAND":
+                                          f"tee -a {notebook / 'alerts.jsonl'}"})
+        runs = ingest(settings, date=DAY)
+        assert [r.ok for r in runs] == [True, True, False]
+        result = CliRunner().invoke(cli, ["--lake", str(command / "lake"), "ingest",
+                                          "--date", str(DAY)],
+                                    env={**env, "LAKEHOUSE_ALERT_COMMAND":
+                                         f"tee -a {command / 'alerts.jsonl'}"})
+        assert result.exit_code == 1
+    from_notebook = _alerts_of(notebook / "alerts.jsonl")
+    assert [key for key, *_ in from_notebook] == ["run_failed:ingest:listen_history"]
+    assert from_notebook == _alerts_of(command / "alerts.jsonl")
+
+
+@pytest.mark.parametrize("step", names.STEPS)
+def test_every_step_function_refuses_a_read_only_lake_the_same_way(step):
+    from lakehouse.ingest import ingest
+    from lakehouse.recsys.score import recommend
+    from lakehouse.recsys.train import train
+    from lakehouse.zones.build import build
+
+    folder = unwritable_folder()
+    if folder is None:
+        pytest.skip("no unwritable folder on this machine")
+    fn = {names.INGEST: ingest, names.BUILD: build, names.TRAIN: train,
+          names.RECOMMEND: recommend}[step]
+    with pytest.raises(LakeError) as caught:
+        fn(Settings.load(env={}, lake=folder), date=DAY)
+    message = str(caught.value)
+    assert message.startswith(f"lake folder {folder} is not writable (")
+    assert message.endswith("); fix its permissions or point --lake elsewhere")

@@ -25,15 +25,16 @@ import pyarrow as pa
 
 from lakehouse import names
 from lakehouse.config import Settings
-from lakehouse.errors import ConfigError, LakehouseError, ValidationError
+from lakehouse.context import RunContext, as_context
+from lakehouse.errors import ConfigError, ValidationError
 from lakehouse.lake import Lake
-from lakehouse.locking import lake_lock
 from lakehouse.recsys.data import ScoringInputs, load_scoring_inputs
 from lakehouse.recsys.model import RecModel
 from lakehouse.recsys.registry import Registry
 from lakehouse.recsys.topk import top_k
 from lakehouse.recsys.train import load_model
-from lakehouse.runlog import RunRecord, record_run
+from lakehouse.runlog import RunRecord
+from lakehouse.steps import StepRun, run_step
 
 log = logging.getLogger(__name__)
 
@@ -134,15 +135,21 @@ def recommendations_table(inputs: ScoringInputs, idx: np.ndarray, scores: np.nda
     }, schema=RECOMMENDATIONS_ARROW)
 
 
-def recommend(settings: Settings, *, k: int | None = None,
-              date: dt.date | None = None) -> RunRecord:
+def recommend(target: RunContext | Settings | None = None, *, k: int | None = None,
+              date: dt.date | str | None = None, wait: bool | None = None) -> RunRecord:
     """Score every user with the champion and write their top-k unseen tracks.
 
+    A pipeline step (:func:`lakehouse.steps.run_step`): takes the lake's
+    ``recommend`` lock, records the run (failed ones too) and alerts.
+
     Args:
-        settings: The lake and the default ``k``.
+        target: The run context, or settings (the lake and the default ``k``).
         k: Tracks per user (default ``settings.k``).
         date: The ``score_date`` partition to (re)write, and the last day of
-            listens taken into account (default: today, UTC).
+            listens taken into account (default: the context's date, today
+            UTC for settings).
+        wait: Wait for another scoring run holding the lock (default: the
+            context's policy); False: raise at once.
 
     Returns:
         The ``meta.runs`` record (pipeline ``recommend``), also appended to
@@ -153,24 +160,17 @@ def recommend(settings: Settings, *, k: int | None = None,
         ValidationError: The rows failed their checks (nothing is written).
         LockedError: Another scoring run holds the lake's lock.
     """
-    k = settings.k if k is None else k
+    ctx = as_context(target, date=date, wait=wait)
+    k = ctx.settings.k if k is None else k
     if k < 1:
         raise ConfigError(f"k must be at least 1, got {k}")
-    date = date or dt.datetime.now(dt.UTC).date()
-    lake = Lake(settings.lake, create=False)
-    record = RunRecord(pipeline="recommend", target=names.CONS_RECOMMENDATIONS, run_date=date)
-    try:
-        with lake_lock(settings.locks_dir, "recommend", wait=False):
-            _recommend(settings, lake, k, date, record)
-    except Exception as exc:
-        error = str(exc) if isinstance(exc, LakehouseError) else f"{type(exc).__name__}: {exc}"
-        record.finish(names.FAILED, error)
-        try:
-            record_run(lake, record)
-        except LakehouseError:
-            log.exception("could not record the failed scoring run")
-        raise
-    return record
+
+    def body(run: StepRun) -> RunRecord:
+        record = run.start(names.CONS_RECOMMENDATIONS)
+        _recommend(ctx.settings, run.lake, k, run.date, record)
+        return record
+
+    return run_step(ctx, names.RECOMMEND, body)
 
 
 def _recommend(settings: Settings, lake: Lake, k: int, date: dt.date,
@@ -196,7 +196,6 @@ def _recommend(settings: Settings, lake: Lake, k: int, date: dt.date,
                       "cold_start_users": cold, "tracks": len(inputs.items),
                       "scoring_seconds": round(seconds, 3), "input_versions": inputs.versions}
     record.finish(names.SUCCESS)
-    record_run(lake, record)
 
 
 

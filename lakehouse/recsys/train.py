@@ -30,21 +30,24 @@ import numpy as np
 
 from lakehouse import __version__, names
 from lakehouse.config import Settings
-from lakehouse.errors import ConfigError, LakehouseError, ModelError
+from lakehouse.context import RunContext, as_context
+from lakehouse.errors import ConfigError, ModelError
 from lakehouse.lake import Lake
-from lakehouse.locking import lake_lock
 from lakehouse.recsys.data import Inputs, Split, load_inputs, split
 from lakehouse.recsys.evaluate import evaluate, popularity_vectors, sample_users, summarize
 from lakehouse.recsys.model import RecModel
 from lakehouse.recsys.registry import Registry
 from lakehouse.recsys.topk import default_threads
-from lakehouse.runlog import RunRecord, record_run
+from lakehouse.runlog import RunRecord
+from lakehouse.steps import StepRun, run_step
 
 log = logging.getLogger(__name__)
 
 PROMOTE_MODES = ("auto", "never", "force")
 LOSSES = ("warp", "bpr", "logistic", "warp-kos")
 PRIMARY = "precision_at_10"
+# The run log's target of a training run.
+MODELS_TARGET = "models"
 # Users scored after each epoch for the learning curve (cheap, not the final metrics).
 CURVE_USERS = 500
 
@@ -200,21 +203,28 @@ def load_model(registry: Registry, version: str) -> RecModel:
     return RecModel.from_arrays(registry.load_arrays(info.version), info.params)
 
 
-def train(settings: Settings, *, promote: str = "auto", date: dt.date | None = None,
-          progress: Progress | None = None) -> TrainResult:
+def train(target: RunContext | Settings | None = None, *, promote: str = "auto",
+          date: dt.date | str | None = None, progress: Progress | None = None,
+          wait: bool | None = None) -> TrainResult:
     """Train a challenger on the lake as of ``date`` and register it.
 
+    A pipeline step (:func:`lakehouse.steps.run_step`): takes the lake's
+    ``train`` lock, records the run (failed ones too) and alerts.
+
     Args:
-        settings: Lake, hyperparameters (components, epochs, learning_rate,
-            loss, item_alpha, user_alpha, seed), holdout_share and
-            promote_margin.
+        target: The run context, or settings (lake, hyperparameters:
+            components, epochs, learning_rate, loss, item_alpha, user_alpha,
+            seed; holdout_share and promote_margin).
         promote: ``auto`` (promote if it beats popularity and the champion
             re-evaluated on this holdout by ``promote_margin``, relative, on
             precision@10; the first model only has to beat popularity),
             ``never``, or ``force``.
-        date: Use listens up to the end of this day, UTC (default: today).
+        date: Use listens up to the end of this day, UTC (default: the
+            context's date, today for settings).
         progress: Called after each epoch with the epoch number and
             ``{"epoch", "seconds", <metrics on a sample of the holdout>}``.
+        wait: Wait for another training holding the lock (default: the
+            context's policy); False: raise at once.
 
     Returns:
         The new version, its metrics, and whether and why it was promoted.
@@ -227,27 +237,13 @@ def train(settings: Settings, *, promote: str = "auto", date: dt.date | None = N
     """
     if promote not in PROMOTE_MODES:
         raise ConfigError(f"promote must be one of {', '.join(PROMOTE_MODES)}, got {promote!r}")
-    date = date or dt.datetime.now(dt.UTC).date()
-    lake = Lake(settings.lake, create=False)
-    record = RunRecord(pipeline="train", target="models", run_date=date)
-    try:
-        with lake_lock(settings.locks_dir, "train", wait=False):
-            result = _train(settings, lake, promote, date, progress, record)
-    except LakehouseError as exc:
-        _record_failure(lake, record, str(exc))
-        raise
-    except Exception as exc:
-        _record_failure(lake, record, f"{type(exc).__name__}: {exc}")
-        raise
-    return result
+    ctx = as_context(target, date=date, wait=wait)
 
+    def body(run: StepRun) -> TrainResult:
+        record = run.start(MODELS_TARGET)
+        return _train(ctx.settings, run.lake, promote, run.date, progress, record)
 
-def _record_failure(lake: Lake, record: RunRecord, error: str) -> None:
-    record.finish(names.FAILED, error)
-    try:
-        record_run(lake, record)
-    except LakehouseError:
-        log.exception("could not record the failed training run")
+    return run_step(ctx, names.TRAIN, body)
 
 
 def _train(settings: Settings, lake: Lake, promote: str, date: dt.date,
@@ -317,7 +313,6 @@ def _train(settings: Settings, lake: Lake, promote: str, date: dt.date,
                       "metrics": metrics, "previous_champion": champion,
                       "split": data.describe(), "params": params}
     record.finish(names.SUCCESS)
-    record_run(lake, record)
     return TrainResult(version=info.version, metrics=metrics, promoted=promoted, reason=reason,
                        previous_champion=champion, split=data.describe(), history=history,
                        run=record)

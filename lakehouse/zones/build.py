@@ -38,16 +38,17 @@ import pandera.errors as pandera_errors
 
 from lakehouse import names
 from lakehouse.config import Settings
+from lakehouse.context import RunContext, as_context
 from lakehouse.errors import LakeError, ValidationError
-from lakehouse.lake import Lake, WriteResult, utc_now
-from lakehouse.locking import lake_lock
-from lakehouse.runlog import RunRecord, _cpu_seconds, record_run
+from lakehouse.lake import WriteResult
+from lakehouse.runlog import RunRecord, _cpu_seconds
+from lakehouse.steps import StepRun, run_step
 from lakehouse.zones import consumption, standardized
 from lakehouse.zones.base import KEY_UNIQUE, View, duplicate_keys
 
 log = logging.getLogger(__name__)
 
-PIPELINE = "build"
+PIPELINE = names.BUILD
 # The raw columns each view reads, and their types when a snapshot lacks them.
 RAW_COLUMNS: dict[str, dict[str, str]] = {
     names.RAW_USERS: {c: "string" for c in standardized.RAW_USER_COLUMNS} | {"id": "int64"},
@@ -94,16 +95,21 @@ class _Result:
         return self.record
 
 
-def build(settings: Settings, date: dt.date | None = None) -> list[RunRecord]:
+def build(target: RunContext | Settings | None = None, date: dt.date | str | None = None,
+          *, wait: bool | None = None) -> list[RunRecord]:
     """Build the standardized and consumption zones from raw data up to ``date``.
 
     Deterministic and idempotent: the same raw data and date give the same
-    tables. Takes the lake's ``build`` lock.
+    tables. A pipeline step (:func:`lakehouse.steps.run_step`): takes the
+    lake's ``build`` lock, records and alerts.
 
     Args:
-        settings: The lake and tunables (``kpi_days``).
+        target: The run context, or settings (the lake and ``kpi_days``).
         date: Use raw snapshots ingested on or before this date; it is also
-            the last day of ``consumption.daily_kpis`` (default: today, UTC).
+            the last day of ``consumption.daily_kpis`` (default: the
+            context's date, today UTC for settings).
+        wait: Wait for another build holding the lock (default: the
+            context's policy); False: raise at once.
 
     Returns:
         One successful run record per table written, in write order.
@@ -115,19 +121,17 @@ def build(settings: Settings, date: dt.date | None = None) -> list[RunRecord]:
             written and a failed run was recorded.
         LockedError: Another build is running on this lake.
     """
-    date = date or utc_now().date()
-    lake = Lake(settings.lake, create=False)
-    lake.check_writable()
-    with lake_lock(settings.locks_dir, PIPELINE, wait=False):
-        return _Build(lake, settings, date).run()
+    ctx = as_context(target, date=date, wait=wait)
+    return run_step(ctx, PIPELINE, lambda run: _Build(run, ctx.settings).run())
 
 
 class _Build:
-    def __init__(self, lake: Lake, settings: Settings, date: dt.date):
-        self.lake = lake
+    def __init__(self, run: StepRun, settings: Settings):
+        self.step = run
+        self.lake = run.lake
         self.settings = settings
-        self.date = date
-        self.con = lake.con
+        self.date = run.date
+        self.con = self.lake.con
         self.temps: list[str] = []
         self.tables: dict[str, ir.Table] = {}
 
@@ -237,7 +241,7 @@ class _Build:
             check_table(result.view, result.table, self.tables)
         except ValidationError as exc:
             result.finish(names.FAILED, str(exc))
-            record_run(self.lake, result.record)
+            self.step.record(result.record)
             raise
 
     # ------------------------------------------------------------ write
@@ -264,14 +268,14 @@ class _Build:
                         record.details |= {"quarantine_table": qname,
                                            "quarantine_version": q.version}
             except LakeError as exc:
-                record_run(self.lake, *done, result.finish(names.FAILED, str(exc)))
+                self.step.record(*done, result.finish(names.FAILED, str(exc)))
                 raise
             done.append(result.finish(names.SUCCESS))
             # Later views read their inputs before anything is written: free as we go.
             self._drop(result.table)
             if result.quarantine is not None:
                 self._drop(result.quarantine)
-        record_run(self.lake, *done)
+        self.step.record(*done)
         return done
 
     def _write_table(self, name: str, table: ir.Table) -> WriteResult:

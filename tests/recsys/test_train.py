@@ -97,7 +97,7 @@ def test_nothing_to_train_on_is_recorded_as_a_failed_run(lake_settings):
 
 def test_concurrent_training_is_refused(tiny_settings):
     with lake_lock(tiny_settings.locks_dir, "train"), pytest.raises(LockedError):
-        train(tiny_settings, date=LAST_DAY)
+        train(tiny_settings, date=LAST_DAY, wait=False)
 
 
 def test_save_then_load_gives_identical_recommendations(tiny_settings):
