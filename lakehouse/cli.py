@@ -109,6 +109,55 @@ def cli(ctx: click.Context, lake: str | None, verbose: int) -> None:
         raise click.ClickException(str(exc)) from None
 
 
+class TerminalProgress:
+    """Renders the library's progress events on stderr.
+
+    On a terminal: one bar per task (an endpoint, the training epochs), with
+    the latest message beside it. Elsewhere (cron, a log file): each message
+    as one line, so the log reads one line per endpoint or epoch.
+    """
+
+    def __init__(self, bars: bool):
+        self.bars = bars
+        self._open: dict[tuple[str, str], Any] = {}
+
+    @classmethod
+    def for_stderr(cls, progress: bool | None = None) -> TerminalProgress | None:
+        """Bars on a terminal, lines otherwise (None); True: bars; False: nothing."""
+        if progress is False:
+            return None
+        return cls(bars=sys.stderr.isatty() if progress is None else True)
+
+    def __call__(self, event: Any) -> None:
+        if not self.bars:
+            if event.message:
+                click.echo(event.message, err=True)
+            return
+        key = (event.step, event.task)
+        bar = self._open.get(key)
+        if bar is None:
+            bar = click.progressbar(length=event.total or 0, label=f"{event.task:<15}",
+                                    file=sys.stderr, item_show_func=lambda m: m)
+            self._open[key] = bar.__enter__()
+        if event.message:
+            bar.current_item = event.message
+        steps = event.done - bar.pos
+        if steps:
+            bar.update(steps)
+        else:  # click draws only on a step; a message alone must show too
+            bar.render_progress()
+        if event.finished:
+            bar.__exit__(None, None, None)
+            del self._open[key]
+
+
+def step_context(progress: bool | None = None):
+    """The run context of a pipeline command: the settings, bars or lines on stderr."""
+    from lakehouse.context import RunContext
+
+    return RunContext.open(settings(), progress=TerminalProgress.for_stderr(progress))
+
+
 def open_lake_for(write: bool = False):
     """The lake of the current settings; writers get it created and checked."""
     from lakehouse.lake import Lake
@@ -252,8 +301,8 @@ def ingest(endpoints: tuple[str, ...], date: dt.date | None, wait: bool,
     """
     from lakehouse.ingest import ingest as run_ingest
 
-    records = run_ingest(settings(), list(endpoints) or None, date=date, wait=wait,
-                         progress=progress)
+    records = run_ingest(step_context(progress), list(endpoints) or None, date=date,
+                         wait=wait)
     rows = [(r.target, r.status, r.records, r.pages, r.requests, r.retries,
              human_bytes(r.bytes) if fmt == "table" else r.bytes, r.table_version,
              r.duration_s, "; ".join(r.schema_changes) or None, r.error) for r in records]
@@ -287,7 +336,7 @@ def build(date: dt.date | None, wait: bool, fmt: str) -> None:
     """
     from lakehouse.zones.build import build as run_build
 
-    records = run_build(settings(), date=date, wait=wait)
+    records = run_build(step_context(), date=date, wait=wait)
     rows = [(r.target, r.status, r.rows_in, r.records, r.quarantined, r.table_version,
              r.duration_s) for r in records]
     click.echo(render(["table", "status", "rows_in", "rows", "quarantined", "version",
@@ -336,14 +385,7 @@ def train_command(date: dt.date | None, wait: bool, promote: str) -> None:
     """
     from lakehouse.recsys.train import train
 
-    total = settings().epochs
-
-    def progress(epoch: int, point: dict) -> None:
-        metric = point.get("precision_at_10")
-        click.echo(f"epoch {epoch}/{total}  {point['seconds']:.2f}s"
-                   + (f"  p@10 (sample) {metric:.4f}" if metric is not None else ""), err=True)
-
-    result = train(settings(), promote=promote, date=date, progress=progress, wait=wait)
+    result = train(step_context(), promote=promote, date=date, wait=wait)
     click.echo(result.summary())
 
 
@@ -366,7 +408,7 @@ def recommend_command(date: dt.date | None, wait: bool, k: int | None) -> None:
     """
     from lakehouse.recsys.score import recommend
 
-    record = recommend(settings(), k=k, date=date, wait=wait)
+    record = recommend(step_context(), k=k, date=date, wait=wait)
     d = record.details
     click.echo(f"Wrote {record.records} recommendations for {d['users']} users "
                f"({d['cold_start_users']} cold start, k={d['k']}) with model "

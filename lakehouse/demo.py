@@ -103,7 +103,7 @@ def run_demo(settings: Settings, *, days: int = 5, seed: int = 42,
         for day in dates:
             api.set_as_of(day)
             steps: list[str] = []
-            records = ingest(run_settings, date=day, progress=False)
+            records = ingest(run_settings, date=day)
             steps.append("ingest " + " ".join(
                 f"{r.target}={r.records if r.ok else 'FAILED'}" for r in records))
             try:

@@ -7,7 +7,7 @@ that replaces the ``ingest_date`` partition, and appends one record to
 never an exception, and never touches the other tables::
 
     from lakehouse.config import Settings
-from lakehouse.context import RunContext, as_context
+from lakehouse.context import ProgressFn, RunContext, as_context
     from lakehouse.ingest import ingest
     runs = ingest(Settings.load(), ["users"], date=datetime.date(2026, 11, 26))
     assert all(r.ok for r in runs)
@@ -22,24 +22,22 @@ commit.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import itertools
 import logging
 import operator
-import sys
 import threading
 from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
-from contextlib import nullcontext
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import click
 import numpy as np
 import pyarrow as pa
 
 from lakehouse import names
 from lakehouse.config import Settings
-from lakehouse.context import RunContext, as_context
+from lakehouse.context import ProgressFn, RunContext, as_context
 from lakehouse.errors import ConfigError, LakehouseError, SourceError
 from lakehouse.lake import Lake, WriteResult
 from lakehouse.runlog import RunRecord
@@ -69,10 +67,13 @@ BATCH_ROWS = 5000
 # many reads in a row to count as schema drift rather than a corrupted answer.
 DRIFT_CONFIRM_READS = 4
 
+# Progress of one endpoint: pages read, pages expected.
+PagesFn = Callable[[int, int], None]
+
 
 def ingest(target: RunContext | Settings | None = None, endpoints: Sequence[str] | None = None,
            *, date: dt.date | str | None = None, wait: bool | None = None,
-           progress: bool | None = None) -> list[RunRecord]:
+           progress: ProgressFn | None = None) -> list[RunRecord]:
     """Ingest endpoints of the source API into the raw zone, one commit each.
 
     A pipeline step (:func:`lakehouse.steps.run_step`): it takes the lake's
@@ -88,8 +89,9 @@ def ingest(target: RunContext | Settings | None = None, endpoints: Sequence[str]
             (default: the context's date, today UTC for settings).
         wait: Wait for another ingest holding the lake's lock (default: the
             context's policy, i.e. wait up to ``lock_timeout``); False: raise.
-        progress: True: a progress bar per endpoint on stderr; False: silent;
-            None: a bar on a terminal, else one line per endpoint (cron logs).
+        progress: Called with a :class:`~lakehouse.context.ProgressEvent` per
+            page read and one ``finished`` event per endpoint whose message is
+            its :func:`summary_line` (default: the context's callback).
 
     Returns:
         One run record per endpoint, in the order given, each also appended
@@ -104,25 +106,25 @@ def ingest(target: RunContext | Settings | None = None, endpoints: Sequence[str]
         SourceError: The API is unreachable or is not the MooVitamix API
             (checked once before any endpoint is read).
     """
-    ctx = as_context(target, date=date, wait=wait)
+    ctx = as_context(target, date=date, wait=wait, progress=progress)
     settings = ctx.settings
     specs = _specs(endpoints)
     _check_settings(settings)
-    bar = sys.stderr.isatty() if progress is None else progress
-    lines = progress is None and not bar
 
     def body(run: StepRun) -> list[RunRecord]:
         preflight(settings, specs[0])
         records: list[RunRecord] = []
         for spec in specs:
-            record = ingest_endpoint(run.lake, settings, spec, run.date, progress=bar)
+            record = ingest_endpoint(
+                run.lake, settings, spec, run.date,
+                on_pages=functools.partial(ctx.report, PIPELINE, spec.name))
             try:
                 run.record(record)
             except LakehouseError as exc:
                 log.error("could not append the %s run to %s: %s",
                           spec.name, names.META_RUNS, exc)
-            if lines:
-                click.echo(summary_line(record), err=True)
+            ctx.report(PIPELINE, spec.name, record.pages or 0, record.pages, finished=True,
+                       message=summary_line(record))
             records.append(record)
         return records
 
@@ -151,10 +153,18 @@ def preflight(settings: Settings, spec: EndpointSpec) -> None:
 
 
 def ingest_endpoint(lake: Lake, settings: Settings, spec: EndpointSpec | str,
-                    date: dt.date, *, progress: bool = False) -> RunRecord:
+                    date: dt.date, *, on_pages: PagesFn | None = None) -> RunRecord:
     """Ingest one endpoint into its raw partition for ``date``; never raises.
 
     The caller holds the ingest lock and appends the record to ``meta.runs``.
+
+    Args:
+        lake: The lake to write.
+        settings: API URL/token, workers, page size, timeouts, retries.
+        spec: The endpoint (or its name).
+        date: The ``ingest_date`` partition to replace.
+        on_pages: Called after each page with the pages read and the pages
+            expected (a re-read starts again from 1).
 
     Returns:
         The run record, ``success`` or ``failed`` with a one-line error.
@@ -166,7 +176,7 @@ def ingest_endpoint(lake: Lake, settings: Settings, spec: EndpointSpec | str,
     with ApiClient.from_settings(settings) as client:
         try:
             result, reader, attempts = _read_and_write(lake, client, settings, spec, date,
-                                                       record.run_id, progress)
+                                                       record.run_id, on_pages)
         except LakehouseError as exc:
             status, error = names.FAILED, _one_line(exc)
             if isinstance(exc, FieldTypeError):
@@ -213,7 +223,7 @@ class _Restart(Exception):
 
 
 def _read_and_write(lake: Lake, client: ApiClient, settings: Settings, spec: EndpointSpec,
-                    date: dt.date, run_id: str, progress: bool
+                    date: dt.date, run_id: str, on_pages: PagesFn | None
                     ) -> tuple[WriteResult, _EndpointStream, int]:
     table_schema = lake.schema(spec.table) if lake.exists(spec.table) else None
     extras: dict[str, pa.Field] = {}
@@ -225,15 +235,13 @@ def _read_and_write(lake: Lake, client: ApiClient, settings: Settings, spec: End
         try:
             stream = _EndpointStream(client, spec, settings, list(extras.values()), run_id,
                                      date, confirmed)
-            bar = click.progressbar(length=stream.first.page.pages, label=f"{spec.name:<15}",
-                                    file=sys.stderr) if progress else nullcontext()
-            with bar as shown:
-                stream.on_page = shown.update if progress else None
-                result = lake.write(
-                    spec.table, stream.batches(), schema=stream.schema,
-                    mode="replace_partition", partition={names.INGEST_DATE: date},
-                    partition_by=[names.INGEST_DATE],
-                    metadata={"run_id": run_id, "pipeline": PIPELINE})
+            if on_pages is not None:
+                stream.on_page = functools.partial(_pages_read, on_pages, stream)
+            result = lake.write(
+                spec.table, stream.batches(), schema=stream.schema,
+                mode="replace_partition", partition={names.INGEST_DATE: date},
+                partition_by=[names.INGEST_DATE],
+                metadata={"run_id": run_id, "pipeline": PIPELINE})
             return result, stream, attempt
         except _Restart as restart:
             if restart.new_fields:
@@ -252,6 +260,10 @@ def _read_and_write(lake: Lake, client: ApiClient, settings: Settings, spec: End
                     f"the source moved while being read ({restart.reason}), {moved} reads "
                     "in a row; nothing written; rerun when the source is stable") from None
             log.warning("%s: the source moved (%s); reading again", spec.name, restart.reason)
+
+
+def _pages_read(on_pages: PagesFn, stream: _EndpointStream, _new: int) -> None:
+    on_pages(stream.pages, stream.first.page.pages)
 
 
 def _extra_field(name: str, example: Any, table_schema: pa.Schema | None) -> pa.Field:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import io
 import json
 
 import click
@@ -180,3 +181,57 @@ def test_examples_keep_their_lines(runner):
     start = lines.index("  Example:")
     assert lines[start + 1].strip().startswith("lakehouse ingest --api-url")
     assert lines[start + 2].strip().startswith("lakehouse ingest tracks")
+
+
+class _Terminal(io.StringIO):
+    def isatty(self):
+        return True
+
+
+def test_progress_on_a_terminal_is_a_bar_per_task_with_its_message(monkeypatch):
+    from lakehouse.cli import TerminalProgress
+    from lakehouse.context import ProgressEvent
+
+    err = _Terminal()
+    monkeypatch.setattr("sys.stderr", err)
+    render = TerminalProgress.for_stderr(None)
+    for done in (1, 2, 3):
+        render(ProgressEvent("ingest", "users", done, 3))
+    render(ProgressEvent("ingest", "users", 3, 3, finished=True, message="ingest users: ok"))
+    assert "users" in err.getvalue() and "100%" in err.getvalue()
+    assert "ingest users: ok" in err.getvalue()
+    assert render._open == {}  # the finished bar is closed
+
+
+def test_progress_off_a_terminal_is_one_line_per_message(monkeypatch, capsys):
+    from lakehouse.cli import TerminalProgress
+    from lakehouse.context import ProgressEvent
+
+    render = TerminalProgress.for_stderr(None)
+    render(ProgressEvent("ingest", "users", 1, 3))
+    render(ProgressEvent("train", "epochs", 1, 2, message="epoch 1/2  0.10s"))
+    render(ProgressEvent("ingest", "users", 3, 3, finished=True, message="ingest users: ok"))
+    assert capsys.readouterr().err == "epoch 1/2  0.10s\ningest users: ok\n"
+    assert TerminalProgress.for_stderr(False) is None
+
+
+def test_notebook_progress_draws_tqdm_bars(capsys):
+    from lakehouse.context import ProgressEvent
+    from lakehouse.progress import notebook_progress
+
+    render = notebook_progress()
+    render(ProgressEvent("ingest", "users", 1, 2))
+    render(ProgressEvent("ingest", "users", 2, 2, finished=True, message="done"))
+    err = capsys.readouterr().err
+    assert "ingest users" in err and "2/2" in err and "done" in err
+
+
+def test_no_library_module_but_the_cli_imports_click():
+    import pathlib
+
+    package = pathlib.Path(__file__).resolve().parents[1] / "lakehouse"
+    offenders = [str(p.relative_to(package)) for p in package.rglob("*.py")
+                 if p.name != "cli.py" and any(
+                     line.strip().startswith(("import click", "from click"))
+                     for line in p.read_text().splitlines())]
+    assert offenders == []

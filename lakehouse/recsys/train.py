@@ -222,7 +222,9 @@ def train(target: RunContext | Settings | None = None, *, promote: str = "auto",
         date: Use listens up to the end of this day, UTC (default: the
             context's date, today for settings).
         progress: Called after each epoch with the epoch number and
-            ``{"epoch", "seconds", <metrics on a sample of the holdout>}``.
+            ``{"epoch", "seconds", <metrics on a sample of the holdout>}``
+            (default: one :class:`~lakehouse.context.ProgressEvent` per epoch
+            to the context's progress callback, if it has one).
         wait: Wait for another training holding the lock (default: the
             context's policy); False: raise at once.
 
@@ -238,12 +240,28 @@ def train(target: RunContext | Settings | None = None, *, promote: str = "auto",
     if promote not in PROMOTE_MODES:
         raise ConfigError(f"promote must be one of {', '.join(PROMOTE_MODES)}, got {promote!r}")
     ctx = as_context(target, date=date, wait=wait)
+    progress = progress or _epoch_events(ctx)
 
     def body(run: StepRun) -> TrainResult:
         record = run.start(MODELS_TARGET)
         return _train(ctx.settings, run.lake, promote, run.date, progress, record)
 
     return run_step(ctx, names.TRAIN, body)
+
+
+def _epoch_events(ctx: RunContext) -> Progress | None:
+    """Epochs as progress events, each with a one-line message (the cron log's line)."""
+    if ctx.progress is None:
+        return None
+    total = ctx.settings.epochs
+
+    def report(epoch: int, point: dict[str, Any]) -> None:
+        metric = point.get(PRIMARY)
+        line = (f"epoch {epoch}/{total}  {point['seconds']:.2f}s"
+                + (f"  p@10 (sample) {metric:.4f}" if metric is not None else ""))
+        ctx.report(names.TRAIN, "epochs", epoch, total, finished=epoch == total, message=line)
+
+    return report
 
 
 def _train(settings: Settings, lake: Lake, promote: str, date: dt.date,
