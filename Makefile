@@ -65,7 +65,7 @@ status: $(STAMP) ## Show pipeline health (exit 1 when unhealthy)
 report: $(STAMP) ## Write the HTML monitoring report
 	$(LAKEHOUSE) report
 
-daily: $(STAMP) ## The scheduled job: ingest, build, recommend (retrain weekly)
+daily: $(STAMP) ## The scheduled job (lakehouse daily, logged, one at a time): ingest .. status
 	scripts/daily.sh
 
 bench: $(STAMP) ## Run every benchmark script (minutes; results go to BENCHMARKS.md by hand)

@@ -660,6 +660,44 @@ def alert_command(test: bool, message: str | None, job: str, limit: int, fmt: st
                       rows, fmt))
 
 
+# ---- daily ----
+@cli.command("daily")
+@api_url_option
+@date_option
+@click.option("--retrain/--no-retrain", default=None,
+              help="Train today, or not [default: on LAKEHOUSE_RETRAIN_WEEKDAY (0 = Monday, "
+                   "-1: never by weekday) or while there is no champion].")
+@wait_option
+@click.option("--progress/--no-progress", default=None,
+              help="Progress bars (default: on a terminal; else one line per step).")
+@with_settings(api_url="api_url")
+def daily_command(date: dt.date | None, retrain: bool | None, wait: bool,
+                  progress: bool | None) -> None:
+    """Run the scheduled daily job: ingest, build, train (when due), recommend, report, status.
+
+    One failing endpoint does not stop the others; the build needs at least
+    one endpoint ingested, train and recommend a successful build. Each step
+    records and alerts as its own command does, and a failed job sends one
+    job_failed alert. Exit code: 0 all well, else the sum of 1 (unhealthy),
+    4 (ingest), 8 (build), 16 (train), 32 (recommend), 64 (report).
+
+    \b
+    Example:
+      lakehouse daily --api-url http://127.0.0.1:8000
+      lakehouse daily --date 2026-11-26 --no-retrain || echo "exit $?"
+    """
+    from lakehouse.daily import daily
+
+    ctx = step_context(progress).replace(wait=wait)
+    result = daily(ctx, date=date, retrain=retrain)
+    rows = [(s.name, s.status, s.detail) for s in result.steps]
+    verdict = "done" if not result.exit_code else f"FAILED (exit {result.exit_code})"
+    click.echo(f"Daily job for {result.date} on {ctx.settings.lake}: {verdict}")
+    click.echo(render(["step", "status", "detail"], rows))
+    if result.exit_code:
+        sys.exit(result.exit_code)
+
+
 # ---- demo ----
 @cli.command()
 @click.option("--days", type=click.IntRange(3, 30), default=5, show_default=True,

@@ -2,7 +2,7 @@
 
 ``lakehouse demo`` (``make demo``) starts the mock API on a free loopback
 port, then for each simulated day switches the API to that date and runs what
-cron would run: ingest, build, recommend (training once enough history
+cron would run, :func:`lakehouse.daily.daily` (training once enough history
 exists, and again at the end so a challenger meets the champion). It ends
 with the HTML report and stops the API.
 """
@@ -21,6 +21,8 @@ from lakehouse.errors import LakeError
 from lakehouse.lake import Lake
 
 MARKER = ".demo-lake"
+# The daily job's steps shown on each day's line (the report and status are summed up last).
+_SHOWN = ("ingest", "build", "train", "recommend")
 
 
 @dataclass
@@ -78,14 +80,11 @@ def run_demo(settings: Settings, *, days: int = 5, seed: int = 42,
         The days simulated, the report path, the champion model version and
         any step that failed.
     """
-    from lakehouse.ingest import ingest
+    from lakehouse.context import RunContext
+    from lakehouse.daily import SKIPPED, SUCCESS, daily
     from lakehouse.mockapi.data import MockConfig
     from lakehouse.mockapi.testing import running_mock_api
-    from lakehouse.monitor.report import write_report
     from lakehouse.recsys.registry import Registry
-    from lakehouse.recsys.score import recommend
-    from lakehouse.recsys.train import train
-    from lakehouse.zones.build import build
 
     days = max(days, 3)
     t0 = time.perf_counter()
@@ -94,37 +93,21 @@ def run_demo(settings: Settings, *, days: int = 5, seed: int = 42,
     config = MockConfig(seed=seed, **mock_fields)
     dates = [config.end - dt.timedelta(days=n) for n in range(days - 1, -1, -1)]
     result = DemoResult(lake=settings.lake, days=dates)
+    # Train once enough history exists, and again at the end so a challenger meets the champion.
     train_on = {dates[len(dates) // 2], dates[-1]}
     echo(f"Demo lake: {settings.lake}  ({days} simulated days, "
          f"{dates[0]} .. {dates[-1]}, mock seed {seed})")
     with running_mock_api(config, admin=True) as api:
-        run_settings = settings.replace(api_url=api.url)
+        ctx = RunContext.open(settings.replace(api_url=api.url))
         echo(f"Bundled MooVitamix API on {api.url}")
         for day in dates:
             api.set_as_of(day)
-            steps: list[str] = []
-            records = ingest(run_settings, date=day)
-            steps.append("ingest " + " ".join(
-                f"{r.target}={r.records if r.ok else 'FAILED'}" for r in records))
-            try:
-                build_runs = build(run_settings, date=day)
-                records += build_runs
-                steps.append(f"build {sum(r.ok for r in build_runs)} tables")
-                if day in train_on:
-                    trained = train(run_settings, date=day)
-                    steps.append(f"train {trained.version}: "
-                                 f"{'promoted' if trained.promoted else 'kept champion'}")
-                if Registry(run_settings.models_dir).alias("champion"):
-                    scored = recommend(run_settings, date=day)
-                    records.append(scored)
-                    steps.append(f"recommend {scored.records} rows")
-            except Exception as exc:  # noqa: BLE001 - the demo reports and goes on
-                result.failed_steps.append(f"{day}: {exc}")
-                steps.append(f"FAILED: {str(exc).splitlines()[0]}")
-            failed = [f"{day} {r.pipeline} {r.target}: {r.error}" for r in records if not r.ok]
-            result.failed_steps += failed
-            echo(f"  {day}  " + "; ".join(steps))
-        result.report = write_report(run_settings)
+            today = daily(ctx, date=day, retrain=day in train_on, report=day == dates[-1])
+            result.failed_steps += [f"{day} {s.name}: {s.detail}" for s in today.failed]
+            echo(f"  {day}  " + "; ".join(
+                f"{s.name} {s.detail}" if s.status == SUCCESS else f"{s.name} FAILED: {s.detail}"
+                for s in today.steps if s.status != SKIPPED and s.name in _SHOWN))
+            result.report = today.report or result.report
     registry = Registry(settings.models_dir)
     result.champion = registry.alias("champion")
     if result.champion:
