@@ -17,7 +17,7 @@ from typing import Any
 
 import click
 
-from lakehouse import __version__
+from lakehouse import __version__, names
 from lakehouse.config import Settings
 from lakehouse.errors import LakehouseError
 from lakehouse.output import FORMATS, human_bytes, render
@@ -448,13 +448,16 @@ def models_list(fmt: str) -> None:
     if not infos and fmt == "table":
         click.echo(f"No models in {registry.root} yet; run 'lakehouse train'.")
         return
-    aliases = {v: a for a in ("champion", "challenger") if (v := registry.alias(a))}
+    aliases = {v: a for a in (names.CHAMPION, names.CHALLENGER) if (v := registry.alias(a))}
+
+    def metric(info, section: str, key: str):
+        return (info.metrics.get(section) or {}).get(key)
+
+    model, baseline = names.MODEL_METRICS, names.BASELINE_METRICS
     rows = [(i.version, aliases.get(i.version), i.created_at,
-             (i.metrics.get("model") or {}).get("precision_at_10"),
-             (i.metrics.get("baseline") or {}).get("precision_at_10"),
-             (i.metrics.get("model") or {}).get("ndcg_at_10"),
-             (i.metrics.get("model") or {}).get("auc"),
-             (i.metrics.get("model") or {}).get("coverage"),
+             metric(i, model, names.PRECISION_AT_10), metric(i, baseline, names.PRECISION_AT_10),
+             metric(i, model, names.NDCG_AT_10), metric(i, model, names.AUC),
+             metric(i, model, names.COVERAGE),
              i.params.get("epochs"), i.params.get("components")) for i in infos]
     click.echo(render(["version", "alias", "created_at", "p@10", "popularity_p@10", "ndcg@10",
                        "auc", "coverage", "epochs", "components"], rows, fmt))

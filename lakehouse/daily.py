@@ -195,7 +195,7 @@ def _champion(ctx: RunContext) -> str | None:
     from lakehouse.recsys.registry import Registry
 
     try:
-        return Registry(ctx.settings.models_dir).alias("champion")
+        return Registry(ctx.settings.models_dir).alias(names.CHAMPION)
     except LakehouseError as exc:
         log.warning("cannot read the model registry: %s", exc)
         return None

@@ -16,13 +16,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from lakehouse import names
 from lakehouse.config import Settings
 from lakehouse.errors import LakeError
 from lakehouse.lake import Lake
 
 MARKER = ".demo-lake"
 # The daily job's steps shown on each day's line (the report and status are summed up last).
-_SHOWN = ("ingest", "build", "train", "recommend")
+_SHOWN = names.STEPS
 
 
 @dataclass
@@ -109,10 +110,10 @@ def run_demo(settings: Settings, *, days: int = 5, seed: int = 42,
                 for s in today.steps if s.status != SKIPPED and s.name in _SHOWN))
             result.report = today.report or result.report
     registry = Registry(settings.models_dir)
-    result.champion = registry.alias("champion")
+    result.champion = registry.alias(names.CHAMPION)
     if result.champion:
         metrics = registry.get(result.champion).metrics
-        result.precision = (metrics["model"]["precision_at_10"],
-                            metrics["baseline"]["precision_at_10"])
+        result.precision = (metrics[names.MODEL_METRICS][names.PRECISION_AT_10],
+                            metrics[names.BASELINE_METRICS][names.PRECISION_AT_10])
     result.seconds = time.perf_counter() - t0
     return result

@@ -159,7 +159,7 @@ def run_alerts(
                 f"{rec.error or 'no error message'}",
                 {**base, "error": rec.error}))
             continue
-        if rec.pipeline == "build" and rec.rows_in and rec.quarantined:
+        if rec.pipeline == names.BUILD and rec.rows_in and rec.quarantined:
             share = rec.quarantined / rec.rows_in
             if share > settings.max_quarantine_share:
                 reasons = (rec.details or {}).get("quarantine_reasons") or {}
@@ -173,11 +173,11 @@ def run_alerts(
                     {**base, "quarantined": rec.quarantined, "rows_in": rec.rows_in,
                      "share": round(share, 4), "threshold": settings.max_quarantine_share,
                      "reasons": reasons}))
-        if rec.pipeline in ("ingest", "build") and rec.records is not None:
+        if rec.pipeline in (names.INGEST, names.BUILD) and rec.records is not None:
             alert = _row_change_alert(settings, rec, base, history)
             if alert:
                 alerts.append(alert)
-        if rec.pipeline == "train":
+        if rec.pipeline == names.TRAIN:
             details = rec.details or {}
             if "promoted" in details and not details["promoted"]:
                 alerts.append(Alert(
@@ -231,7 +231,7 @@ def notify_runs(settings: Settings, records: Sequence[RunRecord]) -> list[Alert]
         within the window, with the sinks' outcome in ``delivered``.
     """
     history = None
-    if any(r.ok and r.pipeline in ("ingest", "build") for r in records):
+    if any(r.ok and r.pipeline in (names.INGEST, names.BUILD) for r in records):
         try:
             from lakehouse.monitor.runs import read_runs
 

@@ -152,7 +152,7 @@ def _aggregate(runs: pd.DataFrame, period: pd.Series, period_name: str,
 
 
 def _written_table(pipeline: str, target: str) -> str | None:
-    name = target if "." in target else (names.raw_table(target) if pipeline == "ingest"
+    name = target if "." in target else (names.raw_table(target) if pipeline == names.INGEST
                                          else None)
     if name is None:
         return None

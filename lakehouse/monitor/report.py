@@ -242,7 +242,7 @@ def _failures(runs: pd.DataFrame, limit: int = 20) -> str:
 
 
 def _quarantine(runs: pd.DataFrame) -> str:
-    builds = runs[(runs["pipeline"] == "build") & (runs["status"] == names.SUCCESS)]
+    builds = runs[(runs["pipeline"] == names.BUILD) & (runs["status"] == names.SUCCESS)]
     reasons: dict[str, float] = {}
     if not builds.empty:
         # The latest build of each table says what is in quarantine now.
@@ -269,7 +269,7 @@ def _models(settings: Settings) -> tuple[list[Any], str | None]:
         from lakehouse.recsys.registry import Registry
 
         registry = Registry(settings.models_dir)
-        return registry.versions(), registry.alias("champion")
+        return registry.versions(), registry.alias(names.CHAMPION)
     except Exception as exc:  # no registry yet, or a damaged one: the report still renders
         log.warning("cannot read the model registry: %s", exc)
         return [], None

@@ -34,8 +34,8 @@ from lakehouse.monitor.runs import read_runs
 
 log = logging.getLogger(__name__)
 
-INGEST, BUILD, TRAIN, RECOMMEND = "ingest", "build", "train", "recommend"
-METRIC_KEYS = ("precision_at_10", "recall_at_10", "ndcg_at_10", "auc", "coverage")
+INGEST, BUILD, TRAIN, RECOMMEND = names.INGEST, names.BUILD, names.TRAIN, names.RECOMMEND
+METRIC_KEYS = names.METRIC_KEYS
 
 
 @dataclass
@@ -250,7 +250,7 @@ def _champion(settings: Settings) -> ModelStatus | None:
         from lakehouse.recsys.registry import Registry
 
         registry = Registry(settings.models_dir)
-        version = registry.alias("champion")
+        version = registry.alias(names.CHAMPION)
         if not version:
             return None
         info = registry.get(version)
@@ -260,8 +260,9 @@ def _champion(settings: Settings) -> ModelStatus | None:
         return None
     metrics = info.metrics or {}
     return ModelStatus(version=info.version, created_at=info.created_at,
-                       metrics=dict(metrics.get("model") or {}),
-                       baseline=dict(metrics.get("baseline") or {}), versions=count)
+                       metrics=dict(metrics.get(names.MODEL_METRICS) or {}),
+                       baseline=dict(metrics.get(names.BASELINE_METRICS) or {}),
+                       versions=count)
 
 
 def _last_score_date(lake: Lake) -> dt.date | None:

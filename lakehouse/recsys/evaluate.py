@@ -22,10 +22,11 @@ import pandas as pd
 import scipy.sparse as sp
 from scipy.stats import rankdata
 
+from lakehouse import names
 from lakehouse.recsys.topk import top_k
 
 K = 10
-METRICS = ("precision_at_10", "recall_at_10", "ndcg_at_10", "auc", "coverage")
+METRICS = names.METRIC_KEYS
 # Users evaluated at most; a seeded sample beyond that keeps evaluation time bounded.
 MAX_EVAL_USERS = 20_000
 # AUC needs every score of a user ranked (n_items per user): a smaller seeded sample.

@@ -34,11 +34,12 @@ from typing import Any
 
 import numpy as np
 
+from lakehouse import names
 from lakehouse.errors import ModelError
 from lakehouse.lake import utc_now
 from lakehouse.locking import lake_lock
 
-ALIASES = ("champion", "challenger")
+ALIASES = (names.CHAMPION, names.CHALLENGER)
 ARTIFACT = "model.npz"
 META = "model.json"
 _VERSION = re.compile(r"^v(\d{4,})$")

@@ -176,7 +176,7 @@ def recommend(target: RunContext | Settings | None = None, *, k: int | None = No
 def _recommend(settings: Settings, lake: Lake, k: int, date: dt.date,
                record: RunRecord) -> None:
     registry = Registry(settings.models_dir)
-    info = registry.get("champion")
+    info = registry.get(names.CHAMPION)
     model = load_model(registry, info.version)
     inputs = load_scoring_inputs(lake, date)
     t0 = time.perf_counter()

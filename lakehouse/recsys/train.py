@@ -45,7 +45,7 @@ log = logging.getLogger(__name__)
 
 PROMOTE_MODES = ("auto", "never", "force")
 LOSSES = ("warp", "bpr", "logistic", "warp-kos")
-PRIMARY = "precision_at_10"
+PRIMARY = names.PRECISION_AT_10
 # The run log's target of a training run.
 MODELS_TARGET = "models"
 # Users scored after each epoch for the learning curve (cheap, not the final metrics).
