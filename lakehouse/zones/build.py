@@ -29,7 +29,6 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
 
 import duckdb
 import ibis
@@ -44,7 +43,7 @@ from lakehouse.lake import WriteResult
 from lakehouse.runlog import RunRecord, _cpu_seconds
 from lakehouse.steps import StepRun, run_step
 from lakehouse.zones import consumption, standardized
-from lakehouse.zones.base import KEY_UNIQUE, View, duplicate_keys
+from lakehouse.zones.base import KEY_UNIQUE, BuildContext, View, duplicate_keys
 
 log = logging.getLogger(__name__)
 
@@ -131,6 +130,7 @@ class _Build:
         self.lake = run.lake
         self.settings = settings
         self.date = run.date
+        self.context = BuildContext(end=run.date, kpi_days=settings.kpi_days)
         self.con = self.lake.con
         self.temps: list[str] = []
         self.tables: dict[str, ir.Table] = {}
@@ -223,11 +223,8 @@ class _Build:
     def _consume(self, view: View) -> _Result:
         result = _Result(view, None, RunRecord(PIPELINE, view.name, self.date))  # type: ignore[arg-type]
         with result.timed():
-            kwargs: dict[str, Any] = {}
-            if view is consumption.DAILY_KPIS:
-                kwargs = {"end": self.date, "days": self.settings.kpi_days}
             inputs = self._inputs(view)
-            result.table = self._temp(view.query(*inputs, **kwargs), view.name)
+            result.table = self._temp(view.compute(inputs, self.context), view.name)
             result.record.rows_in = int(inputs[0].count().execute())
             result.record.quarantined = 0
             self._validate(result)
