@@ -41,6 +41,7 @@ from lakehouse.context import RunContext, as_context
 from lakehouse.errors import LakeError, ValidationError
 from lakehouse.lake import WriteResult
 from lakehouse.runlog import RunRecord, _cpu_seconds
+from lakehouse.source.endpoints import ENDPOINTS, META_FIELDS
 from lakehouse.steps import StepRun, run_step
 from lakehouse.zones import consumption, standardized
 from lakehouse.zones.base import KEY_UNIQUE, BuildContext, View, duplicate_keys
@@ -48,15 +49,12 @@ from lakehouse.zones.base import KEY_UNIQUE, BuildContext, View, duplicate_keys
 log = logging.getLogger(__name__)
 
 PIPELINE = names.BUILD
-# The raw columns each view reads, and their types when a snapshot lacks them.
+# The raw columns each view reads, and their types when a snapshot lacks them: the
+# source contract's (lakehouse.source.endpoints), declared there once.
 RAW_COLUMNS: dict[str, dict[str, str]] = {
-    names.RAW_USERS: {c: "string" for c in standardized.RAW_USER_COLUMNS} | {"id": "int64"},
-    names.RAW_TRACKS: {c: "string" for c in standardized.RAW_TRACK_COLUMNS} | {"id": "int64"},
-    names.RAW_LISTEN_HISTORY: {"user_id": "int64", "items": "array<int64>",
-                               "created_at": "string", "updated_at": "string"},
-}
-RAW_META_TYPES = {names.RUN_ID: "string", names.INGESTED_AT: "timestamp('UTC', 6)",
-                  names.PAGE: "int64", names.INGEST_DATE: "date"}
+    spec.table: {f.name: str(ibis.dtype(f.type)) for f in spec.fields}
+    for spec in ENDPOINTS.values()}
+RAW_META_TYPES = {f.name: str(ibis.dtype(f.type)) for f in META_FIELDS}
 EXAMPLES = 3
 
 

@@ -23,6 +23,7 @@ import pandera.ibis as pa
 
 from lakehouse import names
 from lakehouse.names import INGEST_DATE, Q_CHECK, Q_REASON, TRACK_ID, USER_ID
+from lakehouse.source.endpoints import ENDPOINTS
 from lakehouse.zones.base import (
     UTC_TS,
     Rule,
@@ -38,11 +39,10 @@ from lakehouse.zones.base import (
 
 P = "s__"  # prefix of typed columns in staged tables
 
-RAW_USER_COLUMNS = ("id", "first_name", "last_name", "email", "gender", "favorite_genres",
-                    "created_at", "updated_at")
-RAW_TRACK_COLUMNS = ("id", "name", "artist", "songwriters", "duration", "genres", "album",
-                     "created_at", "updated_at")
-RAW_LISTEN_COLUMNS = ("user_id", "items", "created_at", "updated_at")
+# The raw columns, as the source contract declares them (lakehouse.source.endpoints).
+RAW_USER_COLUMNS = ENDPOINTS[names.USERS].field_names
+RAW_TRACK_COLUMNS = ENDPOINTS[names.TRACKS].field_names
+RAW_LISTEN_COLUMNS = ENDPOINTS[names.LISTEN_HISTORY].field_names
 RAW_META = (*names.RAW_META_COLUMNS, INGEST_DATE)
 
 # Tokens a free-text genre field is split on ("Rock, Indie", "Rock/Pop").
