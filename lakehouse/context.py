@@ -186,4 +186,6 @@ def as_context(target: RunContext | Settings | None, *, date: dt.date | str | No
     if not isinstance(target, RunContext):
         return RunContext.open(target, date=date, progress=progress,
                                wait=True if wait is None else wait)
+    if date is None and progress is None and wait is None:
+        return target  # the same context: its lake handle opens once and is shared
     return target.replace(date=date, progress=progress, wait=wait)

@@ -241,7 +241,7 @@ def _recommend(ctx: RunContext) -> StepOutcome:
 def _report(ctx: RunContext) -> StepOutcome:
     from lakehouse.monitor.report import write_report
 
-    path = write_report(ctx.settings)
+    path = write_report(ctx)
     return StepOutcome(REPORT, SUCCESS, str(path), value=path)
 
 
@@ -249,7 +249,7 @@ def _status(ctx: RunContext) -> StepOutcome:
     from lakehouse.monitor.alerts import send_alerts
     from lakehouse.monitor.status import status
 
-    st = status(ctx.settings)
+    st = status(ctx)
     send_alerts(ctx.settings, st.alerts())
     if st.healthy:
         return StepOutcome(STATUS, SUCCESS, "healthy", value=st)

@@ -46,6 +46,7 @@ import pyarrow as pa
 
 from lakehouse import names
 from lakehouse.config import Settings
+from lakehouse.context import RunContext, as_context
 from lakehouse.errors import LakehouseError
 from lakehouse.lake import Lake, utc_now
 from lakehouse.locking import lake_lock
@@ -309,9 +310,15 @@ def recently_sent(lake: Lake, window_minutes: float) -> set[str]:
             if not row["suppressed"] and row["created_at"] >= cutoff}
 
 
-def read_alerts(settings: Settings, limit: int | None = 50) -> list[dict[str, Any]]:
-    """The most recent alerts recorded in ``meta.alerts``, newest first."""
-    lake = Lake(settings.lake, create=False)
+def read_alerts(target: RunContext | Settings | None = None,
+                limit: int | None = 50) -> list[dict[str, Any]]:
+    """The most recent alerts recorded in ``meta.alerts``, newest first.
+
+    Args:
+        target: The run context (its lake handle is used), or settings.
+        limit: At most this many (None: all).
+    """
+    lake = as_context(target).lake()
     if not lake.exists(names.META_ALERTS):
         return []
     rows = sorted(lake.to_arrow(names.META_ALERTS).to_pylist(),

@@ -23,8 +23,9 @@ import pandas as pd
 
 from lakehouse import __version__, names
 from lakehouse.config import Settings
+from lakehouse.context import RunContext, as_context
 from lakehouse.errors import ConfigError
-from lakehouse.lake import Lake, utc_now
+from lakehouse.lake import utc_now
 from lakehouse.monitor import charts
 from lakehouse.monitor.alerts import read_alerts
 from lakehouse.monitor.kpis import PipelineKpis, frame_rows, pipeline_kpis, user_kpis
@@ -44,11 +45,12 @@ CHARTS = (
 MAX_TABLE_LINES = 8
 
 
-def write_report(settings: Settings, out: Path | None = None) -> Path:
+def write_report(target: RunContext | Settings | None = None, out: Path | None = None) -> Path:
     """Write the HTML monitoring report of the lake.
 
     Args:
-        settings: Which lake (and its thresholds and cost rate).
+        target: The run context, or settings: which lake (and its thresholds
+            and cost rate).
         out: The file to write, or a folder to write it in (default:
             ``<lake>/reports/``); the file name defaults to
             ``report-<UTC date>.html``.
@@ -60,7 +62,9 @@ def write_report(settings: Settings, out: Path | None = None) -> Path:
         LakeError: There is no lake at ``settings.lake``.
         ConfigError: ``out`` cannot be written.
     """
-    html = render_report(settings)
+    ctx = as_context(target)
+    settings = ctx.settings
+    html = render_report(ctx)
     default_name = f"report-{utc_now().date().isoformat()}.html"
     if out is None:
         path = settings.reports_dir / default_name
@@ -80,13 +84,17 @@ def write_report(settings: Settings, out: Path | None = None) -> Path:
     return path
 
 
-def render_report(settings: Settings) -> str:
-    """The report as an HTML string (see :func:`write_report`)."""
-    lake = Lake(settings.lake, create=False)
-    st = status(settings)
-    users = user_kpis(settings)
-    pipe = pipeline_kpis(settings)
+def render_report(target: RunContext | Settings | None = None) -> str:
+    """The report as an HTML string (see :func:`write_report`).
+
+    The lake is opened once and ``meta.runs`` read once, for every section.
+    """
+    ctx = as_context(target)
+    settings, lake = ctx.settings, ctx.lake()
     runs = read_runs(lake)
+    st = status(ctx, runs=runs)
+    users = user_kpis(ctx)
+    pipe = pipeline_kpis(ctx, runs=runs)
     models, champion = _models(settings)
     sections = [
         _health(st),
@@ -95,7 +103,7 @@ def render_report(settings: Settings) -> str:
         _section("Recent failures", "failures", _failures(runs)),
         _section("Quarantine", "quarantine", _quarantine(runs)),
         _section("Models", "models", _model_charts(models, champion)),
-        _section("Recent alerts", "alerts", _alerts(settings)),
+        _section("Recent alerts", "alerts", _alerts(ctx)),
     ]
     title = f"Lakehouse report: {lake.root.name}"
     return (
@@ -299,9 +307,9 @@ def _metric(model: Any, which: str, key: str) -> float | None:
     return None if value is None else float(value)
 
 
-def _alerts(settings: Settings) -> str:
+def _alerts(ctx: RunContext) -> str:
     try:
-        alerts = read_alerts(settings, limit=20)
+        alerts = read_alerts(ctx, limit=20)
     except Exception as exc:  # the alert log is optional for the report
         log.warning("cannot read alerts: %s", exc)
         alerts = []

@@ -28,6 +28,7 @@ import pandas as pd
 
 from lakehouse import names
 from lakehouse.config import Settings
+from lakehouse.context import RunContext, as_context
 from lakehouse.lake import Lake, TableInfo, utc_now
 from lakehouse.monitor import alerts as al
 from lakehouse.monitor.runs import read_runs
@@ -118,12 +119,16 @@ class Status:
                 for p in self.problems if p.severity == al.ERROR]
 
 
-def status(settings: Settings, now: dt.datetime | None = None) -> Status:
+def status(target: RunContext | Settings | None = None, now: dt.datetime | None = None, *,
+           runs: pd.DataFrame | None = None) -> Status:
     """The lake's health: freshness, last runs, tables, model, recommendations.
 
     Args:
-        settings: Which lake, ``stale_hours``, and the models folder.
+        target: The run context (its lake handle is used), or settings:
+            which lake, ``stale_hours``, and the models folder.
         now: The time to judge freshness against (default: now, UTC).
+        runs: ``meta.runs`` as :func:`read_runs` returns it, when the caller
+            has read it already (the report); else it is read here.
 
     Returns:
         A :class:`Status`; ``healthy`` is False if any problem is an error.
@@ -131,10 +136,11 @@ def status(settings: Settings, now: dt.datetime | None = None) -> Status:
     Raises:
         LakeError: There is no lake at ``settings.lake``.
     """
-    lake = Lake(settings.lake, create=False)
+    ctx = as_context(target)
+    settings, lake = ctx.settings, ctx.lake()
     now = now or utc_now()
     st = Status(healthy=True, checked_at=now, lake=lake.root, stale_hours=settings.stale_hours)
-    runs = read_runs(lake)
+    runs = read_runs(lake) if runs is None else runs
     limit = dt.timedelta(hours=settings.stale_hours)
 
     for endpoint in names.ENDPOINTS:

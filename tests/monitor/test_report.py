@@ -98,3 +98,26 @@ def test_the_report_of_the_trained_sample_lake_draws_real_charts(trained_lake, t
         body = html.split(f'id="chart-{chart}"')[1].split("</figure>")[0]
         assert "<circle" in body or "<rect x=\"" in body and 'class="empty"' not in body, chart
     assert "champion" in html
+
+
+def test_the_report_opens_the_lake_once_and_reads_the_run_log_once(trained_lake, monkeypatch):
+    from lakehouse import lake as lake_module
+    from lakehouse.monitor import kpis, report, runs, status
+
+    opened, reads = [], []
+    init, read = lake_module.Lake.__init__, runs.read_runs
+
+    def counting_init(self, *a, **k):
+        opened.append(a)
+        init(self, *a, **k)
+
+    def counting_read(*a, **k):
+        reads.append(a)
+        return read(*a, **k)
+
+    monkeypatch.setattr(lake_module.Lake, "__init__", counting_init)
+    for module in (report, kpis, status):
+        monkeypatch.setattr(module, "read_runs", counting_read)
+    html = report.render_report(trained_lake)
+    assert "chart-users" in html and "Recent alerts" in html
+    assert len(opened) == 1 and len(reads) == 1
