@@ -142,38 +142,60 @@ def status(target: RunContext | Settings | None = None, now: dt.datetime | None 
     st = Status(healthy=True, checked_at=now, lake=lake.root, stale_hours=settings.stale_hours)
     runs = read_runs(lake) if runs is None else runs
     limit = dt.timedelta(hours=settings.stale_hours)
+    _judge_ingest(st, runs, limit)
+    _judge_build(st, runs, limit)
+    _judge_train(st, runs)
+    st.model = _champion(settings)
+    st.last_recommendations = _last_score_date(lake)
+    _judge_scoring(st, runs, limit)
+    _list_tables(st, lake)
+    st.problems.sort(key=lambda p: p.severity != al.ERROR)
+    st.healthy = not st.errors
+    return st
 
+
+def _judge_ingest(st: Status, runs: pd.DataFrame, limit: dt.timedelta) -> None:
+    """Each endpoint: ingested, its last run not failed, its last success fresh."""
     for endpoint in names.ENDPOINTS:
-        step = _step(runs, INGEST, endpoint, now)
+        step = _step(runs, INGEST, endpoint, st.checked_at)
         st.endpoints.append(step)
-        _judge(st, step, f"{INGEST}:{endpoint}", f"ingest of {endpoint}", limit, now,
-               never=f"{endpoint} was never ingested; run 'lakehouse ingest'")
+        _judge(st, step, f"{INGEST}:{endpoint}", f"ingest of {endpoint}", limit,
+               st.checked_at, never=f"{endpoint} was never ingested; run 'lakehouse ingest'")
 
+
+def _judge_build(st: Status, runs: pd.DataFrame, limit: dt.timedelta) -> None:
+    """Each built table's last run not failed; the build as a whole ran and is fresh."""
     build_runs = runs[runs["pipeline"] == BUILD]
     for target in sorted(build_runs["target"].unique()):
-        st.steps.append(_step(runs, BUILD, target, now))
+        st.steps.append(_step(runs, BUILD, target, st.checked_at))
     for step in st.steps:
         if step.last_status == names.FAILED:
             st.problems.append(Problem(
                 al.RUN_FAILED, f"{BUILD}:{step.target}", al.ERROR,
                 f"last build of {step.target} ({step.run_date}) failed: {step.error}"))
-    build_all = _step(runs, BUILD, None, now)
+    build_all = _step(runs, BUILD, None, st.checked_at)
     if build_all.last_status is None:
         st.problems.append(Problem(al.STALE, BUILD, al.ERROR,
                                    "the zones were never built; run 'lakehouse build'"))
     else:
         _judge_fresh(st, build_all, BUILD, "build", limit)
 
-    train = _step(runs, TRAIN, None, now)
-    if train.last_status is not None:
-        st.steps.append(train)
-        if train.last_status == names.FAILED:
-            st.problems.append(Problem(
-                al.RUN_FAILED, f"{TRAIN}:{train.target}", al.ERROR,
-                f"last training ({train.run_date}) failed: {train.error}"))
 
-    st.model = _champion(settings)
-    st.last_recommendations = _last_score_date(lake)
+def _judge_train(st: Status, runs: pd.DataFrame) -> None:
+    """The last training, if any, did not fail (the weekly retraining works)."""
+    train = _step(runs, TRAIN, None, st.checked_at)
+    if train.last_status is None:
+        return
+    st.steps.append(train)
+    if train.last_status == names.FAILED:
+        st.problems.append(Problem(
+            al.RUN_FAILED, f"{TRAIN}:{train.target}", al.ERROR,
+            f"last training ({train.run_date}) failed: {train.error}"))
+
+
+def _judge_scoring(st: Status, runs: pd.DataFrame, limit: dt.timedelta) -> None:
+    """With a champion, the last scoring did not fail and succeeded within the limit."""
+    now = st.checked_at
     scoring = _step(runs, RECOMMEND, None, now)
     if scoring.last_status is not None:
         st.steps.append(scoring)
@@ -190,18 +212,17 @@ def status(target: RunContext | Settings | None = None, now: dt.datetime | None 
                 if scoring.last_success_at else "it never ran")
         st.problems.append(Problem(
             al.MISSED_SCORING, RECOMMEND, al.ERROR,
-            f"no scoring run within {settings.stale_hours:g} h ({when}); "
+            f"no scoring run within {st.stale_hours:g} h ({when}); "
             "run 'lakehouse recommend'"))
 
+
+def _list_tables(st: Status, lake: Lake) -> None:
     try:
         st.tables = lake.tables()
         st.lake_bytes = lake.size_bytes()
     except Exception as exc:  # a broken table is a problem to report, not a crash
         st.problems.append(Problem("lake_unreadable", "lake", al.ERROR,
                                    f"cannot list the lake's tables: {exc}"))
-    st.problems.sort(key=lambda p: p.severity != al.ERROR)
-    st.healthy = not st.errors
-    return st
 
 
 def _step(runs: pd.DataFrame, pipeline: str, target: str | None,
