@@ -163,6 +163,48 @@ def _as_reader(data: pa.Table | pa.RecordBatchReader | Iterable[pa.RecordBatch],
     return pa.RecordBatchReader.from_batches(schema, data)
 
 
+@dataclass
+class _WritePlan:
+    """What one write does to its table's schema (see :meth:`Lake._plan`)."""
+
+    exists: bool
+    target: pa.Schema
+    partition_by: list[str] | None
+    changes: list[str] = field(default_factory=list)
+    schema_mode: str | None = None
+
+
+def _delta_arguments(plan: _WritePlan, mode: WriteMode, partition: Mapping[str, object] | None,
+                     metadata: Mapping[str, str] | None) -> tuple[dict, str | None]:
+    """delta-rs ``write_deltalake`` arguments, and the partition predicate if any.
+
+    The predicate is returned apart: a new table is written without it, but
+    a writer that lost the race to create the table must use it.
+    """
+    kwargs: dict = {"partition_by": plan.partition_by, "schema_mode": plan.schema_mode,
+                    "commit_properties": CommitProperties(
+                        custom_metadata=dict(metadata or {}), max_commit_retries=50),
+                    # Bounded row groups and files keep a streamed write's memory flat:
+                    # delta-rs buffers a whole row group before flushing it.
+                    "writer_properties": WriterProperties(max_row_group_size=_ROW_GROUP_ROWS),
+                    "target_file_size": _TARGET_FILE_BYTES}
+    if mode == "append":
+        kwargs["mode"] = "append"
+        return kwargs, None
+    if mode == "replace":
+        kwargs["mode"] = "overwrite"
+        return kwargs, None
+    if mode != "replace_partition":
+        raise ValueError(f"unknown write mode {mode!r}")
+    if not partition:
+        raise ValueError("replace_partition needs partition={column: value}")
+    predicate = " AND ".join(f"{col} = '{_sql_literal(val)}'" for col, val in partition.items())
+    kwargs["mode"] = "overwrite"
+    if plan.exists:
+        kwargs["predicate"] = predicate
+    return kwargs, predicate
+
+
 class _Counted:
     """Streams batches cast to the stored schema, counting rows.
 
@@ -334,97 +376,95 @@ class Lake:
             SchemaError: A column changed type, or a timestamp has no time zone.
             LakeError: The write failed; the table is left at its last version.
         """
-        path = self.path(name)
         reader = _as_reader(data, schema)
-        target = normalize_schema(reader.schema)
-        exists = self.exists(name)
-        changes: list[str] = []
-        schema_mode = None
+        plan = self._plan(name, normalize_schema(reader.schema), mode, partition_by,
+                          allow_missing)
+        kwargs, predicate = _delta_arguments(plan, mode, partition, metadata)
+        rows = self._commit(name, data, reader, plan.target, kwargs, predicate)
+        version = DeltaTable(str(self.path(name))).version()
+        if plan.changes:
+            log.warning("schema of %s changed: %s", name, "; ".join(plan.changes))
+        return WriteResult(name, version, rows, mode, plan.changes)
+
+    def _plan(self, name: str, target: pa.Schema, mode: WriteMode,
+              partition_by: list[str] | None, allow_missing: bool) -> _WritePlan:
+        """How the data meets the stored table: the schema to write, and what changes.
+
+        Raises:
+            SchemaError: A column changed type, or a column is missing and
+                ``allow_missing`` is False.
+        """
+        plan = _WritePlan(exists=self.exists(name), target=target, partition_by=partition_by)
         if mode == "replace":
-            if exists:
+            if plan.exists:
                 added, missing, changed = schema_diff(self.schema(name), target)
-                changes = ([f"added column {c}" for c in added]
-                           + [f"dropped column {c}" for c in missing]
-                           + [f"changed column {c}" for c in changed])
-            schema_mode = "overwrite"
-        elif exists:
-            current = self.schema(name)
-            added, missing, changed = schema_diff(current, target)
-            if changed:
-                raise SchemaError(f"cannot write {name}: column {changed[0]} changed type; "
-                                  "rebuild the table with mode='replace' or fix the data")
-            if missing and not allow_missing:
-                raise SchemaError(f"cannot write {name}: missing column(s) {', '.join(missing)}")
-            changes = [f"added column {c}" for c in added] + [
-                f"missing column {c} (null)" for c in missing]
-            if added or missing:
-                schema_mode = "merge"
-            if missing:
-                target = _with_missing(target, current, missing)
-            # Match the stored types (e.g. a list<int32> arriving for list<int64>).
-            target = pa.schema([current.field(f.name) if f.name in current.names else f
-                                for f in target])
-            if partition_by is None:
-                partition_by = self.delta(name).metadata().partition_columns or None
+                plan.changes = ([f"added column {c}" for c in added]
+                                + [f"dropped column {c}" for c in missing]
+                                + [f"changed column {c}" for c in changed])
+            plan.schema_mode = "overwrite"
+            return plan
+        if not plan.exists:
+            return plan
+        current = self.schema(name)
+        added, missing, changed = schema_diff(current, target)
+        if changed:
+            raise SchemaError(f"cannot write {name}: column {changed[0]} changed type; "
+                              "rebuild the table with mode='replace' or fix the data")
+        if missing and not allow_missing:
+            raise SchemaError(f"cannot write {name}: missing column(s) {', '.join(missing)}")
+        plan.changes = [f"added column {c}" for c in added] + [
+            f"missing column {c} (null)" for c in missing]
+        if added or missing:
+            plan.schema_mode = "merge"
+        if missing:
+            target = _with_missing(target, current, missing)
+        # Match the stored types (e.g. a list<int32> arriving for list<int64>).
+        plan.target = pa.schema([current.field(f.name) if f.name in current.names else f
+                                 for f in target])
+        if partition_by is None:
+            plan.partition_by = self.delta(name).metadata().partition_columns or None
+        return plan
 
-        counted = _Counted(reader, target)
-        stream = counted.as_reader()
-        kwargs: dict = {"partition_by": partition_by, "schema_mode": schema_mode,
-                        "commit_properties": CommitProperties(
-                            custom_metadata=dict(metadata or {}), max_commit_retries=50),
-                        # Bounded row groups and files keep a streamed write's memory flat:
-                        # delta-rs buffers a whole row group before flushing it.
-                        "writer_properties": WriterProperties(max_row_group_size=_ROW_GROUP_ROWS),
-                        "target_file_size": _TARGET_FILE_BYTES}
-        if mode == "append":
-            kwargs["mode"] = "append"
-        elif mode == "replace":
-            kwargs["mode"] = "overwrite"
-        elif mode == "replace_partition":
-            if not partition:
-                raise ValueError("replace_partition needs partition={column: value}")
-            predicate = " AND ".join(f"{col} = '{_sql_literal(val)}'"
-                                     for col, val in partition.items())
-            kwargs["mode"] = "overwrite"
-            if exists:
-                kwargs["predicate"] = predicate
-        else:
-            raise ValueError(f"unknown write mode {mode!r}")
+    def _commit(self, name: str, data: object, reader: pa.RecordBatchReader,
+                target: pa.Schema, kwargs: dict, predicate: str | None) -> int:
+        """Write the stream as one Delta commit; returns the rows written.
 
+        A materialized table is written again after a commit conflict or a
+        lost race to create the table; a stream cannot be replayed.
+
+        Raises:
+            LakeError: The write failed, or conflicts kept coming.
+            Whatever the source raised while streaming, as it was raised.
+        """
+        path = str(self.path(name))
         replayable = isinstance(data, pa.Table)
+        counted = _Counted(reader, target)
         for attempt in range(1, _COMMIT_TRIES + 1):
             try:
-                write_deltalake(str(path), stream, **kwargs)
-                break
+                write_deltalake(path, counted.as_reader(), **kwargs)
+                return counted.rows
             except CommitFailedError as exc:
                 if not replayable or attempt == _COMMIT_TRIES:
                     raise LakeError(f"cannot commit to {name}: concurrent writers kept "
                                     f"conflicting ({exc}); retry the run") from None
                 log.info("commit conflict on %s, retrying (%d)", name, attempt)
                 time.sleep(0.05 * attempt)
-            except DeltaError as exc:
+            except Exception as exc:
                 if counted.error is not None:
-                    raise counted.error from None
-                if not (replayable and "already exists" in str(exc) and attempt < _COMMIT_TRIES):
+                    raise counted.error from None  # delta-rs wrapped the source's own error
+                lost_race = (isinstance(exc, DeltaError) and replayable
+                             and "already exists" in str(exc) and attempt < _COMMIT_TRIES)
+                if isinstance(exc, DeltaError) and not lost_race:
                     raise LakeError(f"cannot write {name}: {exc}") from None
+                if isinstance(exc, OSError):
+                    raise LakeError(f"cannot write {name} under {self.root}: {exc}") from None
+                if not lost_race:
+                    raise
                 # Two writers raced to create the table: write into the winner's.
-                if mode == "replace_partition":
+                if predicate is not None:
                     kwargs["predicate"] = predicate
-            except OSError as exc:
-                if counted.error is not None:
-                    raise counted.error from None
-                raise LakeError(f"cannot write {name} under {self.root}: {exc}") from None
-            except Exception:
-                if counted.error is not None:
-                    raise counted.error from None
-                raise
-            # Only a materialized table reaches here (a stream cannot be replayed).
-            counted = _Counted(data.to_reader(), target)
-            stream = counted.as_reader()
-        version = DeltaTable(str(path)).version()
-        if changes:
-            log.warning("schema of %s changed: %s", name, "; ".join(changes))
-        return WriteResult(name, version, counted.rows, mode, changes)
+            counted = _Counted(data.to_reader(), target)  # type: ignore[attr-defined]
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def history(self, name: str, limit: int | None = None) -> list[dict]:
         """The commits of table ``name``, newest first."""
