@@ -235,6 +235,7 @@ def _read_and_write(lake: Lake, client: ApiClient, settings: Settings, spec: End
         try:
             stream = _EndpointStream(client, spec, settings, list(extras.values()), run_id,
                                      date, confirmed)
+            stream.open()  # page 1 before the write: a refused endpoint touches no table
             if on_pages is not None:
                 stream.on_page = functools.partial(_pages_read, on_pages, stream)
             result = lake.write(
@@ -263,7 +264,7 @@ def _read_and_write(lake: Lake, client: ApiClient, settings: Settings, spec: End
 
 
 def _pages_read(on_pages: PagesFn, stream: _EndpointStream, _new: int) -> None:
-    on_pages(stream.pages, stream.first.page.pages)
+    on_pages(stream.pages, stream.expected_pages)
 
 
 def _extra_field(name: str, example: Any, table_schema: pa.Schema | None) -> pa.Field:
@@ -302,66 +303,25 @@ class _Anomaly:
     type_error: FieldTypeError | None
 
 
-class _EndpointStream:
-    """Pages of one endpoint -> record batches of its raw schema, checked.
+class _PageChecker:
+    """Checks a page against the fields it should have, and converts it; no I/O.
 
-    A page that differs from the expected shape (a new field, a missing
-    field, a changed type) is read again: a real schema change is there on
-    every read, a corrupted answer is not. Only a difference seen on
-    ``DRIFT_CONFIRM_READS`` reads in a row is taken as drift; later pages with
-    the same difference are then accepted at once.
+    A well-formed page (every field present with its contract type) is only
+    proven convertible, and converted later with other pages
+    (:meth:`convert`); any other page is converted at once, the careful way,
+    and what differs is returned as an :class:`_Anomaly`.
     """
 
-    def __init__(self, client: ApiClient, spec: EndpointSpec, settings: Settings,
-                 extras: list[pa.Field], run_id: str, date: dt.date, confirmed: set[tuple]):
-        self.client = client
-        self.spec = spec
+    def __init__(self, spec: EndpointSpec, extras: list[pa.Field]):
         self.fields = list(spec.fields) + extras
-        self.extras = extras
         self.expected = frozenset(f.name for f in self.fields)
         self.contract = frozenset(spec.field_names)
         self.source_schema = pa.schema(self.fields)
         self._getter = operator.itemgetter(*(f.name for f in self.fields))
         self._deferrable = len(self.fields) > 1 and all(plain(f) for f in self.fields)
-        self.schema = pa.schema(self.fields + list(META_FIELDS))
-        self.run_id = run_id
-        self.date = date
-        self.size = settings.page_size
-        self.workers = settings.workers
-        self.confirmed = confirmed
-        self._lock = threading.Lock()
-        self.records = 0
-        self.pages = 0
-        self.missing: Counter[str] = Counter()
-        self.on_page: Any = None
-        self.first = self.read(1)
-        self.total = self.first.page.total
 
-    def read(self, number: int) -> _Checked:
-        """Page ``number``, checked; runs in the paginator's worker threads."""
-        page = self.client.get_page(self.spec.path, number, self.size)
-        streak, last = 0, None
-        for reads in range(1, 2 * DRIFT_CONFIRM_READS + 1):
-            checked, anomaly = self._check(page)
-            if anomaly is None:
-                return checked
-            streak = streak + 1 if anomaly.key == last else 1
-            last = anomaly.key
-            with self._lock:
-                known = anomaly.key in self.confirmed
-                if not known and (streak >= DRIFT_CONFIRM_READS
-                                  or reads == 2 * DRIFT_CONFIRM_READS):
-                    self.confirmed.add(anomaly.key)
-                    known = True
-            if known:
-                return self._accept(checked, anomaly, number)
-            log.info("%s page %d: %s; reading it again", self.spec.name, number,
-                     _describe(anomaly))
-            self.client.note_retry()
-            page = self.client.get_page(self.spec.path, number, self.size)
-        raise AssertionError("unreachable")  # pragma: no cover
-
-    def _check(self, page: Page) -> tuple[_Checked, _Anomaly | None]:
+    def check(self, page: Page) -> tuple[_Checked, _Anomaly | None]:
+        """The page checked, and how it differs from the expected shape (None: it does not)."""
         absent, unknown = scan_keys(page.items, self.expected)
         # Only the contract's fields count as missing; a new field may come and go.
         missing = Counter({k: v for k, v in absent.items() if k in self.contract})
@@ -375,27 +335,20 @@ class _EndpointStream:
                 checked.columns = columns
         if not unknown and checked.columns is None:
             try:
-                checked.batch = self._batch(page, complete=not absent)
+                checked.batch = self.batch(page, complete=not absent)
             except FieldTypeError as exc:
                 type_error = exc
         if not (unknown or missing or type_error):
             return checked, None
         key = (tuple(sorted(unknown)), tuple(sorted(missing)),
-               str(type_error).split(" (e.g.")[0] if type_error else None)
+               type_error.kind if type_error else None)
         return checked, _Anomaly(key, unknown, type_error)
 
-    def _accept(self, checked: _Checked, anomaly: _Anomaly, number: int) -> _Checked:
-        if anomaly.type_error is not None:
-            raise FieldTypeError(f"{anomaly.type_error} on page {number}")
-        if anomaly.new_fields:
-            raise _Restart(f"new field(s) {', '.join(sorted(anomaly.new_fields))} on page "
-                           f"{number}", anomaly.new_fields)
-        return checked
-
-    def _batch(self, page: Page, complete: bool) -> pa.RecordBatch:
+    def batch(self, page: Page, complete: bool) -> pa.RecordBatch:
         """The page's source columns; run metadata is added per batch, cheaper.
 
         Args:
+            page: The page.
             complete: Every item has every field, so a C-level transpose
                 (itemgetter + zip, several times faster) can replace a lookup
                 per field and item.
@@ -410,12 +363,12 @@ class _EndpointStream:
             [column(f, v) for f, v in zip(self.fields, values, strict=True)],
             schema=self.source_schema)
 
-    def _source_batch(self, parts: list[_Checked]) -> pa.RecordBatch:
+    def convert(self, parts: list[_Checked]) -> pa.RecordBatch:
         """The pages' source columns, in order; runs of deferred pages in one conversion."""
         out: list[pa.RecordBatch] = []
         run: list[_Checked] = []
 
-        def convert() -> None:
+        def flush() -> None:
             if run:
                 out.append(pa.RecordBatch.from_arrays(
                     [pa.array(list(itertools.chain.from_iterable(c.columns[i] for c in run)),
@@ -427,13 +380,97 @@ class _EndpointStream:
             if part.batch is None:
                 run.append(part)
             else:
-                convert()
+                flush()
                 out.append(part.batch)
-        convert()
+        flush()
         return out[0] if len(out) == 1 else pa.concat_batches(out)
 
-    def _with_meta(self, parts: list[_Checked]) -> pa.RecordBatch:
-        batch = self._source_batch(parts)
+
+class _ReReadConfirmer:
+    """Reads pages; a page that looks different is read again until that is confirmed.
+
+    A real schema change is there on every read, a corrupted answer is not.
+    Only a difference seen on ``DRIFT_CONFIRM_READS`` reads in a row is taken
+    as drift; later pages with the same difference (``confirmed``, shared by
+    the endpoint's reads) are then accepted at once.
+    """
+
+    def __init__(self, client: ApiClient, spec: EndpointSpec, page_size: int,
+                 checker: _PageChecker, confirmed: set[tuple]):
+        self.client = client
+        self.spec = spec
+        self.size = page_size
+        self.checker = checker
+        self.confirmed = confirmed
+        self._lock = threading.Lock()
+
+    def read(self, number: int) -> _Checked:
+        """Page ``number``, checked; runs in the paginator's worker threads.
+
+        Raises:
+            _Restart: Confirmed new fields: read the endpoint again with them.
+            FieldTypeError: A confirmed change of type.
+        """
+        page = self.client.get_page(self.spec.path, number, self.size)
+        streak, last = 0, None
+        for reads in range(1, 2 * DRIFT_CONFIRM_READS + 1):
+            checked, anomaly = self.checker.check(page)
+            if anomaly is None:
+                return checked
+            streak = streak + 1 if anomaly.key == last else 1
+            last = anomaly.key
+            with self._lock:
+                known = anomaly.key in self.confirmed
+                if not known and (streak >= DRIFT_CONFIRM_READS
+                                  or reads == 2 * DRIFT_CONFIRM_READS):
+                    self.confirmed.add(anomaly.key)
+                    known = True
+            if known:
+                return _accept(checked, anomaly, number)
+            log.info("%s page %d: %s; reading it again", self.spec.name, number,
+                     _describe(anomaly))
+            self.client.note_retry()
+            page = self.client.get_page(self.spec.path, number, self.size)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _accept(checked: _Checked, anomaly: _Anomaly, number: int) -> _Checked:
+    if anomaly.type_error is not None:
+        raise anomaly.type_error.on_page(number)
+    if anomaly.new_fields:
+        raise _Restart(f"new field(s) {', '.join(sorted(anomaly.new_fields))} on page "
+                       f"{number}", anomaly.new_fields)
+    return checked
+
+
+class _BatchBuilder:
+    """Checked pages -> record batches of about ``BATCH_ROWS`` rows, with run metadata."""
+
+    def __init__(self, checker: _PageChecker, run_id: str, date: dt.date):
+        self.checker = checker
+        self.run_id = run_id
+        self.date = date
+        self.schema = pa.schema(checker.fields + list(META_FIELDS))
+        self._pending: list[_Checked] = []
+        self._rows = 0
+
+    def add(self, checked: _Checked) -> pa.RecordBatch | None:
+        """Keep the page; a batch once enough rows are pending."""
+        if checked.rows:
+            self._pending.append(checked)
+            self._rows += checked.rows
+        return self.flush() if self._rows >= BATCH_ROWS else None
+
+    def flush(self) -> pa.RecordBatch | None:
+        """The pending pages as one batch (None if there are none)."""
+        if not self._pending:
+            return None
+        parts, self._pending, self._rows = self._pending, [], 0
+        return self.with_meta(parts)
+
+    def with_meta(self, parts: list[_Checked]) -> pa.RecordBatch:
+        """The pages' rows with ``_run_id``, ``_ingested_at``, ``_page`` and ``ingest_date``."""
+        batch = self.checker.convert(parts)
         n = batch.num_rows
         rows = [c.rows for c in parts]
         micros = [int(c.page.fetched_at.timestamp() * 1_000_000) for c in parts]
@@ -446,6 +483,43 @@ class _EndpointStream:
         ]
         return pa.RecordBatch.from_arrays(batch.columns + meta, schema=self.schema)
 
+
+class _EndpointStream:
+    """Pages of one endpoint -> record batches of its raw schema, checked and complete.
+
+    Wires a :class:`_PageChecker`, a :class:`_ReReadConfirmer` and a
+    :class:`_BatchBuilder`, and checks completeness: the records read must
+    add up to the envelope's ``total``, which must not change. Nothing is read
+    until :meth:`open`.
+    """
+
+    def __init__(self, client: ApiClient, spec: EndpointSpec, settings: Settings,
+                 extras: list[pa.Field], run_id: str, date: dt.date, confirmed: set[tuple]):
+        self.spec = spec
+        self.extras = extras
+        self.checker = _PageChecker(spec, extras)
+        self.reader = _ReReadConfirmer(client, spec, settings.page_size, self.checker,
+                                       confirmed)
+        self.builder = _BatchBuilder(self.checker, run_id, date)
+        self.schema = self.builder.schema
+        self.workers = settings.workers
+        self.records = 0
+        self.pages = 0
+        self.missing: Counter[str] = Counter()
+        self.on_page: Any = None
+        self.first: _Checked | None = None
+        self.total: int | None = None
+
+    def open(self) -> _Checked:
+        """Read page 1: the envelope says how many pages and records to expect."""
+        self.first = self.reader.read(1)
+        self.total = self.first.page.total
+        return self.first
+
+    @property
+    def expected_pages(self) -> int:
+        return self.first.page.pages if self.first else 0
+
     def batches(self) -> Iterator[pa.RecordBatch]:
         """Record batches of about ``BATCH_ROWS`` rows, in page order.
 
@@ -454,11 +528,10 @@ class _EndpointStream:
                 new field appeared; the commit is then never made.
             FieldTypeError: A field changed type (confirmed by re-reads).
         """
-        pending: list[_Checked] = []
-        rows = 0
-        later = fetch_in_order(self.read, range(2, self.first.page.pages + 1),
+        first = self.first or self.open()
+        later = fetch_in_order(self.reader.read, range(2, first.page.pages + 1),
                                workers=self.workers)
-        for checked in itertools.chain([self.first], later):
+        for checked in itertools.chain([first], later):
             page = checked.page
             if page.total != self.total:
                 raise _Restart(f"total went from {self.total} to {page.total} "
@@ -468,16 +541,12 @@ class _EndpointStream:
             self.records += len(page.items)
             if self.on_page:
                 self.on_page(1)
-            if checked.rows:
-                pending.append(checked)
-                rows += checked.rows
-            if rows >= BATCH_ROWS:
-                yield self._with_meta(pending)
-                pending, rows = [], 0
+            if (batch := self.builder.add(checked)) is not None:
+                yield batch
         if self.records != self.total:
             raise _Restart(f"read {self.records} records but total is {self.total}")
-        if pending:
-            yield self._with_meta(pending)
+        if (batch := self.builder.flush()) is not None:
+            yield batch
 
     def drift(self) -> list[str]:
         """The run's schema drift against the contract, in words."""
