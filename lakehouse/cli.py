@@ -162,6 +162,10 @@ def tables(fmt: str) -> None:
              i.version, i.last_modified, ",".join(i.partition_by)) for i in infos]
     click.echo(render(["table", "rows", "files", "size", "version", "last_modified",
                        "partitioned_by"], rows, fmt))
+    broken = [i for i in infos if i.problem]
+    if broken:
+        raise click.ClickException(f"{len(broken)} table(s) cannot be read: "
+                                   + " | ".join(i.problem for i in broken))
 
 
 @cli.command()

@@ -10,7 +10,9 @@ severity ``error``; warnings never make it unhealthy):
 - the last training run failed (the champion keeps serving, but the weekly
   retraining is broken);
 - a champion model exists but the last scoring run failed or no successful
-  scoring finished within ``stale_hours`` (missed scoring).
+  scoring finished within ``stale_hours`` (missed scoring);
+- a table does not read: its Delta log does not parse, or a data file it
+  lists is missing or not as logged (:meth:`Lake.check`).
 
 Without a champion there is nothing to score, which is a warning only (a new
 lake before its first training).
@@ -31,10 +33,12 @@ from lakehouse.config import Settings
 from lakehouse.lake import Lake, TableInfo, utc_now
 from lakehouse.monitor import alerts as al
 from lakehouse.monitor.runs import read_runs
+from lakehouse.sqlguard import first_line
 
 log = logging.getLogger(__name__)
 
 INGEST, BUILD, TRAIN, RECOMMEND = "ingest", "build", "train", "recommend"
+TABLE_UNREADABLE = "table_unreadable"
 METRIC_KEYS = ("precision_at_10", "recall_at_10", "ndcg_at_10", "auc", "coverage")
 
 
@@ -191,8 +195,11 @@ def status(settings: Settings, now: dt.datetime | None = None) -> Status:
         st.tables = lake.tables()
         st.lake_bytes = lake.size_bytes()
     except Exception as exc:  # a broken table is a problem to report, not a crash
-        st.problems.append(Problem("lake_unreadable", "lake", al.ERROR,
-                                   f"cannot list the lake's tables: {exc}"))
+        st.problems.append(Problem(TABLE_UNREADABLE, "lake", al.ERROR,
+                                   f"cannot list the lake's tables: {first_line(exc)}"))
+    for info in st.tables:
+        if info.problem:
+            st.problems.append(Problem(TABLE_UNREADABLE, info.name, al.ERROR, info.problem))
     st.problems.sort(key=lambda p: p.severity != al.ERROR)
     st.healthy = not st.errors
     return st
