@@ -264,11 +264,14 @@ def mock_api(host: str, port: int, seed: int, profile: str, users: int | None,
               help="Wait for another ingest of this lake, or exit at once.")
 @click.option("--progress/--no-progress", default=None,
               help="Progress bars (default: on a terminal; else one line per endpoint).")
+@click.option("--allow-empty", is_flag=True,
+              help="Accept an endpoint serving 0 records although its last snapshot had some "
+                   "(by default that endpoint fails and keeps its data).")
 @format_option
 @with_settings(api_url="api_url", workers="workers")
 @alert_on_failure("ingest")
 def ingest(endpoints: tuple[str, ...], date: dt.date | None, wait: bool,
-           progress: bool | None, fmt: str) -> None:
+           progress: bool | None, allow_empty: bool, fmt: str) -> None:
     """Ingest ENDPOINTs of the source API into the raw zone (all three by default).
 
     Each endpoint (users, tracks, listen_history) replaces its --date
@@ -284,7 +287,7 @@ def ingest(endpoints: tuple[str, ...], date: dt.date | None, wait: bool,
     from lakehouse.monitor.alerts import notify_runs
 
     records = run_ingest(settings(), list(endpoints) or None, date=date, wait=wait,
-                         progress=progress)
+                         progress=progress, allow_empty=allow_empty)
     notify_runs(settings(), records)
     rows = [(r.target, r.status, r.records, r.pages, r.requests, r.retries,
              human_bytes(r.bytes) if fmt == "table" else r.bytes, r.table_version,

@@ -76,12 +76,13 @@ def test_rerunning_a_date_replaces_its_partition(tmp_path, fake_api):
     assert counts == [(DAY - dt.timedelta(days=1), 250), (DAY, 200)]
 
 
-def test_empty_endpoint_lands_an_empty_partition(tmp_path, fake_api):
+def test_empty_endpoint_lands_an_empty_partition_when_allowed(tmp_path, fake_api):
+    # Without allow_empty this run fails and keeps the data (test_ingest_guards.py).
     api = fake_api()
     s = settings(tmp_path, api)
     ingest(s, ["users"], date=DAY, progress=False)
     api.data["users"] = []
-    run = ingest(s, ["users"], date=DAY, progress=False)[0]
+    run = ingest(s, ["users"], date=DAY, progress=False, allow_empty=True)[0]
     assert run.ok and run.records == 0
     assert rows(s, names.RAW_USERS) == []
 
