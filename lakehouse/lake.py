@@ -632,7 +632,7 @@ class Lake:
                 self.duckdb.register(reg, source)
             return f'SELECT * FROM "{reg}"'
         parts = set(delta.metadata().partition_columns)
-        files = ", ".join(_sql_string(u) for u in uris)
+        files = ", ".join(_sql_string(_file_path(u)) for u in uris)
         hive_types = ", ".join(f"'{c}': '{_duck_type(schema.field(c).type)}'" for c in parts)
         opts = "union_by_name = true"
         if parts:
@@ -719,6 +719,22 @@ def _files_problem(root: Path, delta: DeltaTable) -> str | None:
             if rows != count:
                 return f"data file {rel} has {rows} rows where its log says {count}"
     return None
+
+
+def _file_path(uri: str) -> str:
+    """A path DuckDB can open for one of delta-rs's ``file_uris``.
+
+    delta-rs percent-encodes them (``my%20lake``, ``lake%C3%A9``) and DuckDB
+    takes the text literally, so a lake path with a space or a non-ASCII
+    character would find no files.
+    """
+    from urllib.parse import unquote, urlparse
+
+    if uri.startswith("file://"):
+        return unquote(urlparse(uri).path)
+    if "://" in uri:
+        return uri  # an object store URI: DuckDB takes it as it is
+    return unquote(uri)
 
 
 def _local_file(root: Path, path: str) -> Path:
