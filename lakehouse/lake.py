@@ -461,9 +461,14 @@ class Lake:
         for name in self.table_names():
             try:
                 info = self.info(name)
-            except LakeError as exc:
+            except LakeError:
+                try:
+                    self.check(name)
+                    problem = "its Delta log does not read"
+                except LakeError as exc:
+                    problem = str(exc)
                 out.append(TableInfo(name, 0, 0, 0, _du(self.path(name)), -1, None, [],
-                                     problem=str(exc)))
+                                     problem=problem))
                 continue
             try:
                 self.check(name)
@@ -499,8 +504,10 @@ class Lake:
 
     def _repair_hint(self, name: str, current: int | None = None) -> str:
         """What to do about a broken table: its last version that reads, and a rerun."""
-        rerun = ("re-ingest it with 'lakehouse ingest'" if name.startswith(names.RAW + ".")
-                 else "rebuild it with 'lakehouse build'")
+        zone = name.split(".", 1)[0]
+        rerun = {names.RAW: "re-ingest it with 'lakehouse ingest'",
+                 names.META: f"move {self.path(name)} aside to start it afresh"}.get(
+                     zone, "rebuild it with 'lakehouse build'")
         good = self._last_good_version(name, current)
         if good is None:
             return rerun
@@ -590,30 +597,70 @@ class Lake:
         import duckdb
 
         read_only_query(query)
+        # A broken table is that table's problem: the others still read.
+        broken: dict[str, LakeError] = {}
         for name in self.table_names():
-            self._refresh(name)
+            try:
+                self._refresh(name)
+            except TableNotFoundError:
+                continue  # dropped meanwhile
+            except LakeError as exc:
+                broken[name] = exc
+                self._drop_view(name)
         try:
             return self.duckdb.sql(query)
         except duckdb.Error as exc:
+            for name, error in broken.items():
+                if _mentions(query, name):
+                    raise error from None
             raise LakeError(f"query failed: {first_line(exc)}") from None
 
     def _refresh(self, name: str) -> None:
-        """(Re)create the DuckDB view of ``name`` if its Delta log moved."""
+        """(Re)create the DuckDB view of ``name`` if its Delta log moved.
+
+        Raises:
+            TableNotFoundError: No such table.
+            BrokenTableError: Its log does not parse or a data file is not as
+                logged (checked each time the view is made).
+        """
+        import duckdb
+
         log_dir = self.path(name) / "_delta_log"
         try:
             stamp = log_dir.stat().st_mtime
         except FileNotFoundError:
             raise TableNotFoundError(f"table {name} does not exist in {self.root}; "
                                      "'lakehouse tables' lists what does") from None
-        delta = self.delta(name)
+        try:
+            delta = self.delta(name)
+        except TableNotFoundError:
+            raise
+        except LakeError:
+            self.check(name)  # raises BrokenTableError, with what to do
+            raise
         key = (stamp, delta.version())
         with self._con_lock:
             if self._views.get(name) == key:
                 return
+            problem = _files_problem(self.path(name), delta)
+            if problem:
+                raise BrokenTableError(f"table {name} is unreadable: {problem}; "
+                                       f"{self._repair_hint(name, delta.version())}")
             zone, table = parse_table_name(name)
             body = self._select_sql(name, delta, view=f"{zone}__{table}")
-            self.con.raw_sql(f'CREATE OR REPLACE VIEW "{zone}"."{table}" AS {body}')
+            try:
+                self.con.raw_sql(f'CREATE OR REPLACE VIEW "{zone}"."{table}" AS {body}')
+            except duckdb.Error as exc:
+                raise BrokenTableError(f"table {name} is unreadable: {first_line(exc)}; "
+                                       f"{self._repair_hint(name, delta.version())}") from None
             self._views[name] = key
+
+    def _drop_view(self, name: str) -> None:
+        """Forget the view of a table that no longer reads, so no query sees stale data."""
+        zone, table = parse_table_name(name)
+        with self._con_lock:
+            self._views.pop(name, None)
+            self.con.raw_sql(f'DROP VIEW IF EXISTS "{zone}"."{table}"')
 
     def _select_sql(self, name: str, delta: DeltaTable, view: str | None = None) -> str:
         """SQL selecting the snapshot ``delta`` of table ``name``."""
@@ -719,6 +766,13 @@ def _files_problem(root: Path, delta: DeltaTable) -> str | None:
             if rows != count:
                 return f"data file {rel} has {rows} rows where its log says {count}"
     return None
+
+
+def _mentions(query: str, name: str) -> bool:
+    """Whether ``query`` names table ``name`` (``zone.name``, quoted or not)."""
+    zone, table = name.split(".", 1)
+    pattern = rf'(?<!\w)"?{zone}"?\s*\.\s*"?{table}"?(?!\w)'
+    return re.search(pattern, query, re.IGNORECASE) is not None
 
 
 def _file_path(uri: str) -> str:

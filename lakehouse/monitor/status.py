@@ -30,9 +30,10 @@ import pandas as pd
 
 from lakehouse import names
 from lakehouse.config import Settings
+from lakehouse.errors import BrokenTableError
 from lakehouse.lake import Lake, TableInfo, utc_now
 from lakehouse.monitor import alerts as al
-from lakehouse.monitor.runs import read_runs
+from lakehouse.monitor.runs import empty_runs, read_runs
 from lakehouse.sqlguard import first_line
 
 log = logging.getLogger(__name__)
@@ -138,7 +139,10 @@ def status(settings: Settings, now: dt.datetime | None = None) -> Status:
     lake = Lake(settings.lake, create=False)
     now = now or utc_now()
     st = Status(healthy=True, checked_at=now, lake=lake.root, stale_hours=settings.stale_hours)
-    runs = read_runs(lake)
+    try:
+        runs = read_runs(lake)
+    except BrokenTableError:
+        runs = empty_runs()  # meta.runs itself is reported unreadable with the tables
     limit = dt.timedelta(hours=settings.stale_hours)
 
     for endpoint in names.ENDPOINTS:

@@ -38,7 +38,7 @@ import pandera.errors as pandera_errors
 
 from lakehouse import names
 from lakehouse.config import Settings
-from lakehouse.errors import LakeError, ValidationError
+from lakehouse.errors import BrokenTableError, LakeError, ValidationError
 from lakehouse.lake import Lake, WriteResult, utc_now
 from lakehouse.locking import lake_lock
 from lakehouse.runlog import RunRecord, _cpu_seconds, record_run
@@ -152,7 +152,11 @@ class _Build:
     # ------------------------------------------------------------ compute
     def _compute(self) -> list[_Result]:
         for name in RAW_COLUMNS:
-            self.tables[name] = self._raw(name)
+            try:
+                self.tables[name] = self._raw(name)
+            except BrokenTableError as exc:
+                self._record_broken_input(name, exc)
+                raise
         if not any(self.tables[n].count().execute() for n in RAW_COLUMNS):
             raise LakeError(f"the raw zone has no snapshot ingested on or before {self.date}; "
                             "ingest first or build a later --date")
@@ -162,6 +166,16 @@ class _Build:
         for view in consumption.VIEWS:
             results.append(self._consume(view))
         return results
+
+    def _record_broken_input(self, name: str, exc: BrokenTableError) -> None:
+        """A failed run for each table reading the broken raw table: none is written."""
+        records = [RunRecord(PIPELINE, view.name, self.date).finish(
+            names.FAILED, f"cannot build {view.name}: {exc}")
+            for view in standardized.VIEWS if name in view.inputs]
+        try:
+            record_run(self.lake, *records)
+        except LakeError as err:
+            log.error("could not record the failed build in %s: %s", names.META_RUNS, err)
 
     def _raw(self, name: str) -> ir.Table:
         """Raw table ``name`` up to the build date, with exactly the columns read."""
