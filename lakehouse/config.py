@@ -64,6 +64,11 @@ class Settings:
     # Build: DuckDB memory before it spills to a temporary folder (DuckDB size syntax).
     build_memory: str = "1GB"
 
+    def __post_init__(self) -> None:
+        # Every way of making Settings (defaults, environment, options, replace)
+        # passes here, so a value no command can use fails once, up front.
+        _validate(self)
+
     @property
     def models_dir(self) -> Path:
         """The model registry's folder."""
@@ -138,3 +143,28 @@ def _coerce(name: str, value: Any) -> Any:
         noun = {"int": "an integer", "float": "a number"}.get(kind, kind)
         raise ConfigError(f"setting {name} ({env_name}) must be {noun}, got {value!r}") from None
     return value
+
+
+def _validate(settings: Settings) -> None:
+    """Raise ConfigError for a setting no command could use.
+
+    Raises:
+        ConfigError: Naming the setting and its variable; a secret's value is
+            never shown.
+    """
+    if settings.alert_webhook is not None and not _is_http_url(settings.alert_webhook):
+        raise ConfigError("setting alert_webhook (LAKEHOUSE_ALERT_WEBHOOK) must be an "
+                          "http:// or https:// URL with a host, e.g. "
+                          "https://hooks.slack.com/services/...; its value is a secret and "
+                          "is not shown")
+
+
+def _is_http_url(value: str) -> bool:
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(value)
+        _ = parts.port  # raises ValueError for a port that is not a number
+    except ValueError:
+        return False
+    return parts.scheme in ("http", "https") and bool(parts.hostname)
