@@ -152,12 +152,16 @@ def recommend(settings: Settings, *, k: int | None = None,
         ModelError: No champion, or its artifact fails its checksum.
         ValidationError: The rows failed their checks (nothing is written).
         LockedError: Another scoring run holds the lake's lock.
+        LakeError: The lake is missing or not writable.
     """
     k = settings.k if k is None else k
     if k < 1:
         raise ConfigError(f"k must be at least 1, got {k}")
     date = date or dt.datetime.now(dt.UTC).date()
     lake = Lake(settings.lake, create=False)
+    # Up front, as ingest and build do: a read-only lake fails here in one line, not
+    # in delta-rs (a Rust panic) while recording the failure.
+    lake.check_writable()
     record = RunRecord(pipeline="recommend", target=names.CONS_RECOMMENDATIONS, run_date=date)
     try:
         with lake_lock(settings.locks_dir, "recommend", wait=False):

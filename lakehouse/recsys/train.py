@@ -224,11 +224,15 @@ def train(settings: Settings, *, promote: str = "auto", date: dt.date | None = N
         ConfigError: Bad ``promote`` mode or hyperparameter.
         ModelError: Nothing to train on.
         LockedError: Another training runs on this lake.
+        LakeError: The lake is missing or not writable.
     """
     if promote not in PROMOTE_MODES:
         raise ConfigError(f"promote must be one of {', '.join(PROMOTE_MODES)}, got {promote!r}")
     date = date or dt.datetime.now(dt.UTC).date()
     lake = Lake(settings.lake, create=False)
+    # Up front, as ingest and build do: a read-only lake fails here in one line, not
+    # in delta-rs (a Rust panic) while recording the failure.
+    lake.check_writable()
     record = RunRecord(pipeline="train", target="models", run_date=date)
     try:
         with lake_lock(settings.locks_dir, "train", wait=False):
