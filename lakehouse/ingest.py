@@ -45,9 +45,9 @@ from lakehouse.runlog import RunRecord, record_run
 from lakehouse.source.client import MAX_PAGE_SIZE, ApiClient, Page, check_base_url, redact
 from lakehouse.source.endpoints import ENDPOINTS, META_FIELDS, EndpointSpec
 from lakehouse.source.errors import (
+    EmptySourceError,
     FieldTypeError,
     HttpStatusError,
-    EmptySourceError,
     NotTheApiError,
     SourceMovedError,
 )
