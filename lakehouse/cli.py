@@ -18,25 +18,50 @@ from typing import Any
 import click
 
 from lakehouse import __version__
-from lakehouse.config import Settings
+from lakehouse.config import MAX_DATE, MAX_K, MIN_DATE, Settings
 from lakehouse.errors import ConfigError, LakehouseError, LockedError
 from lakehouse.output import FORMATS, human_bytes, render
 
 
+class OneLineUsageError(click.UsageError):
+    """A usage error shown as one line (click shows usage, a hint, a blank and the error)."""
+
+    def show(self, file: Any = None) -> None:
+        where = f" (see '{self.ctx.command_path} --help')" if self.ctx else ""
+        click.echo(f"Error: {self.format_message()}{where}", err=True, file=file)
+
+
 class LakehouseGroup(click.Group):
-    """A click group that turns :class:`LakehouseError` into a one-line error."""
+    """A click group whose errors are one line: :class:`LakehouseError` becomes
+    ``Error: ...`` (exit 1), a usage error ``Error: ... (see --help)`` (exit 2)."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        try:
+            return super().parse_args(ctx, args)
+        except click.UsageError as exc:
+            raise _one_line(exc) from None
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
         except LakehouseError as exc:
             raise click.ClickException(str(exc)) from None
+        except click.UsageError as exc:
+            raise _one_line(exc) from None
 
     def format_epilog(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         if self.epilog:
             formatter.write_paragraph()
             for line in self.epilog.splitlines():
                 formatter.write_text(line)
+
+
+def _one_line(exc: click.UsageError) -> click.UsageError:
+    if isinstance(exc, OneLineUsageError):
+        return exc
+    one = OneLineUsageError(exc.format_message(), exc.ctx)
+    one.exit_code = exc.exit_code
+    return one
 
 
 def settings(ctx: click.Context | None = None) -> Settings:
@@ -70,10 +95,14 @@ def parse_date(_ctx: click.Context | None, _param: Any, value: str | None) -> dt
     if value == "today":
         return dt.datetime.now(dt.UTC).date()
     try:
-        return dt.date.fromisoformat(value)
+        date = dt.date.fromisoformat(value)
     except ValueError:
         raise click.BadParameter(f"{value!r} is not a date; use YYYY-MM-DD, e.g. 2026-11-26") \
             from None
+    if not MIN_DATE <= date <= MAX_DATE:
+        raise click.BadParameter(f"{value} is out of range; use a date from {MIN_DATE} to "
+                                 f"{MAX_DATE}")
+    return date
 
 
 # Shared options, defined once.
@@ -389,8 +418,9 @@ def train_command(date: dt.date | None, promote: str) -> None:
 
 @cli.command("recommend")
 @date_option
-@click.option("--k", type=click.IntRange(min=1), metavar="N",
-              help="Tracks per user [env LAKEHOUSE_K; default 10].")
+@click.option("--k", type=click.IntRange(1, MAX_K), metavar="N",
+              help=f"Tracks per user, at most {MAX_K} and the catalogue's size "
+                   "[env LAKEHOUSE_K; default 10].")
 @alert_on_failure("recommend")
 def recommend_command(date: dt.date | None, k: int | None) -> None:
     """Score every user with the champion and write consumption.recommendations.

@@ -37,7 +37,7 @@ import numpy as np
 import pyarrow as pa
 
 from lakehouse import names
-from lakehouse.config import Settings
+from lakehouse.config import Settings, check_date
 from lakehouse.errors import ConfigError, LakehouseError, SourceError
 from lakehouse.lake import Lake, WriteResult, utc_now
 from lakehouse.locking import lake_lock
@@ -533,11 +533,11 @@ def _check_date(date: dt.date | str | None) -> dt.date:
     if date is None:
         return utc_now().date()
     if isinstance(date, dt.datetime):
-        return date.date()
+        return check_date(date.date(), "ingest date")
     if isinstance(date, dt.date):
-        return date
+        return check_date(date, "ingest date")
     try:
-        return dt.date.fromisoformat(str(date))
+        return check_date(dt.date.fromisoformat(str(date)), "ingest date")
     except ValueError:
         raise ConfigError(f"bad ingest date {date!r}: use YYYY-MM-DD, e.g. 2026-11-26") \
             from None

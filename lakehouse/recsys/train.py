@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from lakehouse import __version__, names
-from lakehouse.config import Settings
+from lakehouse.config import Settings, check_date
 from lakehouse.errors import ConfigError, LakehouseError, ModelError
 from lakehouse.lake import Lake
 from lakehouse.locking import lake_lock
@@ -228,7 +228,7 @@ def train(settings: Settings, *, promote: str = "auto", date: dt.date | None = N
     """
     if promote not in PROMOTE_MODES:
         raise ConfigError(f"promote must be one of {', '.join(PROMOTE_MODES)}, got {promote!r}")
-    date = date or dt.datetime.now(dt.UTC).date()
+    date = check_date(date or dt.datetime.now(dt.UTC).date(), "training date")
     lake = Lake(settings.lake, create=False)
     # Up front, as ingest and build do: a read-only lake fails here in one line, not
     # in delta-rs (a Rust panic) while recording the failure.

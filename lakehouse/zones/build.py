@@ -37,7 +37,7 @@ import ibis.expr.types as ir
 import pandera.errors as pandera_errors
 
 from lakehouse import names
-from lakehouse.config import Settings
+from lakehouse.config import Settings, check_date
 from lakehouse.errors import BrokenTableError, LakeError, ValidationError
 from lakehouse.lake import Lake, WriteResult, utc_now
 from lakehouse.locking import lake_lock
@@ -115,7 +115,7 @@ def build(settings: Settings, date: dt.date | None = None) -> list[RunRecord]:
             written and a failed run was recorded.
         LockedError: Another build is running on this lake.
     """
-    date = date or utc_now().date()
+    date = check_date(date or utc_now().date(), "build date")
     lake = Lake(settings.lake, create=False)
     lake.check_writable()
     with lake_lock(settings.locks_dir, PIPELINE, wait=False):
