@@ -55,6 +55,9 @@ class Settings:
     train_budget: float = 30.0
     train_trials: int = 0
     primary_metric: str = "precision_at_10"
+    # Threads of LightFM and ALS training (0: the CPUs this process may use). LightFM's
+    # parallel SGD is not reproducible run to run; 1 thread is.
+    train_threads: int = 0
     # WARP negatives tried per positive: more costs time late in training but ranks better
     # (precision@10 on the default mock data: 0.103 at LightFM's 10, 0.110 at 50).
     max_sampled: int = 50

@@ -119,8 +119,15 @@ class Recommender(ABC):
         self.epochs_run = 0
 
     @abstractmethod
-    def fit(self, data: TrainData, on_epoch: EpochCallback | None = None) -> None:
-        """Fit on ``data.matrix`` (``on_epoch`` only matters for iterative families)."""
+    def fit(self, data: TrainData, on_epoch: EpochCallback | None = None,
+            threads: int | None = None) -> None:
+        """Fit on ``data.matrix``.
+
+        Args:
+            data: Listen counts and metadata.
+            on_epoch: Called after each epoch of iterative families; True stops.
+            threads: Training threads (None: the CPUs this process may use).
+        """
 
     @abstractmethod
     def user_vectors(self, ids: np.ndarray, meta: Mapping[int, Tokens]) -> np.ndarray:
@@ -172,7 +179,8 @@ class Popularity(Recommender):
         self.listeners = np.empty(0, np.float32)
         self.user_ids = np.empty(0, np.int64)
 
-    def fit(self, data: TrainData, on_epoch: EpochCallback | None = None) -> None:
+    def fit(self, data: TrainData, on_epoch: EpochCallback | None = None,
+            threads: int | None = None) -> None:
         self.item_ids = np.asarray(data.items, np.int64)
         self.listeners = np.asarray((data.matrix > 0).sum(axis=0), np.float32).ravel()
         self.user_ids = np.asarray(data.warm_users, np.int64)
@@ -237,7 +245,8 @@ class LightFMRecommender(Recommender):
                        max_sampled=int(p.get("max_sampled", 10)),
                        random_state=int(p.get("seed", 0)))
 
-    def fit(self, data: TrainData, on_epoch: EpochCallback | None = None) -> None:
+    def fit(self, data: TrainData, on_epoch: EpochCallback | None = None,
+            threads: int | None = None) -> None:
         use_user = self.features in ("user", "both")
         use_item = self.features in ("item", "both")
         user_vocab = sorted({t for v in data.user_meta.values() for t in v}) if use_user else []
@@ -249,7 +258,7 @@ class LightFMRecommender(Recommender):
         item_features = self.model.item_features(data.items, data.item_meta)
         interactions = data.matrix.tocoo()
         interactions.data = np.ones_like(interactions.data)
-        threads = int(self.config.params.get("num_threads") or default_threads())
+        threads = threads or default_threads()
         for epoch in range(1, int(self.config.params.get("epochs", 30)) + 1):
             self.model.lightfm.fit_partial(interactions, user_features=user_features,
                                            item_features=item_features, epochs=1,
@@ -310,7 +319,8 @@ class ALSRecommender(Recommender):
         self.user_factors = np.empty((0, 0), np.float32)
         self.item_factors = np.empty((0, 0), np.float32)
 
-    def fit(self, data: TrainData, on_epoch: EpochCallback | None = None) -> None:
+    def fit(self, data: TrainData, on_epoch: EpochCallback | None = None,
+            threads: int | None = None) -> None:
         from implicit.cpu.als import AlternatingLeastSquares
         from threadpoolctl import threadpool_limits
 
@@ -326,7 +336,7 @@ class ALSRecommender(Recommender):
                 regularization=float(p.get("regularization", 0.05)),
                 alpha=float(p.get("alpha", 10.0)), iterations=int(p.get("iterations", 15)),
                 random_state=int(p.get("seed", 0)),
-                num_threads=int(p.get("num_threads") or default_threads()))
+                num_threads=threads or default_threads())
             als.fit(counts, show_progress=False)
         self.epochs_run = int(p.get("iterations", 15))
         warm = np.diff(counts.indptr) > 0
@@ -382,10 +392,11 @@ def make(config: Config) -> Recommender:
     return FAMILIES[config.family](config)
 
 
-def fit(config: Config, data: TrainData, on_epoch: EpochCallback | None = None) -> Recommender:
-    """A model of ``config`` fitted on ``data``."""
+def fit(config: Config, data: TrainData, on_epoch: EpochCallback | None = None,
+        threads: int | None = None) -> Recommender:
+    """A model of ``config`` fitted on ``data`` with ``threads`` (None: every CPU)."""
     model = make(config)
-    model.fit(data, on_epoch)
+    model.fit(data, on_epoch, threads)
     return model
 
 

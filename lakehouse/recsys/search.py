@@ -173,19 +173,31 @@ def default_configs(settings: Settings) -> dict[str, Config]:
 
 def _suggest(trial, name: str, base: Config) -> Config:
     """The configuration optuna proposes for candidate ``name`` around ``base``."""
+    p = base.params
+
+    def span(key: str, low: float, high: float) -> tuple[float, float]:
+        # The first trial is the settings' value: the range must hold it.
+        value = p.get(key, low)
+        return min(low, value), max(high, value)
+
     if name == "als":
         return base.with_params(
-            factors=trial.suggest_int("factors", 16, 192, log=True),
-            regularization=trial.suggest_float("regularization", 1e-3, 1.0, log=True),
-            iterations=trial.suggest_int("iterations", 5, 30),
-            alpha=trial.suggest_float("alpha", 1.0, 100.0, log=True),
+            factors=trial.suggest_int("factors", *map(int, span("factors", 16, 192)), log=True),
+            regularization=trial.suggest_float("regularization", *span("regularization",
+                                                                       1e-3, 1.0), log=True),
+            iterations=trial.suggest_int("iterations", *map(int, span("iterations", 5, 30))),
+            alpha=trial.suggest_float("alpha", *span("alpha", 1.0, 100.0), log=True),
             confidence=trial.suggest_categorical("confidence", ["log", "linear"]))
     if name == "lightfm":
         return base.with_params(
-            components=trial.suggest_int("components", 16, 128, log=True),
-            learning_rate=trial.suggest_float("learning_rate", 0.01, 0.1, log=True),
-            item_alpha=trial.suggest_float("item_alpha", 1e-8, 1e-4, log=True),
-            user_alpha=trial.suggest_float("user_alpha", 1e-8, 1e-4, log=True))
+            components=trial.suggest_int("components", *map(int, span("components", 16, 128)),
+                                         log=True),
+            learning_rate=trial.suggest_float("learning_rate",
+                                              *span("learning_rate", 0.01, 0.1), log=True),
+            item_alpha=trial.suggest_float("item_alpha", *span("item_alpha", 1e-8, 1e-4),
+                                           log=True),
+            user_alpha=trial.suggest_float("user_alpha", *span("user_alpha", 1e-8, 1e-4),
+                                           log=True))
     return base.with_params(features=name.split("+", 1)[1],
                             meta_weight=trial.suggest_float("meta_weight", 0.01, 2.0, log=True))
 
@@ -203,18 +215,19 @@ class _Objective:
 
     def __init__(self, name: str, base: Config, inputs: Inputs, data: Split,
                  holdout: Holdout, metric: str, seed: int, progress: Progress | None,
-                 clock: dict[str, float]):
+                 clock: dict[str, float], threads: int | None):
         self.name, self.base, self.inputs, self.data = name, base, inputs, data
         self.holdout, self.metric, self.progress, self.clock = holdout, metric, progress, clock
         self.train = train_data(inputs, data.train)
         self.stop_rows = sample_users(holdout.tune, EARLY_STOP_USERS, seed)
         self.best: tuple[float, Recommender, Config] | None = None
         self.trials: list[Trial] = []
+        self.threads = threads
 
     def __call__(self, trial) -> float:
         t0 = time.perf_counter()
         config = _suggest(trial, self.name, self.base)
-        model = fit(config, self.train, self._early_stopping())
+        model = fit(config, self.train, self._early_stopping(), self.threads)
         if isinstance(model, LightFMRecommender) and self._snapshot is not None:
             model.restore(*self._snapshot)
         value = float(score_rows(model, self.inputs, self.data, self.holdout.tune,
@@ -263,8 +276,17 @@ def _study(name: str, base: Config, objective: _Objective, seed: int, max_trials
     study = optuna.create_study(direction="maximize",
                                 sampler=optuna.samplers.TPESampler(seed=seed))
     study.enqueue_trial(_first_trial(name, base))
+    started = time.perf_counter()
+
+    def stop_before_overrun(study, trial) -> None:
+        # optuna's timeout lets a started trial run past it; do not start one that the
+        # last trial's duration says would not finish in time.
+        last = objective.trials[-1].seconds if objective.trials else 0.0
+        if time.perf_counter() - started + last > seconds:
+            study.stop()
+
     # A family always gets its first trial, even when earlier ones used up the budget.
-    study.optimize(objective, n_trials=max_trials, timeout=max(seconds, 1e-3))
+    study.optimize(objective, n_trials=max_trials, callbacks=[stop_before_overrun])
 
 
 def _metadata_base(found: list[Candidate], settings: Settings) -> Config:
@@ -310,7 +332,7 @@ def search(inputs: Inputs, data: Split, holdout: Holdout, settings: Settings, *,
         base = defaults.get(name) or _metadata_base(out, settings)
         t0 = time.perf_counter()
         objective = _Objective(name, base, inputs, data, holdout, metric, settings.seed,
-                               progress, clock)
+                               progress, clock, settings.train_threads or None)
         _study(name, base, objective, settings.seed, max_trials or 10_000,
                deadline - (t0 - start))
         value, model, config = objective.best
@@ -351,24 +373,49 @@ class Selection:
 def select(candidates: list[Candidate], metric: str, seed: int = 0) -> Selection:
     """The best candidate on the test users; popularity unless a model really beats it.
 
-    The best learned candidate (ties to the simpler) must beat popularity
-    with the lower bound of a paired bootstrap interval over test users
-    above 0; otherwise popularity is chosen. Cold-start users get whichever
-    of popularity and the models that score new users through their
-    metadata did best on the holdout's cold-start users.
+    Metadata must earn its place: a LightFM variant with metadata is
+    eligible only if a paired bootstrap over test users puts the lower bound
+    of (variant - identity LightFM) above 0. The best eligible learned
+    candidate (ties to the simpler) must then beat popularity the same way;
+    otherwise popularity is chosen. Cold-start users get popularity unless a
+    model that scores new users through their metadata beats it likewise on
+    the holdout's cold-start users.
     """
     popularity = candidates[0]
-    ranked = sorted(candidates[1:], key=lambda c: (-c.test[metric], c.config.complexity))
-    best = ranked[0] if ranked else popularity
-    label = metric.replace("_at_", "@").replace("precision", "precision")
-    cold = max((c for c in candidates if c.cold is not None),
-               key=lambda c: (c.cold[metric], -c.config.complexity), default=popularity)
+    identity = next((c for c in candidates if c.name == "lightfm"), None)
+    eligible, notes = [], []
+    for c in candidates[1:]:
+        if c.name.startswith("lightfm+") and identity is not None:
+            vs = paired_bootstrap(c.test_user, identity.test_user, seed=seed)
+            if vs["low"] <= 0:
+                notes.append(f"{c.name} not above lightfm ({vs['diff']:+.4f}, "
+                             f"{vs['low']:+.4f} .. {vs['high']:+.4f})")
+                continue
+        eligible.append(c)
+    best = min(eligible, key=lambda c: (-c.test[metric], c.config.complexity),
+               default=popularity)
+    cold = _cold_route(candidates, metric, seed)
+    suffix = f"; metadata dropped: {'; '.join(notes)}" if notes else ""
     if best is popularity:
-        return Selection(popularity, cold, "popularity is the only candidate")
+        return Selection(popularity, cold, "popularity is the only candidate" + suffix)
     interval = paired_bootstrap(best.test_user, popularity.test_user, seed=seed)
+    label = metric.replace("_at_", "@")
     text = (f"best model {best.name} {label} {best.test[metric]:.4f} vs popularity "
             f"{popularity.test[metric]:.4f}, difference {interval['diff']:+.4f} "
-            f"(95% interval {interval['low']:+.4f} .. {interval['high']:+.4f})")
+            f"(95% interval {interval['low']:+.4f} .. {interval['high']:+.4f})") + suffix
     if interval["low"] > 0:
         return Selection(best, cold, text, interval, beats_popularity=True)
     return Selection(popularity, cold, f"nothing beats popularity: {text}", interval)
+
+
+def _cold_route(candidates: list[Candidate], metric: str, seed: int) -> Candidate:
+    """Popularity, or the feature model that beats it on the cold-start holdout users."""
+    popularity = candidates[0]
+    if popularity.cold_user is None:
+        return popularity
+    best = max((c for c in candidates[1:] if c.cold_user is not None),
+               key=lambda c: (c.cold[metric], -c.config.complexity), default=None)
+    if best is None:
+        return popularity
+    vs = paired_bootstrap(best.cold_user, popularity.cold_user, seed=seed)
+    return best if vs["low"] > 0 else popularity

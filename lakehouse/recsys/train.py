@@ -125,8 +125,9 @@ class TrainResult:
                          f"{i['high']:+.4f})")
         lines.append(("PROMOTED to champion: " if self.promoted else "not promoted: ")
                      + self.reason)
-        if self.champion and self.champion != self.version:
-            lines.append(f"champion is {self.champion}")
+        if not self.promoted and self.champion and self.champion != self.previous_champion:
+            lines.append(f"champion refreshed: {self.champion} (the configuration of "
+                         f"{self.previous_champion}, refit on every listen)")
         return "\n".join(lines)
 
 
@@ -221,13 +222,14 @@ class _Versus:
     error: str | None = None
 
 
-def refit(selection_warm: Config, selection_cold: Config | None, inputs: Inputs) -> Routed:
+def refit(selection_warm: Config, selection_cold: Config | None, inputs: Inputs,
+          threads: int | None = None) -> Routed:
     """The served bundle of these configurations, fitted on every listen of ``inputs``."""
     everything = train_data(inputs, split_all(inputs))
-    warm = fit_config(selection_warm, everything)
+    warm = fit_config(selection_warm, everything, threads=threads)
     cold = None
     if selection_cold is not None and not selection_cold.same_as(selection_warm):
-        cold = fit_config(selection_cold, everything)
+        cold = fit_config(selection_cold, everything, threads=threads)
     return Routed(warm, cold)
 
 
@@ -247,7 +249,8 @@ def _cold_config(selection: Selection) -> Config | None:
 
 
 def _versus_champion(registry: Registry, challenger: Candidate, inputs: Inputs, data: Split,
-                     holdout: Holdout, metric: str, seed: int) -> _Versus:
+                     holdout: Holdout, metric: str, seed: int,
+                     threads: int | None = None) -> _Versus:
     """Retrain the champion's configuration on ``data.train``; bootstrap the difference."""
     version = registry.alias("champion")
     if version is None:
@@ -258,7 +261,7 @@ def _versus_champion(registry: Registry, challenger: Candidate, inputs: Inputs, 
         if configs[0].same_as(challenger.config):
             theirs, values = challenger.test, challenger.test_user
         else:
-            model = fit_config(configs[0], train_data(inputs, data.train))
+            model = fit_config(configs[0], train_data(inputs, data.train), threads=threads)
             users, items = scorer(model, inputs, holdout.test)
             train_rows, held = data.train[holdout.test], data.holdout[holdout.test]
             theirs = evaluate(users, items, train_rows, held)
@@ -307,10 +310,11 @@ def _train(settings: Settings, lake: Lake, promote: str, date: dt.date,
     search_seconds = time.perf_counter() - t0
     selection = select(candidates, metric, settings.seed)
     registry = Registry(settings.models_dir)
+    threads = settings.train_threads or None
     versus = _versus_champion(registry, selection.warm, inputs, data, holdout, metric,
-                              settings.seed)
+                              settings.seed, threads)
     t1 = time.perf_counter()
-    bundle = refit(selection.warm.config, _cold_config(selection), inputs)
+    bundle = refit(selection.warm.config, _cold_config(selection), inputs, threads)
     refit_seconds = time.perf_counter() - t1
     if progress is not None:
         progress({"event": "refit", "candidate": selection.warm.name,
@@ -370,7 +374,7 @@ def _register(registry: Registry, bundle: Routed, metrics: dict[str, Any],
     stored = {k: metrics[k] for k in ("model", "baseline", "cold_start", "cold_start_baseline")}
     params = {**bundle.params(), "holdout_share": ctx.settings.holdout_share,
               "primary_metric": ctx.metric, "k": ctx.settings.k,
-              "num_threads": default_threads()}
+              "num_threads": ctx.settings.train_threads or default_threads()}
     trials = [t.to_json() for c in ctx.candidates for t in c.trials]
     return registry.save(bundle.to_arrays(), {
         "params": params, "metrics": stored, "lineage": lineage, "refit": True,
@@ -401,14 +405,14 @@ def _decide(registry: Registry, info: ModelInfo, selection: Selection, versus: _
             return False, reason, registry_champion
     if promoted:
         registry.promote(info.version, reason, _deltas(info.metrics, versus.metrics),
-                         interval=versus.interval)
+                         interval=versus.interval or selection.vs_popularity)
         return True, reason, info.version
     # Keep the champion's configuration, but serve it refit on every listen known now.
     warm, cold = versus.configs
     if warm.same_as(selection.warm.config) and _same(cold, _cold_config(selection)):
         fresh = info
     else:
-        bundle = refit(warm, cold, ctx.inputs)
+        bundle = refit(warm, cold, ctx.inputs, ctx.settings.train_threads or None)
         fresh = _register(registry, bundle, {"model": versus.metrics,
                                              "baseline": ctx.candidates[0].test,
                                              "cold_start": None,
