@@ -500,7 +500,8 @@ def models_show(version: str) -> None:
     import json
 
     info = _registry().get(version)
-    data = {k: v for k, v in dataclasses.asdict(info).items() if k != "history"}
+    # Every trial is in model.json; here it would bury the rest.
+    data = {k: v for k, v in dataclasses.asdict(info).items() if k not in ("history", "trials")}
     click.echo(json.dumps(data, indent=2, default=str))
 
 
