@@ -247,7 +247,9 @@ class _Objective:
 
     def _early_stopping(self):
         self._snapshot = None
-        if self.base.family != "lightfm":
+        # Metadata variants train exactly the identity model's early-stopped epochs: the
+        # comparison then differs in the metadata alone.
+        if self.base.family != "lightfm" or self.name != "lightfm":
             return None
         epochs = int(self.base.params.get("epochs", 30))
         every = max(1, epochs // 15)
@@ -289,16 +291,13 @@ def _study(name: str, base: Config, objective: _Objective, seed: int, max_trials
     study.optimize(objective, n_trials=max_trials, callbacks=[stop_before_overrun])
 
 
-def _metadata_base(found: list[Candidate], settings: Settings) -> Config:
-    """The identity LightFM's best configuration, for the metadata variants to extend.
+def _metadata_base(found: list[Candidate]) -> Config:
+    """The identity LightFM's best configuration (with its early-stopped epochs).
 
-    Their epochs are capped near the identity model's early-stopped count (they
-    still stop early): metadata changes what is learned, not how fast, and the
-    cap keeps three more LightFM searches within the budget.
+    The metadata variants extend it and only search the metadata weight, so
+    that metadata is compared with the same model without it.
     """
-    best = next(c.config for c in found if c.name == "lightfm")
-    epochs = int(best.params.get("epochs", settings.epochs))
-    return best.with_params(epochs=max(2, min(settings.epochs, int(np.ceil(epochs * 1.5)))))
+    return next(c.config for c in found if c.name == "lightfm")
 
 
 def search(inputs: Inputs, data: Split, holdout: Holdout, settings: Settings, *,
@@ -329,7 +328,7 @@ def search(inputs: Inputs, data: Split, holdout: Holdout, settings: Settings, *,
     deadline = 0.0
     for name, share in SHARES:
         deadline += share * budget
-        base = defaults.get(name) or _metadata_base(out, settings)
+        base = defaults.get(name) or _metadata_base(out)
         t0 = time.perf_counter()
         objective = _Objective(name, base, inputs, data, holdout, metric, settings.seed,
                                progress, clock, settings.train_threads or None)
