@@ -331,7 +331,7 @@ def parse_budget(_ctx: click.Context | None, _param: Any, value: str | None) -> 
     if value is None:
         return None
     text = value.strip().lower()
-    scale = {"s": 1, "m": 60, "h": 3600}.get(text[-1:], None)
+    scale = {"s": 1, "m": 60, "h": 3600}.get(text[-1:])
     number = text[:-1] if scale else text
     try:
         seconds = float(number) * (scale or 1)

@@ -102,6 +102,23 @@ class TrainResult:
     refit_seconds: float = 0.0
     run: RunRecord | None = None
 
+    def candidates_table(self):
+        """One row per candidate: trials, search seconds and its metrics on the test users."""
+        import pandas as pd
+
+        rows = [{"candidate": c["name"], "chosen": c["name"] == self.chosen,
+                 "trials": c["trials"], "search_seconds": c["search_seconds"],
+                 **{k: v for k, v in c["test"].items()}} for c in self.candidates]
+        return pd.DataFrame(rows).set_index("candidate")
+
+    def trials_table(self):
+        """One row per trial of the search: candidate, its score on the tuning users, params."""
+        import pandas as pd
+
+        return pd.DataFrame([{"candidate": t["candidate"], "trial": t["number"],
+                              "value": t["value"], "epochs": t["epochs"],
+                              "seconds": t["seconds"], **t["params"]} for t in self.trials])
+
     def summary(self) -> str:
         """A few lines for people: the candidates, the choice, the gate, the decision."""
         primary = self.candidates[0]["primary"] if self.candidates else PRIMARY

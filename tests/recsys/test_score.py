@@ -13,9 +13,9 @@ import pytest
 import scipy.sparse as sp
 
 from lakehouse import names
+from lakehouse.config import Settings
 from lakehouse.errors import ModelError, ValidationError
 from lakehouse.lake import Lake
-from lakehouse.config import Settings
 from lakehouse.recsys.data import load_inputs, load_scoring_inputs
 from lakehouse.recsys.families import Config
 from lakehouse.recsys.registry import Registry
