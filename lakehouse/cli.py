@@ -476,14 +476,15 @@ def models_list(fmt: str) -> None:
         click.echo(f"No models in {registry.root} yet; run 'lakehouse train'.")
         return
     aliases = {v: a for a in ("champion", "challenger") if (v := registry.alias(a))}
-    rows = [(i.version, aliases.get(i.version), i.created_at,
-             (i.metrics.get("model") or {}).get("precision_at_10"),
+    rows = [(i.version, aliases.get(i.version), i.params.get("candidate", "lightfm+both"),
+             i.created_at, (i.metrics.get("model") or {}).get("precision_at_10"),
              (i.metrics.get("baseline") or {}).get("precision_at_10"),
              (i.metrics.get("model") or {}).get("ndcg_at_10"),
              (i.metrics.get("model") or {}).get("auc"),
              (i.metrics.get("model") or {}).get("coverage"),
              i.params.get("epochs"), i.params.get("components")) for i in infos]
-    click.echo(render(["version", "alias", "created_at", "p@10", "popularity_p@10", "ndcg@10",
+    click.echo(render(["version", "alias", "model", "created_at", "p@10", "popularity_p@10",
+                       "ndcg@10",
                        "auc", "coverage", "epochs", "components"], rows, fmt))
 
 
