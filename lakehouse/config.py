@@ -63,6 +63,10 @@ class Settings:
     kpi_days: int = 90
     # Build: DuckDB memory before it spills to a temporary folder (DuckDB size syntax).
     build_memory: str = "1GB"
+    # Build: where the views run, duckdb or spark (pip install 'lakehouse[spark]').
+    engine: str = "duckdb"
+    # Build on Spark: the master URL when SPARK_REMOTE (Spark Connect) is not set.
+    spark_master: str = "local[*]"
 
     @property
     def models_dir(self) -> Path:

@@ -23,15 +23,12 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import shutil
-import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-import duckdb
 import ibis
 import ibis.expr.types as ir
 import pandera.errors as pandera_errors
@@ -44,6 +41,7 @@ from lakehouse.locking import lake_lock
 from lakehouse.runlog import RunRecord, _cpu_seconds, record_run
 from lakehouse.zones import consumption, standardized
 from lakehouse.zones.base import KEY_UNIQUE, View, duplicate_keys
+from lakehouse.zones.engine import Engine, engine_for
 
 log = logging.getLogger(__name__)
 
@@ -94,7 +92,8 @@ class _Result:
         return self.record
 
 
-def build(settings: Settings, date: dt.date | None = None) -> list[RunRecord]:
+def build(settings: Settings, date: dt.date | None = None, *,
+          spark: Any = None) -> list[RunRecord]:
     """Build the standardized and consumption zones from raw data up to ``date``.
 
     Deterministic and idempotent: the same raw data and date give the same
@@ -104,6 +103,8 @@ def build(settings: Settings, date: dt.date | None = None) -> list[RunRecord]:
         settings: The lake and tunables (``kpi_days``).
         date: Use raw snapshots ingested on or before this date; it is also
             the last day of ``consumption.daily_kpis`` (default: today, UTC).
+        spark: With ``settings.engine == "spark"``, the SparkSession to run
+            on (default: from ``SPARK_REMOTE`` or ``settings.spark_master``).
 
     Returns:
         One successful run record per table written, in write order.
@@ -114,40 +115,28 @@ def build(settings: Settings, date: dt.date | None = None) -> list[RunRecord]:
         ValidationError: A table failed a table-level check; nothing was
             written and a failed run was recorded.
         LockedError: Another build is running on this lake.
+        ConfigError: Unknown engine, or Spark without ``lakehouse[spark]``.
     """
     date = date or utc_now().date()
     lake = Lake(settings.lake, create=False)
     lake.check_writable()
+    engine = engine_for(lake, settings, spark)
     with lake_lock(settings.locks_dir, PIPELINE, wait=False):
-        return _Build(lake, settings, date).run()
+        return _Build(lake, settings, date, engine).run()
 
 
 class _Build:
-    def __init__(self, lake: Lake, settings: Settings, date: dt.date):
+    def __init__(self, lake: Lake, settings: Settings, date: dt.date, engine: Engine):
         self.lake = lake
         self.settings = settings
         self.date = date
-        self.con = lake.con
-        self.temps: list[str] = []
+        self.engine = engine
         self.tables: dict[str, ir.Table] = {}
 
     def run(self) -> list[RunRecord]:
-        spill = tempfile.mkdtemp(prefix="lakehouse-build-")
-        try:
-            # Bounded memory: DuckDB spills the temporary tables beyond it.
-            self.con.raw_sql(f"SET memory_limit = '{_sql_quote(self.settings.build_memory)}'")
-            self.con.raw_sql(f"SET temp_directory = '{_sql_quote(spill)}'")
-        except duckdb.Error as exc:
-            raise LakeError(f"bad build_memory {self.settings.build_memory!r} "
-                            f"(LAKEHOUSE_BUILD_MEMORY): {str(exc).splitlines()[0]}; "
-                            "use a DuckDB size such as 1GB") from None
-        try:
+        with self.engine.session():
             results = self._compute()
             return self._write(results)
-        finally:
-            for name in self.temps:
-                self.con.drop_table(name, force=True)
-            shutil.rmtree(spill, ignore_errors=True)
 
     # ------------------------------------------------------------ compute
     def _compute(self) -> list[_Result]:
@@ -168,7 +157,7 @@ class _Build:
         if not self.lake.exists(name):
             raise LakeError(f"table {name} does not exist in {self.lake.root}; "
                             "run 'lakehouse ingest' before 'lakehouse build'")
-        t = self.lake.table(name)
+        t = self.engine.table(name)
         t = t.filter(t[names.INGEST_DATE] <= ibis.literal(self.date, type="date"))
         wanted = RAW_COLUMNS[name] | RAW_META_TYPES
         # A snapshot missing a column reads it as null, a drifted type as null
@@ -178,21 +167,21 @@ class _Build:
         return t.select(**cols)
 
     def _temp(self, expr: ir.Table, label: str) -> ir.Table:
-        name = f"_build_{label.replace('.', '__')}"
-        table = self.con.create_table(name, expr, temp=True, overwrite=True)
-        self.temps.append(name)
-        return table
+        return self.engine.temp(expr, label)
 
     def _drop(self, table: ir.Table) -> None:
-        name = table.get_name().rsplit(".", 1)[-1]
-        self.con.drop_table(name, force=True)
-        self.temps.remove(name)
+        self.engine.drop(table)
+
+    def _record(self, view: View) -> RunRecord:
+        record = RunRecord(PIPELINE, view.name, self.date)  # type: ignore[arg-type]
+        record.details = self.engine.details()
+        return record
 
     def _inputs(self, view: View) -> list[ir.Table]:
         return [self.tables[n] for n in view.inputs]
 
     def _standardize(self, view: View) -> _Result:
-        result = _Result(view, None, RunRecord(PIPELINE, view.name, self.date))  # type: ignore[arg-type]
+        result = _Result(view, None, self._record(view))
         with result.timed():
             inputs = self._inputs(view)
             staged = view.stage(*inputs)
@@ -217,7 +206,7 @@ class _Build:
         return result
 
     def _consume(self, view: View) -> _Result:
-        result = _Result(view, None, RunRecord(PIPELINE, view.name, self.date))  # type: ignore[arg-type]
+        result = _Result(view, None, self._record(view))
         with result.timed():
             kwargs: dict[str, Any] = {}
             if view is consumption.DAILY_KPIS:
@@ -257,7 +246,7 @@ class _Build:
                     record.records = written.rows
                     record.table_version = written.version
                     record.schema_changes = written.schema_changes
-                    record.details = {"quarantine_reasons": result.quarantine_reasons}
+                    record.details |= {"quarantine_reasons": result.quarantine_reasons}
                     if result.quarantine is not None:
                         qname = names.quarantine_table(result.view.name)
                         q = self._write_table(qname, result.quarantine)
@@ -275,12 +264,8 @@ class _Build:
         return done
 
     def _write_table(self, name: str, table: ir.Table) -> WriteResult:
-        return self.lake.write(name, table.to_pyarrow_batches(), mode="replace",
-                               metadata={"pipeline": PIPELINE, "build_date": str(self.date)})
-
-
-def _sql_quote(value: str) -> str:
-    return str(value).replace("'", "''")
+        return self.engine.write(name, table, {"pipeline": PIPELINE,
+                                               "build_date": str(self.date)})
 
 
 def _conform(column: ir.Value, kind: ibis.DataType) -> ir.Value:
