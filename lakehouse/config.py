@@ -18,6 +18,8 @@ from typing import Any
 from lakehouse.errors import ConfigError
 
 ENV_PREFIX = "LAKEHOUSE_"
+# Where ``lakehouse build`` can run its views (Settings.engine).
+ENGINES = ("duckdb", "spark")
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
+from lakehouse.config import ENGINES
 from lakehouse.errors import ConfigError, LakeError
 
 if TYPE_CHECKING:
@@ -28,9 +29,7 @@ if TYPE_CHECKING:
     from lakehouse.config import Settings
     from lakehouse.lake import Lake, WriteResult
 
-DUCKDB = "duckdb"
-SPARK = "spark"
-ENGINES = (DUCKDB, SPARK)
+DUCKDB, SPARK = ENGINES
 
 
 class Engine:

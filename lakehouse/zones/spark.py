@@ -91,6 +91,8 @@ def spark_session(master: str) -> Any:
             for key, value in LOCAL_CONF.items():
                 builder = builder.config(key, value)
             session = builder.getOrCreate()
+            # Spark's WARN lines (native Hadoop, shuffle sizes) are not the user's business.
+            session.sparkContext.setLogLevel("ERROR")
     except Exception as exc:  # Py4J, gRPC and runtime errors alike: all mean "no Spark"
         where = f"{REMOTE_ENV}={remote}" if remote else f"master {master}"
         raise LakeError(f"cannot start Spark ({where}): {_first_line(exc)}; check "
