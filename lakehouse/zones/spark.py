@@ -188,7 +188,7 @@ class SparkEngine(Engine):
 
         assert self._scratch is not None, "temp() outside session()"
         folder = self._scratch / f"{self._count + 1:03d}-{label.replace('.', '__')}"
-        self.spark.sql(self.con.compile(expr)).write.mode("errorifexists").parquet(str(folder))
+        self.spark.sql(self.con.compile(expr)).write.mode("error").parquet(str(folder))
         schema = expr.schema()
         df = self.spark.read.schema(PySparkSchema.from_ibis(schema)).parquet(str(folder))
         table = self._register(df, label, schema)
