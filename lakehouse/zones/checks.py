@@ -51,15 +51,25 @@ def failed_checks(schema: pa.DataFrameSchema, table: ir.Table) -> list[str]:
 
 def _failures(check: pa.Check, table: ir.Table, column: str | None) -> ir.Table:
     """A one-row table: ``n``, the rows failing ``check`` (or 1 if a table-wide check fails)."""
-    out = IbisCheckBackend(check).apply(IbisData(table, column))
+    if check.element_wise:  # a Python function per value: only pandera's backend runs those
+        out = IbisCheckBackend(check).apply(IbisData(table, column))
+        return out.aggregate(n=(~out[CHECK_OUTPUT_KEY].fill_null(False)).cast("int64").sum())
+    # The check's own expression, as pandera's backend calls it. Not through the
+    # backend's apply(): for a check returning a table (the builtins), it pairs
+    # rows by a global row_number() on engines without positional joins (Spark),
+    # which moves every row to one partition and may pair rows wrongly.
+    out = check._check_fn(IbisData(table, column), **check._check_kwargs)
+    if isinstance(out, bool):
+        out = ibis.literal(out)
     if isinstance(out, ir.BooleanScalar):
         return out.name("ok").as_table().select(n=ibis.ifelse(ibis._.ok, 0, 1).cast("int64"))
     if isinstance(out, ir.Table):
-        passed = out[CHECK_OUTPUT_KEY]
-        values = out[column] if column is not None else None
-    else:  # a boolean column of ``table``
-        passed, out = out, table
-        values = table[column] if column is not None else None
-    if values is not None and check.ignore_na:
-        passed = passed | values.isnull()
-    return out.aggregate(n=(~passed.fill_null(False)).cast("int64").sum())
+        # One boolean column per checked column, computed row by row from ``table``;
+        # null where the value is null.
+        passed = ibis.literal(True)
+        for name in out.columns:
+            passed = passed & out[name].fill_null(check.ignore_na)
+        return out.aggregate(n=(~passed).cast("int64").sum())
+    if column is not None and check.ignore_na:
+        out = out | table[column].isnull()
+    return table.aggregate(n=(~out.fill_null(False)).cast("int64").sum())
