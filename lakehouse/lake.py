@@ -152,6 +152,13 @@ def schema_diff(old: pa.Schema, new: pa.Schema) -> tuple[list[str], list[str], l
     return added, missing, changed
 
 
+def describe_schema_changes(old: pa.Schema, new: pa.Schema) -> list[str]:
+    """What replacing a table of schema ``old`` by one of schema ``new`` changes, in words."""
+    added, missing, changed = schema_diff(old, new)
+    return ([f"added column {c}" for c in added] + [f"dropped column {c}" for c in missing]
+            + [f"changed column {c}" for c in changed])
+
+
 def _as_reader(data: pa.Table | pa.RecordBatchReader | Iterable[pa.RecordBatch],
                schema: pa.Schema | None) -> pa.RecordBatchReader:
     if isinstance(data, pa.Table):
@@ -487,9 +494,7 @@ class Lake:
         exists = self.exists(name)
         changes: list[str] = []
         if exists and mode == "replace":
-            added, missing, changed = schema_diff(self.schema(name), target)
-            changes = ([f"added column {c}" for c in added] + [f"dropped column {c}" for c in missing]
-                       + [f"changed column {c}" for c in changed])
+            changes = describe_schema_changes(self.schema(name), target)
         props = CommitProperties(custom_metadata=dict(metadata or {}), max_commit_retries=50)
         try:
             if exists:

@@ -6,8 +6,9 @@ The one module that runs the zone views and writes their tables. The order:
 2. For each standardized view, in dependency order: stage the input rows
    (typed, with row-level rule results), keep the clean rows, set the failed
    ones aside for ``quarantine.<table>``, and validate the result (pandera
-   schema, key uniqueness, foreign keys). Results are materialized as DuckDB
-   temporary tables, so each is computed once and validated where it lies.
+   schema, key uniqueness, foreign keys). Results are materialized by the
+   engine (:mod:`lakehouse.zones.engine`: DuckDB temporary tables, or Parquet
+   on Spark), so each is computed once and validated where it lies.
 3. The same for the consumption views, which read the validated
    standardized results.
 4. Only when every table has passed: write them all (parents before

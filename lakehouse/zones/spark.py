@@ -36,7 +36,7 @@ import ibis.expr.datatypes as dt
 import ibis.expr.operations as ops
 
 from lakehouse.errors import ConfigError, LakeError
-from lakehouse.lake import WriteResult, schema_diff
+from lakehouse.lake import WriteResult, describe_schema_changes
 from lakehouse.zones.engine import SPARK, Engine
 
 if TYPE_CHECKING:
@@ -220,11 +220,8 @@ class SparkEngine(Engine):
 
     def _write_native(self, name: str, folder: Path, schema: Any,
                       metadata: Mapping[str, str]) -> WriteResult:
-        changes: list[str] = []
-        if self.lake.exists(name):
-            added, missing, changed = schema_diff(self.lake.schema(name), schema)
-            changes = ([f"added column {c}" for c in added] + [f"dropped column {c}" for c in missing]
-                       + [f"changed column {c}" for c in changed])
+        changes = (describe_schema_changes(self.lake.schema(name), schema)
+                   if self.lake.exists(name) else [])
         (self.spark.read.parquet(str(folder)).write.format("delta").mode("overwrite")
          .option("overwriteSchema", "true").option("userMetadata", json.dumps(dict(metadata)))
          .save(str(self.lake.path(name))))
