@@ -18,7 +18,7 @@ from typing import Any
 import click
 
 from lakehouse import __version__
-from lakehouse.config import MAX_DATE, MAX_K, MIN_DATE, Settings
+from lakehouse.config import ENGINES, MAX_DATE, MAX_K, MIN_DATE, Settings
 from lakehouse.errors import ConfigError, LakehouseError, LockedError
 from lakehouse.output import FORMATS, human_bytes, render
 
@@ -334,20 +334,27 @@ def ingest(endpoints: tuple[str, ...], date: dt.date | None, wait: bool,
 @click.option("--kpi-days", type=click.IntRange(min=1), metavar="N",
               help="Days of consumption.daily_kpis ending on --date "
                    "[env LAKEHOUSE_KPI_DAYS; default 90].")
+@click.option("--engine", type=click.Choice(ENGINES),
+              help="Where the views run [env LAKEHOUSE_ENGINE; default duckdb]; spark needs "
+                   "pip install 'lakehouse[spark]'.")
+@click.option("--spark-master", metavar="URL",
+              help="Spark master for --engine spark [env LAKEHOUSE_SPARK_MASTER; default "
+                   "local[*]]; SPARK_REMOTE=sc://host:15002 uses Spark Connect instead.")
 @format_option
-@with_settings(kpi_days="kpi_days")
+@with_settings(kpi_days="kpi_days", engine="engine", spark_master="spark_master")
 @alert_on_failure("build")
 def build(date: dt.date | None, fmt: str) -> None:
     """Build the standardized and consumption zones from raw snapshots up to --date.
 
     Every table is validated before anything is written; rows failing a
     row-level check go to quarantine.<table> with the reason. Building the
-    same date twice gives the same tables. Appends one record per table to
-    meta.runs.
+    same date twice gives the same tables, on DuckDB or on Spark. Appends
+    one record per table to meta.runs.
 
     \b
     Example:
       lakehouse build --date 2026-11-26
+      lakehouse build --engine spark --spark-master 'local[4]'
       lakehouse sql "SELECT _reason, count(*) FROM quarantine.listens GROUP BY 1"
     """
     from lakehouse.monitor.alerts import notify_runs

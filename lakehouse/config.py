@@ -20,6 +20,8 @@ from typing import Any
 from lakehouse.errors import ConfigError
 
 ENV_PREFIX = "LAKEHOUSE_"
+# Where ``lakehouse build`` can run its views (Settings.engine).
+ENGINES = ("duckdb", "spark")
 
 
 @dataclass(frozen=True)
@@ -76,6 +78,10 @@ class Settings:
     kpi_days: int = 90
     # Build: DuckDB memory before it spills to a temporary folder (DuckDB size syntax).
     build_memory: str = "1GB"
+    # Build: where the views run, duckdb or spark (pip install 'lakehouse[spark]').
+    engine: str = "duckdb"
+    # Build on Spark: the master URL when SPARK_REMOTE (Spark Connect) is not set.
+    spark_master: str = "local[*]"
 
     def __post_init__(self) -> None:
         # Every way of making Settings (defaults, environment, options, replace)
