@@ -149,6 +149,10 @@ class RunContext:
             given["_lake"] = None
         return dataclasses.replace(self, **given)
 
+    def _silenced(self) -> RunContext:
+        self.progress = None
+        return self
+
     def lake(self, *, create: bool = False) -> Lake:
         """The lake handle, opened on first use and then shared.
 
@@ -174,15 +178,21 @@ class RunContext:
 
 
 def as_context(target: RunContext | Settings | None, *, date: dt.date | str | None = None,
-               progress: ProgressFn | None = None, wait: bool | None = None) -> RunContext:
+               progress: ProgressFn | bool | None = None,
+               wait: bool | None = None) -> RunContext:
     """The context a step runs in: ``target`` itself, or a new one for plain settings.
 
     Args:
         target: A context, settings (a notebook's call), or None (the environment's).
         date: Overrides the context's date.
-        progress: Overrides the context's progress callback.
+        progress: Overrides the context's progress callback. ``False`` (or
+            ``True``, from callers of the days the library drew bars itself)
+            means no callback: the library never draws.
         wait: Overrides the context's lock policy.
     """
+    if isinstance(progress, bool):
+        ctx = as_context(target, date=date, wait=wait)
+        return ctx if ctx.progress is None else ctx.replace()._silenced()
     if not isinstance(target, RunContext):
         return RunContext.open(target, date=date, progress=progress,
                                wait=True if wait is None else wait)

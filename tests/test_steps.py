@@ -250,3 +250,12 @@ def test_every_step_function_refuses_a_read_only_lake_the_same_way(step):
     message = str(caught.value)
     assert message.startswith(f"lake folder {folder} is not writable (")
     assert message.endswith("); fix its permissions or point --lake elsewhere")
+
+
+def test_progress_false_from_older_callers_means_no_callback(tmp_path):
+    events = []
+    ctx = context(tmp_path / "lake", progress=events.append)
+    quiet = as_context(ctx, progress=False)
+    assert quiet.progress is None and ctx.progress is not None
+    assert quiet.lake(create=True) is not None
+    assert as_context(Settings.load(env={}, lake=tmp_path), progress=True).progress is None
