@@ -36,7 +36,7 @@ import numpy as np
 import pyarrow as pa
 
 from lakehouse import names
-from lakehouse.config import Settings
+from lakehouse.config import Settings, check_date
 from lakehouse.context import ProgressFn, RunContext, as_context
 from lakehouse.errors import ConfigError, LakehouseError, SourceError
 from lakehouse.lake import Lake, WriteResult
@@ -44,6 +44,7 @@ from lakehouse.runlog import RunRecord
 from lakehouse.source.client import MAX_PAGE_SIZE, ApiClient, Page, check_base_url, redact
 from lakehouse.source.endpoints import ENDPOINTS, META_FIELDS, EndpointSpec
 from lakehouse.source.errors import (
+    EmptySourceError,
     FieldTypeError,
     HttpStatusError,
     NotTheApiError,
@@ -73,7 +74,7 @@ PagesFn = Callable[[int, int], None]
 
 def ingest(target: RunContext | Settings | None = None, endpoints: Sequence[str] | None = None,
            *, date: dt.date | str | None = None, wait: bool | None = None,
-           progress: ProgressFn | None = None) -> list[RunRecord]:
+           progress: ProgressFn | None = None, allow_empty: bool = False) -> list[RunRecord]:
     """Ingest endpoints of the source API into the raw zone, one commit each.
 
     A pipeline step (:func:`lakehouse.steps.run_step`): it takes the lake's
@@ -92,6 +93,8 @@ def ingest(target: RunContext | Settings | None = None, endpoints: Sequence[str]
         progress: Called with a :class:`~lakehouse.context.ProgressEvent` per
             page read and one ``finished`` event per endpoint whose message is
             its :func:`summary_line` (default: the context's callback).
+        allow_empty: Accept an endpoint serving no records although its last
+            snapshot had some (otherwise that endpoint fails, nothing replaced).
 
     Returns:
         One run record per endpoint, in the order given, each also appended
@@ -107,6 +110,7 @@ def ingest(target: RunContext | Settings | None = None, endpoints: Sequence[str]
             (checked once before any endpoint is read).
     """
     ctx = as_context(target, date=date, wait=wait, progress=progress)
+    check_date(ctx.date, "ingest date")
     settings = ctx.settings
     specs = _specs(endpoints)
     _check_settings(settings)
@@ -117,7 +121,8 @@ def ingest(target: RunContext | Settings | None = None, endpoints: Sequence[str]
         for spec in specs:
             record = ingest_endpoint(
                 run.lake, settings, spec, run.date,
-                on_pages=functools.partial(ctx.report, PIPELINE, spec.name))
+                on_pages=functools.partial(ctx.report, PIPELINE, spec.name),
+                allow_empty=allow_empty)
             try:
                 run.record(record)
             except LakehouseError as exc:
@@ -153,8 +158,13 @@ def preflight(settings: Settings, spec: EndpointSpec) -> None:
 
 
 def ingest_endpoint(lake: Lake, settings: Settings, spec: EndpointSpec | str,
-                    date: dt.date, *, on_pages: PagesFn | None = None) -> RunRecord:
+                    date: dt.date, *, on_pages: PagesFn | None = None,
+                    allow_empty: bool = False) -> RunRecord:
     """Ingest one endpoint into its raw partition for ``date``; never raises.
+
+    An endpoint that serves no records while its last snapshot (the newest
+    partition up to ``date``) had some fails, unless ``allow_empty``: an
+    outage serving empty lists must not replace a good day.
 
     The caller holds the ingest lock and appends the record to ``meta.runs``.
 
@@ -165,6 +175,7 @@ def ingest_endpoint(lake: Lake, settings: Settings, spec: EndpointSpec | str,
         date: The ``ingest_date`` partition to replace.
         on_pages: Called after each page with the pages read and the pages
             expected (a re-read starts again from 1).
+        allow_empty: Accept an empty answer (see above).
 
     Returns:
         The run record, ``success`` or ``failed`` with a one-line error.
@@ -176,7 +187,7 @@ def ingest_endpoint(lake: Lake, settings: Settings, spec: EndpointSpec | str,
     with ApiClient.from_settings(settings) as client:
         try:
             result, reader, attempts = _read_and_write(lake, client, settings, spec, date,
-                                                       record.run_id, on_pages)
+                                                       record.run_id, on_pages, allow_empty)
         except LakehouseError as exc:
             status, error = names.FAILED, _one_line(exc)
             if isinstance(exc, FieldTypeError):
@@ -223,7 +234,8 @@ class _Restart(Exception):
 
 
 def _read_and_write(lake: Lake, client: ApiClient, settings: Settings, spec: EndpointSpec,
-                    date: dt.date, run_id: str, on_pages: PagesFn | None
+                    date: dt.date, run_id: str, on_pages: PagesFn | None,
+                    allow_empty: bool = False
                     ) -> tuple[WriteResult, _EndpointStream, int]:
     table_schema = lake.schema(spec.table) if lake.exists(spec.table) else None
     extras: dict[str, pa.Field] = {}
@@ -236,6 +248,8 @@ def _read_and_write(lake: Lake, client: ApiClient, settings: Settings, spec: End
             stream = _EndpointStream(client, spec, settings, list(extras.values()), run_id,
                                      date, confirmed)
             stream.open()  # page 1 before the write: a refused endpoint touches no table
+            if stream.total == 0 and not allow_empty:
+                _refuse_empty(lake, spec, date)
             if on_pages is not None:
                 stream.on_page = functools.partial(_pages_read, on_pages, stream)
             result = lake.write(
@@ -261,6 +275,28 @@ def _read_and_write(lake: Lake, client: ApiClient, settings: Settings, spec: End
                     f"the source moved while being read ({restart.reason}), {moved} reads "
                     "in a row; nothing written; rerun when the source is stable") from None
             log.warning("%s: the source moved (%s); reading again", spec.name, restart.reason)
+
+
+def _refuse_empty(lake: Lake, spec: EndpointSpec, date: dt.date) -> None:
+    """Fail an empty answer when the last snapshot up to ``date`` had records."""
+    if not lake.exists(spec.table):
+        return
+    counts: dict[dt.date, int] = {}
+    actions = pa.table(lake.delta(spec.table).get_add_actions(flatten=True))
+    if actions.num_rows == 0:
+        return
+    for day, rows in zip(actions.column(f"partition.{names.INGEST_DATE}").to_pylist(),
+                         actions.column("num_records").to_pylist(), strict=True):
+        if day is not None and day <= date:
+            counts[day] = counts.get(day, 0) + (rows or 0)
+    if not counts:
+        return
+    last = max(counts)
+    if counts[last]:
+        raise EmptySourceError(
+            f"the source served 0 {spec.name} records where the snapshot of {last} had "
+            f"{counts[last]}; nothing replaced; rerun when the source is back, or pass "
+            "--allow-empty if it really is empty")
 
 
 def _pages_read(on_pages: PagesFn, stream: _EndpointStream, _new: int) -> None:

@@ -17,7 +17,8 @@ from tests.conftest import SAMPLE_SIZE, copy_lake, settings_for
 from tests.test_steps import Sinks
 
 MONDAY, THURSDAY = dt.date(2026, 11, 23), dt.date(2026, 11, 26)
-QUICK = {"LAKEHOUSE_EPOCHS": "3", "LAKEHOUSE_COMPONENTS": "8", "LAKEHOUSE_WORKERS": "4"}
+QUICK = {"LAKEHOUSE_EPOCHS": "3", "LAKEHOUSE_COMPONENTS": "8", "LAKEHOUSE_WORKERS": "4",
+         "LAKEHOUSE_TRAIN_TRIALS": "1", "LAKEHOUSE_TRAIN_THREADS": "1"}
 
 
 def runs_of(lake_dir, day: dt.date) -> list[tuple[str, str, str]]:
@@ -49,9 +50,10 @@ def test_daily_on_the_mock_records_every_step_in_meta_runs(tmp_path, raw_lake, m
     assert pipelines[6:-2] == ["build"] * views
     assert all(status == "success" for _, _, status in runs)
     assert pipelines[-2:] == ["train", "recommend"]
-    # Not a terminal: one line per endpoint, epoch and step on stderr, for the cron log.
+    # Not a terminal: one line per endpoint, trial, refit and step on stderr (the cron log).
     assert f"daily {day} status: success, healthy" in result.stderr
-    assert f"ingest users {day}: success" in result.stderr and "epoch 3/3" in result.stderr
+    assert f"ingest users {day}: success" in result.stderr and " (best " in result.stderr
+    assert "refit " in result.stderr
 
 
 def test_a_failing_endpoint_does_not_stop_the_day_and_the_exit_code_says_so(

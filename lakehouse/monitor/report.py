@@ -14,26 +14,33 @@ import contextlib
 import logging
 import os
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from html import escape
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pandas as pd
 
 from lakehouse import __version__, names
 from lakehouse.config import Settings
 from lakehouse.context import RunContext, as_context
-from lakehouse.errors import ConfigError
+from lakehouse.errors import BrokenTableError, ConfigError
 from lakehouse.lake import utc_now
 from lakehouse.monitor import charts
 from lakehouse.monitor.alerts import read_alerts
-from lakehouse.monitor.kpis import PipelineKpis, frame_rows, pipeline_kpis, user_kpis
-from lakehouse.monitor.runs import details_of, read_runs
+from lakehouse.monitor.kpis import (
+    USER_KPI_COLUMNS,
+    PipelineKpis,
+    frame_rows,
+    pipeline_kpis,
+    user_kpis,
+)
+from lakehouse.monitor.runs import details_of, empty_runs, read_runs
 from lakehouse.monitor.status import METRIC_KEYS, Status, status
 from lakehouse.output import format_cell, human_bytes
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 # Every chart the report draws (``id="chart-<name>"``), drawn even when empty.
 CHARTS = (
@@ -91,10 +98,15 @@ def render_report(target: RunContext | Settings | None = None) -> str:
     """
     ctx = as_context(target)
     settings, lake = ctx.settings, ctx.lake()
-    runs = read_runs(lake)
-    st = status(ctx, runs=runs)
-    users = user_kpis(ctx)
-    pipe = pipeline_kpis(ctx, runs=runs)
+    # A broken table is shown as a problem in the health section (status found
+    # it); the sections that read it are then empty rather than the report lost.
+    runs = _unless_broken(lambda: read_runs(lake), lambda: None)
+    st = status(ctx, runs=runs)  # with runs None, status reads and reports meta.runs
+    runs = empty_runs() if runs is None else runs
+    users = _unless_broken(lambda: user_kpis(ctx), lambda: pd.DataFrame(
+        columns=USER_KPI_COLUMNS))
+    pipe = _unless_broken(lambda: pipeline_kpis(ctx, runs=runs),
+                          lambda: pipeline_kpis(ctx, runs=empty_runs()))
     models, champion = _models(settings)
     sections = [
         _health(st),
@@ -119,6 +131,14 @@ def render_report(target: RunContext | Settings | None = None) -> str:
 
 
 # ---------------------------------------------------------------- sections
+def _unless_broken(read: Callable[[], T], empty: Callable[[], T]) -> T:
+    try:
+        return read()
+    except BrokenTableError as exc:
+        log.warning("report section left empty: %s", exc)
+        return empty()
+
+
 def _section(title: str, anchor: str, body: str) -> str:
     return f'<section id="{anchor}"><h2>{escape(title)}</h2>{body}</section>'
 

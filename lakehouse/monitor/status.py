@@ -10,7 +10,11 @@ severity ``error``; warnings never make it unhealthy):
 - the last training run failed (the champion keeps serving, but the weekly
   retraining is broken);
 - a champion model exists but the last scoring run failed or no successful
-  scoring finished within ``stale_hours`` (missed scoring).
+  scoring finished within ``stale_hours`` (missed scoring);
+- the champion alias points to a version that does not read (missing or
+  damaged ``model.json``, artifact failing its checksum);
+- a table does not read: its Delta log does not parse, or a data file it
+  lists is missing or not as logged (:meth:`Lake.check`).
 
 Without a champion there is nothing to score, which is a warning only (a new
 lake before its first training).
@@ -29,13 +33,17 @@ import pandas as pd
 from lakehouse import names
 from lakehouse.config import Settings
 from lakehouse.context import RunContext, as_context
+from lakehouse.errors import BrokenTableError, LakehouseError
 from lakehouse.lake import Lake, TableInfo, utc_now
 from lakehouse.monitor import alerts as al
-from lakehouse.monitor.runs import read_runs
+from lakehouse.monitor.runs import empty_runs, read_runs
+from lakehouse.sqlguard import first_line
 
 log = logging.getLogger(__name__)
 
 INGEST, BUILD, TRAIN, RECOMMEND = names.INGEST, names.BUILD, names.TRAIN, names.RECOMMEND
+TABLE_UNREADABLE = "table_unreadable"
+MODEL_UNREADABLE = "model_unreadable"
 METRIC_KEYS = names.METRIC_KEYS
 
 
@@ -140,14 +148,18 @@ def status(target: RunContext | Settings | None = None, now: dt.datetime | None 
     settings, lake = ctx.settings, ctx.lake()
     now = now or utc_now()
     st = Status(healthy=True, checked_at=now, lake=lake.root, stale_hours=settings.stale_hours)
-    runs = read_runs(lake) if runs is None else runs
+    if runs is None:
+        try:
+            runs = read_runs(lake)
+        except BrokenTableError:
+            runs = empty_runs()  # meta.runs itself is reported unreadable with the tables
     limit = dt.timedelta(hours=settings.stale_hours)
     _judge_ingest(st, runs, limit)
     _judge_build(st, runs, limit)
     _judge_train(st, runs)
-    st.model = _champion(settings)
+    st.model, model_problem = _champion(settings)
     st.last_recommendations = _last_score_date(lake)
-    _judge_scoring(st, runs, limit)
+    _judge_scoring(st, runs, limit, model_problem)
     _list_tables(st, lake)
     st.problems.sort(key=lambda p: p.severity != al.ERROR)
     st.healthy = not st.errors
@@ -193,13 +205,16 @@ def _judge_train(st: Status, runs: pd.DataFrame) -> None:
             f"last training ({train.run_date}) failed: {train.error}"))
 
 
-def _judge_scoring(st: Status, runs: pd.DataFrame, limit: dt.timedelta) -> None:
-    """With a champion, the last scoring did not fail and succeeded within the limit."""
+def _judge_scoring(st: Status, runs: pd.DataFrame, limit: dt.timedelta,
+                   model_problem: str | None) -> None:
+    """A usable champion, whose last scoring did not fail and succeeded within the limit."""
     now = st.checked_at
     scoring = _step(runs, RECOMMEND, None, now)
     if scoring.last_status is not None:
         st.steps.append(scoring)
-    if st.model is None:
+    if model_problem:
+        st.problems.append(Problem(MODEL_UNREADABLE, "models", al.ERROR, model_problem))
+    elif st.model is None:
         st.problems.append(Problem("no_model", "models", al.WARNING,
                                    "no champion model yet, so nothing is scored; "
                                    "run 'lakehouse train'"))
@@ -221,8 +236,11 @@ def _list_tables(st: Status, lake: Lake) -> None:
         st.tables = lake.tables()
         st.lake_bytes = lake.size_bytes()
     except Exception as exc:  # a broken table is a problem to report, not a crash
-        st.problems.append(Problem("lake_unreadable", "lake", al.ERROR,
-                                   f"cannot list the lake's tables: {exc}"))
+        st.problems.append(Problem(TABLE_UNREADABLE, "lake", al.ERROR,
+                                   f"cannot list the lake's tables: {first_line(exc)}"))
+    for info in st.tables:
+        if info.problem:
+            st.problems.append(Problem(TABLE_UNREADABLE, info.name, al.ERROR, info.problem))
 
 
 def _step(runs: pd.DataFrame, pipeline: str, target: str | None,
@@ -272,24 +290,27 @@ def _judge_fresh(st: Status, step: StepStatus, subject: str, what: str,
             f"ago (limit {st.stale_hours:g} h)"))
 
 
-def _champion(settings: Settings) -> ModelStatus | None:
+def _champion(settings: Settings) -> tuple[ModelStatus | None, str | None]:
+    """The champion, and what keeps it from scoring (a damaged registry), if anything."""
     try:
         from lakehouse.recsys.registry import Registry
-
-        registry = Registry(settings.models_dir)
-        version = registry.alias(names.CHAMPION)
+    except ImportError as exc:  # no recommender installed: nothing to judge
+        log.warning("cannot read the model registry: %s", exc)
+        return None, None
+    registry = Registry(settings.models_dir)
+    try:
+        version = registry.alias("champion")
         if not version:
-            return None
+            return None, None
+        registry.verify(version)  # model.json parses and the artifact matches its sha256
         info = registry.get(version)
         count = len(registry.versions())
-    except Exception as exc:  # no recommender installed or a damaged registry
-        log.warning("cannot read the model registry: %s", exc)
-        return None
+    except LakehouseError as exc:
+        return None, f"the champion model cannot be used: {first_line(exc)}"
     metrics = info.metrics or {}
     return ModelStatus(version=info.version, created_at=info.created_at,
-                       metrics=dict(metrics.get(names.MODEL_METRICS) or {}),
-                       baseline=dict(metrics.get(names.BASELINE_METRICS) or {}),
-                       versions=count)
+                       metrics=dict(metrics.get("model") or {}),
+                       baseline=dict(metrics.get("baseline") or {}), versions=count), None
 
 
 def _last_score_date(lake: Lake) -> dt.date | None:

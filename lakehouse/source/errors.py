@@ -50,3 +50,7 @@ class FieldTypeError(SourceError):
         """The same error, saying on which page it was seen."""
         return FieldTypeError(self.field, self.expected, self.got, self.example,
                               f" on page {number}")
+
+
+class EmptySourceError(SourceError):
+    """The endpoint served no records where its last snapshot had some."""
