@@ -350,6 +350,12 @@ def _envelope(body: bytes, page: int) -> tuple[list, int, int, int] | str:
         return f"'size' is not a page size: {size!r}"
     if type(pages) is not int or pages < 0:
         return f"'pages' is not a count: {pages!r}"
+    # The page count drives how many requests follow: a server claiming 100,000
+    # pages for 1 record must not get 100,000 requests (an empty collection may say 0 or 1).
+    expected = -(-total // size)
+    if pages != expected and not (total == 0 and pages == 1):
+        return (f"'pages' is {pages} where total {total} at size {size} makes {expected} "
+                "(the contract: pages = ceil(total / size))")
     if doc.get("page", page) != page:
         return f"asked for page {page}, got page {doc.get('page')!r}"
     if len(items) > size:

@@ -83,3 +83,23 @@ def test_an_endpoint_empty_from_the_start_is_fine(tmp_path, fake_api):
     assert run.ok and run.records == 0
     [again] = ingest(s, ["users"], date=NEXT, progress=False)
     assert again.ok
+
+
+# ---------------------------------------------------------------- item 10: the envelope
+def test_a_page_count_that_does_not_match_the_total_fails_the_endpoint(tmp_path, fake_api):
+    def lying(req):
+        if req.endpoint == "users":
+            body = {"items": api.data["users"][:1], "total": 1, "page": req.page,
+                    "size": req.size, "pages": 100_000}
+            return 200, {}, json.dumps(body).encode()
+        return None
+
+    api = fake_api(hook=lying)
+    s = settings(tmp_path, api)
+    # tracks first: the pre-flight request goes to the first endpoint.
+    tracks, users = ingest(s, ["tracks", "users"], date=DAY, progress=False)
+    assert not users.ok and "'pages' is 100000" in users.error
+    assert "ceil(total / size)" in users.error
+    assert api.hits("users") <= 1 + s.max_retries  # page 1 and its retries, no more
+    assert tracks.ok
+    assert not Lake(s.lake).exists(names.RAW_USERS)
