@@ -45,7 +45,7 @@ class LakehouseGroup(click.Group):
         try:
             return super().invoke(ctx)
         except LakehouseError as exc:
-            raise click.ClickException(str(exc)) from None
+            raise click.ClickException(_safe(ctx, str(exc))) from None
         except click.UsageError as exc:
             raise _one_line(exc) from None
 
@@ -54,6 +54,15 @@ class LakehouseGroup(click.Group):
             formatter.write_paragraph()
             for line in self.epilog.splitlines():
                 formatter.write_text(line)
+
+
+def _safe(ctx: click.Context, text: str) -> str:
+    """An error line without secrets or control characters (it can quote the server)."""
+    from lakehouse.source.scrub import scrub
+
+    current = ctx.find_root().obj
+    token = current.api_token if isinstance(current, Settings) else None
+    return scrub(text, [token])
 
 
 def _one_line(exc: click.UsageError) -> click.UsageError:
@@ -155,8 +164,10 @@ def alert_on_failure(job: str) -> Callable:
                 current = settings()
                 if current.alert_webhook or current.alert_command:
                     from lakehouse.monitor.alerts import job_failed_alert
+                    from lakehouse.source.scrub import scrub
 
-                    job_failed_alert(current, job, f"lakehouse {job} failed: {exc}")
+                    job_failed_alert(current, job, scrub(f"lakehouse {job} failed: {exc}",
+                                                         [current.api_token]))
                 raise
         return wrapper
     return decorator

@@ -53,6 +53,7 @@ from lakehouse.source.errors import (
 )
 from lakehouse.source.paginator import fetch_in_order
 from lakehouse.source.records import JSON_TEXT, column, exact, infer_field, plain, scan_keys
+from lakehouse.source.scrub import scrub
 
 log = logging.getLogger(__name__)
 
@@ -161,24 +162,28 @@ def ingest_endpoint(lake: Lake, settings: Settings, spec: EndpointSpec | str,
     record = RunRecord(pipeline=PIPELINE, target=spec.name, run_date=date)
     record.details = {"api_url": redact(settings.api_url), "page_size": settings.page_size,
                       "workers": settings.workers}
+    secrets = [settings.api_token]
     with ApiClient.from_settings(settings) as client:
         try:
             result, reader, attempts = _read_and_write(lake, client, settings, spec, date,
                                                        record.run_id, progress, allow_empty)
         except LakehouseError as exc:
-            status, error = names.FAILED, _one_line(exc)
+            status, error = names.FAILED, _one_line(exc, secrets=secrets)
             if isinstance(exc, FieldTypeError):
                 error += f"; nothing written to {spec.table}"
         except Exception as exc:  # noqa: BLE001 - a bug in one endpoint must not stop the others
             log.exception("ingest of %s failed unexpectedly", spec.name)
-            status, error = names.FAILED, _one_line(exc, prefix=type(exc).__name__ + ": ")
+            status, error = names.FAILED, _one_line(exc, prefix=type(exc).__name__ + ": ",
+                                                    secrets=secrets)
         else:
             status, error = names.SUCCESS, None
             record.records = result.rows
             record.rows_in = reader.records
             record.pages = reader.pages
             record.table_version = result.version
-            record.schema_changes = reader.drift() + result.schema_changes
+            # Field names came from the server: no escape sequence reaches a terminal.
+            record.schema_changes = [scrub(c, secrets) for c in
+                                     reader.drift() + result.schema_changes]
             record.details.update(total=reader.total, attempts=attempts)
         record.requests, record.retries, record.bytes = \
             client.requests, client.retries, client.bytes
@@ -555,6 +560,7 @@ def _check_settings(settings: Settings) -> None:
         raise ConfigError(f"max_retries must be >= 0, got {settings.max_retries}")
 
 
-def _one_line(exc: BaseException, prefix: str = "") -> str:
-    text = " ".join(str(exc).split()) or type(exc).__name__
+def _one_line(exc: BaseException, prefix: str = "", secrets: Sequence[str | None] = ()) -> str:
+    # Messages can quote the server (error bodies, field names, values): scrubbed.
+    text = " ".join(scrub(str(exc), secrets).split()) or type(exc).__name__
     return prefix + (text if len(text) <= 400 else text[:397] + "...")
