@@ -62,6 +62,8 @@ PIPELINE = "ingest"
 MOVED_TRIES = 3
 # Restarts allowed because a new field first appeared after page 1.
 NEW_FIELD_RESTARTS = 3
+# Field metadata: the source key of a field kept under another column name.
+SOURCE_KEY = b"lakehouse.source_key"
 # Rows per record batch handed to the writer: big enough to amortize the
 # conversion, small enough to keep memory flat.
 BATCH_ROWS = 5000
@@ -246,8 +248,8 @@ def _read_and_write(lake: Lake, client: ApiClient, settings: Settings, spec: End
                 if restarts > NEW_FIELD_RESTARTS:
                     raise SourceError(f"new fields kept appearing mid-read ({restart.reason}); "
                                       "nothing written; rerun later") from None
-                extras.update({n: _extra_field(n, v, table_schema)
-                               for n, v in restart.new_fields.items()})
+                for n, v in sorted(restart.new_fields.items()):
+                    extras[n] = _extra_field(n, v, table_schema, _taken(spec, extras))
                 log.info("%s: %s; reading again with the new columns", spec.name,
                          restart.reason)
                 continue
@@ -281,14 +283,39 @@ def _refuse_empty(lake: Lake, spec: EndpointSpec, date: dt.date) -> None:
             "--allow-empty if it really is empty")
 
 
-def _extra_field(name: str, example: Any, table_schema: pa.Schema | None) -> pa.Field:
-    inferred = infer_field(name, example)
-    if table_schema is not None and name in table_schema.names:
-        stored = table_schema.field(name).with_nullable(True)
-        if pa.types.is_string(stored.type) and inferred.metadata:
-            return inferred  # JSON text, stored as a string
-        return stored
-    return inferred
+def _extra_field(name: str, example: Any, table_schema: pa.Schema | None,
+                 taken: set[str]) -> pa.Field:
+    """The column of new source field ``name``; ``taken``: lower-cased column names in use.
+
+    A name that collides with ours (``_run_id``, ``ingest_date``...) or, ignoring
+    case, with another field (``ID`` beside ``id``: Delta and DuckDB columns are
+    case-insensitive) is kept as ``source_<name>``.
+    """
+    column = name
+    if column.lower() in taken:
+        column = f"source_{name}"
+        while column.lower() in taken:
+            column += "_"
+    inferred = infer_field(column, example)
+    field = inferred
+    if table_schema is not None and column in table_schema.names:
+        stored = table_schema.field(column).with_nullable(True)
+        # JSON text stays the inferred (string) field, with its marker.
+        field = inferred if pa.types.is_string(stored.type) and inferred.metadata else stored
+    if column != name:
+        field = field.with_metadata({**(field.metadata or {}), SOURCE_KEY: name.encode()})
+    return field
+
+
+def _taken(spec: EndpointSpec, extras: dict[str, pa.Field]) -> set[str]:
+    return {n.lower() for n in [*spec.field_names, *(f.name for f in META_FIELDS),
+                                *(f.name for f in extras.values())]}
+
+
+def source_key(field: pa.Field) -> str:
+    """The key in the source's items that ``field`` holds."""
+    key = (field.metadata or {}).get(SOURCE_KEY)
+    return key.decode() if key else field.name
 
 
 @dataclass
@@ -333,10 +360,13 @@ class _EndpointStream:
         self.spec = spec
         self.fields = list(spec.fields) + extras
         self.extras = extras
-        self.expected = frozenset(f.name for f in self.fields)
+        # The source's key of each field: a field whose name collides with one of
+        # ours is kept under another column name (see _extra_field).
+        self.keys = [source_key(f) for f in self.fields]
+        self.expected = frozenset(self.keys)
         self.contract = frozenset(spec.field_names)
         self.source_schema = pa.schema(self.fields)
-        self._getter = operator.itemgetter(*(f.name for f in self.fields))
+        self._getter = operator.itemgetter(*self.keys)
         self._deferrable = len(self.fields) > 1 and all(plain(f) for f in self.fields)
         self.schema = pa.schema(self.fields + list(META_FIELDS))
         self.run_id = run_id
@@ -418,9 +448,9 @@ class _EndpointStream:
         items = page.items
         if complete and items:
             values: Iterable[Sequence[Any]] = zip(*map(self._getter, items), strict=True) \
-                if len(self.fields) > 1 else [[item[self.fields[0].name] for item in items]]
+                if len(self.fields) > 1 else [[item[self.keys[0]] for item in items]]
         else:
-            values = ([item.get(f.name) for item in items] for f in self.fields)
+            values = ([item.get(key) for item in items] for key in self.keys)
         return pa.RecordBatch.from_arrays(
             [column(f, v) for f, v in zip(self.fields, values, strict=True)],
             schema=self.source_schema)
@@ -499,7 +529,12 @@ class _EndpointStream:
         out = []
         for f in self.extras:
             kind = "JSON text" if f.metadata and f.metadata.get(JSON_TEXT) else str(f.type)
-            out.append(f"new field {f.name} ({kind}) kept as a column")
+            key = source_key(f)
+            if key != f.name:
+                out.append(f"new field {key} ({kind}) kept as column {f.name}: its name "
+                           "collides with one of the lake's columns")
+            else:
+                out.append(f"new field {f.name} ({kind}) kept as a column")
         for name in self.spec.field_names:
             if self.missing.get(name):
                 out.append(f"missing field {name}: null in {self.missing[name]} of "

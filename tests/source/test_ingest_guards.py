@@ -152,3 +152,24 @@ def test_scrub_keeps_ordinary_words():
     assert scrub("unexpected token in JSON at 3") == "unexpected token in JSON at 3"
     assert scrub("Authorization: Basic dXNlcjpwdw==") == "Authorization: Basic <redacted>"
     assert scrub('{"api_key": "abc"}') == '{"api_key": "<redacted>"}'
+
+
+# ---------------------------------------------------------------- item 12: colliding fields
+def test_source_fields_that_collide_with_ours_are_kept_renamed_and_reported(tmp_path, fake_api):
+    api = fake_api()
+    for item in api.data["users"]:
+        item.update({"_run_id": "theirs", "ingest_date": "1999-01-01", "ID": item["id"] * 10})
+    s = settings(tmp_path, api)
+    for day in (DAY, NEXT):  # every run, not only the first
+        [run] = ingest(s, ["users"], date=day, progress=False)
+        assert run.ok, run.error
+    notes = " | ".join(run.schema_changes)
+    for key, column in (("_run_id", "source__run_id"), ("ingest_date", "source_ingest_date"),
+                        ("ID", "source_ID")):
+        assert f"new field {key} (" in notes and f"kept as column {column}" in notes
+    lake = Lake(s.lake)
+    row = lake.sql('SELECT "_run_id", ingest_date, id, source__run_id, source_ingest_date, '
+                   f'"source_ID" FROM raw.users WHERE ingest_date = DATE \'{NEXT}\' '
+                   'ORDER BY id LIMIT 1').fetchone()
+    assert row[0] == run.run_id and row[1] == NEXT
+    assert row[2:] == (1, "theirs", "1999-01-01", 10)
