@@ -211,21 +211,30 @@ def tables(fmt: str) -> None:
 @cli.command()
 @click.argument("query")
 @format_option
-@click.option("--limit", type=click.IntRange(min=0), default=1000, show_default=True,
-              help="Print at most this many rows (0: all).")
-def sql(query: str, fmt: str, limit: int) -> None:
-    """Run a DuckDB SQL QUERY on the lake; tables are named zone.name.
+@click.option("--limit", type=click.IntRange(min=0), metavar="N",
+              help="Print at most N rows (0: all) [default: 1000 for table, all for csv "
+                   "and json]; what is left out is counted on stderr.")
+def sql(query: str, fmt: str, limit: int | None) -> None:
+    """Run one read-only DuckDB SQL QUERY on the lake; tables are named zone.name.
+
+    SELECT, WITH, DESCRIBE, SHOW, SUMMARIZE and EXPLAIN run; anything that could
+    change a file (COPY, INSERT, CREATE, SET, ATTACH...) is refused. Export
+    with --format csv or json, which print every row.
 
     \b
     Example:
       lakehouse sql "SELECT count(*) FROM standardized.listens"
+      lakehouse sql "SELECT * FROM consumption.recommendations" --format csv > recs.csv
     """
-    rel = open_lake_for().sql(query)
-    if rel is None:
+    if limit is None:
+        limit = 1000 if fmt == "table" else 0
+    result = open_lake_for().query(query, limit or None)
+    if not result.columns:
         return
-    columns = rel.columns
-    rows = rel.fetchmany(limit) if limit else rel.fetchall()
-    click.echo(render(columns, rows, fmt))
+    click.echo(render(result.columns, result.rows, fmt))
+    if result.left_out:
+        click.echo(f"{result.left_out} more row(s) not shown (--limit {limit}); "
+                   "--limit 0 shows all", err=True)
 
 
 # ---- mock-api (bundled source API) ----
