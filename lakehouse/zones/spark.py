@@ -55,12 +55,14 @@ SESSION_CONF = {
     "spark.sql.session.timeZone": "UTC",
     "spark.sql.parquet.outputTimestampType": "TIMESTAMP_MICROS",
 }
+LOG_CONFIG = Path(__file__).with_name("spark-log4j2.properties")
 # Settings only a session this module starts can have.
 LOCAL_CONF = {
     "spark.ui.showConsoleProgress": "false",
     "spark.ui.enabled": "false",
     # No _SUCCESS marker files in the table folders.
     "spark.hadoop.mapreduce.fileoutputcommitter.marksuccessfuljobs": "false",
+    "spark.driver.extraJavaOptions": f"-Dlog4j2.configurationFile={LOG_CONFIG.as_uri()}",
 }
 NATIVE, EMULATED = "native", "delta-rs"
 
@@ -91,8 +93,6 @@ def spark_session(master: str) -> Any:
             for key, value in LOCAL_CONF.items():
                 builder = builder.config(key, value)
             session = builder.getOrCreate()
-            # Spark's WARN lines (native Hadoop, shuffle sizes) are not the user's business.
-            session.sparkContext.setLogLevel("ERROR")
     except Exception as exc:  # Py4J, gRPC and runtime errors alike: all mean "no Spark"
         where = f"{REMOTE_ENV}={remote}" if remote else f"master {master}"
         raise LakeError(f"cannot start Spark ({where}): {_first_line(exc)}; check "
