@@ -143,7 +143,12 @@ class SparkEngine(Engine):
         from py4j.protocol import Py4JError
         from pyspark.errors import PySparkException
 
-        self._scratch = self.lake.root / ".tmp" / f"spark-build-{uuid.uuid4().hex[:12]}"
+        tmp = self.lake.root / ".tmp"
+        # Builds hold the lake's build lock: any scratch folder here is from one
+        # that was killed, and nothing reads it.
+        for stale in tmp.glob("spark-build-*"):
+            shutil.rmtree(stale, ignore_errors=True)
+        self._scratch = tmp / f"spark-build-{uuid.uuid4().hex[:12]}"
         try:
             yield
         except (PySparkException, Py4JError) as exc:

@@ -95,6 +95,9 @@ def test_spark_build_failing_midway_leaves_every_table_at_its_previous_version(
     lake = Lake(settings.lake)
     before = {n: (lake.version(n), data_files(lake.path(n)))
               for n in lake.table_names() if n != names.RAW_USERS}
+    stale = lake.root / ".tmp" / "spark-build-killed" / "part-0.parquet"
+    stale.parent.mkdir(parents=True)
+    stale.write_bytes(b"left by a build that was killed")
 
     @ibis.udf.scalar.builtin(name="raise_error")
     def raise_error(message: str) -> str:
@@ -116,6 +119,7 @@ def test_spark_build_failing_midway_leaves_every_table_at_its_previous_version(
     assert "\n" not in str(failure.value)
     after = {n: (lake.version(n), data_files(lake.path(n))) for n in before}
     assert after == before
+    # Its own scratch files and a killed build's are gone.
     assert not (lake.root / ".tmp").exists()
 
 
