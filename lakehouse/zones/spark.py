@@ -162,7 +162,9 @@ class SparkEngine(Engine):
 
     # ------------------------------------------------------------ reads
     def table(self, name: str) -> ir.Table:
-        path = self.lake.path(name)
+        # delta-rs lists files by their real path: the basePath must be real too
+        # (a lake, or a zone in it, can be a symbolic link).
+        path = self.lake.path(name).resolve()
         if self.native is None:
             self.native = _delta_format_available(self.spark, path)
         delta = self.lake.delta(name)
