@@ -164,3 +164,18 @@ def test_unknown_engine_is_refused(tmp_path):
                                 env={"LAKEHOUSE_ENGINE": "polars"})
     assert result.exit_code == 1
     assert result.output.startswith("Error: unknown engine 'polars' (LAKEHOUSE_ENGINE)")
+
+
+def test_spark_reads_a_raw_zone_behind_a_symbolic_link(raw_lake, spark, tmp_path):
+    """delta-rs lists a table's files by their real path; Spark's basePath must match."""
+    from lakehouse.zones.spark import SparkEngine
+
+    root = tmp_path / "lake"
+    root.mkdir()
+    (root / names.RAW).symlink_to(raw_lake.lake / names.RAW, target_is_directory=True)
+    lake = Lake(root)
+    engine = SparkEngine.open(lake, raw_lake.replace(lake=root), spark)
+    with engine.session():
+        users = engine.table(names.RAW_USERS)
+        assert users.count().execute() == Lake(raw_lake.lake).info(names.RAW_USERS).rows
+        assert names.INGEST_DATE in users.columns
