@@ -155,7 +155,9 @@ class SparkEngine(Engine):
             raise LakeError(f"the Spark build failed: {_first_line(exc)}") from None
         finally:
             for view in list(self._folders):
-                self.spark.catalog.dropTempView(view)
+                # A session that died with the build cannot drop anything; its files go anyway.
+                with suppress(Exception):
+                    self.spark.catalog.dropTempView(view)
             self._folders.clear()
             shutil.rmtree(self._scratch, ignore_errors=True)
             _remove_if_empty(self._scratch.parent)
