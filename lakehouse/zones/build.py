@@ -122,8 +122,9 @@ def build(settings: Settings, date: dt.date | None = None, *,
     date = check_date(date or utc_now().date(), "build date")
     lake = Lake(settings.lake, create=False)
     lake.check_writable()
-    engine = engine_for(lake, settings, spark)
     with lake_lock(settings.locks_dir, PIPELINE, wait=False):
+        # Inside the lock: a busy lake is refused before a Spark session starts.
+        engine = engine_for(lake, settings, spark)
         return _Build(lake, settings, date, engine).run()
 
 
