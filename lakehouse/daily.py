@@ -224,8 +224,10 @@ def _train(ctx: RunContext, why: str | None = None) -> StepOutcome:
     from lakehouse.recsys.train import train
 
     result = train(ctx)
-    decision = "promoted" if result.promoted else "not promoted"
-    return StepOutcome(names.TRAIN, SUCCESS, f"{why}: {result.version} {decision}",
+    decision = "promoted" if result.promoted else \
+        f"kept the champion's configuration, refit as {result.champion}"
+    return StepOutcome(names.TRAIN, SUCCESS, f"{why}: {result.version} ({result.chosen}) "
+                                             f"{decision}",
                        [result.run] if result.run else [], result)
 
 

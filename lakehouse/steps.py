@@ -30,6 +30,7 @@ from lakehouse.errors import ConfigError, LakehouseError, LockedError
 from lakehouse.lake import Lake
 from lakehouse.locking import lake_lock
 from lakehouse.runlog import RunRecord, record_run
+from lakehouse.source.scrub import scrub
 
 log = logging.getLogger(__name__)
 
@@ -123,7 +124,9 @@ def run_step(ctx: RunContext, name: str, body: Callable[[StepRun], T], *,
     except (ConfigError, LockedError):
         raise  # a typo or a deliberate --no-wait: the user is there to read it
     except LakehouseError as exc:
-        _safely(ctx.alerts.job_failed, name, f"lakehouse {name} failed: {exc}")
+        # The message can quote the server: no secret or control character goes out.
+        message = scrub(f"lakehouse {name} failed: {exc}", [ctx.settings.api_token])
+        _safely(ctx.alerts.job_failed, name, message)
         raise
     _safely(ctx.alerts.runs_finished, run.recorded)
     return result

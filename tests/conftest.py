@@ -122,7 +122,8 @@ def spark():
     # it costs more than it saves on a few thousand rows), a JIT that warms up fast.
     conf = LOCAL_CONF | {"spark.sql.shuffle.partitions": "2",
                          "spark.sql.codegen.wholeStage": "false",
-                         "spark.driver.extraJavaOptions": "-XX:TieredStopAtLevel=1"}
+                         "spark.driver.extraJavaOptions":
+                             LOCAL_CONF["spark.driver.extraJavaOptions"] + " -XX:TieredStopAtLevel=1"}
     for key, value in conf.items():
         builder = builder.config(key, value)
     session = builder.getOrCreate()

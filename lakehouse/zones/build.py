@@ -126,6 +126,7 @@ def build(target: RunContext | Settings | None = None, date: dt.date | str | Non
     check_date(ctx.date, "build date")
 
     def body(run: StepRun) -> list[RunRecord]:
+        # Inside the lock: a busy lake is refused before a Spark session starts.
         return _Build(run, ctx.settings, engine_for(run.lake, ctx.settings, spark)).run()
 
     return run_step(ctx, PIPELINE, body)

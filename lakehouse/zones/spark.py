@@ -55,12 +55,14 @@ SESSION_CONF = {
     "spark.sql.session.timeZone": "UTC",
     "spark.sql.parquet.outputTimestampType": "TIMESTAMP_MICROS",
 }
+LOG_CONFIG = Path(__file__).with_name("spark-log4j2.properties")
 # Settings only a session this module starts can have.
 LOCAL_CONF = {
     "spark.ui.showConsoleProgress": "false",
     "spark.ui.enabled": "false",
     # No _SUCCESS marker files in the table folders.
     "spark.hadoop.mapreduce.fileoutputcommitter.marksuccessfuljobs": "false",
+    "spark.driver.extraJavaOptions": f"-Dlog4j2.configurationFile={LOG_CONFIG.as_uri()}",
 }
 NATIVE, EMULATED = "native", "delta-rs"
 
@@ -91,8 +93,6 @@ def spark_session(master: str) -> Any:
             for key, value in LOCAL_CONF.items():
                 builder = builder.config(key, value)
             session = builder.getOrCreate()
-            # Spark's WARN lines (native Hadoop, shuffle sizes) are not the user's business.
-            session.sparkContext.setLogLevel("ERROR")
     except Exception as exc:  # Py4J, gRPC and runtime errors alike: all mean "no Spark"
         where = f"{REMOTE_ENV}={remote}" if remote else f"master {master}"
         raise LakeError(f"cannot start Spark ({where}): {_first_line(exc)}; check "
@@ -143,21 +143,30 @@ class SparkEngine(Engine):
         from py4j.protocol import Py4JError
         from pyspark.errors import PySparkException
 
-        self._scratch = self.lake.root / ".tmp" / f"spark-build-{uuid.uuid4().hex[:12]}"
+        tmp = self.lake.root / ".tmp"
+        # Builds hold the lake's build lock: any scratch folder here is from one
+        # that was killed, and nothing reads it.
+        for stale in tmp.glob("spark-build-*"):
+            shutil.rmtree(stale, ignore_errors=True)
+        self._scratch = tmp / f"spark-build-{uuid.uuid4().hex[:12]}"
         try:
             yield
         except (PySparkException, Py4JError) as exc:
             raise LakeError(f"the Spark build failed: {_first_line(exc)}") from None
         finally:
             for view in list(self._folders):
-                self.spark.catalog.dropTempView(view)
+                # A session that died with the build cannot drop anything; its files go anyway.
+                with suppress(Exception):
+                    self.spark.catalog.dropTempView(view)
             self._folders.clear()
             shutil.rmtree(self._scratch, ignore_errors=True)
             _remove_if_empty(self._scratch.parent)
 
     # ------------------------------------------------------------ reads
     def table(self, name: str) -> ir.Table:
-        path = self.lake.path(name)
+        # delta-rs lists files by their real path: the basePath must be real too
+        # (a lake, or a zone in it, can be a symbolic link).
+        path = self.lake.path(name).resolve()
         if self.native is None:
             self.native = _delta_format_available(self.spark, path)
         delta = self.lake.delta(name)

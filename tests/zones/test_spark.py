@@ -95,6 +95,9 @@ def test_spark_build_failing_midway_leaves_every_table_at_its_previous_version(
     lake = Lake(settings.lake)
     before = {n: (lake.version(n), data_files(lake.path(n)))
               for n in lake.table_names() if n != names.RAW_USERS}
+    stale = lake.root / ".tmp" / "spark-build-killed" / "part-0.parquet"
+    stale.parent.mkdir(parents=True)
+    stale.write_bytes(b"left by a build that was killed")
 
     @ibis.udf.scalar.builtin(name="raise_error")
     def raise_error(message: str) -> str:
@@ -116,6 +119,7 @@ def test_spark_build_failing_midway_leaves_every_table_at_its_previous_version(
     assert "\n" not in str(failure.value)
     after = {n: (lake.version(n), data_files(lake.path(n))) for n in before}
     assert after == before
+    # Its own scratch files and a killed build's are gone.
     assert not (lake.root / ".tmp").exists()
 
 
@@ -160,3 +164,18 @@ def test_unknown_engine_is_refused(tmp_path):
                                 env={"LAKEHOUSE_ENGINE": "polars"})
     assert result.exit_code == 1
     assert result.output.startswith("Error: unknown engine 'polars' (LAKEHOUSE_ENGINE)")
+
+
+def test_spark_reads_a_raw_zone_behind_a_symbolic_link(raw_lake, spark, tmp_path):
+    """delta-rs lists a table's files by their real path; Spark's basePath must match."""
+    from lakehouse.zones.spark import SparkEngine
+
+    root = tmp_path / "lake"
+    root.mkdir()
+    (root / names.RAW).symlink_to(raw_lake.lake / names.RAW, target_is_directory=True)
+    lake = Lake(root)
+    engine = SparkEngine.open(lake, raw_lake.replace(lake=root), spark)
+    with engine.session():
+        users = engine.table(names.RAW_USERS)
+        assert users.count().execute() == Lake(raw_lake.lake).info(names.RAW_USERS).rows
+        assert names.INGEST_DATE in users.columns
