@@ -13,6 +13,7 @@ from click.testing import CliRunner
 
 from lakehouse.cli import cli
 from lakehouse.lake import Lake
+from tests.test_steps import unwritable_folder
 
 
 def all_commands(group: click.Group, prefix=()):
@@ -117,25 +118,9 @@ def test_usage_errors_keep_exit_code_2(runner):
     assert result.exit_code == 2
 
 
-def _unwritable_folder():
-    """An existing folder even root cannot write into (sysfs), if this machine has one."""
-    import os
-    from pathlib import Path
-
-    folder = Path("/sys/kernel")
-    if not folder.is_dir():
-        return None
-    try:
-        (folder / ".lakehouse-probe").write_bytes(b"")
-    except OSError:
-        return folder
-    os.unlink(folder / ".lakehouse-probe")
-    return None
-
-
 @pytest.mark.parametrize("command", [["ingest"], ["build"], ["train"], ["recommend"]])
 def test_an_unwritable_lake_is_a_one_line_error_even_for_root(runner, command):
-    folder = _unwritable_folder()
+    folder = unwritable_folder()
     if folder is None:
         pytest.skip("no unwritable folder on this machine")
     result = runner.invoke(cli, ["--lake", str(folder), *command])
