@@ -259,3 +259,15 @@ def test_progress_false_from_older_callers_means_no_callback(tmp_path):
     assert quiet.progress is None and ctx.progress is not None
     assert quiet.lake(create=True) is not None
     assert as_context(Settings.load(env={}, lake=tmp_path), progress=True).progress is None
+
+
+def test_no_function_in_the_package_is_longer_than_80_lines():
+    import ast
+
+    package = Path(__file__).resolve().parents[1] / "lakehouse"
+    long = [f"{p.relative_to(package)}:{node.name} ({node.end_lineno - node.lineno + 1})"
+            for p in package.rglob("*.py")
+            for node in ast.walk(ast.parse(p.read_text()))
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
+            and node.end_lineno - node.lineno + 1 > 80]
+    assert long == []
