@@ -98,3 +98,20 @@ def test_the_report_of_the_trained_sample_lake_draws_real_charts(trained_lake, t
         body = html.split(f'id="chart-{chart}"')[1].split("</figure>")[0]
         assert "<circle" in body or "<rect x=\"" in body and 'class="empty"' not in body, chart
     assert "champion" in html
+
+
+@pytest.mark.parametrize("where", ["raw/users/_delta_log/00000000000000000000.json",
+                                   "models/aliases.json", "meta/runs"])
+def test_report_refuses_to_write_into_tables_or_the_registry(tmp_path, where):
+    # Issue 11: nothing typed at a command may replace a file of the lake.
+    from lakehouse.errors import ConfigError
+    from lakehouse.monitor.report import write_report
+    from tests.conftest import settings_for
+
+    settings = settings_for(tmp_path / "lake")
+    target = settings.lake / where
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text("precious")
+    with pytest.raises(ConfigError, match="refusing to write the report"):
+        write_report(settings, target)
+    assert target.read_text() == "precious"
