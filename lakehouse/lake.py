@@ -286,6 +286,7 @@ class Lake:
 
         Raises:
             TableNotFoundError: No such table, or no such version.
+            BrokenTableError: Its Delta log does not load (torn or garbled).
         """
         path = self.path(name)
         try:
@@ -298,7 +299,9 @@ class Lake:
                 f"'lakehouse tables' lists what does") from None
         except (DeltaError, ValueError, OSError) as exc:
             if version is None:
-                raise LakeError(f"cannot open table {name}: {first_line(exc)}") from None
+                raise BrokenTableError(
+                    f"table {name} is unreadable: its Delta log does not load "
+                    f"({first_line(exc)}); {self._repair_hint(name)}") from None
             raise TableNotFoundError(
                 f"table {name} has no version as of {version}: {first_line(exc)}") from None
         return table
@@ -412,21 +415,22 @@ class Lake:
             except CommitFailedError as exc:
                 if not replayable or attempt == _COMMIT_TRIES:
                     raise LakeError(f"cannot commit to {name}: concurrent writers kept "
-                                    f"conflicting ({exc}); retry the run") from None
+                                    f"conflicting ({first_line(exc)}); retry the run") from None
                 log.info("commit conflict on %s, retrying (%d)", name, attempt)
                 time.sleep(0.05 * attempt)
             except DeltaError as exc:
                 if counted.error is not None:
                     raise counted.error from None
                 if not (replayable and "already exists" in str(exc) and attempt < _COMMIT_TRIES):
-                    raise LakeError(f"cannot write {name}: {exc}") from None
+                    raise LakeError(f"cannot write {name}: {first_line(exc)}") from None
                 # Two writers raced to create the table: write into the winner's.
                 if mode == "replace_partition":
                     kwargs["predicate"] = predicate
             except OSError as exc:
                 if counted.error is not None:
                     raise counted.error from None
-                raise LakeError(f"cannot write {name} under {self.root}: {exc}") from None
+                raise LakeError(f"cannot write {name} under {self.root}: {first_line(exc)}") \
+                    from None
             except Exception:
                 if counted.error is not None:
                     raise counted.error from None
@@ -470,14 +474,9 @@ class Lake:
         for name in self.table_names():
             try:
                 info = self.info(name)
-            except LakeError:
-                try:
-                    self.check(name)
-                    problem = "its Delta log does not read"
-                except LakeError as exc:
-                    problem = str(exc)
+            except LakeError as exc:
                 out.append(TableInfo(name, 0, 0, 0, _du(self.path(name)), -1, None, [],
-                                     problem=problem))
+                                     problem=str(exc)))
                 continue
             try:
                 self.check(name)
@@ -499,13 +498,7 @@ class Lake:
             BrokenTableError: The log does not parse or a data file is missing,
                 resized or rewritten; the message says what to do.
         """
-        try:
-            delta = self.delta(name)
-        except TableNotFoundError:
-            raise
-        except LakeError as exc:
-            raise BrokenTableError(f"table {name} is unreadable: {exc}; "
-                                   f"{self._repair_hint(name)}") from None
+        delta = self.delta(name)  # BrokenTableError when the log does not load
         problem = _files_problem(self.path(name), delta)
         if problem:
             raise BrokenTableError(f"table {name} is unreadable: {problem}; "
@@ -671,13 +664,7 @@ class Lake:
         except FileNotFoundError:
             raise TableNotFoundError(f"table {name} does not exist in {self.root}; "
                                      "'lakehouse tables' lists what does") from None
-        try:
-            delta = self.delta(name)
-        except TableNotFoundError:
-            raise
-        except LakeError:
-            self.check(name)  # raises BrokenTableError, with what to do
-            raise
+        delta = self.delta(name)  # BrokenTableError when the log does not load
         key = (stamp, delta.version())
         with self._con_lock:
             if self._views.get(name) == key:
