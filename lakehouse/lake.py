@@ -45,6 +45,9 @@ log = logging.getLogger(__name__)
 
 WriteMode = Literal["append", "replace_partition", "replace"]
 _NAME = re.compile(r"^[a-z_][a-z0-9_]*$")
+# Characters delta-rs cannot take in a table's path (measured with deltalake 1.x: [ ] ^ |
+# panic, a backslash fails, %XX is decoded to another folder).
+_UNSUPPORTED_PATH = re.compile(r"[\[\]^|\\]|%[0-9A-Fa-f]{2}")
 _COMMIT_TRIES = 8
 _ROW_GROUP_ROWS = 20_000  # measured: peak RSS flat from 100k to 900k streamed rows
 _TARGET_FILE_BYTES = 32 * 1024 * 1024
@@ -224,6 +227,12 @@ class Lake:
 
     def __init__(self, root: str | os.PathLike[str], *, create: bool = True):
         self.root = Path(root).expanduser()
+        odd = _UNSUPPORTED_PATH.search(str(self.root.absolute()))
+        if odd:
+            # delta-rs panics on these ("Invalid object store url") or decodes %XX.
+            raise LakeError(f"lake path {self.root.absolute()} contains {odd.group()!r}, which "
+                            "Delta tables cannot be stored under; rename the folder or point "
+                            "--lake (LAKEHOUSE_LAKE) elsewhere")
         if self.root.exists() and not self.root.is_dir():
             raise LakeError(f"lake path {self.root} is a file, not a folder; "
                             "point --lake (LAKEHOUSE_LAKE) at a folder")

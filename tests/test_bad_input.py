@@ -75,6 +75,7 @@ CASES = [
       expect="nothing was deleted"),
     c("lake-env-is-a-file", "tables", lake="none", lakehouse_lake="/etc/hostname",
       expect="is a file"),
+    c("lake-path-delta-cannot-take", "ingest", lake="bracket", expect="cannot be stored under"),
     # URLs.
     c("ingest-url-no-scheme", "ingest", "--api-url", "localhost:8000", expect="bad API URL"),
     c("ingest-url-unparsable", "ingest", "--api-url", "http://[::1", expect="bad API URL"),
@@ -178,7 +179,7 @@ def lakes(tmp_path_factory, trained_lake) -> dict[str, Path]:
     shutil.copytree(trained_lake.lake, broken)
     next(Lake(broken).path(names.RAW_USERS).rglob("*.parquet")).unlink()
     found = {"good": good, "broken": broken, "missing": root / "missing",
-             "file": root / "a-file", "none": good}
+             "file": root / "a-file", "none": good, "bracket": root / "lake[1]"}
     (root / "a-file").write_text("not a lake")
     thesis = root / "thesis"
     thesis.mkdir()
