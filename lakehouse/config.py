@@ -186,6 +186,17 @@ def _validate(settings: Settings) -> None:
     check_http_url(settings.api_url, "api_url", secret=False)
     if settings.alert_webhook is not None:
         check_http_url(settings.alert_webhook, "alert_webhook", secret=True)
+    if settings.alert_command is not None:
+        import shlex
+
+        try:
+            argv = shlex.split(settings.alert_command)
+        except ValueError as exc:
+            raise ConfigError(f"bad alert command (LAKEHOUSE_ALERT_COMMAND): {exc}; it is split "
+                              "like a shell would, e.g. \"tee -a /tmp/alerts.jsonl\"") from None
+        if not argv:
+            raise ConfigError("bad alert command (LAKEHOUSE_ALERT_COMMAND): it is blank; unset "
+                              "it or give a command such as \"tee -a /tmp/alerts.jsonl\"")
 
 
 def _in_range(value: float, low: str, high: str | None) -> bool:
