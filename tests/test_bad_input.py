@@ -115,6 +115,11 @@ CASES = [
     c("mock-api-port-out-of-range", "mock-api", "--port", "70000", expect="--port"),
     c("mock-api-fault-rate", "mock-api", "--fault-rate", "2", expect="--fault-rate"),
     c("mock-api-unknown-fault", "mock-api", "--faults", "meteor", expect="meteor"),
+    c("mock-api-days-overflow", "mock-api", "--days", "100000000", expect="--days"),
+    c("mock-api-listens-out-of-memory", "mock-api", "--listens", "100000000000",
+      expect="--listens"),
+    c("mock-api-seed-negative", "mock-api", "--seed", "-1", expect="--seed"),
+    c("demo-seed-negative", "demo", "--seed", "-1", lake="missing", expect="--seed"),
     c("kpis-csv-without-section", "kpis", "--format", "csv", expect="--section"),
     c("unknown-command", "frobnicate", expect="No such command"),
     # Statements.
