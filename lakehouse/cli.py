@@ -18,7 +18,7 @@ from typing import Any
 import click
 
 from lakehouse import __version__
-from lakehouse.config import MAX_DATE, MAX_K, MIN_DATE, Settings
+from lakehouse.config import ENGINES, MAX_DATE, MAX_K, MIN_DATE, Settings
 from lakehouse.errors import ConfigError, LakehouseError, LockedError
 from lakehouse.output import FORMATS, human_bytes, render
 
@@ -250,10 +250,11 @@ def sql(query: str, fmt: str, limit: int | None) -> None:
               help="TCP port (0: any free port).")
 @click.option("--seed", type=click.IntRange(0, 2**32 - 1), default=42, show_default=True,
               help="Seed of the data set and of the fault schedule.")
-@click.option("--profile", type=click.Choice(["realistic", "reference"]), default="realistic",
-              show_default=True,
+@click.option("--profile", type=click.Choice(["realistic", "reference", "opaque"]),
+              default="realistic", show_default=True,
               help="realistic: learnable taste and documented defects; reference: the "
-                   "reference server's distributions (1000 per endpoint by default).")
+                   "reference server's distributions (1000 per endpoint by default); opaque: "
+                   "realistic, but taste from hidden factors that metadata does not reveal.")
 @click.option("--users", type=click.IntRange(1, MOCK_MAX_ITEMS),
               help="Users at the end of the window [default: 2000; reference: 1000].")
 @click.option("--tracks", type=click.IntRange(1, MOCK_MAX_ITEMS),
@@ -359,20 +360,27 @@ def ingest(endpoints: tuple[str, ...], date: dt.date | None, wait: bool,
 @click.option("--kpi-days", type=click.IntRange(min=1), metavar="N",
               help="Days of consumption.daily_kpis ending on --date "
                    "[env LAKEHOUSE_KPI_DAYS; default 90].")
+@click.option("--engine", type=click.Choice(ENGINES),
+              help="Where the views run [env LAKEHOUSE_ENGINE; default duckdb]; spark needs "
+                   "pip install 'lakehouse[spark]'.")
+@click.option("--spark-master", metavar="URL",
+              help="Spark master for --engine spark [env LAKEHOUSE_SPARK_MASTER; default "
+                   "local[*]]; SPARK_REMOTE=sc://host:15002 uses Spark Connect instead.")
 @format_option
-@with_settings(kpi_days="kpi_days")
+@with_settings(kpi_days="kpi_days", engine="engine", spark_master="spark_master")
 @alert_on_failure("build")
 def build(date: dt.date | None, fmt: str) -> None:
     """Build the standardized and consumption zones from raw snapshots up to --date.
 
     Every table is validated before anything is written; rows failing a
     row-level check go to quarantine.<table> with the reason. Building the
-    same date twice gives the same tables. Appends one record per table to
-    meta.runs.
+    same date twice gives the same tables, on DuckDB or on Spark. Appends
+    one record per table to meta.runs.
 
     \b
     Example:
       lakehouse build --date 2026-11-26
+      lakehouse build --engine spark --spark-master 'local[4]'
       lakehouse sql "SELECT _reason, count(*) FROM quarantine.listens GROUP BY 1"
     """
     from lakehouse.monitor.alerts import notify_runs
@@ -387,18 +395,42 @@ def build(date: dt.date | None, fmt: str) -> None:
 
 
 # ---- train, recommend, models ----
+def parse_budget(_ctx: click.Context | None, _param: Any, value: str | None) -> float | None:
+    """Click callback: ``90``, ``90s``, ``5m`` or ``1h`` -> seconds."""
+    if value is None:
+        return None
+    text = value.strip().lower()
+    scale = {"s": 1, "m": 60, "h": 3600}.get(text[-1:])
+    number = text[:-1] if scale else text
+    try:
+        seconds = float(number) * (scale or 1)
+    except ValueError:
+        seconds = -1.0
+    if not seconds >= 0:
+        raise click.BadParameter(f"{value!r} is not a duration; use e.g. 90s, 5m or 1h")
+    return seconds
+
+
 @cli.command("train")
 @date_option
 @click.option("--promote", type=click.Choice(["auto", "never", "force"]), default="auto",
               show_default=True,
-              help="auto: promote if it beats popularity and the champion (re-evaluated on the "
-                   "same holdout) by the margin; never; force.")
+              help="auto: promote if the bootstrap interval of (challenger - champion "
+                   "retrained on the same split) clears the margin; never; force.")
+@click.option("--budget", callback=parse_budget, metavar="DURATION",
+              help="Time for the hyperparameter search, e.g. 90s, 5m "
+                   "[env LAKEHOUSE_TRAIN_BUDGET in seconds; default 30].")
+@click.option("--trials", type=click.IntRange(min=0), metavar="N",
+              help="At most N trials per family (0: the budget decides) "
+                   "[env LAKEHOUSE_TRAIN_TRIALS].")
 @click.option("--epochs", type=click.IntRange(min=1), metavar="N",
-              help="Training epochs [env LAKEHOUSE_EPOCHS; default 30].")
+              help="LightFM's maximum epochs (early stopping picks fewer) "
+                   "[env LAKEHOUSE_EPOCHS; default 30].")
 @click.option("--components", type=click.IntRange(min=1), metavar="N",
-              help="Embedding size [env LAKEHOUSE_COMPONENTS; default 64].")
+              help="LightFM's first-trial embedding size [env LAKEHOUSE_COMPONENTS; default 64].")
 @click.option("--learning-rate", type=click.FloatRange(min=0, min_open=True), metavar="F",
-              help="Learning rate [env LAKEHOUSE_LEARNING_RATE; default 0.05].")
+              help="LightFM's first-trial learning rate [env LAKEHOUSE_LEARNING_RATE; "
+                   "default 0.05].")
 @click.option("--loss", type=click.Choice(["warp", "bpr", "logistic", "warp-kos"]),
               help="LightFM loss [env LAKEHOUSE_LOSS; default warp].")
 @click.option("--seed", type=int, help="Random seed [env LAKEHOUSE_SEED; default 42].")
@@ -406,35 +438,42 @@ def build(date: dt.date | None, fmt: str) -> None:
               metavar="F", help="Share of the most recent listens held out "
                                 "[env LAKEHOUSE_HOLDOUT_SHARE; default 0.2].")
 @click.option("--promote-margin", type=click.FloatRange(min=0), metavar="F",
-              help="Relative precision@10 gain needed over the champion "
-                   "[env LAKEHOUSE_PROMOTE_MARGIN; default 0.01].")
+              help="Lower bound of (challenger - champion) needed, in the primary metric "
+                   "[env LAKEHOUSE_PROMOTE_MARGIN; default 0].")
 @with_settings(epochs="epochs", components="components", learning_rate="learning_rate",
                loss="loss", seed="seed", holdout_share="holdout_share",
-               promote_margin="promote_margin")
+               promote_margin="promote_margin", budget="train_budget", trials="train_trials")
 @alert_on_failure("train")
 def train_command(date: dt.date | None, promote: str) -> None:
-    """Train a LightFM challenger on the lake and promote it if it is better.
+    """Select, refit and register a recommender; promote it if it beats the champion.
 
-    The most recent listens are held out; the model, the popularity baseline
-    and the current champion are all scored on that holdout (precision,
-    recall and nDCG at 10, AUC, coverage). The new version is stored in
-    <lake>/models and appended to meta.runs; the output says whether it
-    became the champion and why.
+    The most recent listens are held out. Popularity, implicit's ALS and
+    LightFM (identity only, then with user, track or both metadata) are tuned
+    within the budget and compared on the same holdout users; a model must
+    beat popularity (and metadata the same model without it) by a paired
+    bootstrap. The winner is refit on every listen and stored in
+    <lake>/models; the champion's configuration is retrained on the same
+    split for a fair comparison. The first training always leaves a
+    champion (popularity if nothing beats it).
 
     \b
     Example:
       lakehouse train
-      lakehouse train --epochs 50 --components 32 --promote never
+      lakehouse train --budget 5m
+      lakehouse train --trials 3 --promote never
     """
     from lakehouse.monitor.alerts import notify_runs
     from lakehouse.recsys.train import train
 
-    total = settings().epochs
-
-    def progress(epoch: int, point: dict) -> None:
-        metric = point.get("precision_at_10")
-        click.echo(f"epoch {epoch}/{total}  {point['seconds']:.2f}s"
-                   + (f"  p@10 (sample) {metric:.4f}" if metric is not None else ""), err=True)
+    def progress(event: dict) -> None:
+        if event["event"] == "trial":
+            click.echo(f"{event['candidate']:<13} trial {event['number']:>3}  "
+                       f"{event['value']:.4f} (best {event['best']:.4f})  "
+                       f"{event['seconds']:.1f}s  [{event['elapsed']:.0f}/"
+                       f"{event['budget']:.0f}s]", err=True)
+        elif event["event"] == "refit":
+            click.echo(f"refit {event['candidate']} on every listen: "
+                       f"{event['seconds']:.1f}s", err=True)
 
     result = train(settings(), promote=promote, date=date, progress=progress)
     click.echo(result.summary())
@@ -466,7 +505,9 @@ def recommend_command(date: dt.date | None, k: int | None) -> None:
     record = recommend(settings(), k=k, date=date)
     d = record.details
     click.echo(f"Wrote {record.records} recommendations for {d['users']} users "
-               f"({d['cold_start_users']} cold start, k={d['k']}) with model "
+               f"({d['cold_start_users']} cold start, k={d['k']}; routes "
+               + ", ".join(f"{r} {n}" for r, n in d.get("routes", {}).items() if n)
+               + ") with model "
                f"{d['model_version']} to consumption.recommendations "
                f"(score_date {record.run_date}, version {record.table_version}) "
                f"in {record.duration_s:.1f}s.")
@@ -505,14 +546,15 @@ def models_list(fmt: str) -> None:
         click.echo(f"No models in {registry.root} yet; run 'lakehouse train'.")
         return
     aliases = {v: a for a in ("champion", "challenger") if (v := registry.alias(a))}
-    rows = [(i.version, aliases.get(i.version), i.created_at,
-             (i.metrics.get("model") or {}).get("precision_at_10"),
+    rows = [(i.version, aliases.get(i.version), i.params.get("candidate", "lightfm+both"),
+             i.created_at, (i.metrics.get("model") or {}).get("precision_at_10"),
              (i.metrics.get("baseline") or {}).get("precision_at_10"),
              (i.metrics.get("model") or {}).get("ndcg_at_10"),
              (i.metrics.get("model") or {}).get("auc"),
              (i.metrics.get("model") or {}).get("coverage"),
              i.params.get("epochs"), i.params.get("components")) for i in infos]
-    click.echo(render(["version", "alias", "created_at", "p@10", "popularity_p@10", "ndcg@10",
+    click.echo(render(["version", "alias", "model", "created_at", "p@10", "popularity_p@10",
+                       "ndcg@10",
                        "auc", "coverage", "epochs", "components"], rows, fmt))
 
 
@@ -529,7 +571,8 @@ def models_show(version: str) -> None:
     import json
 
     info = _registry().get(version)
-    data = {k: v for k, v in dataclasses.asdict(info).items() if k != "history"}
+    # Every trial is in model.json; here it would bury the rest.
+    data = {k: v for k, v in dataclasses.asdict(info).items() if k not in ("history", "trials")}
     click.echo(json.dumps(data, indent=2, default=str))
 
 

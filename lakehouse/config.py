@@ -20,6 +20,8 @@ from typing import Any
 from lakehouse.errors import ConfigError
 
 ENV_PREFIX = "LAKEHOUSE_"
+# Where ``lakehouse build`` can run its views (Settings.engine).
+ENGINES = ("duckdb", "spark")
 
 
 @dataclass(frozen=True)
@@ -48,7 +50,18 @@ class Settings:
     seed: int = 42
     k: int = 10
     holdout_share: float = 0.2
-    promote_margin: float = 0.01
+    # Promote when the lower bound of the bootstrap interval of (challenger - champion),
+    # in the primary metric, exceeds this (absolute; the interval already covers noise).
+    promote_margin: float = 0.0
+    # Model selection: seconds for the hyperparameter search of all families (make demo
+    # trains twice and stays under 3 minutes), trials per family at most (0: budget only),
+    # and the metric that ranks candidates.
+    train_budget: float = 30.0
+    train_trials: int = 0
+    primary_metric: str = "precision_at_10"
+    # Threads of LightFM and ALS training (0: the CPUs this process may use). LightFM's
+    # parallel SGD is not reproducible run to run; 1 thread is.
+    train_threads: int = 0
     # WARP negatives tried per positive: more costs time late in training but ranks better
     # (precision@10 on the default mock data: 0.103 at LightFM's 10, 0.110 at 50).
     max_sampled: int = 50
@@ -65,6 +78,10 @@ class Settings:
     kpi_days: int = 90
     # Build: DuckDB memory before it spills to a temporary folder (DuckDB size syntax).
     build_memory: str = "1GB"
+    # Build: where the views run, duckdb or spark (pip install 'lakehouse[spark]').
+    engine: str = "duckdb"
+    # Build on Spark: the master URL when SPARK_REMOTE (Spark Connect) is not set.
+    spark_master: str = "local[*]"
 
     def __post_init__(self) -> None:
         # Every way of making Settings (defaults, environment, options, replace)

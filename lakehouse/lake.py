@@ -167,6 +167,13 @@ def schema_diff(old: pa.Schema, new: pa.Schema) -> tuple[list[str], list[str], l
     return added, missing, changed
 
 
+def describe_schema_changes(old: pa.Schema, new: pa.Schema) -> list[str]:
+    """What replacing a table of schema ``old`` by one of schema ``new`` changes, in words."""
+    added, missing, changed = schema_diff(old, new)
+    return ([f"added column {c}" for c in added] + [f"dropped column {c}" for c in missing]
+            + [f"changed column {c}" for c in changed])
+
+
 def _as_reader(data: pa.Table | pa.RecordBatchReader | Iterable[pa.RecordBatch],
                schema: pa.Schema | None) -> pa.RecordBatchReader:
     if isinstance(data, pa.Table):
@@ -548,6 +555,52 @@ class Lake:
         """Delete table ``name`` and its history (tests and ``--rebuild`` only)."""
         shutil.rmtree(self.path(name), ignore_errors=True)
         self._views.pop(name, None)
+
+    def commit_files(self, name: str, files: list[str], schema: pa.Schema, *,
+                     mode: Literal["append", "replace"] = "replace",
+                     metadata: Mapping[str, str] | None = None) -> WriteResult:
+        """Commit Parquet files another engine wrote inside the table's folder, as one commit.
+
+        For writers that cannot write Delta themselves (Spark without the
+        Delta jars): they write plain Parquet under :meth:`path`, and this
+        adds exactly those files to the log. Only file footers are read.
+
+        Args:
+            name: ``zone.name``.
+            files: The files, relative to the table folder; ``col=value``
+                folders give partition values.
+            schema: The table's schema (the files must match it).
+            mode: ``append``, or ``replace`` (the whole table, schema included).
+            metadata: Extra key/values recorded in the commit.
+
+        Raises:
+            SchemaError: A file's columns or types differ from ``schema``.
+            LakeError: The commit failed; the table is left at its last version.
+        """
+        from lakehouse.delta_files import add_actions, delta_schema
+
+        target = normalize_schema(schema)
+        actions, rows, partition_by = add_actions(self.path(name), files, target)
+        exists = self.exists(name)
+        changes: list[str] = []
+        if exists and mode == "replace":
+            changes = describe_schema_changes(self.schema(name), target)
+        props = CommitProperties(custom_metadata=dict(metadata or {}), max_commit_retries=50)
+        try:
+            if exists:
+                self.delta(name).create_write_transaction(
+                    actions, "overwrite" if mode == "replace" else "append", target,
+                    partition_by=partition_by or None, commit_properties=props)
+            else:
+                from deltalake.transaction import create_table_with_add_actions
+
+                create_table_with_add_actions(str(self.path(name)), delta_schema(target),
+                                              actions, mode="error",
+                                              partition_by=partition_by or None,
+                                              commit_properties=props)
+        except (DeltaError, OSError) as exc:
+            raise LakeError(f"cannot commit files to {name}: {exc}") from None
+        return WriteResult(name, DeltaTable(str(self.path(name))).version(), rows, mode, changes)
 
     # ------------------------------------------------------------------ reads
     @property

@@ -65,6 +65,12 @@ class ModelInfo:
     package_version: str | None = None
     library_versions: dict[str, str] = field(default_factory=dict)
     history: list[dict[str, Any]] = field(default_factory=list)
+    # Model selection: every candidate's metrics, every trial of the search, whether the
+    # artifact was refit on all listens (its metrics are then its configuration's).
+    candidates: list[dict[str, Any]] = field(default_factory=list)
+    trials: list[dict[str, Any]] = field(default_factory=list)
+    refit: bool = False
+    selection: dict[str, Any] = field(default_factory=dict)
 
     @property
     def artifact(self) -> Path:
@@ -169,6 +175,10 @@ class Registry:
             package_version=meta.get("package_version"),
             library_versions=meta.get("library_versions", {}),
             history=meta.get("history", []),
+            candidates=meta.get("candidates", []),
+            trials=meta.get("trials", []),
+            refit=bool(meta.get("refit", False)),
+            selection=meta.get("selection", {}),
         )
 
     def alias(self, name: str) -> str | None:
@@ -318,7 +328,9 @@ class Registry:
             os.fsync(fh.fileno())
 
     def promote(self, version: str, reason: str,
-                deltas: Mapping[str, float] | None = None) -> dict[str, Any]:
+                deltas: Mapping[str, float] | None = None, *,
+                interval: Mapping[str, Any] | None = None,
+                action: str = "promote") -> dict[str, Any]:
         """Make ``version`` the champion and log it.
 
         Args:
@@ -326,6 +338,10 @@ class Registry:
             reason: Why, in words (kept in the log).
             deltas: Metric differences versus the previous champion; computed
                 from the stored metrics when omitted.
+            interval: The bootstrap interval of (challenger - champion) that
+                justified it, kept in the log.
+            action: ``promote``, or ``refresh`` when the champion's own
+                configuration was refit on newer data.
 
         Returns:
             The promotion log entry.
@@ -339,8 +355,10 @@ class Registry:
             previous = self.alias("champion")
             if deltas is None:
                 deltas = _metric_deltas(info, self.get(previous) if previous else None)
-            entry = {"at": utc_now().isoformat(), "action": "promote", "from": previous,
+            entry = {"at": utc_now().isoformat(), "action": action, "from": previous,
                      "to": info.version, "reason": reason, "deltas": dict(deltas)}
+            if interval is not None:
+                entry["interval"] = dict(interval)
             self._set_alias("champion", info.version)
             if self.alias("challenger") == info.version:
                 self._set_alias("challenger", None)
