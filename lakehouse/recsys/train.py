@@ -294,9 +294,10 @@ def _gate(selection: Selection, versus: _Versus, margin: float, metric: str
           ) -> tuple[bool, str]:
     """Whether the challenger replaces the champion, and why, in words."""
     if versus.version is None:
+        # The selection line of the output holds the numbers; the log keeps the interval.
         if selection.beats_popularity:
-            return True, f"first model: {selection.reason}"
-        return True, f"first model: popularity, because {selection.reason}"
+            return True, f"first model: {selection.warm.name} beats popularity"
+        return True, "first model: popularity, as nothing beats it"
     if versus.error:
         return True, (f"champion {versus.version} could not be retrained ({versus.error}); "
                       f"{selection.reason}")

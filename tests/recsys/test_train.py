@@ -72,7 +72,8 @@ def test_popularity_becomes_champion_when_nothing_beats_it(tmp_path, tiny_settin
     settings = tiny_settings.replace(lake=tmp_path / "flat")
     result = train(settings, date=LAST_DAY)
     assert result.promoted and result.chosen == "popularity"
-    assert "nothing beats popularity" in result.reason
+    assert "nothing beats popularity" in result.selection
+    assert result.reason == "first model: popularity, as nothing beats it"
     assert "nothing beats popularity" in result.summary()
     info = Registry(settings.models_dir).get("champion")
     assert info.params["family"] == "popularity" and info.refit
