@@ -239,18 +239,25 @@ class _Versus:
     error: str | None = None
 
 
-def refit(selection_warm: Config, selection_cold: Config | None, inputs: Inputs,
+def refit(warm: Config, cold: Config | None, inputs: Inputs,
           threads: int | None = None) -> Routed:
-    """The served bundle of these configurations, fitted on every listen of ``inputs``."""
-    everything = train_data(inputs, split_all(inputs))
-    warm = fit_config(selection_warm, everything, threads=threads)
-    cold = None
-    if selection_cold is not None and not selection_cold.same_as(selection_warm):
-        cold = fit_config(selection_cold, everything, threads=threads)
-    return Routed(warm, cold)
+    """The served bundle of these configurations, fitted on every listen of ``inputs``.
+
+    Args:
+        warm: The configuration for users with listens.
+        cold: The cold-start route's (None, or the same as ``warm``: ``warm`` serves both).
+        inputs: Everything the lake knows.
+        threads: Training threads (None: the CPUs this process may use).
+    """
+    everything = train_data(inputs, all_listens(inputs))
+    warm_model = fit_config(warm, everything, threads=threads)
+    cold_model = None
+    if cold is not None and not cold.same_as(warm):
+        cold_model = fit_config(cold, everything, threads=threads)
+    return Routed(warm_model, cold_model)
 
 
-def split_all(inputs: Inputs):
+def all_listens(inputs: Inputs):
     """Listen counts of every (user, track) of ``inputs``, users x items."""
     import scipy.sparse as sp
 
