@@ -22,7 +22,12 @@ $(STAMP): setup.cfg pyproject.toml
 
 install: $(STAMP) ## Create .venv and install the package with dev tools
 
-test: $(STAMP) ## Run every test (slow ones included)
+SPARK_STAMP := $(VENV)/.installed-spark
+$(SPARK_STAMP): $(STAMP)
+	$(BIN)/pip install --quiet -e '.[dev,spark]'
+	touch $(SPARK_STAMP)
+
+test: $(SPARK_STAMP) ## Run every test, slow and Spark ones included (installs lakehouse[spark]; needs Java 17)
 	$(BIN)/python -m pytest
 
 test-fast: $(STAMP) ## Run the tests not marked slow

@@ -18,25 +18,59 @@ from typing import Any
 import click
 
 from lakehouse import __version__
-from lakehouse.config import Settings
+from lakehouse.config import ENGINES, MAX_DATE, MAX_K, MIN_DATE, Settings
 from lakehouse.errors import ConfigError, LakehouseError, LockedError
 from lakehouse.output import FORMATS, human_bytes, render
 
 
+class OneLineUsageError(click.UsageError):
+    """A usage error shown as one line (click shows usage, a hint, a blank and the error)."""
+
+    def show(self, file: Any = None) -> None:
+        where = f" (see '{self.ctx.command_path} --help')" if self.ctx else ""
+        click.echo(f"Error: {self.format_message()}{where}", err=True, file=file)
+
+
 class LakehouseGroup(click.Group):
-    """A click group that turns :class:`LakehouseError` into a one-line error."""
+    """A click group whose errors are one line: :class:`LakehouseError` becomes
+    ``Error: ...`` (exit 1), a usage error ``Error: ... (see --help)`` (exit 2)."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        try:
+            return super().parse_args(ctx, args)
+        except click.UsageError as exc:
+            raise _one_line(exc) from None
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
         except LakehouseError as exc:
-            raise click.ClickException(str(exc)) from None
+            raise click.ClickException(_safe(ctx, str(exc))) from None
+        except click.UsageError as exc:
+            raise _one_line(exc) from None
 
     def format_epilog(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         if self.epilog:
             formatter.write_paragraph()
             for line in self.epilog.splitlines():
                 formatter.write_text(line)
+
+
+def _safe(ctx: click.Context, text: str) -> str:
+    """An error line without secrets or control characters (it can quote the server)."""
+    from lakehouse.source.scrub import scrub
+
+    current = ctx.find_root().obj
+    token = current.api_token if isinstance(current, Settings) else None
+    return scrub(text, [token])
+
+
+def _one_line(exc: click.UsageError) -> click.UsageError:
+    if isinstance(exc, OneLineUsageError):
+        return exc
+    one = OneLineUsageError(exc.format_message(), exc.ctx)
+    one.exit_code = exc.exit_code
+    return one
 
 
 def settings(ctx: click.Context | None = None) -> Settings:
@@ -70,10 +104,14 @@ def parse_date(_ctx: click.Context | None, _param: Any, value: str | None) -> dt
     if value == "today":
         return dt.datetime.now(dt.UTC).date()
     try:
-        return dt.date.fromisoformat(value)
+        date = dt.date.fromisoformat(value)
     except ValueError:
         raise click.BadParameter(f"{value!r} is not a date; use YYYY-MM-DD, e.g. 2026-11-26") \
             from None
+    if not MIN_DATE <= date <= MAX_DATE:
+        raise click.BadParameter(f"{value} is out of range; use a date from {MIN_DATE} to "
+                                 f"{MAX_DATE}")
+    return date
 
 
 # Shared options, defined once.
@@ -126,8 +164,10 @@ def alert_on_failure(job: str) -> Callable:
                 current = settings()
                 if current.alert_webhook or current.alert_command:
                     from lakehouse.monitor.alerts import job_failed_alert
+                    from lakehouse.source.scrub import scrub
 
-                    job_failed_alert(current, job, f"lakehouse {job} failed: {exc}")
+                    job_failed_alert(current, job, scrub(f"lakehouse {job} failed: {exc}",
+                                                         [current.api_token]))
                 raise
         return wrapper
     return decorator
@@ -162,26 +202,39 @@ def tables(fmt: str) -> None:
              i.version, i.last_modified, ",".join(i.partition_by)) for i in infos]
     click.echo(render(["table", "rows", "files", "size", "version", "last_modified",
                        "partitioned_by"], rows, fmt))
+    broken = [i for i in infos if i.problem]
+    if broken:
+        raise click.ClickException(f"{len(broken)} table(s) cannot be read: "
+                                   + " | ".join(i.problem for i in broken))
 
 
 @cli.command()
 @click.argument("query")
 @format_option
-@click.option("--limit", type=click.IntRange(min=0), default=1000, show_default=True,
-              help="Print at most this many rows (0: all).")
-def sql(query: str, fmt: str, limit: int) -> None:
-    """Run a DuckDB SQL QUERY on the lake; tables are named zone.name.
+@click.option("--limit", type=click.IntRange(min=0), metavar="N",
+              help="Print at most N rows (0: all) [default: 1000 for table, all for csv "
+                   "and json]; what is left out is counted on stderr.")
+def sql(query: str, fmt: str, limit: int | None) -> None:
+    """Run one read-only DuckDB SQL QUERY on the lake; tables are named zone.name.
+
+    SELECT, WITH, DESCRIBE, SHOW, SUMMARIZE and EXPLAIN run; anything that could
+    change a file (COPY, INSERT, CREATE, SET, ATTACH...) is refused. Export
+    with --format csv or json, which print every row.
 
     \b
     Example:
       lakehouse sql "SELECT count(*) FROM standardized.listens"
+      lakehouse sql "SELECT * FROM consumption.recommendations" --format csv > recs.csv
     """
-    rel = open_lake_for().sql(query)
-    if rel is None:
+    if limit is None:
+        limit = 1000 if fmt == "table" else 0
+    result = open_lake_for().query(query, limit or None)
+    if not result.columns:
         return
-    columns = rel.columns
-    rows = rel.fetchmany(limit) if limit else rel.fetchall()
-    click.echo(render(columns, rows, fmt))
+    click.echo(render(result.columns, result.rows, fmt))
+    if result.left_out:
+        click.echo(f"{result.left_out} more row(s) not shown (--limit {limit}); "
+                   "--limit 0 shows all", err=True)
 
 
 # ---- mock-api (bundled source API) ----
@@ -261,11 +314,14 @@ def mock_api(host: str, port: int, seed: int, profile: str, users: int | None,
               help="Wait for another ingest of this lake, or exit at once.")
 @click.option("--progress/--no-progress", default=None,
               help="Progress bars (default: on a terminal; else one line per endpoint).")
+@click.option("--allow-empty", is_flag=True,
+              help="Accept an endpoint serving 0 records although its last snapshot had some "
+                   "(by default that endpoint fails and keeps its data).")
 @format_option
 @with_settings(api_url="api_url", workers="workers")
 @alert_on_failure("ingest")
 def ingest(endpoints: tuple[str, ...], date: dt.date | None, wait: bool,
-           progress: bool | None, fmt: str) -> None:
+           progress: bool | None, allow_empty: bool, fmt: str) -> None:
     """Ingest ENDPOINTs of the source API into the raw zone (all three by default).
 
     Each endpoint (users, tracks, listen_history) replaces its --date
@@ -281,7 +337,7 @@ def ingest(endpoints: tuple[str, ...], date: dt.date | None, wait: bool,
     from lakehouse.monitor.alerts import notify_runs
 
     records = run_ingest(settings(), list(endpoints) or None, date=date, wait=wait,
-                         progress=progress)
+                         progress=progress, allow_empty=allow_empty)
     notify_runs(settings(), records)
     rows = [(r.target, r.status, r.records, r.pages, r.requests, r.retries,
              human_bytes(r.bytes) if fmt == "table" else r.bytes, r.table_version,
@@ -298,20 +354,27 @@ def ingest(endpoints: tuple[str, ...], date: dt.date | None, wait: bool,
 @click.option("--kpi-days", type=click.IntRange(min=1), metavar="N",
               help="Days of consumption.daily_kpis ending on --date "
                    "[env LAKEHOUSE_KPI_DAYS; default 90].")
+@click.option("--engine", type=click.Choice(ENGINES),
+              help="Where the views run [env LAKEHOUSE_ENGINE; default duckdb]; spark needs "
+                   "pip install 'lakehouse[spark]'.")
+@click.option("--spark-master", metavar="URL",
+              help="Spark master for --engine spark [env LAKEHOUSE_SPARK_MASTER; default "
+                   "local[*]]; SPARK_REMOTE=sc://host:15002 uses Spark Connect instead.")
 @format_option
-@with_settings(kpi_days="kpi_days")
+@with_settings(kpi_days="kpi_days", engine="engine", spark_master="spark_master")
 @alert_on_failure("build")
 def build(date: dt.date | None, fmt: str) -> None:
     """Build the standardized and consumption zones from raw snapshots up to --date.
 
     Every table is validated before anything is written; rows failing a
     row-level check go to quarantine.<table> with the reason. Building the
-    same date twice gives the same tables. Appends one record per table to
-    meta.runs.
+    same date twice gives the same tables, on DuckDB or on Spark. Appends
+    one record per table to meta.runs.
 
     \b
     Example:
       lakehouse build --date 2026-11-26
+      lakehouse build --engine spark --spark-master 'local[4]'
       lakehouse sql "SELECT _reason, count(*) FROM quarantine.listens GROUP BY 1"
     """
     from lakehouse.monitor.alerts import notify_runs
@@ -414,8 +477,9 @@ def train_command(date: dt.date | None, promote: str) -> None:
 
 @cli.command("recommend")
 @date_option
-@click.option("--k", type=click.IntRange(min=1), metavar="N",
-              help="Tracks per user [env LAKEHOUSE_K; default 10].")
+@click.option("--k", type=click.IntRange(1, MAX_K), metavar="N",
+              help=f"Tracks per user, at most {MAX_K} and the catalogue's size "
+                   "[env LAKEHOUSE_K; default 10].")
 @alert_on_failure("recommend")
 def recommend_command(date: dt.date | None, k: int | None) -> None:
     """Score every user with the champion and write consumption.recommendations.

@@ -28,7 +28,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from lakehouse import names
-from lakehouse.config import Settings
+from lakehouse.config import MAX_K, Settings, check_date
 from lakehouse.errors import ConfigError, LakehouseError, ValidationError
 from lakehouse.lake import Lake
 from lakehouse.locking import lake_lock
@@ -205,12 +205,16 @@ def recommend(settings: Settings, *, k: int | None = None,
         ModelError: No champion, or its artifact fails its checksum.
         ValidationError: The rows failed their checks (nothing is written).
         LockedError: Another scoring run holds the lake's lock.
+        LakeError: The lake is missing or not writable.
     """
     k = settings.k if k is None else k
-    if k < 1:
-        raise ConfigError(f"k must be at least 1, got {k}")
-    date = date or dt.datetime.now(dt.UTC).date()
+    if not 1 <= k <= MAX_K:
+        raise ConfigError(f"k must be from 1 to {MAX_K}, got {k}")
+    date = check_date(date or dt.datetime.now(dt.UTC).date(), "score date")
     lake = Lake(settings.lake, create=False)
+    # Up front, as ingest and build do: a read-only lake fails here in one line, not
+    # in delta-rs (a Rust panic) while recording the failure.
+    lake.check_writable()
     record = RunRecord(pipeline="recommend", target=names.CONS_RECOMMENDATIONS, run_date=date)
     try:
         with lake_lock(settings.locks_dir, "recommend", wait=False):
@@ -232,6 +236,7 @@ def _recommend(settings: Settings, lake: Lake, k: int, date: dt.date,
     info = registry.get("champion")
     model = load_model(registry, info.version)
     inputs = load_scoring_inputs(lake)
+    k = max(1, min(k, len(inputs.items)))  # no user can get more tracks than there are
     t0 = time.perf_counter()
     idx, scores, route, route_names = score_users(model, inputs, k)
     seconds = time.perf_counter() - t0

@@ -42,7 +42,7 @@ from typing import Any
 import numpy as np
 
 from lakehouse import __version__, names
-from lakehouse.config import Settings
+from lakehouse.config import Settings, check_date
 from lakehouse.errors import ConfigError, LakehouseError, ModelError
 from lakehouse.lake import Lake
 from lakehouse.locking import lake_lock
@@ -196,6 +196,7 @@ def train(settings: Settings, *, promote: str = "auto", date: dt.date | None = N
         ConfigError: Bad ``promote`` mode, metric or hyperparameter.
         ModelError: Nothing to train on.
         LockedError: Another training runs on this lake.
+        LakeError: The lake is missing or not writable.
     """
     if promote not in PROMOTE_MODES:
         raise ConfigError(f"promote must be one of {', '.join(PROMOTE_MODES)}, got {promote!r}")
@@ -204,8 +205,11 @@ def train(settings: Settings, *, promote: str = "auto", date: dt.date | None = N
     if budget < 0:
         raise ConfigError(f"the training budget must not be negative, got {budget}")
     max_trials = (settings.train_trials if max_trials is None else max_trials) or None
-    date = date or dt.datetime.now(dt.UTC).date()
+    date = check_date(date or dt.datetime.now(dt.UTC).date(), "training date")
     lake = Lake(settings.lake, create=False)
+    # Up front, as ingest and build do: a read-only lake fails here in one line, not
+    # in delta-rs (a Rust panic) while recording the failure.
+    lake.check_writable()
     record = RunRecord(pipeline="train", target="models", run_date=date)
     try:
         with lake_lock(settings.locks_dir, "train", wait=False):
