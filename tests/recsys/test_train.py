@@ -10,6 +10,7 @@ import pyarrow as pa
 import pytest
 
 from lakehouse import names
+from lakehouse.config import Settings
 from lakehouse.errors import ConfigError, LockedError, ModelError
 from lakehouse.lake import Lake
 from lakehouse.locking import lake_lock
@@ -147,6 +148,9 @@ def test_bad_options_are_config_errors(tiny_settings):
         train(tiny_settings.replace(primary_metric="auc"), date=LAST_DAY)
     with pytest.raises(ConfigError, match="must not be negative"):
         train(tiny_settings, budget=-1, date=LAST_DAY)
+    for var in ("LAKEHOUSE_TRAIN_BUDGET", "LAKEHOUSE_TRAIN_TRIALS", "LAKEHOUSE_TRAIN_THREADS"):
+        with pytest.raises(ConfigError, match=var):
+            Settings.load(env={var: "-1"})
     with pytest.raises(ConfigError, match="unknown loss"):
         train(tiny_settings.replace(loss="mse"), date=LAST_DAY)
     failed = [r for r in _runs(tiny_settings) if r["pipeline"] == "train"]
