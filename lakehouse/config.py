@@ -185,6 +185,7 @@ _RANGES: dict[str, tuple[str, str | None]] = {
     "max_sampled": ("1", None), "stale_hours": ("(0", None), "cost_per_cpu_hour": ("0", None),
     "alert_window_minutes": ("0", None), "max_quarantine_share": ("0", "1"),
     "max_row_change": ("0", None), "retrain_weekday": ("0", "6"), "kpi_days": ("1", "36600"),
+    "train_budget": ("0", None), "train_trials": ("0", None), "train_threads": ("0", None),
 }
 
 
