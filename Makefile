@@ -58,7 +58,7 @@ ingest: $(STAMP) ## Ingest the three endpoints of $$LAKEHOUSE_API_URL into raw
 build: $(STAMP) ## Build the standardized and consumption zones from raw
 	$(LAKEHOUSE) build
 
-train: $(STAMP) ## Train a LightFM challenger and promote it if it beats the champion
+train: $(STAMP) ## Select a recommender (popularity, ALS, LightFM), refit it, promote it if it beats the champion
 	$(LAKEHOUSE) train
 
 recommend: $(STAMP) ## Score every user's top tracks with the champion model

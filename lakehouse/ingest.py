@@ -37,7 +37,7 @@ import numpy as np
 import pyarrow as pa
 
 from lakehouse import names
-from lakehouse.config import Settings
+from lakehouse.config import Settings, check_date
 from lakehouse.errors import ConfigError, LakehouseError, SourceError
 from lakehouse.lake import Lake, WriteResult, utc_now
 from lakehouse.locking import lake_lock
@@ -45,6 +45,7 @@ from lakehouse.runlog import RunRecord, record_run
 from lakehouse.source.client import MAX_PAGE_SIZE, ApiClient, Page, check_base_url, redact
 from lakehouse.source.endpoints import ENDPOINTS, META_FIELDS, EndpointSpec
 from lakehouse.source.errors import (
+    EmptySourceError,
     FieldTypeError,
     HttpStatusError,
     NotTheApiError,
@@ -70,7 +71,7 @@ DRIFT_CONFIRM_READS = 4
 
 def ingest(settings: Settings, endpoints: Sequence[str] | None = None, *,
            date: dt.date | None = None, wait: bool = True,
-           progress: bool | None = None) -> list[RunRecord]:
+           progress: bool | None = None, allow_empty: bool = False) -> list[RunRecord]:
     """Ingest endpoints of the source API into the raw zone, one commit each.
 
     Args:
@@ -82,6 +83,8 @@ def ingest(settings: Settings, endpoints: Sequence[str] | None = None, *,
         wait: Wait for another ingest holding the lake's lock; if False, raise.
         progress: True: a progress bar per endpoint on stderr; False: silent;
             None: a bar on a terminal, else one line per endpoint (cron logs).
+        allow_empty: Accept an endpoint serving no records although its last
+            snapshot had some (otherwise that endpoint fails, nothing replaced).
 
     Returns:
         One run record per endpoint, in the order given, each also appended
@@ -106,7 +109,8 @@ def ingest(settings: Settings, endpoints: Sequence[str] | None = None, *,
     with lake_lock(settings.locks_dir, PIPELINE, wait=wait):
         preflight(settings, specs[0])
         for spec in specs:
-            record = ingest_endpoint(lake, settings, spec, day, progress=bar)
+            record = ingest_endpoint(lake, settings, spec, day, progress=bar,
+                                     allow_empty=allow_empty)
             try:
                 record_run(lake, record)
             except LakehouseError as exc:
@@ -140,8 +144,13 @@ def preflight(settings: Settings, spec: EndpointSpec) -> None:
 
 
 def ingest_endpoint(lake: Lake, settings: Settings, spec: EndpointSpec | str,
-                    date: dt.date, *, progress: bool = False) -> RunRecord:
+                    date: dt.date, *, progress: bool = False,
+                    allow_empty: bool = False) -> RunRecord:
     """Ingest one endpoint into its raw partition for ``date``; never raises.
+
+    An endpoint that serves no records while its last snapshot (the newest
+    partition up to ``date``) had some fails, unless ``allow_empty``: an
+    outage serving empty lists must not replace a good day.
 
     The caller holds the ingest lock and appends the record to ``meta.runs``.
 
@@ -155,7 +164,7 @@ def ingest_endpoint(lake: Lake, settings: Settings, spec: EndpointSpec | str,
     with ApiClient.from_settings(settings) as client:
         try:
             result, reader, attempts = _read_and_write(lake, client, settings, spec, date,
-                                                       record.run_id, progress)
+                                                       record.run_id, progress, allow_empty)
         except LakehouseError as exc:
             status, error = names.FAILED, _one_line(exc)
             if isinstance(exc, FieldTypeError):
@@ -202,7 +211,7 @@ class _Restart(Exception):
 
 
 def _read_and_write(lake: Lake, client: ApiClient, settings: Settings, spec: EndpointSpec,
-                    date: dt.date, run_id: str, progress: bool
+                    date: dt.date, run_id: str, progress: bool, allow_empty: bool = False
                     ) -> tuple[WriteResult, _EndpointStream, int]:
     table_schema = lake.schema(spec.table) if lake.exists(spec.table) else None
     extras: dict[str, pa.Field] = {}
@@ -214,6 +223,8 @@ def _read_and_write(lake: Lake, client: ApiClient, settings: Settings, spec: End
         try:
             stream = _EndpointStream(client, spec, settings, list(extras.values()), run_id,
                                      date, confirmed)
+            if stream.total == 0 and not allow_empty:
+                _refuse_empty(lake, spec, date)
             bar = click.progressbar(length=stream.first.page.pages, label=f"{spec.name:<15}",
                                     file=sys.stderr) if progress else nullcontext()
             with bar as shown:
@@ -241,6 +252,28 @@ def _read_and_write(lake: Lake, client: ApiClient, settings: Settings, spec: End
                     f"the source moved while being read ({restart.reason}), {moved} reads "
                     "in a row; nothing written; rerun when the source is stable") from None
             log.warning("%s: the source moved (%s); reading again", spec.name, restart.reason)
+
+
+def _refuse_empty(lake: Lake, spec: EndpointSpec, date: dt.date) -> None:
+    """Fail an empty answer when the last snapshot up to ``date`` had records."""
+    if not lake.exists(spec.table):
+        return
+    counts: dict[dt.date, int] = {}
+    actions = pa.table(lake.delta(spec.table).get_add_actions(flatten=True))
+    if actions.num_rows == 0:
+        return
+    for day, rows in zip(actions.column(f"partition.{names.INGEST_DATE}").to_pylist(),
+                         actions.column("num_records").to_pylist(), strict=True):
+        if day is not None and day <= date:
+            counts[day] = counts.get(day, 0) + (rows or 0)
+    if not counts:
+        return
+    last = max(counts)
+    if counts[last]:
+        raise EmptySourceError(
+            f"the source served 0 {spec.name} records where the snapshot of {last} had "
+            f"{counts[last]}; nothing replaced; rerun when the source is back, or pass "
+            "--allow-empty if it really is empty")
 
 
 def _extra_field(name: str, example: Any, table_schema: pa.Schema | None) -> pa.Field:
@@ -500,11 +533,11 @@ def _check_date(date: dt.date | str | None) -> dt.date:
     if date is None:
         return utc_now().date()
     if isinstance(date, dt.datetime):
-        return date.date()
+        return check_date(date.date(), "ingest date")
     if isinstance(date, dt.date):
-        return date
+        return check_date(date, "ingest date")
     try:
-        return dt.date.fromisoformat(str(date))
+        return check_date(dt.date.fromisoformat(str(date)), "ingest date")
     except ValueError:
         raise ConfigError(f"bad ingest date {date!r}: use YYYY-MM-DD, e.g. 2026-11-26") \
             from None

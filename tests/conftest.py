@@ -85,7 +85,8 @@ def trained_lake(tmp_path_factory, sample_lake, sample_days) -> Settings:
     from lakehouse.recsys.train import train
 
     settings = copy_lake(sample_lake, tmp_path_factory.mktemp("trained"))
-    settings = settings.replace(epochs=10, components=16)
+    # One trial per family and one thread: a quick, reproducible selection.
+    settings = settings.replace(epochs=10, components=16, train_trials=1, train_threads=1)
     train(settings, promote="force", date=sample_days[-1])
     recommend(settings, date=sample_days[-1])
     return settings

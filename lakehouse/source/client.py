@@ -44,7 +44,7 @@ from urllib3.exceptions import MaxRetryError, ProtocolError
 from urllib3.util.retry import Retry
 
 from lakehouse import __version__
-from lakehouse.errors import ConfigError
+from lakehouse.config import check_http_url
 from lakehouse.source.errors import (
     HttpStatusError,
     NotTheApiError,
@@ -138,15 +138,7 @@ def check_base_url(url: str) -> str:
     Raises:
         ConfigError: It is not.
     """
-    parts = urlsplit(url or "")
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ConfigError(f"bad API URL {url!r}: use http(s)://host[:port], "
-                          "e.g. http://127.0.0.1:8000 (--api-url or LAKEHOUSE_API_URL)")
-    try:
-        parts.port  # noqa: B018 - raises on a bad port
-    except ValueError:
-        raise ConfigError(f"bad API URL {url!r}: the port is not a number") from None
-    return url.rstrip("/")
+    return check_http_url(url, "api_url", secret=False)
 
 
 def redact(url: str) -> str:

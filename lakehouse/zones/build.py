@@ -35,8 +35,8 @@ import ibis.expr.types as ir
 import pandera.errors as pandera_errors
 
 from lakehouse import names
-from lakehouse.config import Settings
-from lakehouse.errors import LakeError, ValidationError
+from lakehouse.config import Settings, check_date
+from lakehouse.errors import BrokenTableError, LakeError, ValidationError
 from lakehouse.lake import Lake, WriteResult, utc_now
 from lakehouse.locking import lake_lock
 from lakehouse.runlog import RunRecord, _cpu_seconds, record_run
@@ -119,7 +119,7 @@ def build(settings: Settings, date: dt.date | None = None, *,
         LockedError: Another build is running on this lake.
         ConfigError: Unknown engine, or Spark without ``lakehouse[spark]``.
     """
-    date = date or utc_now().date()
+    date = check_date(date or utc_now().date(), "build date")
     lake = Lake(settings.lake, create=False)
     lake.check_writable()
     with lake_lock(settings.locks_dir, PIPELINE, wait=False):
@@ -144,7 +144,11 @@ class _Build:
     # ------------------------------------------------------------ compute
     def _compute(self) -> list[_Result]:
         for name in RAW_COLUMNS:
-            self.tables[name] = self._raw(name)
+            try:
+                self.tables[name] = self._raw(name)
+            except BrokenTableError as exc:
+                self._record_broken_input(name, exc)
+                raise
         if not any(self.tables[n].count().execute() for n in RAW_COLUMNS):
             raise LakeError(f"the raw zone has no snapshot ingested on or before {self.date}; "
                             "ingest first or build a later --date")
@@ -154,6 +158,16 @@ class _Build:
         for view in consumption.VIEWS:
             results.append(self._consume(view))
         return results
+
+    def _record_broken_input(self, name: str, exc: BrokenTableError) -> None:
+        """A failed run for each table reading the broken raw table: none is written."""
+        records = [RunRecord(PIPELINE, view.name, self.date).finish(
+            names.FAILED, f"cannot build {view.name}: {exc}")
+            for view in standardized.VIEWS if name in view.inputs]
+        try:
+            record_run(self.lake, *records)
+        except LakeError as err:
+            log.error("could not record the failed build in %s: %s", names.META_RUNS, err)
 
     def _raw(self, name: str) -> ir.Table:
         """Raw table ``name`` up to the build date, with exactly the columns read."""
