@@ -45,7 +45,7 @@ class LakehouseGroup(click.Group):
         try:
             return super().invoke(ctx)
         except LakehouseError as exc:
-            raise click.ClickException(str(exc)) from None
+            raise click.ClickException(_safe(ctx, str(exc))) from None
         except click.UsageError as exc:
             raise _one_line(exc) from None
 
@@ -54,6 +54,15 @@ class LakehouseGroup(click.Group):
             formatter.write_paragraph()
             for line in self.epilog.splitlines():
                 formatter.write_text(line)
+
+
+def _safe(ctx: click.Context, text: str) -> str:
+    """An error line without secrets or control characters (it can quote the server)."""
+    from lakehouse.source.scrub import scrub
+
+    current = ctx.find_root().obj
+    token = current.api_token if isinstance(current, Settings) else None
+    return scrub(text, [token])
 
 
 def _one_line(exc: click.UsageError) -> click.UsageError:
@@ -155,8 +164,10 @@ def alert_on_failure(job: str) -> Callable:
                 current = settings()
                 if current.alert_webhook or current.alert_command:
                     from lakehouse.monitor.alerts import job_failed_alert
+                    from lakehouse.source.scrub import scrub
 
-                    job_failed_alert(current, job, f"lakehouse {job} failed: {exc}")
+                    job_failed_alert(current, job, scrub(f"lakehouse {job} failed: {exc}",
+                                                         [current.api_token]))
                 raise
         return wrapper
     return decorator
@@ -200,21 +211,30 @@ def tables(fmt: str) -> None:
 @cli.command()
 @click.argument("query")
 @format_option
-@click.option("--limit", type=click.IntRange(min=0), default=1000, show_default=True,
-              help="Print at most this many rows (0: all).")
-def sql(query: str, fmt: str, limit: int) -> None:
-    """Run a DuckDB SQL QUERY on the lake; tables are named zone.name.
+@click.option("--limit", type=click.IntRange(min=0), metavar="N",
+              help="Print at most N rows (0: all) [default: 1000 for table, all for csv "
+                   "and json]; what is left out is counted on stderr.")
+def sql(query: str, fmt: str, limit: int | None) -> None:
+    """Run one read-only DuckDB SQL QUERY on the lake; tables are named zone.name.
+
+    SELECT, WITH, DESCRIBE, SHOW, SUMMARIZE and EXPLAIN run; anything that could
+    change a file (COPY, INSERT, CREATE, SET, ATTACH...) is refused. Export
+    with --format csv or json, which print every row.
 
     \b
     Example:
       lakehouse sql "SELECT count(*) FROM standardized.listens"
+      lakehouse sql "SELECT * FROM consumption.recommendations" --format csv > recs.csv
     """
-    rel = open_lake_for().sql(query)
-    if rel is None:
+    if limit is None:
+        limit = 1000 if fmt == "table" else 0
+    result = open_lake_for().query(query, limit or None)
+    if not result.columns:
         return
-    columns = rel.columns
-    rows = rel.fetchmany(limit) if limit else rel.fetchall()
-    click.echo(render(columns, rows, fmt))
+    click.echo(render(result.columns, result.rows, fmt))
+    if result.left_out:
+        click.echo(f"{result.left_out} more row(s) not shown (--limit {limit}); "
+                   "--limit 0 shows all", err=True)
 
 
 # ---- mock-api (bundled source API) ----

@@ -125,8 +125,9 @@ def run_demo(settings: Settings, *, days: int = 5, seed: int = 42,
                 steps.append(f"build {sum(r.ok for r in build_runs)} tables")
                 if day in train_on:
                     trained = train(run_settings, date=day)
-                    steps.append(f"train {trained.version}: "
-                                 f"{'promoted' if trained.promoted else 'kept champion'}")
+                    steps.append(f"train {trained.version} ({trained.chosen}): " + (
+                        "promoted" if trained.promoted else
+                        f"kept the champion's configuration, refit as {trained.champion}"))
                 if Registry(run_settings.models_dir).alias("champion"):
                     scored = recommend(run_settings, date=day)
                     records.append(scored)

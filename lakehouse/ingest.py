@@ -53,6 +53,7 @@ from lakehouse.source.errors import (
 )
 from lakehouse.source.paginator import fetch_in_order
 from lakehouse.source.records import JSON_TEXT, column, exact, infer_field, plain, scan_keys
+from lakehouse.source.scrub import scrub
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +62,8 @@ PIPELINE = "ingest"
 MOVED_TRIES = 3
 # Restarts allowed because a new field first appeared after page 1.
 NEW_FIELD_RESTARTS = 3
+# Field metadata: the source key of a field kept under another column name.
+SOURCE_KEY = b"lakehouse.source_key"
 # Rows per record batch handed to the writer: big enough to amortize the
 # conversion, small enough to keep memory flat.
 BATCH_ROWS = 5000
@@ -161,24 +164,28 @@ def ingest_endpoint(lake: Lake, settings: Settings, spec: EndpointSpec | str,
     record = RunRecord(pipeline=PIPELINE, target=spec.name, run_date=date)
     record.details = {"api_url": redact(settings.api_url), "page_size": settings.page_size,
                       "workers": settings.workers}
+    secrets = [settings.api_token]
     with ApiClient.from_settings(settings) as client:
         try:
             result, reader, attempts = _read_and_write(lake, client, settings, spec, date,
                                                        record.run_id, progress, allow_empty)
         except LakehouseError as exc:
-            status, error = names.FAILED, _one_line(exc)
+            status, error = names.FAILED, _one_line(exc, secrets=secrets)
             if isinstance(exc, FieldTypeError):
                 error += f"; nothing written to {spec.table}"
         except Exception as exc:  # noqa: BLE001 - a bug in one endpoint must not stop the others
             log.exception("ingest of %s failed unexpectedly", spec.name)
-            status, error = names.FAILED, _one_line(exc, prefix=type(exc).__name__ + ": ")
+            status, error = names.FAILED, _one_line(exc, prefix=type(exc).__name__ + ": ",
+                                                    secrets=secrets)
         else:
             status, error = names.SUCCESS, None
             record.records = result.rows
             record.rows_in = reader.records
             record.pages = reader.pages
             record.table_version = result.version
-            record.schema_changes = reader.drift() + result.schema_changes
+            # Field names came from the server: no escape sequence reaches a terminal.
+            record.schema_changes = [scrub(c, secrets) for c in
+                                     reader.drift() + result.schema_changes]
             record.details.update(total=reader.total, attempts=attempts)
         record.requests, record.retries, record.bytes = \
             client.requests, client.retries, client.bytes
@@ -241,8 +248,8 @@ def _read_and_write(lake: Lake, client: ApiClient, settings: Settings, spec: End
                 if restarts > NEW_FIELD_RESTARTS:
                     raise SourceError(f"new fields kept appearing mid-read ({restart.reason}); "
                                       "nothing written; rerun later") from None
-                extras.update({n: _extra_field(n, v, table_schema)
-                               for n, v in restart.new_fields.items()})
+                for n, v in sorted(restart.new_fields.items()):
+                    extras[n] = _extra_field(n, v, table_schema, _taken(spec, extras))
                 log.info("%s: %s; reading again with the new columns", spec.name,
                          restart.reason)
                 continue
@@ -276,14 +283,39 @@ def _refuse_empty(lake: Lake, spec: EndpointSpec, date: dt.date) -> None:
             "--allow-empty if it really is empty")
 
 
-def _extra_field(name: str, example: Any, table_schema: pa.Schema | None) -> pa.Field:
-    inferred = infer_field(name, example)
-    if table_schema is not None and name in table_schema.names:
-        stored = table_schema.field(name).with_nullable(True)
-        if pa.types.is_string(stored.type) and inferred.metadata:
-            return inferred  # JSON text, stored as a string
-        return stored
-    return inferred
+def _extra_field(name: str, example: Any, table_schema: pa.Schema | None,
+                 taken: set[str]) -> pa.Field:
+    """The column of new source field ``name``; ``taken``: lower-cased column names in use.
+
+    A name that collides with ours (``_run_id``, ``ingest_date``...) or, ignoring
+    case, with another field (``ID`` beside ``id``: Delta and DuckDB columns are
+    case-insensitive) is kept as ``source_<name>``.
+    """
+    column = name
+    if column.lower() in taken:
+        column = f"source_{name}"
+        while column.lower() in taken:
+            column += "_"
+    inferred = infer_field(column, example)
+    field = inferred
+    if table_schema is not None and column in table_schema.names:
+        stored = table_schema.field(column).with_nullable(True)
+        # JSON text stays the inferred (string) field, with its marker.
+        field = inferred if pa.types.is_string(stored.type) and inferred.metadata else stored
+    if column != name:
+        field = field.with_metadata({**(field.metadata or {}), SOURCE_KEY: name.encode()})
+    return field
+
+
+def _taken(spec: EndpointSpec, extras: dict[str, pa.Field]) -> set[str]:
+    return {n.lower() for n in [*spec.field_names, *(f.name for f in META_FIELDS),
+                                *(f.name for f in extras.values())]}
+
+
+def source_key(field: pa.Field) -> str:
+    """The key in the source's items that ``field`` holds."""
+    key = (field.metadata or {}).get(SOURCE_KEY)
+    return key.decode() if key else field.name
 
 
 @dataclass
@@ -328,10 +360,13 @@ class _EndpointStream:
         self.spec = spec
         self.fields = list(spec.fields) + extras
         self.extras = extras
-        self.expected = frozenset(f.name for f in self.fields)
+        # The source's key of each field: a field whose name collides with one of
+        # ours is kept under another column name (see _extra_field).
+        self.keys = [source_key(f) for f in self.fields]
+        self.expected = frozenset(self.keys)
         self.contract = frozenset(spec.field_names)
         self.source_schema = pa.schema(self.fields)
-        self._getter = operator.itemgetter(*(f.name for f in self.fields))
+        self._getter = operator.itemgetter(*self.keys)
         self._deferrable = len(self.fields) > 1 and all(plain(f) for f in self.fields)
         self.schema = pa.schema(self.fields + list(META_FIELDS))
         self.run_id = run_id
@@ -413,9 +448,9 @@ class _EndpointStream:
         items = page.items
         if complete and items:
             values: Iterable[Sequence[Any]] = zip(*map(self._getter, items), strict=True) \
-                if len(self.fields) > 1 else [[item[self.fields[0].name] for item in items]]
+                if len(self.fields) > 1 else [[item[self.keys[0]] for item in items]]
         else:
-            values = ([item.get(f.name) for item in items] for f in self.fields)
+            values = ([item.get(key) for item in items] for key in self.keys)
         return pa.RecordBatch.from_arrays(
             [column(f, v) for f, v in zip(self.fields, values, strict=True)],
             schema=self.source_schema)
@@ -494,7 +529,12 @@ class _EndpointStream:
         out = []
         for f in self.extras:
             kind = "JSON text" if f.metadata and f.metadata.get(JSON_TEXT) else str(f.type)
-            out.append(f"new field {f.name} ({kind}) kept as a column")
+            key = source_key(f)
+            if key != f.name:
+                out.append(f"new field {key} ({kind}) kept as column {f.name}: its name "
+                           "collides with one of the lake's columns")
+            else:
+                out.append(f"new field {f.name} ({kind}) kept as a column")
         for name in self.spec.field_names:
             if self.missing.get(name):
                 out.append(f"missing field {name}: null in {self.missing[name]} of "
@@ -555,6 +595,7 @@ def _check_settings(settings: Settings) -> None:
         raise ConfigError(f"max_retries must be >= 0, got {settings.max_retries}")
 
 
-def _one_line(exc: BaseException, prefix: str = "") -> str:
-    text = " ".join(str(exc).split()) or type(exc).__name__
+def _one_line(exc: BaseException, prefix: str = "", secrets: Sequence[str | None] = ()) -> str:
+    # Messages can quote the server (error bodies, field names, values): scrubbed.
+    text = " ".join(scrub(str(exc), secrets).split()) or type(exc).__name__
     return prefix + (text if len(text) <= 400 else text[:397] + "...")

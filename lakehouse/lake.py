@@ -76,6 +76,15 @@ class TableInfo:
     problem: str | None = None  # why the table cannot be read (see Lake.check)
 
 
+@dataclass(frozen=True)
+class QueryResult:
+    """The rows of one query, and how many a limit left out."""
+
+    columns: list[str]
+    rows: list[tuple]
+    left_out: int
+
+
 def utc_now() -> dt.datetime:
     """The current time as a UTC-aware datetime (the only kind the lake stores)."""
     return dt.datetime.now(dt.UTC)
@@ -667,6 +676,37 @@ class Lake:
                 if _mentions(query, name):
                     raise error from None
             raise LakeError(f"query failed: {first_line(exc)}") from None
+
+    def query(self, query: str, limit: int | None = None) -> QueryResult:
+        """Run one read-only query (see :meth:`sql`) and fetch its rows.
+
+        Args:
+            query: The SQL.
+            limit: Fetch at most this many rows (None: all); the rest are
+                counted, in batches, never held.
+
+        Returns:
+            The columns, the rows, and how many rows ``limit`` left out.
+
+        Raises:
+            ReadOnlyError: The text is not exactly one query.
+            LakeError: The query fails, while planning or while running.
+        """
+        import duckdb
+
+        rel = self.sql(query)
+        if rel is None:
+            return QueryResult([], [], 0)
+        try:
+            columns = list(rel.columns)
+            rows = rel.fetchall() if limit is None else rel.fetchmany(limit)
+            left_out = 0
+            if limit is not None and len(rows) == limit:
+                while batch := rel.fetchmany(10_000):
+                    left_out += len(batch)
+        except duckdb.Error as exc:
+            raise LakeError(f"query failed: {first_line(exc)}") from None
+        return QueryResult(columns, rows, left_out)
 
     def _refresh(self, name: str) -> None:
         """(Re)create the DuckDB view of ``name`` if its Delta log moved.

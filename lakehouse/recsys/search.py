@@ -112,6 +112,10 @@ class Candidate:
     test_user: np.ndarray = field(default_factory=lambda: np.zeros(0))
     cold: dict[str, Any] | None = None
     cold_user: np.ndarray | None = None
+    # Metadata variants: the same configuration fitted and scored with the metadata
+    # shuffled among users and tracks (same structure, no information).
+    placebo: dict[str, Any] | None = None
+    placebo_user: np.ndarray | None = None
 
     @property
     def name(self) -> str:
@@ -120,6 +124,7 @@ class Candidate:
     def to_json(self, primary: str) -> dict[str, Any]:
         return {"name": self.name, "config": self.config.to_json(),
                 "tune": round(self.tune_value, 6), "test": self.test, "cold_start": self.cold,
+                "placebo": self.placebo,
                 "trials": len(self.trials), "search_seconds": round(self.seconds, 3),
                 "primary": primary}
 
@@ -338,7 +343,44 @@ def search(inputs: Inputs, data: Split, holdout: Holdout, settings: Settings, *,
         out.append(Candidate(config, model, objective.trials, time.perf_counter() - t0, value))
     for cand in out:
         _score(cand, inputs, data, holdout, metric)
+    identity = next(c for c in out if c.name == "lightfm")
+    for cand in out:
+        if cand.name.startswith("lightfm+") and cand.test[metric] > identity.test[metric]:
+            _placebo(cand, inputs, data, holdout, metric, settings)
     return out
+
+
+def shuffled_metadata(inputs: Inputs, seed: int) -> Inputs:
+    """``inputs`` with each side's metadata token lists permuted among its entities.
+
+    Every token keeps its frequency and every entity keeps a plausible token
+    list, so a model sees the same feature structure (e.g. a token nearly
+    everyone shares acts as a common vector) but no information about who
+    likes what. Metadata that does no better than this earns nothing.
+    """
+    import dataclasses
+
+    rng = np.random.default_rng(seed)
+
+    def permute(meta: dict[int, list[str]]) -> dict[int, list[str]]:
+        ids = list(meta)
+        values = [meta[i] for i in ids]
+        return {i: values[j] for i, j in zip(ids, rng.permutation(len(ids)), strict=True)}
+
+    return dataclasses.replace(inputs, user_meta=permute(dict(inputs.user_meta)),
+                               item_meta=permute(dict(inputs.item_meta)))
+
+
+def _placebo(cand: Candidate, inputs: Inputs, data: Split, holdout: Holdout, metric: str,
+             settings: Settings) -> None:
+    """Fit and score ``cand``'s configuration on shuffled metadata (its control)."""
+    shuffled = shuffled_metadata(inputs, settings.seed)
+    model = fit(cand.config, train_data(shuffled, data.train),
+                threads=settings.train_threads or None)
+    users, items = scorer(model, shuffled, holdout.test)
+    train, held = data.train[holdout.test], data.holdout[holdout.test]
+    cand.placebo = evaluate(users, items, train, held)
+    cand.placebo_user = per_user(metric, users, items, train, held)
 
 
 def _score(cand: Candidate, inputs: Inputs, data: Split, holdout: Holdout,
@@ -374,7 +416,9 @@ def select(candidates: list[Candidate], metric: str, seed: int = 0) -> Selection
 
     Metadata must earn its place: a LightFM variant with metadata is
     eligible only if a paired bootstrap over test users puts the lower bound
-    of (variant - identity LightFM) above 0. The best eligible learned
+    of (variant - identity LightFM) above 0, and the lower bound of (variant -
+    the same variant on shuffled metadata) too: a gain that shuffled metadata
+    also brings comes from the features' structure, not from what they say. The best eligible learned
     candidate (ties to the simpler) must then beat popularity the same way;
     otherwise popularity is chosen. Cold-start users get popularity unless a
     model that scores new users through their metadata beats it likewise on
@@ -389,6 +433,13 @@ def select(candidates: list[Candidate], metric: str, seed: int = 0) -> Selection
             if vs["low"] <= 0:
                 notes.append(f"{c.name} not above lightfm ({vs['diff']:+.4f}, "
                              f"{vs['low']:+.4f} .. {vs['high']:+.4f})")
+                continue
+            placebo = paired_bootstrap(c.test_user, c.placebo_user, seed=seed) \
+                if c.placebo_user is not None else None
+            if placebo is None or placebo["low"] <= 0:
+                shown = (f"{placebo['diff']:+.4f}, {placebo['low']:+.4f} .. "
+                         f"{placebo['high']:+.4f}") if placebo else "not measured"
+                notes.append(f"{c.name} not above its shuffled metadata ({shown})")
                 continue
         eligible.append(c)
     best = min(eligible, key=lambda c: (-c.test[metric], c.config.complexity),

@@ -206,3 +206,43 @@ def test_the_served_artifact_knows_users_who_only_listened_after_the_cutoff(tiny
     mine = recs[recs[names.USER_ID].isin(late)]
     assert len(mine) == 30 and set(mine["route"]) == {f"warm:{result.chosen}"}
     assert not set(mine[names.TRACK_ID]) & {7, 14, 21, 28}
+
+
+def _named(name: str, values: np.ndarray, placebo: np.ndarray | None = None) -> Candidate:
+    from lakehouse.recsys.families import Config, Popularity
+
+    family, _, features = name.partition("+")
+    params = {"features": features or "none"} if family == "lightfm" else {}
+    cand = _candidate(values)
+    cand.config = Config(family, params)
+    cand.model = Popularity(cand.config)
+    cand.placebo_user = placebo
+    return cand
+
+
+def test_metadata_must_beat_the_same_model_and_its_shuffled_metadata():
+    from lakehouse.recsys.search import select
+
+    rng = np.random.default_rng(2)
+    base = rng.integers(0, 5, 500) / 10
+    pop = _named("popularity", base * 0.3)
+    identity = _named("lightfm", base)
+    structural = _named("lightfm+item", base + 0.05, placebo=base + 0.05)  # shuffled: same
+    informative = _named("lightfm+user", base + 0.04, placebo=base)
+    chosen = select([pop, identity, structural, informative], "precision_at_10")
+    assert chosen.warm is informative and chosen.beats_popularity
+    assert "lightfm+item not above its shuffled metadata" in chosen.reason
+    alone = select([pop, identity, structural], "precision_at_10")
+    assert alone.warm is identity
+
+
+def test_shuffled_metadata_keeps_the_tokens_but_not_who_has_them(tiny_settings):
+    from lakehouse.recsys.search import shuffled_metadata
+
+    inputs = load_inputs(Lake(tiny_settings.lake))
+    shuffled = shuffled_metadata(inputs, seed=1)
+    for side in ("user_meta", "item_meta"):
+        before, after = getattr(inputs, side), getattr(shuffled, side)
+        assert set(before) == set(after)
+        assert sorted(map(tuple, before.values())) == sorted(map(tuple, after.values()))
+        assert sum(before[i] != after[i] for i in before) > len(before) / 2
