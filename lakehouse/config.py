@@ -202,6 +202,9 @@ def _validate(settings: Settings) -> None:
             raise ConfigError(f"setting {name} ({ENV_PREFIX}{name.upper()}) must be "
                               f"{_describe_range(low, high)}, got {value!r}")
     check_http_url(settings.api_url, "api_url", secret=False)
+    if settings.engine not in ENGINES:
+        raise ConfigError(f"unknown engine {settings.engine!r} ({ENV_PREFIX}ENGINE); "
+                          f"use one of {', '.join(ENGINES)}")
     if settings.alert_webhook is not None:
         check_http_url(settings.alert_webhook, "alert_webhook", secret=True)
     if settings.alert_command is not None:
