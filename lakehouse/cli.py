@@ -114,6 +114,12 @@ def parse_date(_ctx: click.Context | None, _param: Any, value: str | None) -> dt
     return date
 
 
+# Bounds of the mock's data set: beyond them generation runs out of memory (--listens
+# 10**11 asked for 743 GiB) or dates overflow (--days 10**8).
+MOCK_MAX_ITEMS = 10_000_000
+MOCK_MAX_LISTENS = 100_000_000
+MOCK_MAX_DAYS = 3650
+
 # Shared options, defined once.
 date_option = click.option(
     "--date", "date", callback=parse_date, metavar="YYYY-MM-DD",
@@ -265,23 +271,23 @@ def sql(query: str, fmt: str, limit: int | None) -> None:
 @click.option("--host", default="127.0.0.1", show_default=True, help="Interface to bind.")
 @click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True,
               help="TCP port (0: any free port).")
-@click.option("--seed", type=int, default=42, show_default=True,
+@click.option("--seed", type=click.IntRange(0, 2**32 - 1), default=42, show_default=True,
               help="Seed of the data set and of the fault schedule.")
 @click.option("--profile", type=click.Choice(["realistic", "reference", "opaque"]),
               default="realistic", show_default=True,
               help="realistic: learnable taste and documented defects; reference: the "
                    "reference server's distributions (1000 per endpoint by default); opaque: "
                    "realistic, but taste from hidden factors that metadata does not reveal.")
-@click.option("--users", type=click.IntRange(min=1),
+@click.option("--users", type=click.IntRange(1, MOCK_MAX_ITEMS),
               help="Users at the end of the window [default: 2000; reference: 1000].")
-@click.option("--tracks", type=click.IntRange(min=1),
+@click.option("--tracks", type=click.IntRange(1, MOCK_MAX_ITEMS),
               help="Tracks at the end of the window [default: 3000; reference: 1000].")
-@click.option("--listens", type=click.IntRange(min=0),
+@click.option("--listens", type=click.IntRange(0, MOCK_MAX_LISTENS),
               help="Listen records (sessions) at the end of the window [default: 20000; "
                    "reference: one per user].")
 @click.option("--start", callback=parse_date, metavar="YYYY-MM-DD",
               help="First simulated day [default: 2026-10-01].")
-@click.option("--days", type=click.IntRange(min=1), default=30, show_default=True,
+@click.option("--days", type=click.IntRange(1, MOCK_MAX_DAYS), default=30, show_default=True,
               help="Length of the simulated window.")
 @click.option("--as-of", "as_of", callback=parse_date, metavar="YYYY-MM-DD",
               help="Serve the state at the end of this day [default: the window's last day].")
@@ -797,7 +803,8 @@ def daily_command(date: dt.date | None, retrain: bool | None, wait: bool,
 @cli.command()
 @click.option("--days", type=click.IntRange(3, 30), default=5, show_default=True,
               help="Simulated days to run.")
-@click.option("--seed", type=int, default=42, show_default=True, help="Mock API seed.")
+@click.option("--seed", type=click.IntRange(0, 2**32 - 1), default=42, show_default=True,
+              help="Mock API seed.")
 def demo(days: int, seed: int) -> None:
     """Run the whole daily job on the bundled mock API over several simulated days.
 

@@ -189,6 +189,7 @@ _RANGES: dict[str, tuple[str, str | None]] = {
     "max_row_change": ("0", None), "retrain_weekday": ("-1", "6"), "kpi_days": ("1", "36600"),
     # -1: no retrain weekday (lakehouse daily then trains only while there is no champion).
     "lock_timeout": ("0", None),
+    "train_budget": ("0", None), "train_trials": ("0", None), "train_threads": ("0", None),
 }
 
 
@@ -205,8 +206,22 @@ def _validate(settings: Settings) -> None:
             raise ConfigError(f"setting {name} ({ENV_PREFIX}{name.upper()}) must be "
                               f"{_describe_range(low, high)}, got {value!r}")
     check_http_url(settings.api_url, "api_url", secret=False)
+    if settings.engine not in ENGINES:
+        raise ConfigError(f"unknown engine {settings.engine!r} ({ENV_PREFIX}ENGINE); "
+                          f"use one of {', '.join(ENGINES)}")
     if settings.alert_webhook is not None:
         check_http_url(settings.alert_webhook, "alert_webhook", secret=True)
+    if settings.alert_command is not None:
+        import shlex
+
+        try:
+            argv = shlex.split(settings.alert_command)
+        except ValueError as exc:
+            raise ConfigError(f"bad alert command (LAKEHOUSE_ALERT_COMMAND): {exc}; it is split "
+                              "like a shell would, e.g. \"tee -a /tmp/alerts.jsonl\"") from None
+        if not argv:
+            raise ConfigError("bad alert command (LAKEHOUSE_ALERT_COMMAND): it is blank; unset "
+                              "it or give a command such as \"tee -a /tmp/alerts.jsonl\"")
 
 
 def _in_range(value: float, low: str, high: str | None) -> bool:

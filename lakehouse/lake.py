@@ -45,6 +45,9 @@ log = logging.getLogger(__name__)
 
 WriteMode = Literal["append", "replace_partition", "replace"]
 _NAME = re.compile(r"^[a-z_][a-z0-9_]*$")
+# Characters delta-rs cannot take in a table's path (measured with deltalake 1.x: [ ] ^ |
+# panic, a backslash fails, %XX is decoded to another folder).
+_UNSUPPORTED_PATH = re.compile(r"[\[\]^|\\]|%[0-9A-Fa-f]{2}")
 _COMMIT_TRIES = 8
 _ROW_GROUP_ROWS = 20_000  # measured: peak RSS flat from 100k to 900k streamed rows
 _TARGET_FILE_BYTES = 32 * 1024 * 1024
@@ -273,6 +276,12 @@ class Lake:
 
     def __init__(self, root: str | os.PathLike[str], *, create: bool = True):
         self.root = Path(root).expanduser()
+        odd = _UNSUPPORTED_PATH.search(str(self.root.absolute()))
+        if odd:
+            # delta-rs panics on these ("Invalid object store url") or decodes %XX.
+            raise LakeError(f"lake path {self.root.absolute()} contains {odd.group()!r}, which "
+                            "Delta tables cannot be stored under; rename the folder or point "
+                            "--lake (LAKEHOUSE_LAKE) elsewhere")
         if self.root.exists() and not self.root.is_dir():
             raise LakeError(f"lake path {self.root} is a file, not a folder; "
                             "point --lake (LAKEHOUSE_LAKE) at a folder")
@@ -335,6 +344,7 @@ class Lake:
 
         Raises:
             TableNotFoundError: No such table, or no such version.
+            BrokenTableError: Its Delta log does not load (torn or garbled).
         """
         path = self.path(name)
         try:
@@ -347,7 +357,9 @@ class Lake:
                 f"'lakehouse tables' lists what does") from None
         except (DeltaError, ValueError, OSError) as exc:
             if version is None:
-                raise LakeError(f"cannot open table {name}: {first_line(exc)}") from None
+                raise BrokenTableError(
+                    f"table {name} is unreadable: its Delta log does not load "
+                    f"({first_line(exc)}); {self._repair_hint(name)}") from None
             raise TableNotFoundError(
                 f"table {name} has no version as of {version}: {first_line(exc)}") from None
         return table
@@ -463,7 +475,7 @@ class Lake:
             except CommitFailedError as exc:
                 if not replayable or attempt == _COMMIT_TRIES:
                     raise LakeError(f"cannot commit to {name}: concurrent writers kept "
-                                    f"conflicting ({exc}); retry the run") from None
+                                    f"conflicting ({first_line(exc)}); retry the run") from None
                 log.info("commit conflict on %s, retrying (%d)", name, attempt)
                 time.sleep(0.05 * attempt)
             except Exception as exc:
@@ -472,9 +484,10 @@ class Lake:
                 lost_race = (isinstance(exc, DeltaError) and replayable
                              and "already exists" in str(exc) and attempt < _COMMIT_TRIES)
                 if isinstance(exc, DeltaError) and not lost_race:
-                    raise LakeError(f"cannot write {name}: {exc}") from None
+                    raise LakeError(f"cannot write {name}: {first_line(exc)}") from None
                 if isinstance(exc, OSError):
-                    raise LakeError(f"cannot write {name} under {self.root}: {exc}") from None
+                    raise LakeError(f"cannot write {name} under {self.root}: "
+                                    f"{first_line(exc)}") from None
                 if not lost_race:
                     raise
                 # Two writers raced to create the table: write into the winner's.
@@ -514,14 +527,9 @@ class Lake:
         for name in self.table_names():
             try:
                 info = self.info(name)
-            except LakeError:
-                try:
-                    self.check(name)
-                    problem = "its Delta log does not read"
-                except LakeError as exc:
-                    problem = str(exc)
+            except LakeError as exc:
                 out.append(TableInfo(name, 0, 0, 0, _du(self.path(name)), -1, None, [],
-                                     problem=problem))
+                                     problem=str(exc)))
                 continue
             try:
                 self.check(name)
@@ -543,13 +551,7 @@ class Lake:
             BrokenTableError: The log does not parse or a data file is missing,
                 resized or rewritten; the message says what to do.
         """
-        try:
-            delta = self.delta(name)
-        except TableNotFoundError:
-            raise
-        except LakeError as exc:
-            raise BrokenTableError(f"table {name} is unreadable: {exc}; "
-                                   f"{self._repair_hint(name)}") from None
+        delta = self.delta(name)  # BrokenTableError when the log does not load
         problem = _files_problem(self.path(name), delta)
         if problem:
             raise BrokenTableError(f"table {name} is unreadable: {problem}; "
@@ -761,13 +763,7 @@ class Lake:
         except FileNotFoundError:
             raise TableNotFoundError(f"table {name} does not exist in {self.root}; "
                                      "'lakehouse tables' lists what does") from None
-        try:
-            delta = self.delta(name)
-        except TableNotFoundError:
-            raise
-        except LakeError:
-            self.check(name)  # raises BrokenTableError, with what to do
-            raise
+        delta = self.delta(name)  # BrokenTableError when the log does not load
         key = (stamp, delta.version())
         with self._con_lock:
             if self._views.get(name) == key:

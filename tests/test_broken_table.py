@@ -113,3 +113,15 @@ def test_a_missing_run_log_folder_is_a_lake_where_nothing_ran(tmp_path, sample_l
     shutil.rmtree(Lake(settings.lake).path(names.META_RUNS))
     for args in (("status",), ("kpis",), ("report", "--out", str(tmp_path / "r.html"))):
         invoke(settings, *args)
+
+
+def test_ingest_into_a_table_with_a_torn_log_fails_that_endpoint_with_the_hint(
+        tmp_path, sample_lake, mock_api):
+    from lakehouse.ingest import ingest
+
+    settings = copy_lake(sample_lake, tmp_path).replace(api_url=mock_api.url)
+    tear_the_log(Lake(settings.lake), names.RAW_USERS)
+    tracks, users = ingest(settings, ["tracks", "users"], progress=False)
+    assert tracks.ok
+    assert not users.ok and "raw.users is unreadable" in users.error
+    assert "time travel to version" in users.error and "\n" not in users.error

@@ -61,3 +61,16 @@ def test_every_command_works_on_an_odd_lake_path(tmp_path, trained_lake, mock_ap
     status = invoke(target, "status", "--format", "json")
     assert status.exit_code in (0, 1)
     assert "unreadable" not in status.output and "No files found" not in status.output
+
+
+@pytest.mark.parametrize("name", ["lake[1]", "lake]", "a^b", "a|b", "a\\b", "my%20lake"])
+def test_a_path_delta_rs_cannot_take_is_refused_in_one_line(tmp_path, name):
+    # delta-rs panicked ("Invalid object store url") or wrote elsewhere (%20 decoded).
+    from lakehouse.errors import LakeError
+
+    with pytest.raises(LakeError, match="cannot be stored under"):
+        Lake(tmp_path / name)
+    for args in (("tables",), ("ingest", "--api-url", "http://127.0.0.1:9")):
+        result = invoke(tmp_path / name, *args)
+        assert result.exit_code == 1 and result.output.count("\n") == 1, result.output
+    assert not (tmp_path / name).exists()

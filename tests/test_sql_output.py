@@ -59,3 +59,20 @@ def test_a_failure_while_fetching_is_one_line(lake):
                                       "consumption.recommendations"])
     assert result.exit_code == 1
     assert result.output.startswith("Error: query failed") and result.output.count("\n") == 1
+
+
+def test_the_table_format_shows_control_characters_instead_of_sending_them(tmp_path):
+    # Raw keeps what the source sent, escape sequences included: the terminal must not run them.
+    lake = Lake(tmp_path / "lake")
+    day = dt.date(2026, 11, 1)
+    lake.write("raw.users", pa.table({"name": ["evil\x1b[2J\x1b]0;title\x07\nname"],
+                                      "ingest_date": pa.array([day], pa.date32())}),
+               mode="replace_partition", partition_by=["ingest_date"],
+               partition={"ingest_date": day})
+    args = ["--lake", str(lake.root), "sql", "SELECT name FROM raw.users"]
+    table = CliRunner().invoke(cli, args)
+    assert table.exit_code == 0
+    assert "\x1b" not in table.output and "\x07" not in table.output
+    assert "evil\\x1b[2J" in table.output and len(table.output.splitlines()) == 3
+    csv = CliRunner().invoke(cli, [*args, "--format", "csv"])
+    assert "\x1b]0;title\x07" in csv.output  # machine formats stay faithful

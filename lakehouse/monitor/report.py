@@ -71,13 +71,14 @@ def write_report(target: RunContext | Settings | None = None, out: Path | None =
     """
     ctx = as_context(target)
     settings = ctx.settings
-    html = render_report(ctx)
     default_name = f"report-{utc_now().date().isoformat()}.html"
     if out is None:
         path = settings.reports_dir / default_name
     else:
         out = Path(out).expanduser()
         path = out / default_name if out.is_dir() else out
+        _refuse_inside_tables(settings, path)
+    html = render_report(ctx)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -89,6 +90,16 @@ def write_report(target: RunContext | Settings | None = None, out: Path | None =
         raise ConfigError(f"cannot write the report to {path}: {exc.strerror}; "
                           "choose another --out") from None
     return path
+
+
+def _refuse_inside_tables(settings: Settings, path: Path) -> None:
+    """A report written into a table's or the registry's folder could replace a data file."""
+    target = path.resolve()
+    for folder in [settings.lake / zone for zone in names.ZONES] + [settings.models_dir]:
+        if target.is_relative_to(folder.resolve()):
+            raise ConfigError(f"refusing to write the report to {path}: it is inside the "
+                              f"lake's {folder.name} folder, where it could replace table or "
+                              f"model files; write it elsewhere, e.g. {settings.reports_dir}")
 
 
 def render_report(target: RunContext | Settings | None = None) -> str:

@@ -262,18 +262,25 @@ class _Versus:
     error: str | None = None
 
 
-def refit(selection_warm: Config, selection_cold: Config | None, inputs: Inputs,
+def refit(warm: Config, cold: Config | None, inputs: Inputs,
           threads: int | None = None) -> Routed:
-    """The served bundle of these configurations, fitted on every listen of ``inputs``."""
-    everything = train_data(inputs, split_all(inputs))
-    warm = fit_config(selection_warm, everything, threads=threads)
-    cold = None
-    if selection_cold is not None and not selection_cold.same_as(selection_warm):
-        cold = fit_config(selection_cold, everything, threads=threads)
-    return Routed(warm, cold)
+    """The served bundle of these configurations, fitted on every listen of ``inputs``.
+
+    Args:
+        warm: The configuration for users with listens.
+        cold: The cold-start route's (None, or the same as ``warm``: ``warm`` serves both).
+        inputs: Everything the lake knows.
+        threads: Training threads (None: the CPUs this process may use).
+    """
+    everything = train_data(inputs, all_listens(inputs))
+    warm_model = fit_config(warm, everything, threads=threads)
+    cold_model = None
+    if cold is not None and not cold.same_as(warm):
+        cold_model = fit_config(cold, everything, threads=threads)
+    return Routed(warm_model, cold_model)
 
 
-def split_all(inputs: Inputs):
+def all_listens(inputs: Inputs):
     """Listen counts of every (user, track) of ``inputs``, users x items."""
     import scipy.sparse as sp
 
@@ -317,9 +324,10 @@ def _gate(selection: Selection, versus: _Versus, margin: float, metric: str
           ) -> tuple[bool, str]:
     """Whether the challenger replaces the champion, and why, in words."""
     if versus.version is None:
+        # The selection line of the output holds the numbers; the log keeps the interval.
         if selection.beats_popularity:
-            return True, f"first model: {selection.reason}"
-        return True, f"first model: popularity, because {selection.reason}"
+            return True, f"first model: {selection.warm.name} beats popularity"
+        return True, "first model: popularity, as nothing beats it"
     if versus.error:
         return True, (f"champion {versus.version} could not be retrained ({versus.error}); "
                       f"{selection.reason}")

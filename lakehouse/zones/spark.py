@@ -217,8 +217,11 @@ class SparkEngine(Engine):
         table_dir = self.lake.path(name)
         table_dir.mkdir(parents=True, exist_ok=True)
         dest = table_dir / f"spark-{uuid.uuid4().hex}"
-        # One rename: the files land in the table's folder without being copied.
-        os.replace(folder, dest)
+        try:
+            # One rename: the files land in the table's folder without being copied.
+            os.replace(folder, dest)
+        except OSError:  # the table is on another file system (a zone behind a link)
+            shutil.move(folder, dest)
         try:
             files = _data_files(dest, table_dir)
             return self.lake.commit_files(name, files, schema, mode="replace", metadata=metadata)

@@ -54,3 +54,9 @@ def test_send_alerts_survives_a_broken_webhook(tmp_path, caplog):
 def test_good_webhooks_load():
     for url in ("https://hooks.slack.com/services/T/B/X", "http://127.0.0.1:8080/hook"):
         assert Settings.load(env={"LAKEHOUSE_ALERT_WEBHOOK": url}).alert_webhook == url
+
+
+@pytest.mark.parametrize("command", ['tee -a "/tmp/unclosed', "   "])
+def test_an_alert_command_that_does_not_split_is_refused_as_settings_load(command):
+    with pytest.raises(ConfigError, match="LAKEHOUSE_ALERT_COMMAND"):
+        Settings.load(env={}, alert_command=command)

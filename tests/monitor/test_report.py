@@ -121,3 +121,18 @@ def test_the_report_opens_the_lake_once_and_reads_the_run_log_once(trained_lake,
     html = report.render_report(trained_lake)
     assert "chart-users" in html and "Recent alerts" in html
     assert len(opened) == 1 and len(reads) == 1
+@pytest.mark.parametrize("where", ["raw/users/_delta_log/00000000000000000000.json",
+                                   "models/aliases.json", "meta/runs"])
+def test_report_refuses_to_write_into_tables_or_the_registry(tmp_path, where):
+    # Issue 11: nothing typed at a command may replace a file of the lake.
+    from lakehouse.errors import ConfigError
+    from lakehouse.monitor.report import write_report
+    from tests.conftest import settings_for
+
+    settings = settings_for(tmp_path / "lake")
+    target = settings.lake / where
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text("precious")
+    with pytest.raises(ConfigError, match="refusing to write the report"):
+        write_report(settings, target)
+    assert target.read_text() == "precious"

@@ -84,6 +84,6 @@ def test_reference_profile_always_has_a_champion_and_recommendations(tmp_path):
                                              tracks=300)
     champion = Registry(settings.models_dir).alias("champion")
     assert champion == result.version and result.promoted
-    assert result.chosen == "popularity" and "nothing beats popularity" in result.reason
+    assert result.chosen == "popularity" and "nothing beats popularity" in result.selection
     recs = Lake(settings.lake).to_arrow(names.CONS_RECOMMENDATIONS).to_pandas()
     assert record.records == 300 * 10 and recs.groupby(names.USER_ID).size().eq(10).all()

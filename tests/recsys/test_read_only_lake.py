@@ -8,9 +8,11 @@ import shutil
 import subprocess
 import sys
 
+import pyarrow as pa
 import pytest
 
-from tests.conftest import copy_lake
+from lakehouse.lake import Lake
+from tests.conftest import settings_for
 
 
 def make_read_only(path) -> callable:
@@ -25,8 +27,12 @@ def make_read_only(path) -> callable:
 
 
 @pytest.fixture
-def read_only_lake(tmp_path, trained_lake):
-    settings = copy_lake(trained_lake, tmp_path)
+def read_only_lake(tmp_path):
+    # The check comes before any read, so a small lake does (before the fix, recording
+    # the failed run on it was where delta-rs panicked).
+    lake = Lake(tmp_path / "lake")
+    lake.write("meta.runs", pa.table({"run_id": ["x"]}), mode="append")
+    settings = settings_for(lake.root)
     undo = make_read_only(settings.lake)
     yield settings
     undo()

@@ -10,6 +10,7 @@ import pyarrow as pa
 import pytest
 
 from lakehouse import names
+from lakehouse.config import Settings
 from lakehouse.errors import ConfigError, LockedError, ModelError
 from lakehouse.lake import Lake
 from lakehouse.locking import lake_lock
@@ -72,7 +73,8 @@ def test_popularity_becomes_champion_when_nothing_beats_it(tmp_path, tiny_settin
     settings = tiny_settings.replace(lake=tmp_path / "flat")
     result = train(settings, date=LAST_DAY)
     assert result.promoted and result.chosen == "popularity"
-    assert "nothing beats popularity" in result.reason
+    assert "nothing beats popularity" in result.selection
+    assert result.reason == "first model: popularity, as nothing beats it"
     assert "nothing beats popularity" in result.summary()
     info = Registry(settings.models_dir).get("champion")
     assert info.params["family"] == "popularity" and info.refit
@@ -146,6 +148,9 @@ def test_bad_options_are_config_errors(tiny_settings):
         train(tiny_settings.replace(primary_metric="auc"), date=LAST_DAY)
     with pytest.raises(ConfigError, match="must not be negative"):
         train(tiny_settings, budget=-1, date=LAST_DAY)
+    for var in ("LAKEHOUSE_TRAIN_BUDGET", "LAKEHOUSE_TRAIN_TRIALS", "LAKEHOUSE_TRAIN_THREADS"):
+        with pytest.raises(ConfigError, match=var):
+            Settings.load(env={var: "-1"})
     with pytest.raises(ConfigError, match="unknown loss"):
         train(tiny_settings.replace(loss="mse"), date=LAST_DAY)
     failed = [r for r in _runs(tiny_settings) if r["pipeline"] == "train"]

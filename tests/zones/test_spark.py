@@ -24,7 +24,7 @@ from lakehouse.lake import Lake
 from lakehouse.zones import standardized
 from lakehouse.zones.build import build
 from lakehouse.zones.hashing import record_hash, xxhash64_arrays
-from tests.conftest import copy_lake
+from tests.conftest import copy_lake, settings_for
 
 ZONES_BUILT = (names.STANDARDIZED, names.CONSUMPTION, names.QUARANTINE)
 pytestmark = pytest.mark.slow
@@ -179,3 +179,48 @@ def test_spark_reads_a_raw_zone_behind_a_symbolic_link(raw_lake, spark, tmp_path
         users = engine.table(names.RAW_USERS)
         assert users.count().execute() == Lake(raw_lake.lake).info(names.RAW_USERS).rows
         assert names.INGEST_DATE in users.columns
+
+
+def test_a_failed_check_on_spark_fails_as_on_duckdb_and_writes_nothing(
+        spark_lake, spark, sample_days, tmp_path, monkeypatch):
+    from dataclasses import replace
+
+    from lakehouse.errors import ValidationError
+
+    settings = copy_lake(spark_lake[0], tmp_path)
+    lake = Lake(settings.lake)
+    versions = {n: lake.version(n) for n in built_tables(lake)}
+
+    def every_user_twice(staged):
+        out = standardized.select_users(staged)
+        return out.union(out, distinct=False)
+
+    broken = replace(standardized.USERS, select=every_user_twice)
+    monkeypatch.setattr(standardized, "VIEWS", (broken, *standardized.VIEWS[1:]))
+    with pytest.raises(ValidationError, match=r"standardized\.users failed check "
+                                              r"key_unique on user_id: e.g. \[\d"):
+        build(settings, date=sample_days[-1], spark=spark)
+    assert {n: lake.version(n) for n in versions} == versions
+    failed = lake.sql("SELECT target, details FROM meta.runs WHERE status = 'failed'").fetchall()
+    assert [t for t, _ in failed] == [names.STD_USERS]
+    assert json.loads(failed[0][1])["engine"] == "spark"
+    assert not (lake.root / ".tmp").exists()
+
+
+def test_a_result_on_another_file_system_is_moved_not_renamed(spark, tmp_path, monkeypatch):
+    import errno
+
+    import lakehouse.zones.spark as spark_engine
+
+    def cross_device(src, dst):
+        raise OSError(errno.EXDEV, "Invalid cross-device link")
+
+    lake = Lake(tmp_path / "lake")
+    engine = spark_engine.SparkEngine.open(lake, settings_for(lake.root), spark)
+    with engine.session():
+        result = engine.temp(engine.con.sql("SELECT CAST(7 AS BIGINT) AS id"), "standardized.x")
+        monkeypatch.setattr(spark_engine.os, "replace", cross_device)
+        written = engine.write("standardized.x", result, {"pipeline": "test"})
+    assert (written.version, written.rows) == (0, 1)
+    assert lake.to_arrow("standardized.x").to_pylist() == [{"id": 7}]
+    assert not (lake.root / ".tmp").exists()
