@@ -303,10 +303,13 @@ def sql(query: str, fmt: str, limit: int | None) -> None:
               help="Answer every request to this endpoint with a 500.")
 @click.option("--slow-seconds", type=click.FloatRange(min=0), default=3.0, show_default=True,
               help="Delay of a 'slow' fault; make it exceed the client's read timeout.")
+@click.option("--data", "data", type=click.Path(), metavar="DIR",
+              help="Serve this folder's users, tracks and listen_history files (JSON lines "
+                   "or Parquet, see README) instead of generated data.")
 def mock_api(host: str, port: int, seed: int, profile: str, users: int | None,
              tracks: int | None, listens: int | None, start: dt.date | None, days: int,
              as_of: dt.date | None, admin: bool, fault_rate: float, faults: str | None,
-             fail_endpoint: str | None, slow_seconds: float) -> None:
+             fail_endpoint: str | None, slow_seconds: float, data: str | None) -> None:
     """Serve the bundled MooVitamix API (same contract as the client's) with seeded data.
 
     The data set is a pure function of the seed, the sizes, the profile and the as-of
@@ -317,6 +320,7 @@ def mock_api(host: str, port: int, seed: int, profile: str, users: int | None,
       lakehouse mock-api --port 8000 --seed 42
       lakehouse mock-api --users 100000 --tracks 50000 --listens 1000000 --admin
       lakehouse mock-api --fault-rate 0.1 --faults 429,503,reset --slow-seconds 2
+      lakehouse mock-api --data ./my-dataset
     """
     from lakehouse.mockapi.data import MockConfig
     from lakehouse.mockapi.server import serve
@@ -329,7 +333,7 @@ def mock_api(host: str, port: int, seed: int, profile: str, users: int | None,
         faults=tuple(f.strip() for f in (faults or "").split(",") if f.strip()),
         fail_endpoint=fail_endpoint, slow_seconds=slow_seconds,
         **{k: v for k, v in fields.items() if v is not None})
-    serve(config, host=host, port=port, admin=admin, announce=click.echo)
+    serve(config, host=host, port=port, admin=admin, announce=click.echo, data=data)
 
 
 # ---- ingest ----

@@ -157,13 +157,15 @@ def _json_objects(table: pa.Table) -> pa.LargeStringArray:
 class MockState:
     """What the app serves now: the data set as of one date, serialized, and fault counters."""
 
-    def __init__(self, config: MockConfig):
+    def __init__(self, config: MockConfig, tables: dict[str, pa.Table] | None = None):
         self._lock = threading.Lock()
         self._attempts: Counter[tuple] = Counter()
+        # A data set given as tables (``mock-api --data``) is served as is, whatever the date.
+        self._tables = tables
         self._load(config)
 
     def _load(self, config: MockConfig) -> None:
-        dataset = generate(config)
+        dataset = generate(config) if self._tables is None else Dataset(config, self._tables)
         served = {e: SerializedItems(dataset.arrow(e)) for e in ENDPOINTS}
         # Swap both at once so a request never mixes two dates.
         self.config, self.dataset, self.served = config, dataset, served
@@ -293,19 +295,22 @@ def _drift(body: bytes, endpoint: str, variant: int) -> bytes:
     return json.dumps(doc, separators=(",", ":")).encode()
 
 
-def create_app(config: MockConfig, *, admin: bool = False) -> FastAPI:
+def create_app(config: MockConfig, *, admin: bool = False,
+               tables: dict[str, pa.Table] | None = None) -> FastAPI:
     """The mock MooVitamix API serving ``config``'s data set.
 
     Args:
         config: Data set, as-of date and faults to serve.
         admin: Also serve the admin routes (``POST /_mock/as-of``) outside the contract.
+        tables: Serve these items (one table per endpoint, in ``data.SCHEMAS``) instead
+            of generating them; ``config`` then only sets the faults.
 
     Returns:
         A FastAPI app; the data is generated and serialized before this returns.
     """
     app = MockApp(title="MooVitamix", description="A music recommendation system.",
                   version="1.1")
-    app.mock = MockState(config)
+    app.mock = MockState(config, tables)
 
     @app.get("/", include_in_schema=False)
     async def docs_redirect() -> RedirectResponse:

@@ -10,6 +10,7 @@ import uvicorn
 from lakehouse.errors import ConfigError
 from lakehouse.mockapi.app import create_app
 from lakehouse.mockapi.data import MockConfig
+from lakehouse.mockapi.files import load_dir
 from lakehouse.names import ENDPOINTS
 
 
@@ -35,7 +36,7 @@ def bind(host: str, port: int) -> socket.socket:
 
 
 def serve(config: MockConfig, *, host: str = "127.0.0.1", port: int = 8000, admin: bool = False,
-          announce: Callable[[str], None] = print) -> None:
+          announce: Callable[[str], None] = print, data: str | None = None) -> None:
     """Generate ``config``'s data set and serve it until interrupted.
 
     Args:
@@ -44,10 +45,13 @@ def serve(config: MockConfig, *, host: str = "127.0.0.1", port: int = 8000, admi
         port: TCP port (0 picks a free one).
         admin: Enable ``POST /_mock/as-of``.
         announce: Called once with a one-line summary when the data is ready.
+        data: Serve the data set of this folder (see :mod:`lakehouse.mockapi.files`)
+            instead of a generated one.
     """
+    tables = load_dir(data) if data is not None else None
     sock = bind(host, port)
     try:
-        app = create_app(config, admin=admin)
+        app = create_app(config, admin=admin, tables=tables)
         totals = app.mock.totals()
         actual_port = sock.getsockname()[1]
         shown = f"[{host}]" if ":" in host else host
@@ -59,8 +63,9 @@ def serve(config: MockConfig, *, host: str = "127.0.0.1", port: int = 8000, admi
             extras.append(f"faults {','.join(config.fault_kinds)} at rate {config.fault_rate:g}")
         if config.fail_endpoint:
             extras.append(f"/{config.fail_endpoint} always fails")
-        announce(f"MooVitamix mock API ({config.profile}, seed {config.seed}, as of "
-                 f"{config.effective_as_of}): {counts} on http://{shown}:{actual_port}"
+        origin = (f"data of {data}" if data is not None else
+                  f"{config.profile}, seed {config.seed}, as of {config.effective_as_of}")
+        announce(f"MooVitamix mock API ({origin}): {counts} on http://{shown}:{actual_port}"
                  + "".join(f"; {x}" for x in extras) + ". Ctrl-C stops it.")
         uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off")).run(
             sockets=[sock])

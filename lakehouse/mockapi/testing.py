@@ -68,12 +68,13 @@ class MockHandle:
 
 @contextmanager
 def running_mock_api(config: MockConfig | None = None, *, admin: bool = True,
-                     **config_fields) -> Iterator[MockHandle]:
+                     tables: dict | None = None, **config_fields) -> Iterator[MockHandle]:
     """Serve a mock API on 127.0.0.1 and a free port for the duration of a ``with`` block.
 
     Args:
         config: What to serve; default ``MockConfig()``.
         admin: Enable the admin route (needed by :meth:`MockHandle.set_as_of`).
+        tables: Serve these items instead of generated ones (see ``create_app``).
         **config_fields: :class:`MockConfig` fields overriding ``config``'s.
 
     Yields:
@@ -82,7 +83,7 @@ def running_mock_api(config: MockConfig | None = None, *, admin: bool = True,
     config = config or MockConfig()
     if config_fields:
         config = config.replace(**config_fields)
-    app = create_app(config, admin=admin)
+    app = create_app(config, admin=admin, tables=tables)
     sock = bind("127.0.0.1", 0)
     port = sock.getsockname()[1]
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False,

@@ -348,8 +348,7 @@ def _train(settings: Settings, lake: Lake, promote: str, date: dt.date,
     inputs = load_inputs(lake)
     data = split(inputs, settings.holdout_share)
     if not len(data.eval_users(True)):
-        raise ModelError("the holdout has no user with training listens; "
-                         "ingest more days or lower LAKEHOUSE_HOLDOUT_SHARE")
+        raise ModelError(_no_holdout_message(inputs))
     record.rows_in = len(inputs.ev_user)
     holdout = holdout_rows(data, settings.seed)
     t0 = time.perf_counter()
@@ -388,6 +387,19 @@ def _train(settings: Settings, lake: Lake, promote: str, date: dt.date,
         candidates=info.candidates, trials=info.trials, chosen=selection.warm.name,
         cold_route=selection.cold.name, selection=selection.reason, interval=versus.interval,
         search_seconds=search_seconds, refit_seconds=refit_seconds, run=record)
+
+
+def _no_holdout_message(inputs: Inputs) -> str:
+    """Why no model can be evaluated, in numbers, and what helps."""
+    pairs = np.unique(inputs.ev_user.astype(np.int64) * inputs.n_items + inputs.ev_item)
+    per_user = np.bincount(pairs // inputs.n_items, minlength=inputs.n_users)
+    listeners = int((per_user > 0).sum())
+    if listeners and per_user.max() < 2:
+        return (f"no model can be evaluated: each of the {listeners} users with listens has "
+                f"only one distinct track, and a holdout needs users with two or more; "
+                f"ingest more listens")
+    return ("the holdout has no user with training listens; "
+            "ingest more days or lower LAKEHOUSE_HOLDOUT_SHARE")
 
 
 @dataclass
