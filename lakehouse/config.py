@@ -63,6 +63,13 @@ class Settings:
     kpi_days: int = 90
     # Build: DuckDB memory before it spills to a temporary folder (DuckDB size syntax).
     build_memory: str = "1GB"
+    # History and maintenance (lakehouse.history, lakehouse.maintain).
+    # Full raw snapshots kept, in ingest days; older ones go once verified in the history.
+    raw_retention_days: int = 7
+    # Days of Delta time travel that `maintain` (vacuum) keeps readable.
+    time_travel_days: int = 30
+    # Below this share of the previous snapshot's keys, a snapshot is refused as a reset.
+    reset_threshold: float = 0.5
 
     @property
     def models_dir(self) -> Path:

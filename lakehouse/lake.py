@@ -426,6 +426,24 @@ class Lake:
             log.warning("schema of %s changed: %s", name, "; ".join(changes))
         return WriteResult(name, version, counted.rows, mode, changes)
 
+    def delete(self, name: str, predicate: str, *,
+               metadata: Mapping[str, str] | None = None) -> int:
+        """Delete the rows of ``name`` matching a SQL ``predicate``, as one atomic commit.
+
+        Returns:
+            The number of rows deleted (no commit is made when it is 0).
+
+        Raises:
+            LakeError: The delete failed; the table is left at its last version.
+        """
+        try:
+            metrics = self.delta(name).delete(
+                predicate, commit_properties=CommitProperties(
+                    custom_metadata=dict(metadata or {}), max_commit_retries=50))
+        except (DeltaError, OSError) as exc:
+            raise LakeError(f"cannot delete from {name}: {exc}") from None
+        return int(metrics.get("num_deleted_rows", 0))
+
     def history(self, name: str, limit: int | None = None) -> list[dict]:
         """The commits of table ``name``, newest first."""
         return self.delta(name).history(limit)

@@ -1,0 +1,410 @@
+"""The history zone: every distinct version of every source record, stored once.
+
+The API has no incremental parameter, so each ingest still reads the whole
+collection into a dated ``raw.<endpoint>`` partition. The history then keeps
+only what changed: per endpoint, ``history.<endpoint>`` is an append-only log
+of events, written in ONE atomic commit per merged ingest date:
+
+- ``open``: a version seen for the first time that day (its source fields,
+  content hash, copy ordinal, first ingest date, and the run metadata of that
+  first sighting);
+- ``close``: a version not served any more that day (deletion or update is
+  the end of its validity), naming the last ingest date it was seen;
+- ``day``: the merge of the date itself, with the raw partition's fingerprint.
+
+A version is identified by its content (md5 of its source fields) and its
+copy ordinal, so records without an id (listen records) and exact duplicates
+(a record served twice) keep their multiplicity: the n-th identical copy is
+ordinal n-1. :func:`versions` folds the events into SCD2 rows (first and last
+ingest date seen); :func:`snapshot` rebuilds any merged day exactly.
+
+Every event carries the date whose merge wrote it (``_change_date``), so
+merging a date again replaces exactly that date's events in one commit, and
+the history is always a consistent prefix of the merged dates, whatever
+process dies when. :func:`sync` compares the raw partitions with the merged
+dates (by the fingerprint of the partition's files) and merges, in order,
+every date that is new or was re-ingested; on a lake written before the
+history existed, that builds the history from its snapshots.
+
+Example::
+
+    from lakehouse.history import snapshot
+    users_on_day = snapshot(open_lake("lake"), "users", datetime.date(2026, 11, 26))
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import logging
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING
+
+import pyarrow as pa
+
+from lakehouse import names
+from lakehouse.config import Settings
+from lakehouse.errors import ConfigError, HistoryError, SourceResetError, TableNotFoundError
+from lakehouse.lake import Lake, parse_table_name
+
+if TYPE_CHECKING:
+    import ibis.expr.types as ir
+
+log = logging.getLogger(__name__)
+
+H = names
+META = (*names.RAW_META_COLUMNS,)
+NOT_SOURCE = frozenset((*names.RAW_META_COLUMNS, names.INGEST_DATE, H.H_HASH, H.H_ORDINAL,
+                        H.H_EVENT, H.H_FIRST_SEEN, H.H_LAST_SEEN, H.H_CHANGE_DATE, H.H_NOTE))
+# The key whose overlap with the previous snapshot detects a source reset; records
+# without an id (listen records) are keyed by their content.
+RESET_KEYS = {names.USERS: "id", names.TRACKS: "id"}
+_VERSION = (H.H_HASH, H.H_ORDINAL, H.H_FIRST_SEEN)
+_STREAM_ROWS = 20_000
+
+
+@dataclass
+class DayMerge:
+    """What merging one ingest date of one endpoint did."""
+
+    endpoint: str
+    day: dt.date
+    rows: int          # records in the snapshot
+    opened: int        # versions first seen that day
+    closed: int        # versions no longer served that day
+    overlap: float | None  # share of the previous snapshot's keys still served
+    version: int       # history table version written
+
+    def to_dict(self) -> dict:
+        """JSON-ready form, for run records."""
+        return asdict(self) | {"day": self.day.isoformat()}
+
+
+# ------------------------------------------------------------------ helpers
+def _q(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _lit(value: object) -> str:
+    return "'" + str(value).replace("'", "''") + "'"
+
+
+def _rel(lake: Lake, name: str) -> str:
+    """The DuckDB name of table ``name``, its view refreshed to the latest commit."""
+    lake.table(name)
+    zone, table = parse_table_name(name)
+    return f"{_q(zone)}.{_q(table)}"
+
+
+def source_columns(schema: pa.Schema) -> list[str]:
+    """The columns of ``schema`` the source sent (not run metadata, not history's)."""
+    return [n for n in schema.names if n not in NOT_SOURCE]
+
+
+def hash_sql(columns: Sequence[str], alias: str = "") -> str:
+    """SQL for the content hash of a row over ``columns`` (16 bytes of md5).
+
+    Columns are taken by name, in sorted order, and null values are left
+    out, so a column missing from one snapshot and null in another hash the
+    same; each value is JSON-encoded (strings quoted and escaped), so no two
+    different contents can serialize alike.
+    """
+    prefix = f"{alias}." if alias else ""
+    parts = [f"CASE WHEN {prefix}{_q(c)} IS NULL THEN NULL ELSE {_lit(c)} || chr(30) || "
+             f"to_json({prefix}{_q(c)}) END" for c in sorted(columns)]
+    return f"unhex(md5(concat_ws(chr(31), {', '.join(parts) or 'NULL'})))"
+
+
+def _check_endpoint(endpoint: str) -> str:
+    if endpoint not in names.ENDPOINTS:
+        raise ConfigError(f"unknown endpoint {endpoint!r}: choose from "
+                          f"{', '.join(names.ENDPOINTS)}")
+    return endpoint
+
+
+@contextmanager
+def _temps(lake: Lake) -> Iterator[list[str]]:
+    made: list[str] = []
+    try:
+        yield made
+    finally:
+        for name in made:
+            lake.duckdb.execute(f"DROP TABLE IF EXISTS {name}")
+
+
+# ------------------------------------------------------------------ state
+def raw_partitions(lake: Lake, endpoint: str) -> dict[dt.date, str]:
+    """Each ingest date in ``raw.<endpoint>`` -> the fingerprint of its files.
+
+    A re-ingested date gets new files, hence a new fingerprint.
+    """
+    name = names.raw_table(endpoint)
+    if not lake.exists(name):
+        return {}
+    actions = pa.table(lake.delta(name).get_add_actions(flatten=True)).to_pylist()
+    paths: dict[dt.date, list[str]] = {}
+    for action in actions:
+        value = action.get(f"partition.{names.INGEST_DATE}")
+        if value is None:
+            continue
+        day = value if isinstance(value, dt.date) else dt.date.fromisoformat(str(value))
+        paths.setdefault(day, []).append(action["path"])
+    return {day: hashlib.md5("\n".join(sorted(p)).encode()).hexdigest()
+            for day, p in paths.items()}
+
+
+def merged_days(lake: Lake, endpoint: str) -> dict[dt.date, dict]:
+    """Each ingest date merged into ``history.<endpoint>`` -> its day note."""
+    name = names.history_table(endpoint)
+    if not lake.exists(name):
+        return {}
+    rows = lake.duckdb.sql(
+        f"SELECT {H.H_CHANGE_DATE}, {H.H_NOTE} FROM {_rel(lake, name)} "
+        f"WHERE {H.H_EVENT} = {_lit(H.H_DAY)}").fetchall()
+    return {day: json.loads(note or "{}") for day, note in rows}
+
+
+def _require_history(lake: Lake, endpoint: str) -> str:
+    name = names.history_table(_check_endpoint(endpoint))
+    if not lake.exists(name):
+        raise TableNotFoundError(f"table {name} does not exist in {lake.root}; "
+                                 "run 'lakehouse ingest' first")
+    return name
+
+
+def _closes_sql(hist: str, cond: str) -> str:
+    return (f"(SELECT {', '.join(_VERSION)}, {H.H_LAST_SEEN} FROM {hist} "
+            f"WHERE {H.H_EVENT} = {_lit(H.H_CLOSE)} AND {cond})")
+
+
+def _snapshot_sql(hist: str, columns: Sequence[str], day: dt.date) -> str:
+    """SQL of the records served on merged day ``day``: open on it, not closed by it."""
+    cols = ", ".join(f"o.{_q(c)}" for c in columns)
+    when = f"DATE {_lit(day)}"
+    return (f"SELECT {cols} FROM {hist} o ANTI JOIN "
+            f"{_closes_sql(hist, f'{H.H_CHANGE_DATE} <= {when}')} c "
+            f"USING ({', '.join(_VERSION)}) "
+            f"WHERE o.{H.H_EVENT} = {_lit(H.H_OPEN)} AND o.{H.H_CHANGE_DATE} <= {when}")
+
+
+# ------------------------------------------------------------------ reading
+def snapshot(lake: Lake, endpoint: str, day: dt.date) -> pa.Table:
+    """The records ``endpoint`` served on ingest date ``day``, rebuilt from the history.
+
+    Exact as a multiset: every record with its source fields, as many times
+    as it was served; the source promises no order, so none is kept.
+
+    Raises:
+        HistoryError: ``day`` was not merged (not ingested, or refused).
+        TableNotFoundError: The endpoint has no history yet.
+    """
+    name = _require_history(lake, endpoint)
+    days = merged_days(lake, endpoint)
+    if day not in days:
+        known = sorted(days)
+        span = f"{known[0]} .. {known[-1]}" if known else "none"
+        raise HistoryError(f"{name} has no snapshot for {day} (merged dates: {span}, "
+                           f"{len(known)} in all); pick a merged date")
+    hist = _rel(lake, name)
+    columns = source_columns(lake.schema(name))
+    return lake.duckdb.sql(_snapshot_sql(hist, columns, day)).to_arrow_table()
+
+
+def versions(lake: Lake, endpoint: str) -> ir.Table:
+    """``history.<endpoint>`` as SCD2 rows: one per version, with its validity.
+
+    Columns: the source fields, ``_hash``, ``_ordinal``, ``_first_seen``,
+    ``_last_seen`` (the last ingest date it was served; the latest merged
+    date while it still is) and ``_current``.
+    """
+    name = _require_history(lake, endpoint)
+    hist = _rel(lake, name)
+    cols = ", ".join(f"o.{_q(c)}" for c in (*source_columns(lake.schema(name)), *META))
+    return lake.con.sql(
+        f"SELECT {cols}, o.{H.H_HASH}, o.{H.H_ORDINAL}, o.{H.H_FIRST_SEEN}, "
+        f"coalesce(c.{H.H_LAST_SEEN}, d.last) AS {H.H_LAST_SEEN}, "
+        f"c.{H.H_LAST_SEEN} IS NULL AS _current "
+        f"FROM {hist} o LEFT JOIN {_closes_sql(hist, 'true')} c USING ({', '.join(_VERSION)}) "
+        f"CROSS JOIN (SELECT max({H.H_CHANGE_DATE}) AS last FROM {hist} "
+        f"WHERE {H.H_EVENT} = {_lit(H.H_DAY)}) d WHERE o.{H.H_EVENT} = {_lit(H.H_OPEN)}")
+
+
+def build_input(lake: Lake, endpoint: str, day: dt.date) -> ir.Table:
+    """The versions known up to ``day``, shaped as raw rows for the zone views.
+
+    One row per version, not per snapshot: the source fields and the run
+    metadata of its first sighting, ``ingest_date`` = the last ingest date up
+    to ``day`` it was served, ``_first_seen`` = the first. The views fold
+    them exactly as they folded every daily copy: the latest version by
+    ``updated_at`` then ingest date, first and last dates seen per key.
+    """
+    name = _require_history(lake, endpoint)
+    hist = _rel(lake, name)
+    when = f"DATE {_lit(day)}"
+    cols = ", ".join(f"o.{_q(c)}" for c in (*source_columns(lake.schema(name)), *META))
+    return lake.con.sql(
+        f"SELECT {cols}, coalesce(c.{H.H_LAST_SEEN}, d.last) AS {names.INGEST_DATE}, "
+        f"o.{H.H_FIRST_SEEN} FROM {hist} o "
+        f"LEFT JOIN {_closes_sql(hist, f'{H.H_CHANGE_DATE} <= {when}')} c "
+        f"USING ({', '.join(_VERSION)}) "
+        f"CROSS JOIN (SELECT max({H.H_CHANGE_DATE}) AS last FROM {hist} "
+        f"WHERE {H.H_EVENT} = {_lit(H.H_DAY)} AND {H.H_CHANGE_DATE} <= {when}) d "
+        f"WHERE o.{H.H_EVENT} = {_lit(H.H_OPEN)} AND o.{H.H_CHANGE_DATE} <= {when}")
+
+
+# ------------------------------------------------------------------ merging
+def sync(lake: Lake, settings: Settings, endpoint: str, *, accept_reset: bool = False,
+         run_id: str | None = None) -> list[DayMerge]:
+    """Merge into the history every raw date that is new or was re-ingested, in order.
+
+    The caller holds the lake's ingest lock. A date already merged from the
+    same raw files is skipped, so a rerun does nothing. When an earlier date
+    changed, it and every later date are merged again (from their raw
+    partitions, which must still be kept).
+
+    Args:
+        accept_reset: Merge a snapshot even if it looks like a source reset.
+        run_id: Recorded in the day events (default: the ingest run's).
+
+    Raises:
+        SourceResetError: A date shares less than ``settings.reset_threshold``
+            of the previous date's keys; it and later dates are not merged.
+        HistoryError: A date to merge again has no raw partition any more.
+    """
+    _check_endpoint(endpoint)
+    raw = raw_partitions(lake, endpoint)
+    merged = merged_days(lake, endpoint)
+    stale = sorted(d for d, fp in raw.items() if merged.get(d, {}).get("raw") != fp)
+    if not stale:
+        return []
+    start = stale[0]
+    later = [d for d in merged if d > start and d not in raw]
+    if later:
+        raise HistoryError(
+            f"raw.{endpoint} {start} is not in the history, but later merged dates "
+            f"({later[0]}, ...) have no raw partition any more to merge again; drop "
+            f"partition {start} from raw.{endpoint} (or re-ingest the newest date)")
+    earlier = [d for d in merged if d < start]
+    hist = names.history_table(endpoint)
+    if any(d > start for d in merged):
+        lake.delete(hist, f"{H.H_CHANGE_DATE} > '{start}'",
+                    metadata={"pipeline": "history", "replay_from": str(start)})
+    done = []
+    prev = max(earlier) if earlier else None
+    for day in sorted(d for d in raw if d >= start):
+        done.append(merge_day(lake, settings, endpoint, day, prev, fingerprint=raw[day],
+                              accept_reset=accept_reset, run_id=run_id, fresh=prev is None))
+        prev = day
+    return done
+
+
+def merge_day(lake: Lake, settings: Settings, endpoint: str, day: dt.date,
+              prev: dt.date | None, *, fingerprint: str, accept_reset: bool = False,
+              run_id: str | None = None, fresh: bool = False) -> DayMerge:
+    """Merge raw partition ``day`` into the history, against the state on ``prev``.
+
+    One atomic commit replaces the events of ``day``: opens of the versions
+    not open on ``prev``, closes of those open on ``prev`` and not served on
+    ``day``, and the day event. ``fresh`` rewrites the whole table (the first
+    date, or a replay from it), so its schema follows the snapshot's.
+
+    Raises:
+        SourceResetError: Too few of ``prev``'s keys are served on ``day``.
+    """
+    hist = names.history_table(endpoint)
+    raw_name = names.raw_table(endpoint)
+    db = lake.duckdb
+    columns = source_columns(lake.schema(raw_name))
+    key = RESET_KEYS.get(endpoint) if RESET_KEYS.get(endpoint) in columns else H.H_HASH
+    with _temps(lake) as temps:
+        today, before = f"_hist_today_{endpoint}", f"_hist_prev_{endpoint}"
+        temps += [today, before]
+        cols = ", ".join(_q(c) for c in (*columns, *META))
+        db.execute(
+            f"CREATE OR REPLACE TEMP TABLE {today} AS SELECT *, (row_number() OVER "
+            f"(PARTITION BY {H.H_HASH}) - 1)::INTEGER AS {H.H_ORDINAL} FROM (SELECT {cols}, "
+            f"{hash_sql(columns)} AS {H.H_HASH} FROM {_rel(lake, raw_name)} "
+            f"WHERE {names.INGEST_DATE} = DATE {_lit(day)})")
+        _previous_state(lake, endpoint, prev, key, before)
+        overlap = _overlap(db, today, before, key)
+        if overlap is not None and overlap < settings.reset_threshold and not accept_reset:
+            raise SourceResetError(
+                f"source reset? {endpoint} on {day} serves only {overlap:.0%} of the "
+                f"{key} values of {prev} (threshold {settings.reset_threshold:.0%}); nothing "
+                f"merged into {hist}; rerun with --accept-reset if the source really "
+                "started over")
+        rows = db.execute(f"SELECT count(*) FROM {today}").fetchone()[0]
+        events, opened, closed = _events_sql(db, today, before, columns, day, prev)
+        note = json.dumps({"raw": fingerprint, "rows": rows, "opened": opened,
+                           "closed": closed, "overlap": overlap, "run_id": run_id,
+                           "accepted_reset": bool(accept_reset and overlap is not None
+                                                  and overlap < settings.reset_threshold)})
+        reader = db.sql(events.replace("__NOTE__", _lit(note))).to_arrow_reader(_STREAM_ROWS)
+        meta = {"pipeline": "history", "ingest_date": str(day), "run_id": run_id or ""}
+        if fresh or not lake.exists(hist):
+            written = lake.write(hist, reader, mode="replace", metadata=meta)
+        else:
+            written = lake.write(hist, reader, mode="replace_partition",
+                                 partition={H.H_CHANGE_DATE: day}, metadata=meta)
+    log.info("history %s %s: %d rows, %d opened, %d closed", endpoint, day, rows, opened,
+             closed)
+    return DayMerge(endpoint, day, rows, opened, closed, overlap, written.version)
+
+
+def _previous_state(lake: Lake, endpoint: str, prev: dt.date | None, key: str,
+                    into: str) -> None:
+    """Temp table ``into``: the versions open on ``prev`` (none if it is None)."""
+    hist = names.history_table(endpoint)
+    db = lake.duckdb
+    if prev is None or not lake.exists(hist):
+        db.execute(f"CREATE OR REPLACE TEMP TABLE {into} ({H.H_HASH} BLOB, "
+                   f"{H.H_ORDINAL} INTEGER, {H.H_FIRST_SEEN} DATE, _key VARCHAR)")
+        return
+    rel = _rel(lake, hist)
+    when = f"DATE {_lit(prev)}"
+    has_key = key != H.H_HASH and key in lake.schema(hist).names
+    key_sql = f"CAST(o.{_q(key)} AS VARCHAR)" if has_key else f"o.{H.H_HASH}::VARCHAR"
+    db.execute(
+        f"CREATE OR REPLACE TEMP TABLE {into} AS SELECT o.{H.H_HASH}, o.{H.H_ORDINAL}, "
+        f"o.{H.H_FIRST_SEEN}, {key_sql} AS _key "
+        f"FROM {rel} o ANTI JOIN {_closes_sql(rel, f'{H.H_CHANGE_DATE} <= {when}')} c "
+        f"USING ({', '.join(_VERSION)}) "
+        f"WHERE o.{H.H_EVENT} = {_lit(H.H_OPEN)} AND o.{H.H_CHANGE_DATE} <= {when}")
+
+
+def _overlap(db, today: str, before: str, key: str) -> float | None:
+    """Share of the previous snapshot's distinct keys served today (None: no previous)."""
+    (n_prev,) = db.execute(f"SELECT count(DISTINCT _key) FROM {before}").fetchone()
+    if not n_prev:
+        return None
+    today_key = f"CAST({_q(key)} AS VARCHAR)" if key != H.H_HASH else f"{H.H_HASH}::VARCHAR"
+    (kept,) = db.execute(
+        f"SELECT count(*) FROM (SELECT DISTINCT _key FROM {before}) p SEMI JOIN "
+        f"(SELECT DISTINCT {today_key} AS _key FROM {today}) t USING (_key)").fetchone()
+    return kept / n_prev
+
+
+def _events_sql(db, today: str, before: str, columns: Sequence[str], day: dt.date,
+                prev: dt.date | None) -> tuple[str, int, int]:
+    """SQL of the day's events (note as ``__NOTE__``), and the opened and closed counts."""
+    version = f"{H.H_HASH}, {H.H_ORDINAL}"
+    d = f"DATE {_lit(day)}"
+    p = f"DATE {_lit(prev)}" if prev else "NULL::DATE"
+    opens = (f"SELECT t.* , {_lit(H.H_OPEN)} AS {H.H_EVENT}, {d} AS {H.H_FIRST_SEEN}, "
+             f"NULL::DATE AS {H.H_LAST_SEEN} FROM {today} t ANTI JOIN {before} b "
+             f"USING ({version})")
+    closes = (f"SELECT b.{H.H_HASH}, b.{H.H_ORDINAL}, {_lit(H.H_CLOSE)} AS {H.H_EVENT}, "
+              f"b.{H.H_FIRST_SEEN}, {p} AS {H.H_LAST_SEEN} FROM {before} b ANTI JOIN "
+              f"{today} t USING ({version})")
+    (opened,) = db.execute(f"SELECT count(*) FROM ({opens})").fetchone()
+    (closed,) = db.execute(f"SELECT count(*) FROM ({closes})").fetchone()
+    day_row = (f"SELECT {_lit(H.H_DAY)} AS {H.H_EVENT}, {d} AS {H.H_FIRST_SEEN}, "
+               f"{d} AS {H.H_LAST_SEEN}, __NOTE__ AS {H.H_NOTE}")
+    order = ", ".join(_q(c) for c in (*columns, *META, H.H_HASH, H.H_ORDINAL, H.H_EVENT,
+                                       H.H_FIRST_SEEN, H.H_LAST_SEEN))
+    sql = (f"SELECT {order}, {d} AS {H.H_CHANGE_DATE}, {H.H_NOTE}::VARCHAR AS {H.H_NOTE} "
+           f"FROM (({opens}) UNION ALL BY NAME ({closes}) UNION ALL BY NAME ({day_row}))")
+    return sql, opened, closed
