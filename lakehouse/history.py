@@ -47,11 +47,21 @@ import pyarrow as pa
 
 from lakehouse import names
 from lakehouse.config import Settings
-from lakehouse.errors import ConfigError, HistoryError, SourceResetError, TableNotFoundError
+from lakehouse.errors import (
+    ConfigError,
+    HistoryError,
+    LakehouseError,
+    LockedError,
+    SourceResetError,
+    TableNotFoundError,
+)
 from lakehouse.lake import Lake, parse_table_name
+from lakehouse.locking import lake_lock
 
 if TYPE_CHECKING:
     import ibis.expr.types as ir
+
+    from lakehouse.runlog import RunRecord
 
 log = logging.getLogger(__name__)
 
@@ -257,7 +267,7 @@ def build_input(lake: Lake, endpoint: str, day: dt.date) -> ir.Table:
 
 # ------------------------------------------------------------------ merging
 def sync(lake: Lake, settings: Settings, endpoint: str, *, accept_reset: bool = False,
-         run_id: str | None = None) -> list[DayMerge]:
+         run_id: str | None = None, empty_day: dt.date | None = None) -> list[DayMerge]:
     """Merge into the history every raw date that is new or was re-ingested, in order.
 
     The caller holds the lake's ingest lock. A date already merged from the
@@ -268,6 +278,8 @@ def sync(lake: Lake, settings: Settings, endpoint: str, *, accept_reset: bool = 
     Args:
         accept_reset: Merge a snapshot even if it looks like a source reset.
         run_id: Recorded in the day events (default: the ingest run's).
+        empty_day: A date ingested with no record at all: Delta keeps no
+            partition for it, yet it is a snapshot (of nothing) to merge.
 
     Raises:
         SourceResetError: A date shares less than ``settings.reset_threshold``
@@ -276,7 +288,11 @@ def sync(lake: Lake, settings: Settings, endpoint: str, *, accept_reset: bool = 
     """
     _check_endpoint(endpoint)
     raw = raw_partitions(lake, endpoint)
+    if empty_day is not None and empty_day not in raw:
+        raw[empty_day] = "empty"
     merged = merged_days(lake, endpoint)
+    if not raw and not merged and lake.exists(names.raw_table(endpoint)):
+        _create_empty(lake, endpoint)
     stale = sorted(d for d, fp in raw.items() if merged.get(d, {}).get("raw") != fp)
     if not stale:
         return []
@@ -322,12 +338,7 @@ def merge_day(lake: Lake, settings: Settings, endpoint: str, day: dt.date,
     with _temps(lake) as temps:
         today, before = f"_hist_today_{endpoint}", f"_hist_prev_{endpoint}"
         temps += [today, before]
-        cols = ", ".join(_q(c) for c in (*columns, *META))
-        db.execute(
-            f"CREATE OR REPLACE TEMP TABLE {today} AS SELECT *, (row_number() OVER "
-            f"(PARTITION BY {H.H_HASH}) - 1)::INTEGER AS {H.H_ORDINAL} FROM (SELECT {cols}, "
-            f"{hash_sql(columns)} AS {H.H_HASH} FROM {_rel(lake, raw_name)} "
-            f"WHERE {names.INGEST_DATE} = DATE {_lit(day)})")
+        _snapshot_table(lake, endpoint, columns, f"DATE {_lit(day)}", today)
         _previous_state(lake, endpoint, prev, key, before)
         overlap = _overlap(db, today, before, key)
         if overlap is not None and overlap < settings.reset_threshold and not accept_reset:
@@ -352,6 +363,32 @@ def merge_day(lake: Lake, settings: Settings, endpoint: str, day: dt.date,
     log.info("history %s %s: %d rows, %d opened, %d closed", endpoint, day, rows, opened,
              closed)
     return DayMerge(endpoint, day, rows, opened, closed, overlap, written.version)
+
+
+def _snapshot_table(lake: Lake, endpoint: str, columns: Sequence[str], day_sql: str,
+                    into: str) -> None:
+    """Temp table ``into``: raw partition ``day_sql`` with content hash and copy ordinal."""
+    cols = ", ".join(_q(c) for c in (*columns, *META))
+    lake.duckdb.execute(
+        f"CREATE OR REPLACE TEMP TABLE {into} AS SELECT *, (row_number() OVER "
+        f"(PARTITION BY {H.H_HASH}) - 1)::INTEGER AS {H.H_ORDINAL} FROM (SELECT {cols}, "
+        f"{hash_sql(columns)} AS {H.H_HASH} FROM {_rel(lake, names.raw_table(endpoint))} "
+        f"WHERE {names.INGEST_DATE} = {day_sql})")
+
+
+def _create_empty(lake: Lake, endpoint: str) -> None:
+    """An empty ``history.<endpoint>`` for a raw table that holds no record yet."""
+    columns = source_columns(lake.schema(names.raw_table(endpoint)))
+    with _temps(lake) as temps:
+        today, before = f"_hist_today_{endpoint}", f"_hist_prev_{endpoint}"
+        temps += [today, before]
+        _snapshot_table(lake, endpoint, columns, "NULL", today)
+        _previous_state(lake, endpoint, None, H.H_HASH, before)
+        events, _, _ = _events_sql(lake.duckdb, today, before, columns, dt.date.min, None)
+        empty = lake.duckdb.sql(f"SELECT * FROM ({events.replace('__NOTE__', 'NULL')}) "
+                                "WHERE false").to_arrow_table()
+    lake.write(names.history_table(endpoint), empty, mode="replace",
+               metadata={"pipeline": "history"})
 
 
 def _previous_state(lake: Lake, endpoint: str, prev: dt.date | None, key: str,
@@ -408,3 +445,120 @@ def _events_sql(db, today: str, before: str, columns: Sequence[str], day: dt.dat
     sql = (f"SELECT {order}, {d} AS {H.H_CHANGE_DATE}, {H.H_NOTE}::VARCHAR AS {H.H_NOTE} "
            f"FROM (({opens}) UNION ALL BY NAME ({closes}) UNION ALL BY NAME ({day_row}))")
     return sql, opened, closed
+
+
+def catch_up(lake: Lake, settings: Settings) -> list[DayMerge]:
+    """Merge raw dates missing from the history of every endpoint (build's first step).
+
+    This is how a lake written before the history existed upgrades, and how a
+    run killed between its raw commit and its history commit is completed.
+    Takes the ingest lock without waiting: a running ingest merges its own
+    dates. A suspected source reset is left to ``lakehouse ingest
+    --accept-reset``: the build then reads the history as it is.
+
+    Raises:
+        HistoryError: A date cannot be merged (see :func:`sync`).
+    """
+    done: list[DayMerge] = []
+    try:
+        with lake_lock(settings.locks_dir, "ingest", wait=False):
+            for endpoint in names.ENDPOINTS:
+                try:
+                    done += sync(lake, settings, endpoint)
+                except SourceResetError as exc:
+                    log.warning("%s; building from the history as it is", exc)
+    except LockedError:
+        log.info("an ingest is running: it merges its own dates into the history")
+    return done
+
+
+# ------------------------------------------------------------------ raw retention
+def verify_day(lake: Lake, endpoint: str, day: dt.date) -> bool:
+    """Whether raw partition ``day`` is exactly the history's snapshot of ``day``.
+
+    Compares the multisets of content hashes, each recomputed from the
+    stored fields on both sides (not the stored hash).
+    """
+    raw_name, hist = names.raw_table(endpoint), names.history_table(endpoint)
+    if day not in merged_days(lake, endpoint):
+        return False
+    raw_cols = source_columns(lake.schema(raw_name))
+    hist_cols = source_columns(lake.schema(hist))
+    snap = _snapshot_sql(_rel(lake, hist), hist_cols, day)
+    sql = (f"WITH r AS (SELECT {hash_sql(raw_cols)} AS k, count(*) AS n "
+           f"FROM {_rel(lake, raw_name)} WHERE {names.INGEST_DATE} = DATE {_lit(day)} "
+           f"GROUP BY 1), s AS (SELECT {hash_sql(hist_cols)} AS k, count(*) AS n "
+           f"FROM ({snap}) GROUP BY 1) "
+           f"SELECT count(*) FROM r FULL OUTER JOIN s USING (k) WHERE r.n IS DISTINCT FROM s.n")
+    (differences,) = lake.duckdb.execute(sql).fetchone()
+    if differences:
+        log.error("raw.%s %s differs from its history snapshot in %d contents; kept",
+                  endpoint, day, differences)
+    return differences == 0
+
+
+def prune_raw(lake: Lake, settings: Settings, endpoint: str, today: dt.date) -> list[dt.date]:
+    """Drop raw partitions older than the retention window, once verified in the history.
+
+    Keeps every ingest date after ``today - raw_retention_days``. An older
+    date is dropped only if it was merged from these very files and
+    :func:`verify_day` passes; all dropped dates go in one commit. Their files
+    stay on disk for time travel until ``lakehouse maintain`` vacuums them.
+
+    Returns:
+        The dates dropped.
+
+    Raises:
+        ConfigError: ``raw_retention_days`` is below 1.
+    """
+    if settings.raw_retention_days < 1:
+        raise ConfigError(f"raw_retention_days must be at least 1, got "
+                          f"{settings.raw_retention_days} (LAKEHOUSE_RAW_RETENTION_DAYS)")
+    horizon = today - dt.timedelta(days=settings.raw_retention_days)
+    raw = raw_partitions(lake, endpoint)
+    merged = merged_days(lake, endpoint)
+    old = sorted(d for d in raw if d <= horizon and merged.get(d, {}).get("raw") == raw[d])
+    drop = [d for d in old if verify_day(lake, endpoint, d)]
+    if drop:
+        dates = ", ".join(f"'{d}'" for d in drop)
+        lake.delete(names.raw_table(endpoint), f"{names.INGEST_DATE} IN ({dates})",
+                    metadata={"pipeline": "history", "pruned": dates})
+        log.info("raw.%s: dropped %d partition(s) verified in the history", endpoint, len(drop))
+    return drop
+
+
+def update(lake: Lake, settings: Settings, endpoint: str, today: dt.date, *,
+           accept_reset: bool = False, run_id: str | None = None) -> dict:
+    """After an endpoint's raw commit: merge it into the history, then apply retention.
+
+    Returns:
+        Details for the run record: the dates merged and the raw dates dropped.
+
+    Raises:
+        SourceResetError, HistoryError: As :func:`sync`; nothing is dropped then.
+    """
+    merges = sync(lake, settings, endpoint, accept_reset=accept_reset, run_id=run_id,
+                  empty_day=today)
+    pruned = prune_raw(lake, settings, endpoint, today)
+    return {"history": [m.to_dict() for m in merges],
+            "raw_pruned": [d.isoformat() for d in pruned]}
+
+
+def merge_run(lake: Lake, settings: Settings, record: RunRecord, *,
+              accept_reset: bool = False) -> RunRecord:
+    """Fold a successful ingest run's snapshot into the history; the record says how.
+
+    The raw commit stays whatever happens here (raw is faithful). A refused
+    reset or a failed merge turns the record to ``failed`` with the reason;
+    the next run merges the date then (see :func:`sync`).
+    """
+    if not record.ok:
+        return record
+    try:
+        record.details.update(update(lake, settings, record.target, record.run_date,
+                                     accept_reset=accept_reset, run_id=record.run_id))
+    except LakehouseError as exc:
+        text = " ".join(str(exc).split())
+        return record.finish(names.FAILED, f"{text}; raw.{record.target} {record.run_date} "
+                             "is kept, not merged")
+    return record.finish(record.status)

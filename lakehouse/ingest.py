@@ -2,8 +2,9 @@
 
 One endpoint run reads every page of the endpoint (page 1, then the rest
 concurrently), streams them as record batches into ONE atomic Delta commit
-that replaces the ``ingest_date`` partition, and appends one record to
-``meta.runs``. Endpoints are independent: one failing is a failed record,
+that replaces the ``ingest_date`` partition, merges what changed into the
+endpoint's history (``lakehouse.history``; one more commit) and appends one
+record to ``meta.runs``. Endpoints are independent: one failing is a failed record,
 never an exception, and never touches the other tables::
 
     from lakehouse.config import Settings
@@ -36,7 +37,7 @@ import click
 import numpy as np
 import pyarrow as pa
 
-from lakehouse import names
+from lakehouse import history, names
 from lakehouse.config import Settings
 from lakehouse.errors import ConfigError, LakehouseError, SourceError
 from lakehouse.lake import Lake, WriteResult, utc_now
@@ -70,7 +71,7 @@ DRIFT_CONFIRM_READS = 4
 
 def ingest(settings: Settings, endpoints: Sequence[str] | None = None, *,
            date: dt.date | None = None, wait: bool = True,
-           progress: bool | None = None) -> list[RunRecord]:
+           progress: bool | None = None, accept_reset: bool = False) -> list[RunRecord]:
     """Ingest endpoints of the source API into the raw zone, one commit each.
 
     Args:
@@ -82,6 +83,8 @@ def ingest(settings: Settings, endpoints: Sequence[str] | None = None, *,
         wait: Wait for another ingest holding the lake's lock; if False, raise.
         progress: True: a progress bar per endpoint on stderr; False: silent;
             None: a bar on a terminal, else one line per endpoint (cron logs).
+        accept_reset: Merge a snapshot into the history even if it shares
+            too few keys with the previous one (``lakehouse.history``).
 
     Returns:
         One run record per endpoint, in the order given, each also appended
@@ -107,6 +110,7 @@ def ingest(settings: Settings, endpoints: Sequence[str] | None = None, *,
         preflight(settings, specs[0])
         for spec in specs:
             record = ingest_endpoint(lake, settings, spec, day, progress=bar)
+            history.merge_run(lake, settings, record, accept_reset=accept_reset)
             try:
                 record_run(lake, record)
             except LakehouseError as exc:

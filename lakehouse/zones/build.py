@@ -2,7 +2,9 @@
 
 The one module that runs the zone views and writes their tables. The order:
 
-1. Read each raw table up to the build date (every daily snapshot).
+1. Read each endpoint's history up to the build date: one row per distinct
+   record version, not one per record and day (``lakehouse.history``); raw
+   dates not yet in the history are merged first.
 2. For each standardized view, in dependency order: stage the input rows
    (typed, with row-level rule results), keep the clean rows, set the failed
    ones aside for ``quarantine.<table>``, and validate the result (pandera
@@ -36,7 +38,7 @@ import ibis
 import ibis.expr.types as ir
 import pandera.errors as pandera_errors
 
-from lakehouse import names
+from lakehouse import history, names
 from lakehouse.config import Settings
 from lakehouse.errors import LakeError, ValidationError
 from lakehouse.lake import Lake, WriteResult, utc_now
@@ -151,6 +153,7 @@ class _Build:
 
     # ------------------------------------------------------------ compute
     def _compute(self) -> list[_Result]:
+        history.catch_up(self.lake, self.settings)
         for name in RAW_COLUMNS:
             self.tables[name] = self._raw(name)
         if not any(self.tables[n].count().execute() for n in RAW_COLUMNS):
@@ -164,13 +167,14 @@ class _Build:
         return results
 
     def _raw(self, name: str) -> ir.Table:
-        """Raw table ``name`` up to the build date, with exactly the columns read."""
-        if not self.lake.exists(name):
+        """The versions of raw table ``name`` up to the build date, with exactly the
+        columns read."""
+        endpoint = name.split(".", 1)[1]
+        if not self.lake.exists(names.history_table(endpoint)):
             raise LakeError(f"table {name} does not exist in {self.lake.root}; "
                             "run 'lakehouse ingest' before 'lakehouse build'")
-        t = self.lake.table(name)
-        t = t.filter(t[names.INGEST_DATE] <= ibis.literal(self.date, type="date"))
-        wanted = RAW_COLUMNS[name] | RAW_META_TYPES
+        t = history.build_input(self.lake, endpoint, self.date)
+        wanted = RAW_COLUMNS[name] | RAW_META_TYPES | {names.H_FIRST_SEEN: "date"}
         # A snapshot missing a column reads it as null, a drifted type as null
         # where it does not convert: the rules then decide.
         cols = {c: _conform(t[c], ibis.dtype(kind)) if c in t.columns else ibis.null(kind)
