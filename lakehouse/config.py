@@ -70,6 +70,8 @@ class Settings:
     time_travel_days: int = 30
     # Below this share of the previous snapshot's keys, a snapshot is refused as a reset.
     reset_threshold: float = 0.5
+    # The weekday (0 = Monday) the daily job runs `lakehouse maintain`.
+    maintain_weekday: int = 6
 
     @property
     def models_dir(self) -> Path:

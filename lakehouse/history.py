@@ -562,3 +562,30 @@ def merge_run(lake: Lake, settings: Settings, record: RunRecord, *,
         return record.finish(names.FAILED, f"{text}; raw.{record.target} {record.run_date} "
                              "is kept, not merged")
     return record.finish(record.status)
+
+
+def write_records(table: pa.Table, path: str) -> None:
+    """Write records to ``path`` as Parquet, CSV or JSON lines, by its suffix.
+
+    Raises:
+        ConfigError: The suffix is none of ``.parquet``, ``.csv``, ``.jsonl``.
+    """
+    import pyarrow.csv as pcsv
+    import pyarrow.parquet as pq
+
+    suffix = str(path).rsplit(".", 1)[-1].lower()
+    if suffix == "parquet":
+        pq.write_table(table, path)
+    elif suffix == "csv":
+        # CSV has no lists: a list column is written as its JSON text.
+        for i, f in enumerate(table.schema):
+            if pa.types.is_list(f.type) or pa.types.is_large_list(f.type):
+                text = [None if v is None else json.dumps(v) for v in table.column(i).to_pylist()]
+                table = table.set_column(i, f.name, pa.array(text, pa.string()))
+        pcsv.write_csv(table, path)
+    elif suffix == "jsonl":
+        with open(path, "w", encoding="utf-8") as out:
+            for row in table.to_pylist():
+                out.write(json.dumps(row, default=str) + "\n")
+    else:
+        raise ConfigError(f"cannot write {path}: use a .parquet, .csv or .jsonl file name")

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The scheduled daily job: ingest -> build -> train (on the retrain weekday, or while
-# there is no champion yet) -> recommend -> report -> status --alert.
+# there is no champion yet) -> recommend -> report -> maintain (on the maintain weekday)
+# -> status --alert.
 #
 # One run at a time per lake: the job holds an flock on <lake>/.locks/daily.lock; a
 # second run started meanwhile logs that it skipped and exits 0 (the running one does
@@ -11,6 +12,7 @@
 #   LAKEHOUSE_LAKE             the lake (default: <repo>/lake)
 #   LAKEHOUSE_API_URL ...      every LAKEHOUSE_* setting is read by the commands
 #   LAKEHOUSE_RETRAIN_WEEKDAY  0 = Monday .. 6 = Sunday (default 0); -1: only when no champion
+#   LAKEHOUSE_MAINTAIN_WEEKDAY the weekday of `lakehouse maintain` (default 6, Sunday); -1: never
 #   LAKEHOUSE_DATE             the day to process, YYYY-MM-DD (default: today, UTC)
 #   LAKEHOUSE_BIN              the lakehouse command (default: <repo>/.venv/bin/lakehouse)
 #   LAKEHOUSE_DAILY_WAIT       seconds to wait for a running job instead of skipping (default 0)
@@ -24,6 +26,7 @@ bin="${LAKEHOUSE_BIN:-$repo/.venv/bin/lakehouse}"
 export LAKEHOUSE_LAKE="${LAKEHOUSE_LAKE:-$repo/lake}"
 day="${LAKEHOUSE_DATE:-$(date -u +%F)}"
 retrain_weekday="${LAKEHOUSE_RETRAIN_WEEKDAY:-0}"
+maintain_weekday="${LAKEHOUSE_MAINTAIN_WEEKDAY:-6}"
 wait_seconds="${LAKEHOUSE_DAILY_WAIT:-0}"
 
 if [[ ! "$day" =~ ^[0-9]{4}-[0-9]{2}-[0-9]{2}$ ]] || ! iso_day=$(date -u -d "$day" +%u 2>/dev/null)
@@ -81,6 +84,9 @@ elif ! has_champion; then
 fi
 step recommend recommend --date "$day"
 step report report
+if [[ "$weekday" == "$maintain_weekday" ]]; then
+    step maintain maintain
+fi
 # The final verdict: stale data or missed scoring alert here; exit 1 when unhealthy.
 note "start status"
 if ! "$bin" status --alert; then
