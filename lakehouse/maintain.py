@@ -28,13 +28,14 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from deltalake import CommitProperties, WriterProperties
 from deltalake.exceptions import DeltaError
 
 from lakehouse.config import Settings
 from lakehouse.errors import ConfigError, LakeError
-from lakehouse.lake import _ROW_GROUP_ROWS, _TARGET_FILE_BYTES, Lake, _du
+from lakehouse.lake import _ROW_GROUP_ROWS, _TARGET_FILE_BYTES, Lake
 from lakehouse.locking import lake_lock
 
 log = logging.getLogger(__name__)
@@ -52,7 +53,7 @@ class TableMaintenance:
     name: str
     files_before: int
     files_after: int
-    bytes_before: int    # on disk, every file of the table's folder
+    bytes_before: int    # data files on disk, referenced or not (the log is not counted)
     bytes_after: int
     version: int
     compacted: int       # files rewritten by compaction
@@ -127,7 +128,7 @@ def maintain_table(lake: Lake, name: str, time_travel_days: int) -> TableMainten
         LakeError: A Delta operation failed; the table is left readable.
     """
     path = lake.path(name)
-    files_before, bytes_before = _files(path), _du(path)
+    files_before, bytes_before = _files(path)
     meta = CommitProperties(custom_metadata={"pipeline": PIPELINE}, max_commit_retries=50)
     try:
         table = lake.delta(name)
@@ -144,16 +145,18 @@ def maintain_table(lake: Lake, name: str, time_travel_days: int) -> TableMainten
     except (DeltaError, OSError) as exc:
         raise LakeError(f"cannot maintain {name}: {exc}; the table is unchanged or "
                         "compacted, rerun 'lakehouse maintain'") from None
+    files_after, bytes_after = _files(path)
     result = TableMaintenance(
-        name=name, files_before=files_before, files_after=_files(path),
-        bytes_before=bytes_before, bytes_after=_du(path), version=lake.delta(name).version(),
+        name=name, files_before=files_before, files_after=files_after,
+        bytes_before=bytes_before, bytes_after=bytes_after, version=lake.delta(name).version(),
         compacted=int(metrics.get("numFilesRemoved", 0)), vacuumed=len(removed))
     log.info("maintain %s: %d -> %d files, %d -> %d bytes", name, result.files_before,
              result.files_after, result.bytes_before, result.bytes_after)
     return result
 
 
-def _files(path) -> int:
-    """Data files of a table (Parquet outside the log), referenced or not."""
-    return sum(1 for p in path.rglob("*.parquet") if "_delta_log" not in p.parts)
+def _files(path: Path) -> tuple[int, int]:
+    """Count and bytes of a table's data files (Parquet outside the log), referenced or not."""
+    sizes = [p.stat().st_size for p in path.rglob("*.parquet") if "_delta_log" not in p.parts]
+    return len(sizes), sum(sizes)
 
