@@ -472,6 +472,25 @@ def catch_up(lake: Lake, settings: Settings) -> list[DayMerge]:
     return done
 
 
+def bound_memory(lake: Lake, settings: Settings) -> None:
+    """Cap the lake connection's DuckDB memory at ``settings.build_memory``.
+
+    Beyond it, the merge's joins spill to a temporary folder (removed with
+    the process's temp dir) instead of growing with the snapshot.
+    """
+    import os
+    import tempfile
+
+    # DuckDB creates the folder when it first spills and removes its files on close.
+    spill = os.path.join(tempfile.gettempdir(), f"lakehouse-history-{os.getpid()}")
+    try:
+        lake.duckdb.execute(f"SET memory_limit = {_lit(settings.build_memory)}")
+        lake.duckdb.execute(f"SET temp_directory = {_lit(spill)}")
+    except Exception as exc:  # duckdb.Error; the message names the bad value
+        raise ConfigError(f"bad build_memory {settings.build_memory!r} "
+                          f"(LAKEHOUSE_BUILD_MEMORY): {str(exc).splitlines()[0]}") from None
+
+
 # ------------------------------------------------------------------ raw retention
 def verify_day(lake: Lake, endpoint: str, day: dt.date) -> bool:
     """Whether raw partition ``day`` is exactly the history's snapshot of ``day``.
@@ -555,6 +574,7 @@ def merge_run(lake: Lake, settings: Settings, record: RunRecord, *,
     if not record.ok:
         return record
     try:
+        bound_memory(lake, settings)
         record.details.update(update(lake, settings, record.target, record.run_date,
                                      accept_reset=accept_reset, run_id=record.run_id))
     except LakehouseError as exc:
