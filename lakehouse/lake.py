@@ -73,6 +73,17 @@ class TableInfo:
     partition_by: list[str]
 
 
+def writer_properties(name: str) -> WriterProperties:
+    """Parquet settings for table ``name``.
+
+    Raw and history hold most of the lake's bytes and are read once a day:
+    ZSTD makes them about 25% smaller than the default Snappy.
+    """
+    zone = name.partition(".")[0]
+    compression = "ZSTD" if zone in (names.RAW, names.HISTORY) else None
+    return WriterProperties(max_row_group_size=_ROW_GROUP_ROWS, compression=compression)
+
+
 def utc_now() -> dt.datetime:
     """The current time as a UTC-aware datetime (the only kind the lake stores)."""
     return dt.datetime.now(dt.UTC)
@@ -374,7 +385,7 @@ class Lake:
                             custom_metadata=dict(metadata or {}), max_commit_retries=50),
                         # Bounded row groups and files keep a streamed write's memory flat:
                         # delta-rs buffers a whole row group before flushing it.
-                        "writer_properties": WriterProperties(max_row_group_size=_ROW_GROUP_ROWS),
+                        "writer_properties": writer_properties(name),
                         "target_file_size": _TARGET_FILE_BYTES}
         if mode == "append":
             kwargs["mode"] = "append"

@@ -30,12 +30,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from deltalake import CommitProperties, WriterProperties
+from deltalake import CommitProperties
 from deltalake.exceptions import DeltaError
 
 from lakehouse.config import Settings
 from lakehouse.errors import ConfigError, LakeError
-from lakehouse.lake import _ROW_GROUP_ROWS, _TARGET_FILE_BYTES, Lake
+from lakehouse.lake import _TARGET_FILE_BYTES, Lake, writer_properties
 from lakehouse.locking import lake_lock
 
 log = logging.getLogger(__name__)
@@ -134,7 +134,7 @@ def maintain_table(lake: Lake, name: str, time_travel_days: int) -> TableMainten
         table = lake.delta(name)
         metrics = table.optimize.compact(
             target_size=_TARGET_FILE_BYTES, commit_properties=meta,
-            writer_properties=WriterProperties(max_row_group_size=_ROW_GROUP_ROWS))
+            writer_properties=writer_properties(name))
         table = lake.delta(name)
         table.create_checkpoint()
         if time_travel_days <= LOG_RETENTION_DAYS:

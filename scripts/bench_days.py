@@ -114,7 +114,8 @@ def baseline_build(code: Path, root: Path, date: dt.date) -> tuple[float, int]:
               "print(time.perf_counter() - t0, "
               "resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)\n")
     env = {**os.environ, "PYTHONPATH": str(code)}
-    out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True,
+    # cwd too: "python -c" puts the working directory first on sys.path.
+    out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, cwd=code,
                          text=True, check=True)
     seconds, peak = out.stdout.split()[-2:]
     return float(seconds), int(peak)
