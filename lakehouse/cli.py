@@ -308,7 +308,7 @@ def ingest(endpoints: tuple[str, ...], date: dt.date | None, wait: bool,
 @with_settings(kpi_days="kpi_days")
 @alert_on_failure("build")
 def build(date: dt.date | None, fmt: str) -> None:
-    """Build the standardized and consumption zones from raw snapshots up to --date.
+    """Build the standardized and consumption zones from the history up to --date.
 
     Every table is validated before anything is written; rows failing a
     row-level check go to quarantine.<table> with the reason. Building the

@@ -65,14 +65,13 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-H = names
 META = (*names.RAW_META_COLUMNS,)
-NOT_SOURCE = frozenset((*names.RAW_META_COLUMNS, names.INGEST_DATE, H.H_HASH, H.H_ORDINAL,
-                        H.H_EVENT, H.H_FIRST_SEEN, H.H_LAST_SEEN, H.H_CHANGE_DATE, H.H_NOTE))
+NOT_SOURCE = frozenset((*names.RAW_META_COLUMNS, names.INGEST_DATE, names.H_HASH, names.H_ORDINAL,
+                        names.H_EVENT, names.H_FIRST_SEEN, names.H_LAST_SEEN, names.H_CHANGE_DATE, names.H_NOTE))
 # The key whose overlap with the previous snapshot detects a source reset; records
 # without an id (listen records) are keyed by their content.
 RESET_KEYS = {names.USERS: "id", names.TRACKS: "id"}
-_VERSION = (H.H_HASH, H.H_ORDINAL, H.H_FIRST_SEEN)
+_VERSION = (names.H_HASH, names.H_ORDINAL, names.H_FIRST_SEEN)
 _STREAM_ROWS = 20_000
 
 
@@ -172,8 +171,8 @@ def merged_days(lake: Lake, endpoint: str) -> dict[dt.date, dict]:
     if not lake.exists(name):
         return {}
     rows = lake.duckdb.sql(
-        f"SELECT {H.H_CHANGE_DATE}, {H.H_NOTE} FROM {_rel(lake, name)} "
-        f"WHERE {H.H_EVENT} = {_lit(H.H_DAY)}").fetchall()
+        f"SELECT {names.H_CHANGE_DATE}, {names.H_NOTE} FROM {_rel(lake, name)} "
+        f"WHERE {names.H_EVENT} = {_lit(names.H_DAY)}").fetchall()
     return {day: json.loads(note or "{}") for day, note in rows}
 
 
@@ -186,8 +185,8 @@ def _require_history(lake: Lake, endpoint: str) -> str:
 
 
 def _closes_sql(hist: str, cond: str) -> str:
-    return (f"(SELECT {', '.join(_VERSION)}, {H.H_LAST_SEEN} FROM {hist} "
-            f"WHERE {H.H_EVENT} = {_lit(H.H_CLOSE)} AND {cond})")
+    return (f"(SELECT {', '.join(_VERSION)}, {names.H_LAST_SEEN} FROM {hist} "
+            f"WHERE {names.H_EVENT} = {_lit(names.H_CLOSE)} AND {cond})")
 
 
 def _snapshot_sql(hist: str, columns: Sequence[str], day: dt.date) -> str:
@@ -195,9 +194,9 @@ def _snapshot_sql(hist: str, columns: Sequence[str], day: dt.date) -> str:
     cols = ", ".join(f"o.{_q(c)}" for c in columns)
     when = f"DATE {_lit(day)}"
     return (f"SELECT {cols} FROM {hist} o ANTI JOIN "
-            f"{_closes_sql(hist, f'{H.H_CHANGE_DATE} <= {when}')} c "
+            f"{_closes_sql(hist, f'{names.H_CHANGE_DATE} <= {when}')} c "
             f"USING ({', '.join(_VERSION)}) "
-            f"WHERE o.{H.H_EVENT} = {_lit(H.H_OPEN)} AND o.{H.H_CHANGE_DATE} <= {when}")
+            f"WHERE o.{names.H_EVENT} = {_lit(names.H_OPEN)} AND o.{names.H_CHANGE_DATE} <= {when}")
 
 
 # ------------------------------------------------------------------ reading
@@ -234,12 +233,12 @@ def versions(lake: Lake, endpoint: str) -> ir.Table:
     hist = _rel(lake, name)
     cols = ", ".join(f"o.{_q(c)}" for c in (*source_columns(lake.schema(name)), *META))
     return lake.con.sql(
-        f"SELECT {cols}, o.{H.H_HASH}, o.{H.H_ORDINAL}, o.{H.H_FIRST_SEEN}, "
-        f"coalesce(c.{H.H_LAST_SEEN}, d.last) AS {H.H_LAST_SEEN}, "
-        f"c.{H.H_LAST_SEEN} IS NULL AS _current "
+        f"SELECT {cols}, o.{names.H_HASH}, o.{names.H_ORDINAL}, o.{names.H_FIRST_SEEN}, "
+        f"coalesce(c.{names.H_LAST_SEEN}, d.last) AS {names.H_LAST_SEEN}, "
+        f"c.{names.H_LAST_SEEN} IS NULL AS _current "
         f"FROM {hist} o LEFT JOIN {_closes_sql(hist, 'true')} c USING ({', '.join(_VERSION)}) "
-        f"CROSS JOIN (SELECT max({H.H_CHANGE_DATE}) AS last FROM {hist} "
-        f"WHERE {H.H_EVENT} = {_lit(H.H_DAY)}) d WHERE o.{H.H_EVENT} = {_lit(H.H_OPEN)}")
+        f"CROSS JOIN (SELECT max({names.H_CHANGE_DATE}) AS last FROM {hist} "
+        f"WHERE {names.H_EVENT} = {_lit(names.H_DAY)}) d WHERE o.{names.H_EVENT} = {_lit(names.H_OPEN)}")
 
 
 def build_input(lake: Lake, endpoint: str, day: dt.date) -> ir.Table:
@@ -256,13 +255,13 @@ def build_input(lake: Lake, endpoint: str, day: dt.date) -> ir.Table:
     when = f"DATE {_lit(day)}"
     cols = ", ".join(f"o.{_q(c)}" for c in (*source_columns(lake.schema(name)), *META))
     return lake.con.sql(
-        f"SELECT {cols}, coalesce(c.{H.H_LAST_SEEN}, d.last) AS {names.INGEST_DATE}, "
-        f"o.{H.H_FIRST_SEEN} FROM {hist} o "
-        f"LEFT JOIN {_closes_sql(hist, f'{H.H_CHANGE_DATE} <= {when}')} c "
+        f"SELECT {cols}, coalesce(c.{names.H_LAST_SEEN}, d.last) AS {names.INGEST_DATE}, "
+        f"o.{names.H_FIRST_SEEN} FROM {hist} o "
+        f"LEFT JOIN {_closes_sql(hist, f'{names.H_CHANGE_DATE} <= {when}')} c "
         f"USING ({', '.join(_VERSION)}) "
-        f"CROSS JOIN (SELECT max({H.H_CHANGE_DATE}) AS last FROM {hist} "
-        f"WHERE {H.H_EVENT} = {_lit(H.H_DAY)} AND {H.H_CHANGE_DATE} <= {when}) d "
-        f"WHERE o.{H.H_EVENT} = {_lit(H.H_OPEN)} AND o.{H.H_CHANGE_DATE} <= {when}")
+        f"CROSS JOIN (SELECT max({names.H_CHANGE_DATE}) AS last FROM {hist} "
+        f"WHERE {names.H_EVENT} = {_lit(names.H_DAY)} AND {names.H_CHANGE_DATE} <= {when}) d "
+        f"WHERE o.{names.H_EVENT} = {_lit(names.H_OPEN)} AND o.{names.H_CHANGE_DATE} <= {when}")
 
 
 # ------------------------------------------------------------------ merging
@@ -306,7 +305,7 @@ def sync(lake: Lake, settings: Settings, endpoint: str, *, accept_reset: bool = 
     earlier = [d for d in merged if d < start]
     hist = names.history_table(endpoint)
     if any(d > start for d in merged):
-        lake.delete(hist, f"{H.H_CHANGE_DATE} > '{start}'",
+        lake.delete(hist, f"{names.H_CHANGE_DATE} > '{start}'",
                     metadata={"pipeline": "history", "replay_from": str(start)})
     done = []
     prev = max(earlier) if earlier else None
@@ -334,7 +333,7 @@ def merge_day(lake: Lake, settings: Settings, endpoint: str, day: dt.date,
     raw_name = names.raw_table(endpoint)
     db = lake.duckdb
     columns = source_columns(lake.schema(raw_name))
-    key = RESET_KEYS.get(endpoint) if RESET_KEYS.get(endpoint) in columns else H.H_HASH
+    key = RESET_KEYS.get(endpoint) if RESET_KEYS.get(endpoint) in columns else names.H_HASH
     with _temps(lake) as temps:
         today, before = f"_hist_today_{endpoint}", f"_hist_prev_{endpoint}"
         temps += [today, before]
@@ -359,7 +358,7 @@ def merge_day(lake: Lake, settings: Settings, endpoint: str, day: dt.date,
             written = lake.write(hist, reader, mode="replace", metadata=meta)
         else:
             written = lake.write(hist, reader, mode="replace_partition",
-                                 partition={H.H_CHANGE_DATE: day}, metadata=meta)
+                                 partition={names.H_CHANGE_DATE: day}, metadata=meta)
     log.info("history %s %s: %d rows, %d opened, %d closed", endpoint, day, rows, opened,
              closed)
     return DayMerge(endpoint, day, rows, opened, closed, overlap, written.version)
@@ -371,8 +370,8 @@ def _snapshot_table(lake: Lake, endpoint: str, columns: Sequence[str], day_sql: 
     cols = ", ".join(_q(c) for c in (*columns, *META))
     lake.duckdb.execute(
         f"CREATE OR REPLACE TEMP TABLE {into} AS SELECT *, (row_number() OVER "
-        f"(PARTITION BY {H.H_HASH}) - 1)::INTEGER AS {H.H_ORDINAL} FROM (SELECT {cols}, "
-        f"{hash_sql(columns)} AS {H.H_HASH} FROM {_rel(lake, names.raw_table(endpoint))} "
+        f"(PARTITION BY {names.H_HASH}) - 1)::INTEGER AS {names.H_ORDINAL} FROM (SELECT {cols}, "
+        f"{hash_sql(columns)} AS {names.H_HASH} FROM {_rel(lake, names.raw_table(endpoint))} "
         f"WHERE {names.INGEST_DATE} = {day_sql})")
 
 
@@ -383,7 +382,7 @@ def _create_empty(lake: Lake, endpoint: str) -> None:
         today, before = f"_hist_today_{endpoint}", f"_hist_prev_{endpoint}"
         temps += [today, before]
         _snapshot_table(lake, endpoint, columns, "NULL", today)
-        _previous_state(lake, endpoint, None, H.H_HASH, before)
+        _previous_state(lake, endpoint, None, names.H_HASH, before)
         events, _, _ = _events_sql(lake.duckdb, today, before, columns, dt.date.min, None)
         empty = lake.duckdb.sql(f"SELECT * FROM ({events.replace('__NOTE__', 'NULL')}) "
                                 "WHERE false").to_arrow_table()
@@ -397,19 +396,19 @@ def _previous_state(lake: Lake, endpoint: str, prev: dt.date | None, key: str,
     hist = names.history_table(endpoint)
     db = lake.duckdb
     if prev is None or not lake.exists(hist):
-        db.execute(f"CREATE OR REPLACE TEMP TABLE {into} ({H.H_HASH} BLOB, "
-                   f"{H.H_ORDINAL} INTEGER, {H.H_FIRST_SEEN} DATE, _key VARCHAR)")
+        db.execute(f"CREATE OR REPLACE TEMP TABLE {into} ({names.H_HASH} BLOB, "
+                   f"{names.H_ORDINAL} INTEGER, {names.H_FIRST_SEEN} DATE, _key VARCHAR)")
         return
     rel = _rel(lake, hist)
     when = f"DATE {_lit(prev)}"
-    has_key = key != H.H_HASH and key in lake.schema(hist).names
-    key_sql = f"CAST(o.{_q(key)} AS VARCHAR)" if has_key else f"o.{H.H_HASH}::VARCHAR"
+    has_key = key != names.H_HASH and key in lake.schema(hist).names
+    key_sql = f"CAST(o.{_q(key)} AS VARCHAR)" if has_key else f"o.{names.H_HASH}::VARCHAR"
     db.execute(
-        f"CREATE OR REPLACE TEMP TABLE {into} AS SELECT o.{H.H_HASH}, o.{H.H_ORDINAL}, "
-        f"o.{H.H_FIRST_SEEN}, {key_sql} AS _key "
-        f"FROM {rel} o ANTI JOIN {_closes_sql(rel, f'{H.H_CHANGE_DATE} <= {when}')} c "
+        f"CREATE OR REPLACE TEMP TABLE {into} AS SELECT o.{names.H_HASH}, o.{names.H_ORDINAL}, "
+        f"o.{names.H_FIRST_SEEN}, {key_sql} AS _key "
+        f"FROM {rel} o ANTI JOIN {_closes_sql(rel, f'{names.H_CHANGE_DATE} <= {when}')} c "
         f"USING ({', '.join(_VERSION)}) "
-        f"WHERE o.{H.H_EVENT} = {_lit(H.H_OPEN)} AND o.{H.H_CHANGE_DATE} <= {when}")
+        f"WHERE o.{names.H_EVENT} = {_lit(names.H_OPEN)} AND o.{names.H_CHANGE_DATE} <= {when}")
 
 
 def _overlap(db, today: str, before: str, key: str) -> float | None:
@@ -417,7 +416,7 @@ def _overlap(db, today: str, before: str, key: str) -> float | None:
     (n_prev,) = db.execute(f"SELECT count(DISTINCT _key) FROM {before}").fetchone()
     if not n_prev:
         return None
-    today_key = f"CAST({_q(key)} AS VARCHAR)" if key != H.H_HASH else f"{H.H_HASH}::VARCHAR"
+    today_key = f"CAST({_q(key)} AS VARCHAR)" if key != names.H_HASH else f"{names.H_HASH}::VARCHAR"
     (kept,) = db.execute(
         f"SELECT count(*) FROM (SELECT DISTINCT _key FROM {before}) p SEMI JOIN "
         f"(SELECT DISTINCT {today_key} AS _key FROM {today}) t USING (_key)").fetchone()
@@ -427,22 +426,22 @@ def _overlap(db, today: str, before: str, key: str) -> float | None:
 def _events_sql(db, today: str, before: str, columns: Sequence[str], day: dt.date,
                 prev: dt.date | None) -> tuple[str, int, int]:
     """SQL of the day's events (note as ``__NOTE__``), and the opened and closed counts."""
-    version = f"{H.H_HASH}, {H.H_ORDINAL}"
+    version = f"{names.H_HASH}, {names.H_ORDINAL}"
     d = f"DATE {_lit(day)}"
     p = f"DATE {_lit(prev)}" if prev else "NULL::DATE"
-    opens = (f"SELECT t.* , {_lit(H.H_OPEN)} AS {H.H_EVENT}, {d} AS {H.H_FIRST_SEEN}, "
-             f"NULL::DATE AS {H.H_LAST_SEEN} FROM {today} t ANTI JOIN {before} b "
+    opens = (f"SELECT t.* , {_lit(names.H_OPEN)} AS {names.H_EVENT}, {d} AS {names.H_FIRST_SEEN}, "
+             f"NULL::DATE AS {names.H_LAST_SEEN} FROM {today} t ANTI JOIN {before} b "
              f"USING ({version})")
-    closes = (f"SELECT b.{H.H_HASH}, b.{H.H_ORDINAL}, {_lit(H.H_CLOSE)} AS {H.H_EVENT}, "
-              f"b.{H.H_FIRST_SEEN}, {p} AS {H.H_LAST_SEEN} FROM {before} b ANTI JOIN "
+    closes = (f"SELECT b.{names.H_HASH}, b.{names.H_ORDINAL}, {_lit(names.H_CLOSE)} AS {names.H_EVENT}, "
+              f"b.{names.H_FIRST_SEEN}, {p} AS {names.H_LAST_SEEN} FROM {before} b ANTI JOIN "
               f"{today} t USING ({version})")
     (opened,) = db.execute(f"SELECT count(*) FROM ({opens})").fetchone()
     (closed,) = db.execute(f"SELECT count(*) FROM ({closes})").fetchone()
-    day_row = (f"SELECT {_lit(H.H_DAY)} AS {H.H_EVENT}, {d} AS {H.H_FIRST_SEEN}, "
-               f"{d} AS {H.H_LAST_SEEN}, __NOTE__ AS {H.H_NOTE}")
-    order = ", ".join(_q(c) for c in (*columns, *META, H.H_HASH, H.H_ORDINAL, H.H_EVENT,
-                                       H.H_FIRST_SEEN, H.H_LAST_SEEN))
-    sql = (f"SELECT {order}, {d} AS {H.H_CHANGE_DATE}, {H.H_NOTE}::VARCHAR AS {H.H_NOTE} "
+    day_row = (f"SELECT {_lit(names.H_DAY)} AS {names.H_EVENT}, {d} AS {names.H_FIRST_SEEN}, "
+               f"{d} AS {names.H_LAST_SEEN}, __NOTE__ AS {names.H_NOTE}")
+    order = ", ".join(_q(c) for c in (*columns, *META, names.H_HASH, names.H_ORDINAL, names.H_EVENT,
+                                       names.H_FIRST_SEEN, names.H_LAST_SEEN))
+    sql = (f"SELECT {order}, {d} AS {names.H_CHANGE_DATE}, {names.H_NOTE}::VARCHAR AS {names.H_NOTE} "
            f"FROM (({opens}) UNION ALL BY NAME ({closes}) UNION ALL BY NAME ({day_row}))")
     return sql, opened, closed
 

@@ -221,7 +221,7 @@ def run_days(args: argparse.Namespace, days: int, base: Path) -> None:
     one_lake = Lake(one)
     ingest_day(one_lake, settings_for(one), cfg, final)
     one_s, one_peak = measured_build(one, final)
-    rows = [("history lake, day %d" % days, seconds, peak, lake),
+    rows = [(f"history lake, day {days}", seconds, peak, lake),
             ("one-snapshot lake", one_s, one_peak, one_lake)]
     if args.baseline_code:
         old = base / f"old-{days}"

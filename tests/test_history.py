@@ -164,7 +164,7 @@ def test_cli_snapshot_prints_and_writes_every_format(window_lake, window_days, t
                                           "--date", day, "--out", str(out)])
         assert result.exit_code == 0, result.output
         assert f"{want} listen_history records" in result.output
-    assert sum(1 for _ in open(tmp_path / "lh.jsonl")) == want
+    assert len((tmp_path / "lh.jsonl").read_text().splitlines()) == want
     assert pa.parquet.read_table(tmp_path / "lh.parquet").num_rows == want
     result = CliRunner().invoke(cli, ["--lake", lake, "snapshot", "users", "--date", day,
                                       "--out", str(tmp_path / "x.xlsx")])

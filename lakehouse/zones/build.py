@@ -97,14 +97,15 @@ class _Result:
 
 
 def build(settings: Settings, date: dt.date | None = None) -> list[RunRecord]:
-    """Build the standardized and consumption zones from raw data up to ``date``.
+    """Build the standardized and consumption zones from the history up to ``date``.
 
-    Deterministic and idempotent: the same raw data and date give the same
-    tables. Takes the lake's ``build`` lock.
+    Deterministic and idempotent: the same history and date give the same
+    tables. Takes the lake's ``build`` lock (and, to merge raw dates missing
+    from the history, the ingest lock if it is free).
 
     Args:
         settings: The lake and tunables (``kpi_days``).
-        date: Use raw snapshots ingested on or before this date; it is also
+        date: Use the snapshots ingested on or before this date; it is also
             the last day of ``consumption.daily_kpis`` (default: today, UTC).
 
     Returns:
