@@ -65,6 +65,15 @@ def test_trains_on_the_retrain_weekday_or_when_there_is_no_champion(env):
     assert "train" in calls_of(env, FAKE_CHAMPION="")
 
 
+def test_maintains_the_lake_once_a_week_after_the_report(env):
+    sunday = "2026-11-29"
+    steps = calls_of(env, LAKEHOUSE_DATE=sunday)
+    assert steps[-3:] == ["report", "maintain", "status"]
+    assert "maintain" not in calls_of(env, LAKEHOUSE_DATE=THURSDAY)
+    assert "maintain" in calls_of(env, LAKEHOUSE_DATE=THURSDAY, LAKEHOUSE_MAINTAIN_WEEKDAY="3")
+    assert "maintain" not in calls_of(env, LAKEHOUSE_DATE=sunday, LAKEHOUSE_MAINTAIN_WEEKDAY="-1")
+
+
 def calls_of(env, **extra) -> list[str]:
     Path(env["FAKE_CALLS"]).unlink(missing_ok=True)
     assert daily(env, **extra).returncode == 0
