@@ -72,7 +72,6 @@ NOT_SOURCE = frozenset((*names.RAW_META_COLUMNS, names.INGEST_DATE, names.H_HASH
 # without an id (listen records) are keyed by their content.
 RESET_KEYS = {names.USERS: "id", names.TRACKS: "id"}
 _VERSION = (names.H_HASH, names.H_ORDINAL, names.H_FIRST_SEEN)
-_STREAM_ROWS = 20_000
 
 
 @dataclass
@@ -352,12 +351,16 @@ def merge_day(lake: Lake, settings: Settings, endpoint: str, day: dt.date,
                            "closed": closed, "overlap": overlap, "run_id": run_id,
                            "accepted_reset": bool(accept_reset and overlap is not None
                                                   and overlap < settings.reset_threshold)})
-        reader = db.sql(events.replace("__NOTE__", _lit(note))).to_arrow_reader(_STREAM_ROWS)
         meta = {"pipeline": "history", "ingest_date": str(day), "run_id": run_id or ""}
-        if fresh or not lake.exists(hist):
-            written = lake.write(hist, reader, mode="replace", metadata=meta)
+        replace = fresh or not lake.exists(hist)
+        # Materialized, not streamed: delta-rs pulling a live DuckDB stream was seen to
+        # deadlock; a table is also replayable if the commit conflicts. A day's events
+        # are its changes (the whole snapshot only on the first date).
+        events_table = db.sql(events.replace("__NOTE__", _lit(note))).to_arrow_table()
+        if replace:
+            written = lake.write(hist, events_table, mode="replace", metadata=meta)
         else:
-            written = lake.write(hist, reader, mode="replace_partition",
+            written = lake.write(hist, events_table, mode="replace_partition",
                                  partition={names.H_CHANGE_DATE: day}, metadata=meta)
     log.info("history %s %s: %d rows, %d opened, %d closed", endpoint, day, rows, opened,
              closed)

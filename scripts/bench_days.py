@@ -198,7 +198,7 @@ def run_days(args: argparse.Namespace, days: int, base: Path) -> None:
     lake, settings = Lake(root), settings_for(root)
     print(f"\n=== {days} day(s): {args.users:,} users, {args.tracks:,} tracks, "
           f"{args.listens:,} listen records at the end; deletions {args.deletions:.0%} ===")
-    print(f"{'day':<11}{'records':>10}{'opened':>9}{'closed':>8}{'ingest s':>10}{'build s':>9}")
+    print(f"{'day':<11}{'records':>11}{'opened':>11}{'closed':>9}{'ingest s':>10}{'build s':>9}")
     for i in range(days):
         day = cfg.start + dt.timedelta(days=i)
         out = ingest_day(lake, settings, cfg, day)
@@ -212,7 +212,7 @@ def run_days(args: argparse.Namespace, days: int, base: Path) -> None:
         elif i == days - 1:
             seconds, peak = measured_build(root, day)
             build_s = f"{seconds:.1f}"
-        print(f"{day!s:<11}{out['records']:>10,}{out['opened']:>9,}{out['closed']:>8,}"
+        print(f"{day!s:<11}{out['records']:>11,}{out['opened']:>11,}{out['closed']:>9,}"
               f"{out['seconds']:>10.1f}{build_s:>9}", flush=True)
     final = cfg.end
 
