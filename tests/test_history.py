@@ -18,7 +18,7 @@ from click.testing import CliRunner
 
 from lakehouse import history, names
 from lakehouse.cli import cli
-from lakehouse.errors import HistoryError, SourceResetError
+from lakehouse.errors import ConfigError, HistoryError, SourceResetError
 from lakehouse.ingest import ingest
 from lakehouse.lake import Lake
 from lakehouse.mockapi.data import generate
@@ -234,6 +234,24 @@ def test_the_reset_threshold_is_configurable(window_lake, window_days, tmp_path)
     with pytest.raises(SourceResetError, match="source reset"):
         history.sync(lake, settings, names.TRACKS)  # the mock deletes some tracks daily
     assert history.sync(lake, settings.replace(reset_threshold=0.5), names.TRACKS)
+
+
+def test_bad_retention_and_threshold_settings_are_one_line_errors(window_lake, window_days):
+    lake = Lake(window_lake.lake)
+    with pytest.raises(ConfigError, match="LAKEHOUSE_RAW_RETENTION_DAYS"):
+        history.prune_raw(lake, window_lake.replace(raw_retention_days=0), names.USERS,
+                          window_days[-1])
+    with pytest.raises(ConfigError, match="LAKEHOUSE_RESET_THRESHOLD"):
+        history.sync(lake, window_lake.replace(reset_threshold=1.5), names.USERS)
+
+
+def test_ingest_run_records_say_what_the_history_merge_did(window_lake, window_days):
+    runs = Lake(window_lake.lake).to_arrow(names.META_RUNS).to_pylist()
+    last = [r for r in runs if r["run_date"] == window_days[-1] and r["target"] == "users"]
+    details = json.loads(last[-1]["details"])
+    [merge] = details["history"]
+    assert merge["day"] == str(window_days[-1]) and merge["rows"] == last[-1]["records"]
+    assert details["raw_pruned"] == [str(window_days[-4])]
 
 
 # ------------------------------------------------------------------ upgrade
