@@ -83,13 +83,25 @@ def ingest_day(lake: Lake, settings: Settings, cfg: MockConfig, day: dt.date) ->
 
 
 # ---------------------------------------------------------------- builds in a child
+def peak_rss() -> int:
+    """This process's peak RSS in bytes.
+
+    ``ru_maxrss`` is inherited across fork + exec (a spawned child reports at
+    least its parent's RSS); ``VmHWM`` belongs to the process's own memory.
+    """
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
 def _build_child(root: str, date: dt.date, queue: mp.Queue) -> None:
     from lakehouse.zones.build import build
 
     t0 = time.perf_counter()
     build(settings_for(Path(root)), date=date)
-    queue.put((time.perf_counter() - t0,
-               resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024))
+    queue.put((time.perf_counter() - t0, peak_rss()))
 
 
 def measured_build(root: Path, date: dt.date) -> tuple[float, int]:
@@ -105,14 +117,14 @@ def measured_build(root: Path, date: dt.date) -> tuple[float, int]:
 
 def baseline_build(code: Path, root: Path, date: dt.date) -> tuple[float, int]:
     """Today's code (another checkout) building ``root`` from raw: seconds, peak RSS."""
-    script = ("import datetime, resource, sys, time\n"
+    script = ("import datetime, sys, time\n"
               "from lakehouse.config import Settings\n"
               "from lakehouse.zones.build import build\n"
               "t0 = time.perf_counter()\n"
               f"build(Settings.load(env={{}}, lake={str(root)!r}), "
               f"date=datetime.date.fromisoformat({str(date)!r}))\n"
-              "print(time.perf_counter() - t0, "
-              "resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)\n")
+              "hwm = [l for l in open('/proc/self/status') if l.startswith('VmHWM:')]\n"
+              "print(time.perf_counter() - t0, int(hwm[0].split()[1]) * 1024)\n")
     env = {**os.environ, "PYTHONPATH": str(code)}
     # cwd too: "python -c" puts the working directory first on sys.path.
     out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, cwd=code,
@@ -155,8 +167,7 @@ def _merge_child(path: str, source: str, how: str, queue: mp.Queue) -> None:
          .when_matched_update_all().when_not_matched_insert_all().execute())
     else:
         write_deltalake(path, data, mode="overwrite")
-    queue.put((time.perf_counter() - t0,
-               resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024))
+    queue.put((time.perf_counter() - t0, peak_rss()))
 
 
 def merge_check(lake: Lake, work: Path) -> None:
@@ -209,9 +220,6 @@ def run_days(args: argparse.Namespace, days: int, base: Path) -> None:
             t0 = time.perf_counter()
             build(settings, date=day)
             build_s = f"{time.perf_counter() - t0:.1f}"
-        elif i == days - 1:
-            seconds, peak = measured_build(root, day)
-            build_s = f"{seconds:.1f}"
         print(f"{day!s:<11}{out['records']:>11,}{out['opened']:>11,}{out['closed']:>9,}"
               f"{out['seconds']:>10.1f}{build_s:>9}", flush=True)
     final = cfg.end
@@ -220,17 +228,25 @@ def run_days(args: argparse.Namespace, days: int, base: Path) -> None:
     shutil.rmtree(one, ignore_errors=True)
     one_lake = Lake(one)
     ingest_day(one_lake, settings_for(one), cfg, final)
-    one_s, one_peak = measured_build(one, final)
-    rows = [(f"history lake, day {days}", seconds, peak, lake),
-            ("one-snapshot lake", one_s, one_peak, one_lake)]
+    runs = {f"history lake, day {days}": (lambda: measured_build(root, final), lake),
+            "one-snapshot lake": (lambda: measured_build(one, final), one_lake)}
     if args.baseline_code:
         old = base / f"old-{days}"
         shutil.rmtree(old, ignore_errors=True)
         shutil.copytree(one / names.RAW, old / names.RAW)
-        old_s, old_peak = baseline_build(args.baseline_code, old, final)
-        rows.append((f"today's code ({args.baseline_code.name}), one snapshot", old_s,
-                     old_peak, Lake(old)))
-    report(rows, days)
+        runs[f"today's code ({args.baseline_code.name}), one snapshot"] = (
+            lambda: baseline_build(args.baseline_code, old, final), Lake(old))
+    # Interleaved, best of each: the machine is shared, a burst of load must not
+    # land on one lake only. Builds are idempotent, so rebuilding measures the same.
+    best: dict[str, tuple[float, int]] = {}
+    for round_ in range(args.repeat):
+        for label, (run, _) in runs.items():
+            seconds, peak = run()
+            print(f"  build {round_ + 1}/{args.repeat} {label}: {seconds:.1f} s, peak RSS "
+                  f"{peak / 2**30:.2f} GiB", flush=True)
+            if label not in best or seconds < best[label][0]:
+                best[label] = (seconds, peak)
+    report([(label, *best[label], lake_) for label, (_, lake_) in runs.items()], days)
     before = data_files(lake)
     from lakehouse.maintain import maintain
 
@@ -286,6 +302,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--baseline-code", type=Path,
                         help="a checkout of today's code, to build the one snapshot with it")
     parser.add_argument("--merge-check", action="store_true")
+    parser.add_argument("--repeat", type=int, default=2,
+                        help="interleaved final builds of each lake; the best counts")
     parser.add_argument("--workdir", type=Path)
     parser.add_argument("--keep", action="store_true", help="keep the lakes")
     args = parser.parse_args(argv)
