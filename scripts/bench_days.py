@@ -214,7 +214,8 @@ def run_days(args: argparse.Namespace, days: int, base: Path) -> None:
         day = cfg.start + dt.timedelta(days=i)
         out = ingest_day(lake, settings, cfg, day)
         build_s = "-"
-        if i < days - 1 and args.daily_build:
+        # --merge-check compares the last two days' builds: the day before must be built.
+        if i < days - 1 and (args.daily_build or (args.merge_check and i == days - 2)):
             from lakehouse.zones.build import build
 
             t0 = time.perf_counter()
