@@ -240,27 +240,36 @@ def versions(lake: Lake, endpoint: str) -> ir.Table:
         f"WHERE {names.H_EVENT} = {_lit(names.H_DAY)}) d WHERE o.{names.H_EVENT} = {_lit(names.H_OPEN)}")
 
 
-def build_input(lake: Lake, endpoint: str, day: dt.date) -> ir.Table:
+def build_input(events: ir.Table, day: dt.date) -> ir.Table:
     """The versions known up to ``day``, shaped as raw rows for the zone views.
 
-    One row per version, not per snapshot: the source fields and the run
-    metadata of its first sighting, ``ingest_date`` = the last ingest date up
-    to ``day`` it was served, ``_first_seen`` = the first. The views fold
-    them exactly as they folded every daily copy: the latest version by
-    ``updated_at`` then ingest date, first and last dates seen per key.
+    A pure ibis query over ``history.<endpoint>`` (``events``), so it runs on
+    whichever engine reads the table. One row per version, not per snapshot:
+    the source fields and the run metadata of its first sighting,
+    ``ingest_date`` = the last ingest date up to ``day`` it was served,
+    ``_first_seen`` = the first. The views fold them exactly as they folded
+    every daily copy: the latest version by ``updated_at`` then ingest date,
+    first and last dates seen per key.
     """
-    name = _require_history(lake, endpoint)
-    hist = _rel(lake, name)
-    when = f"DATE {_lit(day)}"
-    cols = ", ".join(f"o.{_q(c)}" for c in (*source_columns(lake.schema(name)), *META))
-    return lake.con.sql(
-        f"SELECT {cols}, coalesce(c.{names.H_LAST_SEEN}, d.last) AS {names.INGEST_DATE}, "
-        f"o.{names.H_FIRST_SEEN} FROM {hist} o "
-        f"LEFT JOIN {_closes_sql(hist, f'{names.H_CHANGE_DATE} <= {when}')} c "
-        f"USING ({', '.join(_VERSION)}) "
-        f"CROSS JOIN (SELECT max({names.H_CHANGE_DATE}) AS last FROM {hist} "
-        f"WHERE {names.H_EVENT} = {_lit(names.H_DAY)} AND {names.H_CHANGE_DATE} <= {when}) d "
-        f"WHERE o.{names.H_EVENT} = {_lit(names.H_OPEN)} AND o.{names.H_CHANGE_DATE} <= {when}")
+    import ibis
+
+    e = events
+    until = ibis.literal(day, type="date")
+    known = e[names.H_CHANGE_DATE] <= until
+    opens = e.filter(known & (e[names.H_EVENT] == names.H_OPEN))
+    closes = e.filter(known & (e[names.H_EVENT] == names.H_CLOSE)).select(
+        _c_hash=e[names.H_HASH], _c_ordinal=e[names.H_ORDINAL],
+        _c_first=e[names.H_FIRST_SEEN], _c_last=e[names.H_LAST_SEEN])
+    last = e.filter(known & (e[names.H_EVENT] == names.H_DAY)).aggregate(
+        _last_day=e[names.H_CHANGE_DATE].max())
+    joined = opens.left_join(closes, [opens[names.H_HASH] == closes._c_hash,
+                                      opens[names.H_ORDINAL] == closes._c_ordinal,
+                                      opens[names.H_FIRST_SEEN] == closes._c_first])
+    joined = joined.cross_join(last)
+    columns = [c for c in events.columns if c not in NOT_SOURCE] + list(META)
+    return joined.select(*columns, **{
+        names.INGEST_DATE: joined._c_last.fill_null(joined._last_day),
+        names.H_FIRST_SEEN: joined[names.H_FIRST_SEEN]})
 
 
 # ------------------------------------------------------------------ merging

@@ -174,7 +174,7 @@ class _Build:
         if not self.lake.exists(names.history_table(endpoint)):
             raise LakeError(f"table {name} does not exist in {self.lake.root}; "
                             "run 'lakehouse ingest' before 'lakehouse build'")
-        t = history.build_input(self.lake, endpoint, self.date)
+        t = history.build_input(self.lake.table(names.history_table(endpoint)), self.date)
         wanted = RAW_COLUMNS[name] | RAW_META_TYPES | {names.H_FIRST_SEEN: "date"}
         # A snapshot missing a column reads it as null, a drifted type as null
         # where it does not convert: the rules then decide.
