@@ -36,25 +36,37 @@ class DemoResult:
     seconds: float = 0.0
 
 
-def prepare_demo_lake(root: Path) -> None:
-    """Make ``root`` an empty demo lake, refusing to touch a lake with real data.
+# Files a checkout's lake/ folder ships with: kept, and not a sign of someone's data.
+KEPT = (".gitignore", "README.md")
 
-    A folder that holds tables but no demo marker is someone's lake: the demo
-    must not write mock data into it.
+
+def prepare_demo_lake(root: Path) -> None:
+    """Make ``root`` an empty demo lake, refusing to touch a folder the demo did not make.
+
+    Only an empty folder (or one holding nothing but the checkout's
+    ``.gitignore``/``README.md``) or a folder carrying the demo's marker may be
+    cleared: anything else is someone's lake, or someone's files.
 
     Raises:
-        LakeError: ``root`` holds a lake that the demo did not create.
+        LakeError: ``root`` is a file, or a folder with other content and no marker.
     """
-    if root.exists() and any(root.iterdir()):
-        has_data = any((root / z).is_dir() for z in ("raw", "standardized", "consumption"))
-        if has_data and not (root / MARKER).exists():
+    if root.exists() and not root.is_dir():
+        raise LakeError(f"{root} is a file, not a folder; run the demo with --lake PATH "
+                        "pointing at a new or empty folder (e.g. lakehouse --lake demo-lake demo)")
+    if root.exists():
+        others = sorted(c.name for c in root.iterdir() if c.name not in KEPT)
+        if others and not (root / MARKER).exists():
+            what = ("a lake that the demo did not create"
+                    if any(n in ("raw", "standardized", "consumption") for n in others)
+                    else f"files the demo did not create ({', '.join(others[:3])}"
+                         f"{', ...' if len(others) > 3 else ''})")
             raise LakeError(
-                f"{root} already holds a lake that the demo did not create; "
-                "run the demo elsewhere with --lake PATH (e.g. lakehouse --lake demo-lake demo)")
+                f"{root} already holds {what}; nothing was deleted: run the demo in a new or "
+                "empty folder with --lake PATH (e.g. lakehouse --lake demo-lake demo)")
         for child in root.iterdir():
-            if child.name in (".gitignore", "README.md"):
+            if child.name in KEPT:
                 continue
-            if child.is_dir():
+            if child.is_dir() and not child.is_symlink():
                 shutil.rmtree(child)
             else:
                 child.unlink()
@@ -113,8 +125,9 @@ def run_demo(settings: Settings, *, days: int = 5, seed: int = 42,
                 steps.append(f"build {sum(r.ok for r in build_runs)} tables")
                 if day in train_on:
                     trained = train(run_settings, date=day)
-                    steps.append(f"train {trained.version}: "
-                                 f"{'promoted' if trained.promoted else 'kept champion'}")
+                    steps.append(f"train {trained.version} ({trained.chosen}): " + (
+                        "promoted" if trained.promoted else
+                        f"kept the champion's configuration, refit as {trained.champion}"))
                 if Registry(run_settings.models_dir).alias("champion"):
                     scored = recommend(run_settings, date=day)
                     records.append(scored)

@@ -38,7 +38,7 @@ import numpy as np
 import pyarrow as pa
 
 from lakehouse import history, names
-from lakehouse.config import Settings
+from lakehouse.config import Settings, check_date
 from lakehouse.errors import ConfigError, LakehouseError, SourceError
 from lakehouse.lake import Lake, WriteResult, utc_now
 from lakehouse.locking import lake_lock
@@ -46,6 +46,7 @@ from lakehouse.runlog import RunRecord, record_run
 from lakehouse.source.client import MAX_PAGE_SIZE, ApiClient, Page, check_base_url, redact
 from lakehouse.source.endpoints import ENDPOINTS, META_FIELDS, EndpointSpec
 from lakehouse.source.errors import (
+    EmptySourceError,
     FieldTypeError,
     HttpStatusError,
     NotTheApiError,
@@ -53,6 +54,7 @@ from lakehouse.source.errors import (
 )
 from lakehouse.source.paginator import fetch_in_order
 from lakehouse.source.records import JSON_TEXT, column, exact, infer_field, plain, scan_keys
+from lakehouse.source.scrub import scrub
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +63,8 @@ PIPELINE = "ingest"
 MOVED_TRIES = 3
 # Restarts allowed because a new field first appeared after page 1.
 NEW_FIELD_RESTARTS = 3
+# Field metadata: the source key of a field kept under another column name.
+SOURCE_KEY = b"lakehouse.source_key"
 # Rows per record batch handed to the writer: big enough to amortize the
 # conversion, small enough to keep memory flat.
 BATCH_ROWS = 5000
@@ -71,7 +75,8 @@ DRIFT_CONFIRM_READS = 4
 
 def ingest(settings: Settings, endpoints: Sequence[str] | None = None, *,
            date: dt.date | None = None, wait: bool = True,
-           progress: bool | None = None, accept_reset: bool = False) -> list[RunRecord]:
+           progress: bool | None = None, accept_reset: bool = False,
+           allow_empty: bool = False) -> list[RunRecord]:
     """Ingest endpoints of the source API into the raw zone, one commit each.
 
     Args:
@@ -85,6 +90,8 @@ def ingest(settings: Settings, endpoints: Sequence[str] | None = None, *,
             None: a bar on a terminal, else one line per endpoint (cron logs).
         accept_reset: Merge a snapshot into the history even if it shares
             too few keys with the previous one (``lakehouse.history``).
+        allow_empty: Accept an endpoint serving no records although its last
+            snapshot had some (otherwise that endpoint fails, nothing replaced).
 
     Returns:
         One run record per endpoint, in the order given, each also appended
@@ -109,7 +116,8 @@ def ingest(settings: Settings, endpoints: Sequence[str] | None = None, *,
     with lake_lock(settings.locks_dir, PIPELINE, wait=wait):
         preflight(settings, specs[0])
         for spec in specs:
-            record = ingest_endpoint(lake, settings, spec, day, progress=bar)
+            record = ingest_endpoint(lake, settings, spec, day, progress=bar,
+                                     allow_empty=allow_empty)
             history.merge_run(lake, settings, record, accept_reset=accept_reset)
             try:
                 record_run(lake, record)
@@ -144,8 +152,13 @@ def preflight(settings: Settings, spec: EndpointSpec) -> None:
 
 
 def ingest_endpoint(lake: Lake, settings: Settings, spec: EndpointSpec | str,
-                    date: dt.date, *, progress: bool = False) -> RunRecord:
+                    date: dt.date, *, progress: bool = False,
+                    allow_empty: bool = False) -> RunRecord:
     """Ingest one endpoint into its raw partition for ``date``; never raises.
+
+    An endpoint that serves no records while its last snapshot (the newest
+    partition up to ``date``) had some fails, unless ``allow_empty``: an
+    outage serving empty lists must not replace a good day.
 
     The caller holds the ingest lock and appends the record to ``meta.runs``.
 
@@ -156,24 +169,28 @@ def ingest_endpoint(lake: Lake, settings: Settings, spec: EndpointSpec | str,
     record = RunRecord(pipeline=PIPELINE, target=spec.name, run_date=date)
     record.details = {"api_url": redact(settings.api_url), "page_size": settings.page_size,
                       "workers": settings.workers}
+    secrets = [settings.api_token]
     with ApiClient.from_settings(settings) as client:
         try:
             result, reader, attempts = _read_and_write(lake, client, settings, spec, date,
-                                                       record.run_id, progress)
+                                                       record.run_id, progress, allow_empty)
         except LakehouseError as exc:
-            status, error = names.FAILED, _one_line(exc)
+            status, error = names.FAILED, _one_line(exc, secrets=secrets)
             if isinstance(exc, FieldTypeError):
                 error += f"; nothing written to {spec.table}"
         except Exception as exc:  # noqa: BLE001 - a bug in one endpoint must not stop the others
             log.exception("ingest of %s failed unexpectedly", spec.name)
-            status, error = names.FAILED, _one_line(exc, prefix=type(exc).__name__ + ": ")
+            status, error = names.FAILED, _one_line(exc, prefix=type(exc).__name__ + ": ",
+                                                    secrets=secrets)
         else:
             status, error = names.SUCCESS, None
             record.records = result.rows
             record.rows_in = reader.records
             record.pages = reader.pages
             record.table_version = result.version
-            record.schema_changes = reader.drift() + result.schema_changes
+            # Field names came from the server: no escape sequence reaches a terminal.
+            record.schema_changes = [scrub(c, secrets) for c in
+                                     reader.drift() + result.schema_changes]
             record.details.update(total=reader.total, attempts=attempts)
         record.requests, record.retries, record.bytes = \
             client.requests, client.retries, client.bytes
@@ -206,7 +223,7 @@ class _Restart(Exception):
 
 
 def _read_and_write(lake: Lake, client: ApiClient, settings: Settings, spec: EndpointSpec,
-                    date: dt.date, run_id: str, progress: bool
+                    date: dt.date, run_id: str, progress: bool, allow_empty: bool = False
                     ) -> tuple[WriteResult, _EndpointStream, int]:
     table_schema = lake.schema(spec.table) if lake.exists(spec.table) else None
     extras: dict[str, pa.Field] = {}
@@ -218,6 +235,8 @@ def _read_and_write(lake: Lake, client: ApiClient, settings: Settings, spec: End
         try:
             stream = _EndpointStream(client, spec, settings, list(extras.values()), run_id,
                                      date, confirmed)
+            if stream.total == 0 and not allow_empty:
+                _refuse_empty(lake, spec, date)
             bar = click.progressbar(length=stream.first.page.pages, label=f"{spec.name:<15}",
                                     file=sys.stderr) if progress else nullcontext()
             with bar as shown:
@@ -234,8 +253,8 @@ def _read_and_write(lake: Lake, client: ApiClient, settings: Settings, spec: End
                 if restarts > NEW_FIELD_RESTARTS:
                     raise SourceError(f"new fields kept appearing mid-read ({restart.reason}); "
                                       "nothing written; rerun later") from None
-                extras.update({n: _extra_field(n, v, table_schema)
-                               for n, v in restart.new_fields.items()})
+                for n, v in sorted(restart.new_fields.items()):
+                    extras[n] = _extra_field(n, v, table_schema, _taken(spec, extras))
                 log.info("%s: %s; reading again with the new columns", spec.name,
                          restart.reason)
                 continue
@@ -247,14 +266,61 @@ def _read_and_write(lake: Lake, client: ApiClient, settings: Settings, spec: End
             log.warning("%s: the source moved (%s); reading again", spec.name, restart.reason)
 
 
-def _extra_field(name: str, example: Any, table_schema: pa.Schema | None) -> pa.Field:
-    inferred = infer_field(name, example)
-    if table_schema is not None and name in table_schema.names:
-        stored = table_schema.field(name).with_nullable(True)
-        if pa.types.is_string(stored.type) and inferred.metadata:
-            return inferred  # JSON text, stored as a string
-        return stored
-    return inferred
+def _refuse_empty(lake: Lake, spec: EndpointSpec, date: dt.date) -> None:
+    """Fail an empty answer when the last snapshot up to ``date`` had records."""
+    if not lake.exists(spec.table):
+        return
+    counts: dict[dt.date, int] = {}
+    actions = pa.table(lake.delta(spec.table).get_add_actions(flatten=True))
+    if actions.num_rows == 0:
+        return
+    for day, rows in zip(actions.column(f"partition.{names.INGEST_DATE}").to_pylist(),
+                         actions.column("num_records").to_pylist(), strict=True):
+        if day is not None and day <= date:
+            counts[day] = counts.get(day, 0) + (rows or 0)
+    if not counts:
+        return
+    last = max(counts)
+    if counts[last]:
+        raise EmptySourceError(
+            f"the source served 0 {spec.name} records where the snapshot of {last} had "
+            f"{counts[last]}; nothing replaced; rerun when the source is back, or pass "
+            "--allow-empty if it really is empty")
+
+
+def _extra_field(name: str, example: Any, table_schema: pa.Schema | None,
+                 taken: set[str]) -> pa.Field:
+    """The column of new source field ``name``; ``taken``: lower-cased column names in use.
+
+    A name that collides with ours (``_run_id``, ``ingest_date``...) or, ignoring
+    case, with another field (``ID`` beside ``id``: Delta and DuckDB columns are
+    case-insensitive) is kept as ``source_<name>``.
+    """
+    column = name
+    if column.lower() in taken:
+        column = f"source_{name}"
+        while column.lower() in taken:
+            column += "_"
+    inferred = infer_field(column, example)
+    field = inferred
+    if table_schema is not None and column in table_schema.names:
+        stored = table_schema.field(column).with_nullable(True)
+        # JSON text stays the inferred (string) field, with its marker.
+        field = inferred if pa.types.is_string(stored.type) and inferred.metadata else stored
+    if column != name:
+        field = field.with_metadata({**(field.metadata or {}), SOURCE_KEY: name.encode()})
+    return field
+
+
+def _taken(spec: EndpointSpec, extras: dict[str, pa.Field]) -> set[str]:
+    return {n.lower() for n in [*spec.field_names, *(f.name for f in META_FIELDS),
+                                *(f.name for f in extras.values())]}
+
+
+def source_key(field: pa.Field) -> str:
+    """The key in the source's items that ``field`` holds."""
+    key = (field.metadata or {}).get(SOURCE_KEY)
+    return key.decode() if key else field.name
 
 
 @dataclass
@@ -299,10 +365,13 @@ class _EndpointStream:
         self.spec = spec
         self.fields = list(spec.fields) + extras
         self.extras = extras
-        self.expected = frozenset(f.name for f in self.fields)
+        # The source's key of each field: a field whose name collides with one of
+        # ours is kept under another column name (see _extra_field).
+        self.keys = [source_key(f) for f in self.fields]
+        self.expected = frozenset(self.keys)
         self.contract = frozenset(spec.field_names)
         self.source_schema = pa.schema(self.fields)
-        self._getter = operator.itemgetter(*(f.name for f in self.fields))
+        self._getter = operator.itemgetter(*self.keys)
         self._deferrable = len(self.fields) > 1 and all(plain(f) for f in self.fields)
         self.schema = pa.schema(self.fields + list(META_FIELDS))
         self.run_id = run_id
@@ -384,9 +453,9 @@ class _EndpointStream:
         items = page.items
         if complete and items:
             values: Iterable[Sequence[Any]] = zip(*map(self._getter, items), strict=True) \
-                if len(self.fields) > 1 else [[item[self.fields[0].name] for item in items]]
+                if len(self.fields) > 1 else [[item[self.keys[0]] for item in items]]
         else:
-            values = ([item.get(f.name) for item in items] for f in self.fields)
+            values = ([item.get(key) for item in items] for key in self.keys)
         return pa.RecordBatch.from_arrays(
             [column(f, v) for f, v in zip(self.fields, values, strict=True)],
             schema=self.source_schema)
@@ -465,7 +534,12 @@ class _EndpointStream:
         out = []
         for f in self.extras:
             kind = "JSON text" if f.metadata and f.metadata.get(JSON_TEXT) else str(f.type)
-            out.append(f"new field {f.name} ({kind}) kept as a column")
+            key = source_key(f)
+            if key != f.name:
+                out.append(f"new field {key} ({kind}) kept as column {f.name}: its name "
+                           "collides with one of the lake's columns")
+            else:
+                out.append(f"new field {f.name} ({kind}) kept as a column")
         for name in self.spec.field_names:
             if self.missing.get(name):
                 out.append(f"missing field {name}: null in {self.missing[name]} of "
@@ -504,11 +578,11 @@ def _check_date(date: dt.date | str | None) -> dt.date:
     if date is None:
         return utc_now().date()
     if isinstance(date, dt.datetime):
-        return date.date()
+        return check_date(date.date(), "ingest date")
     if isinstance(date, dt.date):
-        return date
+        return check_date(date, "ingest date")
     try:
-        return dt.date.fromisoformat(str(date))
+        return check_date(dt.date.fromisoformat(str(date)), "ingest date")
     except ValueError:
         raise ConfigError(f"bad ingest date {date!r}: use YYYY-MM-DD, e.g. 2026-11-26") \
             from None
@@ -526,6 +600,7 @@ def _check_settings(settings: Settings) -> None:
         raise ConfigError(f"max_retries must be >= 0, got {settings.max_retries}")
 
 
-def _one_line(exc: BaseException, prefix: str = "") -> str:
-    text = " ".join(str(exc).split()) or type(exc).__name__
+def _one_line(exc: BaseException, prefix: str = "", secrets: Sequence[str | None] = ()) -> str:
+    # Messages can quote the server (error bodies, field names, values): scrubbed.
+    text = " ".join(scrub(str(exc), secrets).split()) or type(exc).__name__
     return prefix + (text if len(text) <= 400 else text[:397] + "...")

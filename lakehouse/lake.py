@@ -14,6 +14,7 @@ pipeline see the same thing::
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime as dt
 import logging
 import os
@@ -32,7 +33,8 @@ from deltalake.exceptions import CommitFailedError, DeltaError
 from deltalake.exceptions import TableNotFoundError as _DeltaMissing
 
 from lakehouse import names
-from lakehouse.errors import LakeError, SchemaError, TableNotFoundError
+from lakehouse.errors import BrokenTableError, LakeError, SchemaError, TableNotFoundError
+from lakehouse.sqlguard import first_line, read_only_query
 
 if TYPE_CHECKING:
     import duckdb
@@ -71,6 +73,16 @@ class TableInfo:
     version: int
     last_modified: dt.datetime | None
     partition_by: list[str]
+    problem: str | None = None  # why the table cannot be read (see Lake.check)
+
+
+@dataclass(frozen=True)
+class QueryResult:
+    """The rows of one query, and how many a limit left out."""
+
+    columns: list[str]
+    rows: list[tuple]
+    left_out: int
 
 
 def writer_properties(name: str) -> WriterProperties:
@@ -161,6 +173,13 @@ def schema_diff(old: pa.Schema, new: pa.Schema) -> tuple[list[str], list[str], l
         if n in old_types and not _same_type(old_types[n], new_types[n])
     ]
     return added, missing, changed
+
+
+def describe_schema_changes(old: pa.Schema, new: pa.Schema) -> list[str]:
+    """What replacing a table of schema ``old`` by one of schema ``new`` changes, in words."""
+    added, missing, changed = schema_diff(old, new)
+    return ([f"added column {c}" for c in added] + [f"dropped column {c}" for c in missing]
+            + [f"changed column {c}" for c in changed])
 
 
 def _as_reader(data: pa.Table | pa.RecordBatchReader | Iterable[pa.RecordBatch],
@@ -297,8 +316,9 @@ class Lake:
                 f"'lakehouse tables' lists what does") from None
         except (DeltaError, ValueError, OSError) as exc:
             if version is None:
-                raise LakeError(f"cannot open table {name}: {exc}") from None
-            raise TableNotFoundError(f"table {name} has no version as of {version}: {exc}") from None
+                raise LakeError(f"cannot open table {name}: {first_line(exc)}") from None
+            raise TableNotFoundError(
+                f"table {name} has no version as of {version}: {first_line(exc)}") from None
         return table
 
     def schema(self, name: str) -> pa.Schema:
@@ -476,8 +496,83 @@ class Lake:
         )
 
     def tables(self) -> list[TableInfo]:
-        """Every table with its rows, sizes, version and last change."""
-        return [self.info(n) for n in self.table_names()]
+        """Every table with its rows, sizes, version and last change.
+
+        Each table is checked (:meth:`check`); a damaged one is listed with
+        its ``problem`` (and what its log says, if the log reads) rather than
+        failing the listing.
+        """
+        out = []
+        for name in self.table_names():
+            try:
+                info = self.info(name)
+            except LakeError:
+                try:
+                    self.check(name)
+                    problem = "its Delta log does not read"
+                except LakeError as exc:
+                    problem = str(exc)
+                out.append(TableInfo(name, 0, 0, 0, _du(self.path(name)), -1, None, [],
+                                     problem=problem))
+                continue
+            try:
+                self.check(name)
+            except BrokenTableError as exc:
+                info = dataclasses.replace(info, problem=str(exc))
+            out.append(info)
+        return out
+
+    def check(self, name: str) -> None:
+        """Prove that table ``name`` reads, cheaply: its Delta log parses, and every
+        data file the log lists exists with the logged size and row count.
+
+        Only Parquet footers are read, never the data. A file deleted,
+        truncated or overwritten by something other than the lake shows here,
+        where a row count taken from the log alone would still look right.
+
+        Raises:
+            TableNotFoundError: No such table.
+            BrokenTableError: The log does not parse or a data file is missing,
+                resized or rewritten; the message says what to do.
+        """
+        try:
+            delta = self.delta(name)
+        except TableNotFoundError:
+            raise
+        except LakeError as exc:
+            raise BrokenTableError(f"table {name} is unreadable: {exc}; "
+                                   f"{self._repair_hint(name)}") from None
+        problem = _files_problem(self.path(name), delta)
+        if problem:
+            raise BrokenTableError(f"table {name} is unreadable: {problem}; "
+                                   f"{self._repair_hint(name, delta.version())}")
+
+    def _repair_hint(self, name: str, current: int | None = None) -> str:
+        """What to do about a broken table: its last version that reads, and a rerun."""
+        zone = name.split(".", 1)[0]
+        rerun = {names.RAW: "re-ingest it with 'lakehouse ingest'",
+                 names.META: f"move {self.path(name)} aside to start it afresh"}.get(
+                     zone, "rebuild it with 'lakehouse build'")
+        good = self._last_good_version(name, current)
+        if good is None:
+            return rerun
+        return (f"time travel to version {good}, the last that reads "
+                f"(lake.table({name!r}, version={good})), or {rerun}")
+
+    def _last_good_version(self, name: str, current: int | None, tries: int = 20) -> int | None:
+        path = str(self.path(name))
+        if current is None:
+            versions = sorted((int(p.stem) for p in (self.path(name) / "_delta_log").glob(
+                "*.json") if p.stem.isdigit()), reverse=True)
+            current = versions[0] + 1 if versions else 0
+        for version in range(current - 1, max(current - 1 - tries, -1), -1):
+            try:
+                old = DeltaTable(path, version=version)
+            except Exception:  # noqa: BLE001 - any failure means this version does not read
+                continue
+            if _files_problem(self.path(name), old) is None:
+                return version
+        return None
 
     def size_bytes(self) -> int:
         """The lake's whole size on disk, models and logs included."""
@@ -487,6 +582,52 @@ class Lake:
         """Delete table ``name`` and its history (tests and ``--rebuild`` only)."""
         shutil.rmtree(self.path(name), ignore_errors=True)
         self._views.pop(name, None)
+
+    def commit_files(self, name: str, files: list[str], schema: pa.Schema, *,
+                     mode: Literal["append", "replace"] = "replace",
+                     metadata: Mapping[str, str] | None = None) -> WriteResult:
+        """Commit Parquet files another engine wrote inside the table's folder, as one commit.
+
+        For writers that cannot write Delta themselves (Spark without the
+        Delta jars): they write plain Parquet under :meth:`path`, and this
+        adds exactly those files to the log. Only file footers are read.
+
+        Args:
+            name: ``zone.name``.
+            files: The files, relative to the table folder; ``col=value``
+                folders give partition values.
+            schema: The table's schema (the files must match it).
+            mode: ``append``, or ``replace`` (the whole table, schema included).
+            metadata: Extra key/values recorded in the commit.
+
+        Raises:
+            SchemaError: A file's columns or types differ from ``schema``.
+            LakeError: The commit failed; the table is left at its last version.
+        """
+        from lakehouse.delta_files import add_actions, delta_schema
+
+        target = normalize_schema(schema)
+        actions, rows, partition_by = add_actions(self.path(name), files, target)
+        exists = self.exists(name)
+        changes: list[str] = []
+        if exists and mode == "replace":
+            changes = describe_schema_changes(self.schema(name), target)
+        props = CommitProperties(custom_metadata=dict(metadata or {}), max_commit_retries=50)
+        try:
+            if exists:
+                self.delta(name).create_write_transaction(
+                    actions, "overwrite" if mode == "replace" else "append", target,
+                    partition_by=partition_by or None, commit_properties=props)
+            else:
+                from deltalake.transaction import create_table_with_add_actions
+
+                create_table_with_add_actions(str(self.path(name)), delta_schema(target),
+                                              actions, mode="error",
+                                              partition_by=partition_by or None,
+                                              commit_properties=props)
+        except (DeltaError, OSError) as exc:
+            raise LakeError(f"cannot commit files to {name}: {exc}") from None
+        return WriteResult(name, DeltaTable(str(self.path(name))).version(), rows, mode, changes)
 
     # ------------------------------------------------------------------ reads
     @property
@@ -536,36 +677,112 @@ class Lake:
             A DuckDB relation: ``.df()``, ``.arrow()``, ``.fetchall()``, or
             print it.
 
+        Only one query runs: a statement that could write (COPY, INSERT,
+        CREATE, SET, ATTACH, EXPORT...) or several statements are refused,
+        so nothing typed here can change a file of the lake.
+
         Raises:
+            ReadOnlyError: The text is not exactly one query.
             LakeError: The query is not valid SQL or names a missing table.
         """
         import duckdb
 
+        read_only_query(query)
+        # A broken table is that table's problem: the others still read.
+        broken: dict[str, LakeError] = {}
         for name in self.table_names():
-            self._refresh(name)
+            try:
+                self._refresh(name)
+            except TableNotFoundError:
+                continue  # dropped meanwhile
+            except LakeError as exc:
+                broken[name] = exc
+                self._drop_view(name)
         try:
             return self.duckdb.sql(query)
         except duckdb.Error as exc:
-            first = str(exc).strip().splitlines()[0]
-            raise LakeError(f"query failed: {first}") from None
+            for name, error in broken.items():
+                if _mentions(query, name):
+                    raise error from None
+            raise LakeError(f"query failed: {first_line(exc)}") from None
+
+    def query(self, query: str, limit: int | None = None) -> QueryResult:
+        """Run one read-only query (see :meth:`sql`) and fetch its rows.
+
+        Args:
+            query: The SQL.
+            limit: Fetch at most this many rows (None: all); the rest are
+                counted, in batches, never held.
+
+        Returns:
+            The columns, the rows, and how many rows ``limit`` left out.
+
+        Raises:
+            ReadOnlyError: The text is not exactly one query.
+            LakeError: The query fails, while planning or while running.
+        """
+        import duckdb
+
+        rel = self.sql(query)
+        if rel is None:
+            return QueryResult([], [], 0)
+        try:
+            columns = list(rel.columns)
+            rows = rel.fetchall() if limit is None else rel.fetchmany(limit)
+            left_out = 0
+            if limit is not None and len(rows) == limit:
+                while batch := rel.fetchmany(10_000):
+                    left_out += len(batch)
+        except duckdb.Error as exc:
+            raise LakeError(f"query failed: {first_line(exc)}") from None
+        return QueryResult(columns, rows, left_out)
 
     def _refresh(self, name: str) -> None:
-        """(Re)create the DuckDB view of ``name`` if its Delta log moved."""
+        """(Re)create the DuckDB view of ``name`` if its Delta log moved.
+
+        Raises:
+            TableNotFoundError: No such table.
+            BrokenTableError: Its log does not parse or a data file is not as
+                logged (checked each time the view is made).
+        """
+        import duckdb
+
         log_dir = self.path(name) / "_delta_log"
         try:
             stamp = log_dir.stat().st_mtime
         except FileNotFoundError:
             raise TableNotFoundError(f"table {name} does not exist in {self.root}; "
                                      "'lakehouse tables' lists what does") from None
-        delta = self.delta(name)
+        try:
+            delta = self.delta(name)
+        except TableNotFoundError:
+            raise
+        except LakeError:
+            self.check(name)  # raises BrokenTableError, with what to do
+            raise
         key = (stamp, delta.version())
         with self._con_lock:
             if self._views.get(name) == key:
                 return
+            problem = _files_problem(self.path(name), delta)
+            if problem:
+                raise BrokenTableError(f"table {name} is unreadable: {problem}; "
+                                       f"{self._repair_hint(name, delta.version())}")
             zone, table = parse_table_name(name)
             body = self._select_sql(name, delta, view=f"{zone}__{table}")
-            self.con.raw_sql(f'CREATE OR REPLACE VIEW "{zone}"."{table}" AS {body}')
+            try:
+                self.con.raw_sql(f'CREATE OR REPLACE VIEW "{zone}"."{table}" AS {body}')
+            except duckdb.Error as exc:
+                raise BrokenTableError(f"table {name} is unreadable: {first_line(exc)}; "
+                                       f"{self._repair_hint(name, delta.version())}") from None
             self._views[name] = key
+
+    def _drop_view(self, name: str) -> None:
+        """Forget the view of a table that no longer reads, so no query sees stale data."""
+        zone, table = parse_table_name(name)
+        with self._con_lock:
+            self._views.pop(name, None)
+            self.con.raw_sql(f'DROP VIEW IF EXISTS "{zone}"."{table}"')
 
     def _select_sql(self, name: str, delta: DeltaTable, view: str | None = None) -> str:
         """SQL selecting the snapshot ``delta`` of table ``name``."""
@@ -584,7 +801,7 @@ class Lake:
                 self.duckdb.register(reg, source)
             return f'SELECT * FROM "{reg}"'
         parts = set(delta.metadata().partition_columns)
-        files = ", ".join(_sql_string(u) for u in uris)
+        files = ", ".join(_sql_string(_file_path(u)) for u in uris)
         hive_types = ", ".join(f"'{c}': '{_duck_type(schema.field(c).type)}'" for c in parts)
         opts = "union_by_name = true"
         if parts:
@@ -643,6 +860,66 @@ def _parse_when(value: dt.datetime | str | None) -> dt.datetime:
             raise LakeError(f"bad timestamp {value!r}: use ISO 8601, "
                             "e.g. 2026-11-26T08:00:00+00:00") from None
     return when if when.tzinfo else when.replace(tzinfo=dt.UTC)
+
+
+def _files_problem(root: Path, delta: DeltaTable) -> str | None:
+    """The first data file of ``delta``'s snapshot that is missing or not as logged."""
+    import pyarrow.parquet as pq
+
+    actions = pa.table(delta.get_add_actions(flatten=True))
+    columns = actions.column_names
+    paths = actions.column("path").to_pylist() if actions.num_rows else []
+    sizes = actions.column("size_bytes").to_pylist() if "size_bytes" in columns else []
+    counts = (actions.column("num_records").to_pylist() if "num_records" in columns
+              else [None] * len(paths))
+    for rel, size, count in zip(paths, sizes, counts, strict=False):
+        path = _local_file(root, rel)
+        try:
+            actual = path.stat().st_size
+        except OSError:
+            return f"data file {rel} is missing"
+        if size is not None and actual != size:
+            return f"data file {rel} has {actual} bytes where its log says {size}"
+        if count is not None:
+            try:
+                rows = pq.read_metadata(path).num_rows
+            except (OSError, pa.ArrowException) as exc:
+                return f"data file {rel} is not readable Parquet ({first_line(exc)})"
+            if rows != count:
+                return f"data file {rel} has {rows} rows where its log says {count}"
+    return None
+
+
+def _mentions(query: str, name: str) -> bool:
+    """Whether ``query`` names table ``name`` (``zone.name``, quoted or not)."""
+    zone, table = name.split(".", 1)
+    pattern = rf'(?<!\w)"?{zone}"?\s*\.\s*"?{table}"?(?!\w)'
+    return re.search(pattern, query, re.IGNORECASE) is not None
+
+
+def _file_path(uri: str) -> str:
+    """A path DuckDB can open for one of delta-rs's ``file_uris``.
+
+    delta-rs percent-encodes them (``my%20lake``, ``lake%C3%A9``) and DuckDB
+    takes the text literally, so a lake path with a space or a non-ASCII
+    character would find no files.
+    """
+    from urllib.parse import unquote, urlparse
+
+    if uri.startswith("file://"):
+        return unquote(urlparse(uri).path)
+    if "://" in uri:
+        return uri  # an object store URI: DuckDB takes it as it is
+    return unquote(uri)
+
+
+def _local_file(root: Path, path: str) -> Path:
+    """A data file's local path: add-action paths are relative to the table, or URIs."""
+    from urllib.parse import unquote, urlparse
+
+    if "://" in path:
+        return Path(unquote(urlparse(path).path))
+    return root / path
 
 
 def _du(path: Path) -> int:

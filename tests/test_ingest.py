@@ -210,7 +210,7 @@ def test_cli_exits_1_when_an_endpoint_fails(tmp_path):
 @pytest.mark.parametrize("args, code, message", [
     (["ingest", "--date", "2026-02-30"], 2, "is not a date; use YYYY-MM-DD"),
     (["ingest", "songs"], 1, "Error: unknown endpoint(s) 'songs'"),
-    (["ingest", "--api-url", "localhost"], 1, "Error: bad API URL 'localhost'"),
+    (["ingest", "--api-url", "localhost"], 1, "Error: bad API URL (--api-url or LAKEHOUSE_API_URL)"),
     (["ingest", "--api-url", "http://127.0.0.1:9"], 1, "Error: cannot reach the API"),
     (["ingest", "--workers", "0"], 2, "--workers"),
 ])

@@ -105,18 +105,20 @@ def user_kpis(settings: Settings, since: dt.date | None = None) -> pd.DataFrame:
     return frame[ordered + rest].sort_values("date").reset_index(drop=True)
 
 
-def pipeline_kpis(settings: Settings, since: dt.date | None = None) -> PipelineKpis:
+def pipeline_kpis(settings: Settings, since: dt.date | None = None,
+                  runs: pd.DataFrame | None = None) -> PipelineKpis:
     """Pipeline KPIs from ``meta.runs`` and the tables' Delta history.
 
     Args:
         settings: Which lake, and ``cost_per_cpu_hour`` for the cost estimate.
         since: Only runs whose run date is on or after this one.
+        runs: The run log to use instead of reading ``meta.runs``.
 
     Raises:
         LakeError: There is no lake at ``settings.lake``.
     """
     lake = Lake(settings.lake, create=False)
-    runs = read_runs(lake, since)
+    runs = read_runs(lake, since) if runs is None else runs
     daily = _aggregate(runs, runs["run_date"], "date", settings.cost_per_cpu_hour)
     months = pd.Series([d.strftime("%Y-%m") for d in runs["run_date"]], index=runs.index,
                        dtype=object)

@@ -14,25 +14,32 @@ import contextlib
 import logging
 import os
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from html import escape
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pandas as pd
 
 from lakehouse import __version__, names
 from lakehouse.config import Settings
-from lakehouse.errors import ConfigError
+from lakehouse.errors import BrokenTableError, ConfigError
 from lakehouse.lake import Lake, utc_now
 from lakehouse.monitor import charts
 from lakehouse.monitor.alerts import read_alerts
-from lakehouse.monitor.kpis import PipelineKpis, frame_rows, pipeline_kpis, user_kpis
-from lakehouse.monitor.runs import details_of, read_runs
+from lakehouse.monitor.kpis import (
+    USER_KPI_COLUMNS,
+    PipelineKpis,
+    frame_rows,
+    pipeline_kpis,
+    user_kpis,
+)
+from lakehouse.monitor.runs import details_of, empty_runs, read_runs
 from lakehouse.monitor.status import METRIC_KEYS, Status, status
 from lakehouse.output import format_cell, human_bytes
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 # Every chart the report draws (``id="chart-<name>"``), drawn even when empty.
 CHARTS = (
@@ -84,9 +91,13 @@ def render_report(settings: Settings) -> str:
     """The report as an HTML string (see :func:`write_report`)."""
     lake = Lake(settings.lake, create=False)
     st = status(settings)
-    users = user_kpis(settings)
-    pipe = pipeline_kpis(settings)
-    runs = read_runs(lake)
+    # A broken table is shown as a problem in the health section (status found
+    # it); the sections that read it are then empty rather than the report lost.
+    users = _unless_broken(lambda: user_kpis(settings), lambda: pd.DataFrame(
+        columns=USER_KPI_COLUMNS))
+    pipe = _unless_broken(lambda: pipeline_kpis(settings),
+                          lambda: pipeline_kpis(settings, runs=empty_runs()))
+    runs = _unless_broken(lambda: read_runs(lake), empty_runs)
     models, champion = _models(settings)
     sections = [
         _health(st),
@@ -111,6 +122,14 @@ def render_report(settings: Settings) -> str:
 
 
 # ---------------------------------------------------------------- sections
+def _unless_broken(read: Callable[[], T], empty: Callable[[], T]) -> T:
+    try:
+        return read()
+    except BrokenTableError as exc:
+        log.warning("report section left empty: %s", exc)
+        return empty()
+
+
 def _section(title: str, anchor: str, body: str) -> str:
     return f'<section id="{anchor}"><h2>{escape(title)}</h2>{body}</section>'
 

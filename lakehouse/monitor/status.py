@@ -10,7 +10,11 @@ severity ``error``; warnings never make it unhealthy):
 - the last training run failed (the champion keeps serving, but the weekly
   retraining is broken);
 - a champion model exists but the last scoring run failed or no successful
-  scoring finished within ``stale_hours`` (missed scoring).
+  scoring finished within ``stale_hours`` (missed scoring);
+- the champion alias points to a version that does not read (missing or
+  damaged ``model.json``, artifact failing its checksum);
+- a table does not read: its Delta log does not parse, or a data file it
+  lists is missing or not as logged (:meth:`Lake.check`).
 
 Without a champion there is nothing to score, which is a warning only (a new
 lake before its first training).
@@ -28,13 +32,17 @@ import pandas as pd
 
 from lakehouse import names
 from lakehouse.config import Settings
+from lakehouse.errors import BrokenTableError, LakehouseError
 from lakehouse.lake import Lake, TableInfo, utc_now
 from lakehouse.monitor import alerts as al
-from lakehouse.monitor.runs import read_runs
+from lakehouse.monitor.runs import empty_runs, read_runs
+from lakehouse.sqlguard import first_line
 
 log = logging.getLogger(__name__)
 
 INGEST, BUILD, TRAIN, RECOMMEND = "ingest", "build", "train", "recommend"
+TABLE_UNREADABLE = "table_unreadable"
+MODEL_UNREADABLE = "model_unreadable"
 METRIC_KEYS = ("precision_at_10", "recall_at_10", "ndcg_at_10", "auc", "coverage")
 
 
@@ -134,7 +142,10 @@ def status(settings: Settings, now: dt.datetime | None = None) -> Status:
     lake = Lake(settings.lake, create=False)
     now = now or utc_now()
     st = Status(healthy=True, checked_at=now, lake=lake.root, stale_hours=settings.stale_hours)
-    runs = read_runs(lake)
+    try:
+        runs = read_runs(lake)
+    except BrokenTableError:
+        runs = empty_runs()  # meta.runs itself is reported unreadable with the tables
     limit = dt.timedelta(hours=settings.stale_hours)
 
     for endpoint in names.ENDPOINTS:
@@ -166,12 +177,14 @@ def status(settings: Settings, now: dt.datetime | None = None) -> Status:
                 al.RUN_FAILED, f"{TRAIN}:{train.target}", al.ERROR,
                 f"last training ({train.run_date}) failed: {train.error}"))
 
-    st.model = _champion(settings)
+    st.model, model_problem = _champion(settings)
     st.last_recommendations = _last_score_date(lake)
     scoring = _step(runs, RECOMMEND, None, now)
     if scoring.last_status is not None:
         st.steps.append(scoring)
-    if st.model is None:
+    if model_problem:
+        st.problems.append(Problem(MODEL_UNREADABLE, "models", al.ERROR, model_problem))
+    elif st.model is None:
         st.problems.append(Problem("no_model", "models", al.WARNING,
                                    "no champion model yet, so nothing is scored; "
                                    "run 'lakehouse train'"))
@@ -191,8 +204,11 @@ def status(settings: Settings, now: dt.datetime | None = None) -> Status:
         st.tables = lake.tables()
         st.lake_bytes = lake.size_bytes()
     except Exception as exc:  # a broken table is a problem to report, not a crash
-        st.problems.append(Problem("lake_unreadable", "lake", al.ERROR,
-                                   f"cannot list the lake's tables: {exc}"))
+        st.problems.append(Problem(TABLE_UNREADABLE, "lake", al.ERROR,
+                                   f"cannot list the lake's tables: {first_line(exc)}"))
+    for info in st.tables:
+        if info.problem:
+            st.problems.append(Problem(TABLE_UNREADABLE, info.name, al.ERROR, info.problem))
     st.problems.sort(key=lambda p: p.severity != al.ERROR)
     st.healthy = not st.errors
     return st
@@ -245,23 +261,27 @@ def _judge_fresh(st: Status, step: StepStatus, subject: str, what: str,
             f"ago (limit {st.stale_hours:g} h)"))
 
 
-def _champion(settings: Settings) -> ModelStatus | None:
+def _champion(settings: Settings) -> tuple[ModelStatus | None, str | None]:
+    """The champion, and what keeps it from scoring (a damaged registry), if anything."""
     try:
         from lakehouse.recsys.registry import Registry
-
-        registry = Registry(settings.models_dir)
+    except ImportError as exc:  # no recommender installed: nothing to judge
+        log.warning("cannot read the model registry: %s", exc)
+        return None, None
+    registry = Registry(settings.models_dir)
+    try:
         version = registry.alias("champion")
         if not version:
-            return None
+            return None, None
+        registry.verify(version)  # model.json parses and the artifact matches its sha256
         info = registry.get(version)
         count = len(registry.versions())
-    except Exception as exc:  # no recommender installed or a damaged registry
-        log.warning("cannot read the model registry: %s", exc)
-        return None
+    except LakehouseError as exc:
+        return None, f"the champion model cannot be used: {first_line(exc)}"
     metrics = info.metrics or {}
     return ModelStatus(version=info.version, created_at=info.created_at,
                        metrics=dict(metrics.get("model") or {}),
-                       baseline=dict(metrics.get("baseline") or {}), versions=count)
+                       baseline=dict(metrics.get("baseline") or {}), versions=count), None
 
 
 def _last_score_date(lake: Lake) -> dt.date | None:

@@ -31,3 +31,7 @@ class SourceMovedError(SourceError):
 
 class FieldTypeError(SourceError):
     """A field arrived with a type other than the contract's (or the table's)."""
+
+
+class EmptySourceError(SourceError):
+    """The endpoint served no records where its last snapshot had some."""

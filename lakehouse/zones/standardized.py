@@ -38,6 +38,7 @@ from lakehouse.zones.base import (
     to_utc,
     trim,
 )
+from lakehouse.zones.hashing import record_hash
 
 P = "s__"  # prefix of typed columns in staged tables
 
@@ -316,8 +317,8 @@ LISTEN_HISTORY_RULES = (
 )
 
 LISTEN_HISTORY_COLUMNS = {
-    "record_id": col("int64", False, doc="hash of (user_id, created_at, items); the engine's "
-                     "64-bit hash on DuckDB"),
+    "record_id": col("int64", False, doc="xxhash64 of (user_id, created_at, items), as "
+                     "Spark computes it, on every engine"),
     USER_ID: col("int64", False),
     "items": col("array<int64>", False, doc="track ids, in the source's order"),
     "n_items": col("int32", False, pa.Check.ge(0)),
@@ -362,8 +363,7 @@ def select_listen_history(staged: ir.Table) -> ir.Table:
     daily. Its ``updated_at`` is the latest seen.
     """
     ok = staged
-    # Grouped by the content itself, not its hash: exact on every engine
-    # (Spark's hash() is 32-bit and would merge distinct records at scale).
+    # Grouped by the content itself, not its hash: exact on every engine.
     grouped = ok.group_by(
         user_id=ok[P + USER_ID], items=ok[P + "items"], created_at=ok[P + "created_at"]
     ).agg(
@@ -372,8 +372,7 @@ def select_listen_history(staged: ir.Table) -> ir.Table:
         last_ingest_date=ok[INGEST_DATE].max(),
     )
     return grouped.select(
-        record_id=ibis.struct({"u": grouped.user_id, "c": grouped.created_at,
-                               "i": grouped["items"]}).hash().cast("int64"),
+        record_id=record_hash(grouped.user_id, grouped.created_at, grouped["items"]),
         user_id=grouped.user_id,
         items=grouped["items"],
         n_items=grouped["items"].length().cast("int32"),

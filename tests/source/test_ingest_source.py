@@ -76,12 +76,13 @@ def test_rerunning_a_date_replaces_its_partition(tmp_path, fake_api):
     assert counts == [(DAY - dt.timedelta(days=1), 250), (DAY, 200)]
 
 
-def test_empty_endpoint_lands_an_empty_partition(tmp_path, fake_api):
+def test_empty_endpoint_lands_an_empty_partition_when_allowed(tmp_path, fake_api):
+    # Without allow_empty this run fails and keeps the data (test_ingest_guards.py).
     api = fake_api()
     s = settings(tmp_path, api)
     ingest(s, ["users"], date=DAY, progress=False)
     api.data["users"] = []
-    run = ingest(s, ["users"], date=DAY, progress=False)[0]
+    run = ingest(s, ["users"], date=DAY, progress=False, allow_empty=True)[0]
     assert run.ok and run.records == 0
     assert rows(s, names.RAW_USERS) == []
 
@@ -237,9 +238,9 @@ def test_unknown_endpoint(tmp_path, fake_api):
 
 @pytest.mark.parametrize("url", ["localhost:8000", "ftp://127.0.0.1", "http://"])
 def test_bad_url(tmp_path, url):
-    s = Settings.load(env={}, lake=tmp_path / "lake", api_url=url)
+    # Settings refuse it as they load, whatever the origin of the value.
     with pytest.raises(ConfigError, match="bad API URL"):
-        ingest(s, date=DAY)
+        ingest(Settings.load(env={}, lake=tmp_path / "lake", api_url=url), date=DAY)
 
 
 def test_bad_date_and_page_size(tmp_path, fake_api):
