@@ -50,6 +50,7 @@ from lakehouse.config import Settings
 from lakehouse.errors import (
     ConfigError,
     HistoryError,
+    LakeError,
     LakehouseError,
     LockedError,
     SourceResetError,
@@ -481,6 +482,13 @@ def catch_up(lake: Lake, settings: Settings) -> list[DayMerge]:
                 try:
                     done += sync(lake, settings, endpoint)
                 except SourceResetError as exc:
+                    log.warning("%s; building from the history as it is", exc)
+                except HistoryError:
+                    raise
+                except LakeError as exc:
+                    # An unreadable raw table cannot be merged, but what the history
+                    # already holds can still be built (ingest reports the raw table);
+                    # a broken history fails the build when it reads it.
                     log.warning("%s; building from the history as it is", exc)
     except LockedError:
         log.info("an ingest is running: it merges its own dates into the history")
