@@ -67,8 +67,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 META = (*names.RAW_META_COLUMNS,)
-NOT_SOURCE = frozenset((*names.RAW_META_COLUMNS, names.INGEST_DATE, names.H_HASH, names.H_ORDINAL,
-                        names.H_EVENT, names.H_FIRST_SEEN, names.H_LAST_SEEN, names.H_CHANGE_DATE, names.H_NOTE))
+NOT_SOURCE = frozenset((
+    *names.RAW_META_COLUMNS, names.INGEST_DATE, names.H_HASH, names.H_ORDINAL, names.H_EVENT,
+    names.H_FIRST_SEEN, names.H_LAST_SEEN, names.H_CHANGE_DATE, names.H_NOTE))
 # The key whose overlap with the previous snapshot detects a source reset; records
 # without an id (listen records) are keyed by their content.
 RESET_KEYS = {names.USERS: "id", names.TRACKS: "id"}
