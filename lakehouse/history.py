@@ -239,7 +239,8 @@ def versions(lake: Lake, endpoint: str) -> ir.Table:
         f"c.{names.H_LAST_SEEN} IS NULL AS _current "
         f"FROM {hist} o LEFT JOIN {_closes_sql(hist, 'true')} c USING ({', '.join(_VERSION)}) "
         f"CROSS JOIN (SELECT max({names.H_CHANGE_DATE}) AS last FROM {hist} "
-        f"WHERE {names.H_EVENT} = {_lit(names.H_DAY)}) d WHERE o.{names.H_EVENT} = {_lit(names.H_OPEN)}")
+        f"WHERE {names.H_EVENT} = {_lit(names.H_DAY)}) d "
+        f"WHERE o.{names.H_EVENT} = {_lit(names.H_OPEN)}")
 
 
 def build_input(events: ir.Table, day: dt.date) -> ir.Table:
@@ -450,7 +451,8 @@ def _events_sql(db, today: str, before: str, columns: Sequence[str], day: dt.dat
     opens = (f"SELECT t.* , {_lit(names.H_OPEN)} AS {names.H_EVENT}, {d} AS {names.H_FIRST_SEEN}, "
              f"NULL::DATE AS {names.H_LAST_SEEN} FROM {today} t ANTI JOIN {before} b "
              f"USING ({version})")
-    closes = (f"SELECT b.{names.H_HASH}, b.{names.H_ORDINAL}, {_lit(names.H_CLOSE)} AS {names.H_EVENT}, "
+    closes = (f"SELECT b.{names.H_HASH}, b.{names.H_ORDINAL}, "
+              f"{_lit(names.H_CLOSE)} AS {names.H_EVENT}, "
               f"b.{names.H_FIRST_SEEN}, {p} AS {names.H_LAST_SEEN} FROM {before} b ANTI JOIN "
               f"{today} t USING ({version})")
     (opened,) = db.execute(f"SELECT count(*) FROM ({opens})").fetchone()
@@ -459,8 +461,9 @@ def _events_sql(db, today: str, before: str, columns: Sequence[str], day: dt.dat
                f"{d} AS {names.H_LAST_SEEN}, __NOTE__ AS {names.H_NOTE}")
     order = ", ".join(_q(c) for c in (*columns, *META, names.H_HASH, names.H_ORDINAL, names.H_EVENT,
                                        names.H_FIRST_SEEN, names.H_LAST_SEEN))
-    sql = (f"SELECT {order}, {d} AS {names.H_CHANGE_DATE}, {names.H_NOTE}::VARCHAR AS {names.H_NOTE} "
-           f"FROM (({opens}) UNION ALL BY NAME ({closes}) UNION ALL BY NAME ({day_row}))")
+    sql = (f"SELECT {order}, {d} AS {names.H_CHANGE_DATE}, "
+           f"{names.H_NOTE}::VARCHAR AS {names.H_NOTE} FROM (({opens}) UNION ALL BY NAME "
+           f"({closes}) UNION ALL BY NAME ({day_row}))")
     return sql, opened, closed
 
 

@@ -284,9 +284,13 @@ def report(rows: list, days: int) -> None:
               f"{mib(z[names.HISTORY][0]):>9}{mib(zones):>10}{mib(_du(lake.root)):>10}"
               f"{max(v[2] for v in z.values()):>10}")
     hist, one = rows[0], rows[1]
+    def raw_and_history(lake: Lake) -> int:
+        z = zone_bytes(lake)
+        return z[names.RAW][0] + z[names.HISTORY][0]
+
     print(f"build day {days} / one-snapshot build: {hist[1] / one[1]:.2f}x; lake on disk: "
           f"{_du(hist[3].root) / _du(one[3].root):.2f}x; live raw+history: "
-          f"{sum(zone_bytes(hist[3])[k][0] for k in (names.RAW, names.HISTORY)) / max(1, sum(zone_bytes(one[3])[k][0] for k in (names.RAW, names.HISTORY))):.2f}x")
+          f"{raw_and_history(hist[3]) / max(1, raw_and_history(one[3])):.2f}x")
 
 
 def main(argv: list[str] | None = None) -> int:
