@@ -213,6 +213,12 @@ def run_days(args: argparse.Namespace, days: int, base: Path) -> None:
     for i in range(days):
         day = cfg.start + dt.timedelta(days=i)
         out = ingest_day(lake, settings, cfg, day)
+        if args.maintain_every and (i + 1) % args.maintain_every == 0:
+            from lakehouse.maintain import maintain
+
+            t0 = time.perf_counter()
+            maintain(settings)  # what the daily job does once a week
+            out["seconds"] += time.perf_counter() - t0
         build_s = "-"
         # --merge-check compares the last two days' builds: the day before must be built.
         if i < days - 1 and (args.daily_build or (args.merge_check and i == days - 2)):
@@ -307,6 +313,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--baseline-code", type=Path,
                         help="a checkout of today's code, to build the one snapshot with it")
     parser.add_argument("--merge-check", action="store_true")
+    parser.add_argument("--maintain-every", type=int, default=0, metavar="N",
+                        help="run maintain every N days, as the daily job does weekly "
+                             "(its time counts in that day's ingest); 0: only at the end")
     parser.add_argument("--repeat", type=int, default=2,
                         help="interleaved final builds of each lake; the best counts")
     parser.add_argument("--workdir", type=Path)
