@@ -346,18 +346,26 @@ def mock_api(host: str, port: int, seed: int, profile: str, users: int | None,
 @wait_option
 @click.option("--progress/--no-progress", default=None,
               help="Progress bars (default: on a terminal; else one line per endpoint).")
+@click.option("--accept-reset", is_flag=True,
+              help="Merge snapshots into the history even if they look like a source "
+                   "reset (too few keys of the previous one).")
 @click.option("--allow-empty", is_flag=True,
               help="Accept an endpoint serving 0 records although its last snapshot had some "
                    "(by default that endpoint fails and keeps its data).")
 @format_option
 @with_settings(api_url="api_url", workers="workers")
 def ingest(endpoints: tuple[str, ...], date: dt.date | None, wait: bool,
-           progress: bool | None, allow_empty: bool, fmt: str) -> None:
+           progress: bool | None, accept_reset: bool, allow_empty: bool,
+           fmt: str) -> None:
     """Ingest ENDPOINTs of the source API into the raw zone (all three by default).
 
     Each endpoint (users, tracks, listen_history) replaces its --date
-    partition of raw.<endpoint> in one atomic commit and appends a run record
-    to meta.runs. Endpoints are independent; exit code 0 only if all succeeded.
+    partition of raw.<endpoint> in one atomic commit, merges what changed into
+    history.<endpoint>, drops raw dates older than LAKEHOUSE_RAW_RETENTION_DAYS
+    once verified in the history, and appends a run record to meta.runs.
+    A snapshot sharing too few keys with the previous one fails as "source
+    reset?" and is not merged unless --accept-reset. Endpoints are
+    independent; exit code 0 only if all succeeded.
 
     \b
     Example:
@@ -367,7 +375,7 @@ def ingest(endpoints: tuple[str, ...], date: dt.date | None, wait: bool,
     from lakehouse.ingest import ingest as run_ingest
 
     records = run_ingest(step_context(progress), list(endpoints) or None, date=date,
-                         wait=wait, allow_empty=allow_empty)
+                         wait=wait, accept_reset=accept_reset, allow_empty=allow_empty)
     rows = [(r.target, r.status, r.records, r.pages, r.requests, r.retries,
              human_bytes(r.bytes) if fmt == "table" else r.bytes, r.table_version,
              r.duration_s, "; ".join(r.schema_changes) or None, r.error) for r in records]
@@ -393,7 +401,7 @@ def ingest(endpoints: tuple[str, ...], date: dt.date | None, wait: bool,
 @with_settings(kpi_days="kpi_days", engine="engine", spark_master="spark_master")
 @wait_option
 def build(date: dt.date | None, wait: bool, fmt: str) -> None:
-    """Build the standardized and consumption zones from raw snapshots up to --date.
+    """Build the standardized and consumption zones from the history up to --date.
 
     Every table is validated before anything is written; rows failing a
     row-level check go to quarantine.<table> with the reason. Building the
@@ -413,6 +421,73 @@ def build(date: dt.date | None, wait: bool, fmt: str) -> None:
              r.duration_s) for r in records]
     click.echo(render(["table", "status", "rows_in", "rows", "quarantined", "version",
                        "seconds"], rows, fmt))
+
+
+# ---- history and maintenance ----
+@cli.command("snapshot")
+@click.argument("endpoint", type=click.Choice(["users", "tracks", "listen_history"]))
+@click.option("--date", "date", callback=parse_date, metavar="YYYY-MM-DD", required=True,
+              help="The ingest date whose snapshot to rebuild.")
+@click.option("--out", type=click.Path(dir_okay=False), metavar="PATH",
+              help="Write every record to PATH (.parquet, .csv or .jsonl) instead of printing.")
+@click.option("--limit", type=click.IntRange(min=0), default=20, show_default=True,
+              help="Print at most this many records (0: all).")
+@format_option
+def snapshot_command(endpoint: str, date: dt.date, out: str | None, limit: int,
+                     fmt: str) -> None:
+    """Rebuild what ENDPOINT served on --date, exactly, from history.<endpoint>.
+
+    Works for every merged date, also after its raw partition was dropped.
+
+    \b
+    Example:
+      lakehouse snapshot users --date 2026-11-26 --out users-2026-11-26.parquet
+      lakehouse snapshot listen_history --date 2026-11-20 --limit 5
+    """
+    from lakehouse.history import snapshot, write_records
+
+    table = snapshot(open_lake_for(), endpoint, date)
+    if out:
+        write_records(table, out)
+        click.echo(f"{table.num_rows} {endpoint} records of {date} written to {out}")
+        return
+    shown = table if not limit else table.slice(0, limit)
+    click.echo(render(shown.column_names, [tuple(r.values()) for r in shown.to_pylist()], fmt))
+    if fmt == "table":
+        click.echo(f"({shown.num_rows} of {table.num_rows} records)")
+
+
+@cli.command("maintain")
+@click.argument("tables", nargs=-1, metavar="[TABLE]...")
+@click.option("--time-travel-days", type=click.IntRange(min=0), metavar="N",
+              help="Keep every version of the last N days readable "
+                   "[env LAKEHOUSE_TIME_TRAVEL_DAYS; default 30].")
+@wait_option
+@format_option
+@with_settings(time_travel_days="time_travel_days")
+def maintain_command(tables: tuple[str, ...], wait: bool, fmt: str) -> None:
+    """Compact small files, checkpoint, and vacuum files older than the time travel.
+
+    Every TABLE (zone.name; default all). The daily job runs it weekly.
+
+    \b
+    Example:
+      lakehouse maintain
+      lakehouse maintain raw.listen_history --time-travel-days 7
+    """
+    from lakehouse.maintain import maintain
+
+    report = maintain(step_context(False), list(tables) or None, wait=wait)
+    size = (lambda n: human_bytes(n)) if fmt == "table" else (lambda n: n)
+    rows = [(t.name, t.files_before, t.files_after, size(t.bytes_before), size(t.bytes_after),
+             t.compacted, t.vacuumed, t.version) for t in report.tables]
+    if fmt == "table":
+        rows.append(("total", report.files_before, report.files_after,
+                     size(report.bytes_before), size(report.bytes_after),
+                     sum(t.compacted for t in report.tables),
+                     sum(t.vacuumed for t in report.tables), None))
+    click.echo(render(["table", "files_before", "files_after", "bytes_before", "bytes_after",
+                       "compacted", "vacuumed", "version"], rows, fmt))
 
 
 # ---- train, recommend, models ----

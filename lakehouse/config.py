@@ -80,6 +80,15 @@ class Settings:
     build_memory: str = "1GB"
     # Seconds a step waits for another run of the same step on this lake (--no-wait: none).
     lock_timeout: float = 900.0
+    # History and maintenance (lakehouse.history, lakehouse.maintain).
+    # Full raw snapshots kept, in ingest days; older ones go once verified in the history.
+    raw_retention_days: int = 7
+    # Days of Delta time travel that `maintain` (vacuum) keeps readable.
+    time_travel_days: int = 30
+    # Below this share of the previous snapshot's keys, a snapshot is refused as a reset.
+    reset_threshold: float = 0.5
+    # The weekday (0 = Monday) the daily job runs `lakehouse maintain`.
+    maintain_weekday: int = 6
     # Build: where the views run, duckdb or spark (pip install 'lakehouse[spark]').
     engine: str = "duckdb"
     # Build on Spark: the master URL when SPARK_REMOTE (Spark Connect) is not set.
@@ -190,6 +199,9 @@ _RANGES: dict[str, tuple[str, str | None]] = {
     # -1: no retrain weekday (lakehouse daily then trains only while there is no champion).
     "lock_timeout": ("0", None),
     "train_budget": ("0", None), "train_trials": ("0", None), "train_threads": ("0", None),
+    "raw_retention_days": ("1", None), "time_travel_days": ("0", None),
+    # -1: no maintenance weekday (lakehouse maintain then runs only when called).
+    "reset_threshold": ("0", "1"), "maintain_weekday": ("-1", "6"),
 }
 
 

@@ -20,6 +20,8 @@ Policy:
 - recommend runs when there is a champion (after training);
 - the report and the status always run; the status sends its alerts
   (stale data, missed scoring);
+- ``lakehouse maintain`` (compaction, checkpoints, vacuum) runs after the
+  report on ``settings.maintain_weekday`` (6 = Sunday; -1: never);
 - a step that fails is recorded and alerted by the step itself
   (:func:`lakehouse.steps.run_step`); the job then sends one ``job_failed``
   alert naming the failed steps.
@@ -52,8 +54,9 @@ STATUS = "status"
 SUCCESS, FAILED, SKIPPED = names.SUCCESS, names.FAILED, "skipped"
 # What failed, as bits of the exit code (1 is also click's "Error:", 2 its usage error).
 EXIT_BITS = {STATUS: 1, names.INGEST: 4, names.BUILD: 8, names.TRAIN: 16,
-             names.RECOMMEND: 32, REPORT: 64}
-JOB_STEPS = (names.INGEST, names.BUILD, names.TRAIN, names.RECOMMEND, REPORT, STATUS)
+             names.RECOMMEND: 32, REPORT: 64, names.MAINTAIN: 128}
+JOB_STEPS = (names.INGEST, names.BUILD, names.TRAIN, names.RECOMMEND, REPORT, names.MAINTAIN,
+             STATUS)
 
 
 @dataclass
@@ -153,6 +156,9 @@ def daily(target: RunContext | Settings | None = None, *, date: dt.date | str | 
     job.run(names.RECOMMEND, _recommend, skip=no_build or no_model)
     if report:
         job.run(REPORT, _report)
+    maintain_day = ctx.settings.maintain_weekday == ctx.date.weekday()
+    job.run(names.MAINTAIN, _maintain, skip=None if maintain_day else
+            f"not due (maintain weekday {ctx.settings.maintain_weekday})")
     job.run(STATUS, _status)
     failed = [s.name for s in job.result.failed]
     if failed:
@@ -245,6 +251,15 @@ def _report(ctx: RunContext) -> StepOutcome:
 
     path = write_report(ctx)
     return StepOutcome(REPORT, SUCCESS, str(path), value=path)
+
+
+def _maintain(ctx: RunContext) -> StepOutcome:
+    from lakehouse.maintain import maintain
+
+    done = maintain(ctx)
+    return StepOutcome(names.MAINTAIN, SUCCESS,
+                       f"{len(done.tables)} tables, files {done.files_before} -> "
+                       f"{done.files_after}", value=done)
 
 
 def _status(ctx: RunContext) -> StepOutcome:

@@ -42,6 +42,14 @@ class SourceError(LakehouseError):
     """The source API could not be read completely and correctly."""
 
 
+class SourceResetError(SourceError):
+    """A snapshot shares too few keys with the previous one: the source was likely reset."""
+
+
+class HistoryError(LakeError):
+    """The history of an endpoint cannot be brought in line with its raw snapshots."""
+
+
 class ValidationError(LakehouseError):
     """A table failed a table-level data check and was not written."""
 

@@ -2,8 +2,9 @@
 
 One endpoint run reads every page of the endpoint (page 1, then the rest
 concurrently), streams them as record batches into ONE atomic Delta commit
-that replaces the ``ingest_date`` partition, and appends one record to
-``meta.runs``. Endpoints are independent: one failing is a failed record,
+that replaces the ``ingest_date`` partition, merges what changed into the
+endpoint's history (``lakehouse.history``; one more commit) and appends one
+record to ``meta.runs``. Endpoints are independent: one failing is a failed record,
 never an exception, and never touches the other tables::
 
     from lakehouse.config import Settings
@@ -35,7 +36,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from lakehouse import names
+from lakehouse import history, names
 from lakehouse.config import Settings, check_date
 from lakehouse.context import ProgressFn, RunContext, as_context
 from lakehouse.errors import ConfigError, LakehouseError, SourceError
@@ -77,7 +78,8 @@ PagesFn = Callable[[int, int], None]
 
 def ingest(target: RunContext | Settings | None = None, endpoints: Sequence[str] | None = None,
            *, date: dt.date | str | None = None, wait: bool | None = None,
-           progress: ProgressFn | None = None, allow_empty: bool = False) -> list[RunRecord]:
+           progress: ProgressFn | None = None, accept_reset: bool = False,
+           allow_empty: bool = False) -> list[RunRecord]:
     """Ingest endpoints of the source API into the raw zone, one commit each.
 
     A pipeline step (:func:`lakehouse.steps.run_step`): it takes the lake's
@@ -96,6 +98,8 @@ def ingest(target: RunContext | Settings | None = None, endpoints: Sequence[str]
         progress: Called with a :class:`~lakehouse.context.ProgressEvent` per
             page read and one ``finished`` event per endpoint whose message is
             its :func:`summary_line` (default: the context's callback).
+        accept_reset: Merge a snapshot into the history even if it shares
+            too few keys with the previous one (``lakehouse.history``).
         allow_empty: Accept an endpoint serving no records although its last
             snapshot had some (otherwise that endpoint fails, nothing replaced).
 
@@ -126,6 +130,7 @@ def ingest(target: RunContext | Settings | None = None, endpoints: Sequence[str]
                 run.lake, settings, spec, run.date,
                 on_pages=functools.partial(ctx.report, PIPELINE, spec.name),
                 allow_empty=allow_empty)
+            history.merge_run(run.lake, settings, record, accept_reset=accept_reset)
             try:
                 run.record(record)
             except LakehouseError as exc:

@@ -88,6 +88,17 @@ class QueryResult:
     left_out: int
 
 
+def writer_properties(name: str) -> WriterProperties:
+    """Parquet settings for table ``name``.
+
+    Raw and history hold most of the lake's bytes and are read once a day:
+    ZSTD makes them about 25% smaller than the default Snappy.
+    """
+    zone = name.partition(".")[0]
+    compression = "ZSTD" if zone in (names.RAW, names.HISTORY) else None
+    return WriterProperties(max_row_group_size=_ROW_GROUP_ROWS, compression=compression)
+
+
 def utc_now() -> dt.datetime:
     """The current time as a UTC-aware datetime (the only kind the lake stores)."""
     return dt.datetime.now(dt.UTC)
@@ -196,7 +207,8 @@ class _WritePlan:
     schema_mode: str | None = None
 
 
-def _delta_arguments(plan: _WritePlan, mode: WriteMode, partition: Mapping[str, object] | None,
+def _delta_arguments(name: str, plan: _WritePlan, mode: WriteMode,
+                     partition: Mapping[str, object] | None,
                      metadata: Mapping[str, str] | None) -> tuple[dict, str | None]:
     """delta-rs ``write_deltalake`` arguments, and the partition predicate if any.
 
@@ -208,7 +220,7 @@ def _delta_arguments(plan: _WritePlan, mode: WriteMode, partition: Mapping[str, 
                         custom_metadata=dict(metadata or {}), max_commit_retries=50),
                     # Bounded row groups and files keep a streamed write's memory flat:
                     # delta-rs buffers a whole row group before flushing it.
-                    "writer_properties": WriterProperties(max_row_group_size=_ROW_GROUP_ROWS),
+                    "writer_properties": writer_properties(name),
                     "target_file_size": _TARGET_FILE_BYTES}
     if mode == "append":
         kwargs["mode"] = "append"
@@ -411,7 +423,7 @@ class Lake:
         reader = _as_reader(data, schema)
         plan = self._plan(name, normalize_schema(reader.schema), mode, partition_by,
                           allow_missing)
-        kwargs, predicate = _delta_arguments(plan, mode, partition, metadata)
+        kwargs, predicate = _delta_arguments(name, plan, mode, partition, metadata)
         rows = self._commit(name, data, reader, plan.target, kwargs, predicate)
         version = DeltaTable(str(self.path(name))).version()
         if plan.changes:
@@ -495,6 +507,24 @@ class Lake:
                     kwargs["predicate"] = predicate
             counted = _Counted(data.to_reader(), target)  # type: ignore[attr-defined]
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def delete(self, name: str, predicate: str, *,
+               metadata: Mapping[str, str] | None = None) -> int:
+        """Delete the rows of ``name`` matching a SQL ``predicate``, as one atomic commit.
+
+        Returns:
+            The number of rows deleted (no commit is made when it is 0).
+
+        Raises:
+            LakeError: The delete failed; the table is left at its last version.
+        """
+        try:
+            metrics = self.delta(name).delete(
+                predicate, commit_properties=CommitProperties(
+                    custom_metadata=dict(metadata or {}), max_commit_retries=50))
+        except (DeltaError, OSError) as exc:
+            raise LakeError(f"cannot delete from {name}: {first_line(exc)}") from None
+        return int(metrics.get("num_deleted_rows", 0))
 
     def history(self, name: str, limit: int | None = None) -> list[dict]:
         """The commits of table ``name``, newest first."""

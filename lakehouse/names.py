@@ -2,11 +2,12 @@
 
 # Zones, in the order data flows through them.
 RAW = "raw"
+HISTORY = "history"
 STANDARDIZED = "standardized"
 CONSUMPTION = "consumption"
 QUARANTINE = "quarantine"
 META = "meta"
-ZONES = (RAW, STANDARDIZED, CONSUMPTION, QUARANTINE, META)
+ZONES = (RAW, HISTORY, STANDARDIZED, CONSUMPTION, QUARANTINE, META)
 
 # Source endpoints; each lands in raw.<endpoint>.
 USERS = "users"
@@ -36,6 +37,11 @@ def raw_table(endpoint: str) -> str:
     return f"{RAW}.{endpoint}"
 
 
+def history_table(endpoint: str) -> str:
+    """The history (SCD2 versions) table of an endpoint."""
+    return f"{HISTORY}.{endpoint}"
+
+
 def quarantine_table(table: str) -> str:
     """The quarantine table of a standardized or consumption table."""
     return f"{QUARANTINE}.{table.split('.', 1)[1]}"
@@ -55,6 +61,18 @@ INGESTED_AT = "_ingested_at"
 PAGE = "_page"
 RAW_META_COLUMNS = (RUN_ID, INGESTED_AT, PAGE)
 
+# History columns (lakehouse.history): one row per event of an endpoint's versions.
+H_HASH = "_hash"            # md5 of the record's source fields (binary)
+H_ORDINAL = "_ordinal"      # which copy of identical records in one snapshot (0, 1, ...)
+H_EVENT = "_event"          # H_OPEN | H_CLOSE | H_DAY
+H_FIRST_SEEN = "_first_seen"  # first ingest date of the version; also a build input column
+H_LAST_SEEN = "_last_seen"  # close events: the last ingest date the version was seen
+H_CHANGE_DATE = "_change_date"  # the ingest date whose merge wrote the event
+H_NOTE = "_note"            # day events: JSON (raw fingerprint, counts)
+H_OPEN = "open"
+H_CLOSE = "close"
+H_DAY = "day"
+
 # Quarantine columns added to the original row.
 Q_REASON = "_reason"
 Q_CHECK = "_check"
@@ -68,6 +86,8 @@ RECOMMEND = "recommend"
 STEPS = (INGEST, BUILD, TRAIN, RECOMMEND)
 # The scheduled job that runs them (its job_failed alerts, its lock).
 DAILY = "daily"
+# Compaction, checkpoints and vacuum (lakehouse maintain), weekly in the daily job.
+MAINTAIN = "maintain"
 
 # Model registry aliases.
 CHAMPION = "champion"

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Cron wrapper of the daily job: one run at a time, a log file, then `lakehouse daily`.
 #
-# The job itself (ingest -> build -> train when due -> recommend -> report -> status,
+# The job itself (ingest -> build -> train when due -> recommend -> report -> maintain
+# on the maintain weekday -> status,
 # its alerts and its exit code) is the library's: see `lakehouse daily --help`.
 #
 # One run at a time per lake: an flock on <lake>/.locks/daily.lock; a second run started
@@ -13,6 +14,7 @@
 #   LAKEHOUSE_LAKE             the lake (default: <repo>/lake)
 #   LAKEHOUSE_API_URL ...      every LAKEHOUSE_* setting is read by `lakehouse daily`
 #   LAKEHOUSE_RETRAIN_WEEKDAY  0 = Monday .. 6 = Sunday (default 0); -1: only when no champion
+#   LAKEHOUSE_MAINTAIN_WEEKDAY the weekday of `lakehouse maintain` (default 6, Sunday); -1: never
 #   LAKEHOUSE_DATE             the day to process, YYYY-MM-DD (default: today, UTC)
 #   LAKEHOUSE_BIN              the lakehouse command (default: <repo>/.venv/bin/lakehouse)
 #   LAKEHOUSE_DAILY_WAIT       seconds to wait for a running job instead of skipping (default 0)

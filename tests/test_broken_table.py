@@ -65,20 +65,28 @@ def test_other_tables_still_read_and_the_broken_one_says_what_to_do(broken):
     assert "time travel to version" in line and "lakehouse ingest" in line
 
 
-def test_build_needing_it_fails_with_a_record_and_an_alert(broken, tmp_path):
+def test_a_broken_raw_table_does_not_stop_the_build_from_the_history(broken):
+    result = invoke(broken, "build")
+    assert result.exit_code == 0, result.output  # its snapshots are in history.users
+
+
+@pytest.mark.parametrize("damage", sorted(DAMAGE))
+def test_build_needing_it_fails_with_a_record_and_an_alert(tmp_path, sample_lake, damage):
+    broken = copy_lake(sample_lake, tmp_path)
+    DAMAGE[damage](Lake(broken.lake), names.history_table(names.USERS))  # what build reads
     out = tmp_path / "alerts.jsonl"
     sink = f"{sys.executable} -c \"import sys; open({str(out)!r}, 'a').write(sys.stdin.read())\""
     lake = Lake(broken.lake, create=False)
     before = lake.version(names.STD_USERS)
     line = one_error_line(invoke(broken, "build", env={"LAKEHOUSE_ALERT_COMMAND": sink}))
-    assert "raw.users is unreadable" in line
+    assert "history.users is unreadable" in line
     assert lake.version(names.STD_USERS) == before
     failed = lake.sql("SELECT target, error FROM meta.runs WHERE pipeline = 'build' "
                       "AND status = 'failed'").fetchall()
     assert names.STD_USERS in {t for t, _ in failed}
-    assert all("raw.users is unreadable" in e for _, e in failed)
+    assert all("history.users is unreadable" in e for _, e in failed)
     alerts = [json.loads(x) for x in out.read_text().splitlines()]
-    assert any("raw.users is unreadable" in a["text"] for a in alerts)
+    assert any("history.users is unreadable" in a["text"] for a in alerts)
 
 
 def test_status_reports_the_broken_table(broken):

@@ -138,6 +138,8 @@ class MockConfig:
         fail_endpoint: An endpoint that fails every request with a 500.
         slow_seconds: Delay of a ``slow`` response; make it exceed the client's read timeout.
         retry_after: ``Retry-After`` seconds sent with 429 and 503 answers.
+        deletions: Share (0..1) of users, tracks and listen records deleted at a random
+            time between their appearance and the window end (0: nothing is ever deleted).
     """
 
     seed: int = 42
@@ -153,6 +155,7 @@ class MockConfig:
     fail_endpoint: str | None = None
     slow_seconds: float = 3.0
     retry_after: int = 1
+    deletions: float = 0.0
 
     def __post_init__(self) -> None:
         if isinstance(self.faults, str):
@@ -171,6 +174,8 @@ class MockConfig:
                                  ("listens", self.listens, 0), ("days", self.days, 1)):
             if not isinstance(value, int) or value < low:
                 raise ConfigError(f"mock {name} must be an integer >= {low}, got {value!r}")
+        if not 0.0 <= self.deletions <= 1.0:
+            raise ConfigError(f"mock deletions must be between 0 and 1, got {self.deletions}")
         if not 0.0 <= self.fault_rate <= 1.0:
             raise ConfigError(f"fault rate must be between 0 and 1, got {self.fault_rate}")
         unknown = [f for f in self.faults if f not in FAULT_KINDS]
@@ -263,10 +268,14 @@ def universe(config: MockConfig) -> Universe:
 @functools.lru_cache(maxsize=1)
 def _universe(key: MockConfig) -> Universe:
     if key.profile == "reference":
-        return _reference_universe(key)
-    if key.profile == "opaque":
-        return _opaque_universe(key)
-    return _realistic_universe(key)
+        made = _reference_universe(key)
+    elif key.profile == "opaque":
+        made = _opaque_universe(key)
+    else:
+        made = _realistic_universe(key)
+    if key.deletions:
+        _delete_some(made, key)
+    return made
 
 
 # ---------------------------------------------------------------------------- universe
@@ -283,12 +292,15 @@ class _Entities:
     base: dict[str, pa.Array]    # string columns of the base version
     changed: dict[str, pa.Array]  # string columns that an update replaces (same length)
     order: np.ndarray | None = None  # serving order; None keeps generation order
+    deleted: np.ndarray | None = None  # time of deletion; None: never deleted
 
     def snapshot(self, cutoff: int, schema: pa.Schema) -> pa.Table:
         if self.order is None:
             visible = np.flatnonzero(self.created < cutoff)
         else:
             visible = self.order[self.created[self.order] < cutoff]
+        if self.deleted is not None:
+            visible = visible[self.deleted[visible] >= cutoff]
         upd = self.update_time[visible] < cutoff
         updated_at = np.where(upd, self.update_time[visible], self.base_updated[visible])
         index = pa.array(visible)
@@ -313,9 +325,13 @@ class _Listens:
     created: np.ndarray
     updated: np.ndarray
     visible_from: np.ndarray  # the record is served once cutoff > visible_from
+    deleted: np.ndarray | None = None  # served while cutoff <= deleted; None: always
 
     def snapshot(self, cutoff: int) -> pa.Table:
-        index = pa.array(np.flatnonzero(self.visible_from < cutoff))
+        shown = self.visible_from < cutoff
+        if self.deleted is not None:
+            shown &= self.deleted >= cutoff
+        index = pa.array(np.flatnonzero(shown))
         return pa.Table.from_arrays(
             [self.user_ids.take(index), self.items.take(index),
              _iso(self.created[index.to_numpy()]), _iso(self.updated[index.to_numpy()])],
@@ -339,6 +355,18 @@ class Universe:
             LISTEN_HISTORY: self.listens.snapshot(cutoff),
         }
         return Dataset(config, tables)
+
+
+def _delete_some(made: Universe, cfg: MockConfig) -> None:
+    """Delete ``cfg.deletions`` of each collection at a random time after it appears."""
+    rng = _rng(cfg.seed, 99)
+    end = _day_us(cfg.end) + _US_PER_DAY
+    for appears, target in ((made.users.created, made.users), (made.tracks.created, made.tracks),
+                            (made.listens.visible_from, made.listens)):
+        lo = np.maximum(appears, _day_us(cfg.start))
+        when = lo + (rng.random(appears.size) * np.maximum(end - lo, 0)).astype(np.int64)
+        target.deleted = np.where(rng.random(appears.size) < cfg.deletions, when,
+                                  np.iinfo(np.int64).max)
 
 
 def _day_us(day: dt.date) -> int:

@@ -2,7 +2,9 @@
 
 The one module that runs the zone views and writes their tables. The order:
 
-1. Read each raw table up to the build date (every daily snapshot).
+1. Read each endpoint's history up to the build date: one row per distinct
+   record version, not one per record and day (``lakehouse.history``); raw
+   dates not yet in the history are merged first.
 2. For each standardized view, in dependency order: stage the input rows
    (typed, with row-level rule results), keep the clean rows, set the failed
    ones aside for ``quarantine.<table>``, and validate the result (pandera
@@ -34,7 +36,7 @@ import ibis
 import ibis.expr.types as ir
 import pandera.errors as pandera_errors
 
-from lakehouse import names
+from lakehouse import history, names
 from lakehouse.config import Settings, check_date
 from lakehouse.context import RunContext, as_context
 from lakehouse.errors import BrokenTableError, LakeError, ValidationError
@@ -95,15 +97,16 @@ class _Result:
 
 def build(target: RunContext | Settings | None = None, date: dt.date | str | None = None,
           *, wait: bool | None = None, spark: Any = None) -> list[RunRecord]:
-    """Build the standardized and consumption zones from raw data up to ``date``.
+    """Build the standardized and consumption zones from the history up to ``date``.
 
-    Deterministic and idempotent: the same raw data and date give the same
+    Deterministic and idempotent: the same history and date give the same
     tables. A pipeline step (:func:`lakehouse.steps.run_step`): takes the
-    lake's ``build`` lock, records and alerts.
+    lake's ``build`` lock (and, to merge raw dates missing from the history,
+    the ingest lock if it is free), records and alerts.
 
     Args:
         target: The run context, or settings (the lake, ``kpi_days``, the engine).
-        date: Use raw snapshots ingested on or before this date; it is also
+        date: Use the snapshots ingested on or before this date; it is also
             the last day of ``consumption.daily_kpis`` (default: the
             context's date, today UTC for settings).
         wait: Wait for another build holding the lock (default: the
@@ -149,6 +152,7 @@ class _Build:
 
     # ------------------------------------------------------------ compute
     def _compute(self) -> list[_Result]:
+        history.catch_up(self.lake, self.settings)
         for name in RAW_COLUMNS:
             try:
                 self.tables[name] = self._raw(name)
@@ -176,13 +180,14 @@ class _Build:
             log.error("could not record the failed build in %s: %s", names.META_RUNS, err)
 
     def _raw(self, name: str) -> ir.Table:
-        """Raw table ``name`` up to the build date, with exactly the columns read."""
-        if not self.lake.exists(name):
+        """The versions of raw table ``name`` up to the build date, with exactly the
+        columns read."""
+        endpoint = name.split(".", 1)[1]
+        if not self.lake.exists(names.history_table(endpoint)):
             raise LakeError(f"table {name} does not exist in {self.lake.root}; "
                             "run 'lakehouse ingest' before 'lakehouse build'")
-        t = self.engine.table(name)
-        t = t.filter(t[names.INGEST_DATE] <= ibis.literal(self.date, type="date"))
-        wanted = RAW_COLUMNS[name] | RAW_META_TYPES
+        t = history.build_input(self.engine.table(names.history_table(endpoint)), self.date)
+        wanted = RAW_COLUMNS[name] | RAW_META_TYPES | {names.H_FIRST_SEEN: "date"}
         # A snapshot missing a column reads it as null, a drifted type as null
         # where it does not convert: the rules then decide.
         cols = {c: _conform(t[c], ibis.dtype(kind)) if c in t.columns else ibis.null(kind)

@@ -1,10 +1,13 @@
 """The standardized zone: the source's current state, typed, deduplicated, checked.
 
-Each raw table holds one full snapshot of the source per ``ingest_date``; a
-standardized table folds them into one row per key (the latest version by
+The input of a view is raw-shaped rows: the build reads each endpoint's
+history (``lakehouse.history``), one row per distinct version with the last
+ingest date it was served as ``ingest_date`` and the first as
+``_first_seen``; a raw snapshot (one row per record and day) reads the same.
+A standardized table folds them into one row per key (the latest version by
 ``updated_at``, then by ingest date) and records the first and last ingest
-date the key was seen. History is Delta time travel on these tables plus the
-dated raw partitions they are rebuilt from.
+date the key was seen. History is the history zone plus Delta time travel on
+these tables.
 
 Every query here is pure: ibis tables in, an ibis expression out. A view is
 ``select(stage(inputs))``: the stage holds the typed rows that passed the
@@ -54,6 +57,15 @@ DURATION_LONGEST = "8m+"
 DURATION_UNKNOWN = "unknown"
 
 
+def _first_seen(t: ir.Table) -> ir.DateValue:
+    """The first ingest date a row stands for.
+
+    A row read from the history stands for every daily copy of one version
+    and carries its first date; a raw snapshot row stands for its own date.
+    """
+    return t[names.H_FIRST_SEEN] if names.H_FIRST_SEEN in t.columns else t[INGEST_DATE]
+
+
 def _flags_updated_before_created(t: ir.Table) -> ir.BooleanValue:
     return (t[P + "updated_at"] < t[P + "created_at"]).fill_null(False)
 
@@ -69,7 +81,7 @@ def _rank_versions(ok: ir.Table, key: str) -> ir.Table:
     seen = ibis.window(group_by=ok[P + key])
     return ok.mutate(**{
         "_rank": ibis.rank().over(by_key),
-        P + "first_ingest_date": ok[INGEST_DATE].min().over(seen),
+        P + "first_ingest_date": _first_seen(ok).min().over(seen),
         P + "last_ingest_date": ok[INGEST_DATE].max().over(seen),
     })
 
@@ -333,7 +345,8 @@ def stage_listen_history(raw_listen_history: ir.Table) -> ir.Table:
     """The clean listen record rows of every snapshot, typed."""
     t = check_listen_history(raw_listen_history)
     ok = t.filter(t[Q_CHECK].isnull())
-    return ok.select(P + USER_ID, P + "items", P + "created_at", P + "updated_at", INGEST_DATE)
+    return ok.select(P + USER_ID, P + "items", P + "created_at", P + "updated_at", INGEST_DATE,
+                     _first_seen(ok).name(names.H_FIRST_SEEN))
 
 
 def reject_listen_history(staged: ir.Table, raw_listen_history: ir.Table) -> ir.Table:
@@ -355,7 +368,7 @@ def select_listen_history(staged: ir.Table) -> ir.Table:
         user_id=ok[P + USER_ID], items=ok[P + "items"], created_at=ok[P + "created_at"]
     ).agg(
         updated_at=ok[P + "updated_at"].max(),
-        first_ingest_date=ok[INGEST_DATE].min(),
+        first_ingest_date=_first_seen(ok).min(),
         last_ingest_date=ok[INGEST_DATE].max(),
     )
     return grouped.select(

@@ -72,7 +72,8 @@ def test_run_records_count_rows_and_quarantine_reasons(lake_settings_with_raw):
         f"track_id not in {names.STD_TRACKS}": 1, f"user_id not in {names.STD_USERS}": 1}
     assert listens["table_version"] == lake.version(names.STD_LISTENS)
     users = runs[names.STD_USERS]
-    assert (users["rows_in"], users["records"], users["quarantined"]) == (7, 3, 2)
+    # The build reads distinct versions, not daily copies: users 1, 2, None and 3.
+    assert (users["rows_in"], users["records"], users["quarantined"]) == (4, 3, 1)
     assert users["run_date"] == DAY2
 
 
@@ -82,7 +83,8 @@ def test_quarantine_tables_keep_the_original_row(lake_settings_with_raw):
     q = lake.to_arrow(names.quarantine_table(names.STD_LISTEN_HISTORY)).to_pylist()
     assert {(r["user_id"], r["items"], r[names.Q_CHECK]) for r in q} == {
         (2, None, "items_not_null")}
-    assert {r[names.INGEST_DATE] for r in q} == {DAY1, DAY2}
+    # One row per bad version (not per day it was served), at the last date seen.
+    assert len(q) == 1 and q[0][names.INGEST_DATE] == DAY2
     assert {r[names.Q_BUILD_DATE] for r in q} == {DAY2}
     assert lake.info(names.quarantine_table(names.STD_TRACKS)).rows == 0
 
@@ -191,7 +193,7 @@ def test_cli_build(lake_settings_with_raw):
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()
     assert lines[0] == "table,status,rows_in,rows,quarantined,version,seconds"
-    assert lines[1].startswith(f"{names.STD_USERS},success,7,3,2,0,")
+    assert lines[1].startswith(f"{names.STD_USERS},success,4,3,1,0,")
     assert Lake(lake).info(names.CONS_DAILY_KPIS).rows == 7
     result = CliRunner().invoke(cli, ["--lake", lake, "sql", "--format", "csv",
                                       "SELECT count(*) FROM standardized.listens"])
