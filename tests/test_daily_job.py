@@ -35,12 +35,14 @@ def test_daily_on_the_mock_records_every_step_in_meta_runs(tmp_path, raw_lake, m
     day = sample_days[-1]
     result = CliRunner().invoke(
         cli, ["--lake", str(settings.lake), "daily", "--api-url", mock_api.url,
-              "--date", str(day)], env={**QUICK, "LAKEHOUSE_RETRAIN_WEEKDAY": "-1"})
+              "--date", str(day)], env={**QUICK, "LAKEHOUSE_RETRAIN_WEEKDAY": "-1",
+                                        "LAKEHOUSE_MAINTAIN_WEEKDAY": "-1"})
     assert result.exit_code == 0, result.output
     assert result.stdout.startswith(f"Daily job for {day} on {settings.lake}: done")
     steps = [line.split()[:2] for line in result.stdout.splitlines()[3:]]
     assert steps == [["ingest", "success"], ["build", "success"], ["train", "success"],
-                     ["recommend", "success"], ["report", "success"], ["status", "success"]]
+                     ["recommend", "success"], ["report", "success"], ["maintain", "skipped"],
+                     ["status", "success"]]
     # No champion yet, so training was due although today is no retrain weekday.
     assert re.search(r"no champion model yet: v0001 \(\S+\) promoted", result.stdout)
     runs = runs_of(settings.lake, day)
@@ -61,7 +63,8 @@ def test_a_failing_endpoint_does_not_stop_the_day_and_the_exit_code_says_so(
         tmp_path, trained_lake, sample_days):
     from lakehouse.mockapi.testing import running_mock_api
 
-    settings = copy_lake(trained_lake, tmp_path).replace(max_retries=1, backoff_factor=0.01)
+    settings = copy_lake(trained_lake, tmp_path).replace(max_retries=1, backoff_factor=0.01,
+                                                         maintain_weekday=-1)
     day = sample_days[-1]
     sinks = Sinks()
     with running_mock_api(seed=7, fail_endpoint="listen_history", **SAMPLE_SIZE) as api:
@@ -69,7 +72,7 @@ def test_a_failing_endpoint_does_not_stop_the_day_and_the_exit_code_says_so(
         result = daily(ctx, retrain=False, report=False)
     outcome = {s.name: s.status for s in result.steps}
     assert outcome == {"ingest": "failed", "build": "success", "train": "skipped",
-                       "recommend": "success", "status": "failed"}
+                       "recommend": "success", "maintain": "skipped", "status": "failed"}
     assert "listen_history FAILED" in result.step("ingest").detail
     assert "users 300" in result.step("ingest").detail
     assert result.exit_code == EXIT_BITS["ingest"] + EXIT_BITS["status"] == 5
@@ -94,7 +97,7 @@ def test_nothing_ingested_skips_the_rest_but_still_reports_status(tmp_path):
     result = daily(ctx, report=False)  # http://127.0.0.1:9 does not answer
     outcome = {s.name: s.status for s in result.steps}
     assert outcome == {"ingest": "failed", "build": "skipped", "train": "skipped",
-                       "recommend": "skipped", "status": "failed"}
+                       "recommend": "skipped", "maintain": "skipped", "status": "failed"}
     assert result.step("ingest").detail.startswith("cannot reach the API")
     assert result.exit_code == 5
     assert [job for job, _ in sinks.jobs] == ["ingest", "daily"]
@@ -104,3 +107,25 @@ def test_daily_help_has_an_example_and_bad_dates_are_usage_errors():
     runner = CliRunner()
     assert "Example:" in runner.invoke(cli, ["daily", "--help"]).output
     assert runner.invoke(cli, ["daily", "--date", "26/11/2026"]).exit_code == 2
+
+
+def test_maintain_runs_on_its_weekday_after_the_report_and_never_with_minus_one(
+        tmp_path, trained_lake, sample_days, mock_api):
+    settings = copy_lake(trained_lake, tmp_path).replace(api_url=mock_api.url)
+    day = sample_days[-1]
+    due = daily(RunContext.open(settings.replace(maintain_weekday=day.weekday()), date=day),
+                retrain=False, report=True)
+    order = [s.name for s in due.steps]
+    assert order[-3:] == ["report", "maintain", "status"]
+    assert due.step("maintain").status == "success", due.step("maintain").detail
+    maintained = {t.name for t in due.step("maintain").value.tables}
+    assert maintained == set(Lake(settings.lake, create=False).table_names())
+    assert sum(t.compacted for t in due.step("maintain").value.tables) > 0
+    never = daily(RunContext.open(settings.replace(maintain_weekday=-1), date=day),
+                  retrain=False, report=False)
+    assert never.step("maintain").status == "skipped"
+    other = (day.weekday() + 1) % 7
+    not_due = daily(RunContext.open(settings.replace(maintain_weekday=other), date=day),
+                    retrain=False, report=False)
+    assert not_due.step("maintain").status == "skipped"
+    assert "not due" in not_due.step("maintain").detail
