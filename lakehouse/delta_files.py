@@ -129,6 +129,7 @@ def uncommitted_files(table_dir: Path, before: float) -> list[Path]:
     logged = logged_paths(log_dir) if log_dir.is_dir() else set()
     if logged is None:
         return []
+    logged |= _as_relative(logged, table_dir)
     has_log = any(log_dir.glob("*.json")) if log_dir.is_dir() else False
     found = []
     for path in sorted(table_dir.rglob("*")):
@@ -150,3 +151,19 @@ def uncommitted_files(table_dir: Path, before: float) -> list[Path]:
             continue
         found.append(path)
     return found
+
+
+def _as_relative(logged: set[str], table_dir: Path) -> set[str]:
+    """Logged absolute paths (``file://`` URIs, which Delta allows) inside ``table_dir``, made relative."""
+    from urllib.parse import urlsplit
+
+    out = set()
+    roots = {table_dir, table_dir.resolve()}
+    for path in logged:
+        if "://" not in path and not path.startswith("/"):
+            continue
+        local = Path(unquote(urlsplit(path).path) if "://" in path else path)
+        for root in roots:
+            if local.is_relative_to(root):
+                out.add(local.relative_to(root).as_posix())
+    return out

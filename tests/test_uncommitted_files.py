@@ -7,6 +7,7 @@ the build's start, nor anything when the log does not parse.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import time
@@ -80,6 +81,17 @@ def test_a_file_newer_than_the_lock_holders_start_is_kept(lake):
     old = leave_orphan(lake, "spark-dead/part-00000-z.parquet", age_s=60)
     assert lake.remove_uncommitted(NAME, before=started) == ["spark-dead/part-00000-z.parquet"]
     assert fresh.exists() and not old.exists()
+
+
+def test_a_file_logged_by_its_absolute_uri_is_kept(lake):
+    kept = leave_orphan(lake, "part-00009-cloned-c000.zstd.parquet")
+    # Delta allows absolute paths in add actions (a shallow clone writes them).
+    commit = lake.path(NAME) / "_delta_log" / f"{lake.version(NAME) + 1:020d}.json"
+    commit.write_text(json.dumps({"add": {"path": kept.as_uri(), "size": kept.stat().st_size,
+                                          "partitionValues": {}, "modificationTime": 0,
+                                          "dataChange": True}}) + "\n")
+    assert lake.remove_uncommitted(NAME, before=time.time()) == []
+    assert kept.exists()
 
 
 def test_a_torn_log_removes_nothing(lake):
