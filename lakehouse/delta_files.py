@@ -20,6 +20,9 @@ from deltalake.transaction import AddAction
 
 from lakehouse.errors import LakeError, SchemaError
 
+# The folder a Spark build moves one result into, inside the table's folder.
+SPARK_FOLDER_PREFIX = "spark-"
+
 
 def add_actions(table_dir: Path, files: list[str],
                 schema: pa.Schema) -> tuple[list[AddAction], int, list[str]]:
@@ -82,3 +85,85 @@ def _check_schema(rel: str, found: pa.Schema, want: pa.Schema, partitions: set[s
             hint = (" (Spark writes INT96 timestamps unless spark.sql.parquet."
                     "outputTimestampType is TIMESTAMP_MICROS)" if pa.types.is_timestamp(got) else "")
             raise SchemaError(f"{rel}: column {f.name} is {got}, the table has {f.type}{hint}")
+
+
+def logged_paths(log_dir: Path) -> set[str] | None:
+    """Every data file path any version of a Delta log adds or removes (as logged and decoded).
+
+    Reads the JSON commits and the checkpoints (whose add and remove actions
+    stand for the commits a log clean-up deleted). None when a commit or a
+    checkpoint does not parse: then nobody can tell which files a version
+    needs, and nothing may be removed.
+    """
+    paths: set[str] = set()
+    try:
+        for commit in sorted(log_dir.glob("*.json")):
+            for line in commit.read_text().splitlines():
+                if line.strip():
+                    action = json.loads(line)
+                    for kind in ("add", "remove"):
+                        if isinstance(action.get(kind), dict):
+                            paths.add(action[kind]["path"])
+        for checkpoint in sorted(log_dir.rglob("*.parquet")):
+            table = pq.read_table(checkpoint)
+            for kind in ("add", "remove"):
+                if kind in table.column_names:
+                    column = table.column(kind).combine_chunks()
+                    paths.update(p for p in column.field("path").to_pylist() if p)
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, pa.ArrowException):
+        return None
+    # Delta logs paths as URIs (percent-encoded); writers differ in how they spell them.
+    return paths | {unquote(p) for p in paths}
+
+
+def uncommitted_files(table_dir: Path, before: float) -> list[Path]:
+    """Data files in ``table_dir`` that no version of its log knows, last changed before ``before``.
+
+    What a writer killed between writing (or moving) its files and committing
+    them leaves: no reader sees them. Only ``*.parquet`` files count, and
+    Spark's bookkeeping files in the folders a Spark build moves in
+    (``spark-<id>/``). With no readable log, only those Spark folders are
+    candidates: files of a table whose log was lost are not ours to judge.
+    """
+    log_dir = table_dir / "_delta_log"
+    logged = logged_paths(log_dir) if log_dir.is_dir() else set()
+    if logged is None:
+        return []
+    logged |= _as_relative(logged, table_dir)
+    has_log = any(log_dir.glob("*.json")) if log_dir.is_dir() else False
+    found = []
+    for path in sorted(table_dir.rglob("*")):
+        rel = path.relative_to(table_dir)
+        top = rel.parts[0]
+        if top == "_delta_log" or not path.is_file() or path.is_symlink():
+            continue
+        in_spark_folder = len(rel.parts) > 1 and top.startswith(SPARK_FOLDER_PREFIX)
+        if not (in_spark_folder or (has_log and path.suffix == ".parquet")):
+            continue
+        if path.suffix != ".parquet" and not (in_spark_folder and path.name.startswith((".", "_"))):
+            continue
+        if rel.as_posix() in logged:
+            continue
+        try:
+            if path.stat().st_mtime >= before:
+                continue  # a writer that is running now may be about to commit it
+        except OSError:
+            continue
+        found.append(path)
+    return found
+
+
+def _as_relative(logged: set[str], table_dir: Path) -> set[str]:
+    """Logged absolute paths (``file://`` URIs, which Delta allows) inside ``table_dir``, made relative."""
+    from urllib.parse import urlsplit
+
+    out = set()
+    roots = {table_dir, table_dir.resolve()}
+    for path in logged:
+        if "://" not in path and not path.startswith("/"):
+            continue
+        local = Path(unquote(urlsplit(path).path) if "://" in path else path)
+        for root in roots:
+            if local.is_relative_to(root):
+                out.add(local.relative_to(root).as_posix())
+    return out

@@ -568,13 +568,17 @@ class Lake:
             out.append(info)
         return out
 
-    def check(self, name: str) -> None:
+    def check(self, name: str) -> DeltaTable:
         """Prove that table ``name`` reads, cheaply: its Delta log parses, and every
         data file the log lists exists with the logged size and row count.
 
         Only Parquet footers are read, never the data. A file deleted,
         truncated or overwritten by something other than the lake shows here,
         where a row count taken from the log alone would still look right.
+
+        Returns:
+            The snapshot that was checked, for a reader that lists its files
+            itself (the Spark engine).
 
         Raises:
             TableNotFoundError: No such table.
@@ -586,6 +590,7 @@ class Lake:
         if problem:
             raise BrokenTableError(f"table {name} is unreadable: {problem}; "
                                    f"{self._repair_hint(name, delta.version())}")
+        return delta
 
     def _repair_hint(self, name: str, current: int | None = None) -> str:
         """What to do about a broken table: its last version that reads, and a rerun."""
@@ -622,6 +627,45 @@ class Lake:
         """Delete table ``name`` and its history (tests and ``--rebuild`` only)."""
         shutil.rmtree(self.path(name), ignore_errors=True)
         self._views.pop(name, None)
+
+    def remove_uncommitted(self, name: str, before: float) -> list[str]:
+        """Delete the data files of ``name`` that no version of its Delta log knows.
+
+        A writer killed between writing its files and committing them (a
+        Spark result moved into the folder, a delta-rs write cut short)
+        leaves files no reader sees. Only a file that no commit or checkpoint
+        adds or removes, last changed before ``before``, goes: a file any
+        version still needs is never touched, nor one a writer running now
+        may be about to commit. Call it holding the lock of the table's
+        writers, with ``before`` no later than when that lock was taken.
+
+        Args:
+            name: ``zone.name``.
+            before: A POSIX time; newer files are kept.
+
+        Returns:
+            The files removed, relative to the table's folder.
+        """
+        from lakehouse.delta_files import uncommitted_files
+
+        table_dir = self.path(name)
+        if not table_dir.is_dir():
+            return []
+        removed = []
+        for path in uncommitted_files(table_dir, before):
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+                removed.append(path.relative_to(table_dir).as_posix())
+        # Folders the removed files leave empty (partition folders, a Spark result's).
+        for folder in sorted((p for p in table_dir.rglob("*") if p.is_dir()
+                              and "_delta_log" not in p.relative_to(table_dir).parts),
+                             key=lambda p: len(p.parts), reverse=True):
+            with contextlib.suppress(OSError):
+                folder.rmdir()
+        if removed:
+            log.warning("removed %d uncommitted file(s) from %s, left by a writer that died "
+                        "before committing", len(removed), name)
+        return removed
 
     def commit_files(self, name: str, files: list[str], schema: pa.Schema, *,
                      mode: Literal["append", "replace"] = "replace",

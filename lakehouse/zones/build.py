@@ -171,9 +171,8 @@ class _Build:
 
     def _record_broken_input(self, name: str, exc: BrokenTableError) -> None:
         """A failed run for each table reading the broken raw table: none is written."""
-        records = [RunRecord(PIPELINE, view.name, self.date).finish(
-            names.FAILED, f"cannot build {view.name}: {exc}")
-            for view in standardized.VIEWS if name in view.inputs]
+        records = [self._record(view).finish(names.FAILED, f"cannot build {view.name}: {exc}")
+                   for view in standardized.VIEWS if name in view.inputs]
         try:
             self.step.record(*records)
         except LakeError as err:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
@@ -36,6 +37,9 @@ class Engine:
     """The interface a build runs on. Subclasses implement every method."""
 
     name: str = ""
+    lake: Lake
+    # When this build's session began (POSIX time): it holds the build lock by then.
+    started: float = 0.0
 
     @property
     def con(self) -> ibis.BaseBackend:
@@ -67,6 +71,15 @@ class Engine:
         """Replace lake table ``name`` with ``table`` (made by :meth:`temp`) in one commit."""
         raise NotImplementedError
 
+    def remove_uncommitted(self, name: str) -> list[str]:
+        """Before writing ``name``: delete files a build killed before its commit left there.
+
+        Safe here: builds hold the lake's build lock, and only builds write
+        these tables; files from after this build's start are kept, and so
+        is every file any version of the log knows.
+        """
+        return self.lake.remove_uncommitted(name, before=self.started)
+
 
 class DuckDBEngine(Engine):
     """The lake's DuckDB connection; results as temporary tables, spilled beyond a memory limit."""
@@ -86,6 +99,7 @@ class DuckDBEngine(Engine):
     def session(self) -> Iterator[None]:
         import duckdb
 
+        self.started = time.time()
         spill = tempfile.mkdtemp(prefix="lakehouse-build-")
         try:
             # Bounded memory: DuckDB spills the temporary tables beyond it.
@@ -119,6 +133,7 @@ class DuckDBEngine(Engine):
         self._temps.remove(name)
 
     def write(self, name: str, table: ir.Table, metadata: Mapping[str, str]) -> WriteResult:
+        self.remove_uncommitted(name)
         return self.lake.write(name, table.to_pyarrow_batches(), mode="replace",
                                metadata=metadata)
 

@@ -25,6 +25,7 @@ import json
 import logging
 import os
 import shutil
+import time
 import uuid
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager, suppress
@@ -35,6 +36,7 @@ import ibis
 import ibis.expr.datatypes as dt
 import ibis.expr.operations as ops
 
+from lakehouse.delta_files import SPARK_FOLDER_PREFIX
 from lakehouse.errors import ConfigError, LakeError
 from lakehouse.lake import WriteResult, describe_schema_changes
 from lakehouse.zones.engine import SPARK, Engine
@@ -143,6 +145,7 @@ class SparkEngine(Engine):
         from py4j.protocol import Py4JError
         from pyspark.errors import PySparkException
 
+        self.started = time.time()
         tmp = self.lake.root / ".tmp"
         # Builds hold the lake's build lock: any scratch folder here is from one
         # that was killed, and nothing reads it.
@@ -167,18 +170,20 @@ class SparkEngine(Engine):
         # delta-rs lists files by their real path: the basePath must be real too
         # (a lake, or a zone in it, can be a symbolic link).
         path = self.lake.path(name).resolve()
+        # As on DuckDB: a torn log or a missing or rewritten data file is a
+        # BrokenTableError naming the table and what to do, before any Spark job.
+        delta = self.lake.check(name)
         if self.native is None:
             self.native = _delta_format_available(self.spark, path)
-        delta = self.lake.delta(name)
         schema = ibis.Schema.from_pyarrow(self.lake.schema(name))
         if self.native:
             df = self.spark.read.format("delta").load(str(path))
         else:
             from ibis.backends.pyspark.datatypes import PySparkSchema
 
-            uris = delta.file_uris()
-            reader = self.spark.read.schema(PySparkSchema.from_ibis(schema))
-            df = (reader.option("basePath", str(path)).parquet(*uris) if uris
+            files = [_hadoop_path(uri) for uri in delta.file_uris()]
+            reader = _literal_paths(self.spark.read.schema(PySparkSchema.from_ibis(schema)))
+            df = (reader.option("basePath", str(path)).parquet(*files) if files
                   else self.spark.createDataFrame([], PySparkSchema.from_ibis(schema)))
         return self._register(df, f"src_{name}", schema)
 
@@ -199,7 +204,8 @@ class SparkEngine(Engine):
         folder = self._scratch / f"{self._count + 1:03d}-{label.replace('.', '__')}"
         self.spark.sql(self.con.compile(expr)).write.mode("error").parquet(str(folder))
         schema = expr.schema()
-        df = self.spark.read.schema(PySparkSchema.from_ibis(schema)).parquet(str(folder))
+        df = _literal_paths(self.spark.read.schema(PySparkSchema.from_ibis(schema))).parquet(
+            str(folder))
         table = self._register(df, label, schema)
         self._folders[table.get_name()] = folder
         return table
@@ -212,11 +218,14 @@ class SparkEngine(Engine):
     def write(self, name: str, table: ir.Table, metadata: Mapping[str, str]) -> WriteResult:
         folder = self._folders[table.get_name()]
         schema = table.schema().to_pyarrow()
+        # A build killed between moving a result in and committing it left files
+        # no reader sees; they go before this one's land (kept: any file a version needs).
+        self.remove_uncommitted(name)
         if self.native:
             return self._write_native(name, folder, schema, metadata)
         table_dir = self.lake.path(name)
         table_dir.mkdir(parents=True, exist_ok=True)
-        dest = table_dir / f"spark-{uuid.uuid4().hex}"
+        dest = table_dir / f"{SPARK_FOLDER_PREFIX}{uuid.uuid4().hex}"
         try:
             # One rename: the files land in the table's folder without being copied.
             os.replace(folder, dest)
@@ -253,6 +262,31 @@ def _instant(t: dt.DataType) -> dt.DataType:
     if t.is_struct():
         return dt.Struct({n: _instant(f) for n, f in t.fields.items()}, nullable=t.nullable)
     return t
+
+
+def _hadoop_path(uri: str) -> str:
+    """One of delta-rs's ``file_uris`` as the path Spark should open.
+
+    delta-rs percent-encodes them (``my%20lake``, ``lake%C3%A9``), and Hadoop
+    takes a path's text literally: a lake path with a space or a non-ASCII
+    character would find no files. An object store URI keeps its scheme and
+    bucket; only its path is decoded.
+    """
+    from urllib.parse import unquote, urlsplit
+
+    parts = urlsplit(uri)
+    if parts.scheme == "file" or not parts.scheme:
+        return unquote(parts.path)
+    return f"{parts.scheme}://{parts.netloc}{unquote(parts.path)}"
+
+
+def _literal_paths(reader: Any) -> Any:
+    """``reader`` taking paths as they are: a lake folder named ``{a,b}`` or ``*`` is no glob.
+
+    ``__globPaths__`` is Spark's own switch for this (DataSource.GLOB_PATHS_KEY,
+    what its file stream source uses); the paths are exact file names anyway.
+    """
+    return reader.option("__globPaths__", "false")
 
 
 def _data_files(folder: Path, table_dir: Path) -> list[str]:

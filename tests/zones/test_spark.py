@@ -30,12 +30,22 @@ ZONES_BUILT = (names.STANDARDIZED, names.CONSUMPTION, names.QUARANTINE)
 pytestmark = pytest.mark.slow
 
 
+# A space, a non-ASCII character and a quote: delta-rs percent-encodes its file URIs.
+ODD_FOLDER = "it's my lakeé"
+
+
 @pytest.fixture(scope="session")
 def spark_lake(tmp_path_factory, raw_lake, sample_days, spark):
-    """The sample lake's raw zone built on Spark: (settings, run records)."""
-    settings = copy_lake(raw_lake, tmp_path_factory.mktemp("spark")).replace(engine="spark")
-    records = build(settings, date=sample_days[-1], spark=spark)
-    return settings, records
+    """The sample lake's raw zone built by ``lakehouse build --engine spark`` on a lake
+    path with a space, an accent and a quote: (settings, the command's rows).
+
+    The command's session is the test session (``getOrCreate``), so Spark starts once.
+    """
+    settings = copy_lake(raw_lake, tmp_path_factory.mktemp("spark") / ODD_FOLDER)
+    result = CliRunner().invoke(cli, ["--lake", str(settings.lake), "build", "--engine", "spark",
+                                      "--date", str(sample_days[-1]), "--format", "json"])
+    assert result.exit_code == 0, result.output
+    return settings.replace(engine="spark"), json.loads(result.stdout)
 
 
 def built_tables(lake: Lake) -> list[str]:
@@ -50,13 +60,25 @@ def sorted_rows(lake: Lake, name: str) -> tuple[pa.Schema, list[tuple]]:
     return table.schema, [values for _, values in rows]
 
 
+def logged_files(lake: Lake, name: str, version: int | None = None) -> set[str]:
+    """The data files of a version of ``name``, relative to its folder."""
+    from urllib.parse import unquote, urlparse
+
+    table_dir = lake.path(name).resolve()
+    # delta-rs percent-encodes its URIs (the odd lake path has a space and an accent).
+    return {Path(unquote(urlparse(u).path)).relative_to(table_dir).as_posix()
+            for u in lake.delta(name, version).file_uris()}
+
+
 def data_files(table_dir: Path) -> set[str]:
     return {p.relative_to(table_dir).as_posix() for p in table_dir.rglob("*")
             if p.is_file() and "_delta_log" not in p.parts}
 
 
-def test_spark_builds_every_table_equal_to_duckdb_row_for_row(sample_lake, spark_lake):
+def test_spark_builds_every_table_equal_to_duckdb_row_for_row_on_an_odd_lake_path(
+        sample_lake, spark_lake):
     duck, spark = Lake(sample_lake.lake), Lake(spark_lake[0].lake)
+    assert ODD_FOLDER in str(spark.root)
     assert built_tables(spark) == built_tables(duck)
     assert len(built_tables(duck)) == 12
     quarantined = 0
@@ -71,18 +93,17 @@ def test_spark_builds_every_table_equal_to_duckdb_row_for_row(sample_lake, spark
 
 
 def test_spark_build_records_its_engine_and_leaves_only_committed_files(spark_lake):
-    settings, records = spark_lake
+    settings, rows = spark_lake
     lake = Lake(settings.lake)
-    assert [r.target for r in records][:4] == [v.name for v in standardized.VIEWS]
-    assert all(r.ok for r in records)
+    assert [r["table"] for r in rows][:4] == [v.name for v in standardized.VIEWS]
+    assert {r["status"] for r in rows} == {names.SUCCESS}
     runs = lake.sql("SELECT details FROM meta.runs WHERE pipeline = 'build'").fetchall()
     details = [json.loads(d) for (d,) in runs]
     assert {d["engine"] for d in details} == {"spark"}
     assert {d["delta"] for d in details} == {"delta-rs"}  # no Delta jars here
     for name in built_tables(lake):
         table_dir = lake.path(name)
-        committed = {Path(u).relative_to(table_dir).as_posix()
-                     for u in lake.delta(name).file_uris()}
+        committed = logged_files(lake, name)
         # Only data files in the log: no Spark _SUCCESS or .crc files, no orphans.
         assert data_files(table_dir) == committed, name
         assert lake.info(name).rows == lake.table(name).count().execute()
@@ -224,3 +245,79 @@ def test_a_result_on_another_file_system_is_moved_not_renamed(spark, tmp_path, m
     assert (written.version, written.rows) == (0, 1)
     assert lake.to_arrow("standardized.x").to_pylist() == [{"id": 7}]
     assert not (lake.root / ".tmp").exists()
+
+
+@pytest.mark.parametrize("damage", ["deleted-file", "torn-log"])
+def test_a_broken_raw_table_fails_the_spark_build_as_it_fails_the_duckdb_build(
+        spark_lake, spark, sample_days, tmp_path, damage):
+    from tests.test_broken_table import DAMAGE, invoke, one_error_line
+
+    settings = copy_lake(spark_lake[0], tmp_path)
+    lake = Lake(settings.lake)
+    DAMAGE[damage](lake, names.RAW_USERS)
+    versions = {n: lake.version(n) for n in built_tables(lake)}
+    date = ["--date", str(sample_days[-1])]
+    on_duckdb = one_error_line(invoke(settings, "build", "--engine", "duckdb", *date))
+    alerts = tmp_path / "alerts.jsonl"
+    sink = f"{sys.executable} -c \"import sys; open({str(alerts)!r}, 'a').write(sys.stdin.read())\""
+    on_spark = one_error_line(invoke(settings, "build", "--engine", "spark", *date,
+                                     env={"LAKEHOUSE_ALERT_COMMAND": sink}))
+    assert on_spark == on_duckdb
+    assert "table raw.users is unreadable" in on_spark and "lakehouse ingest" in on_spark
+    assert {n: lake.version(n) for n in versions} == versions
+    failed = lake.sql("SELECT target, error, details FROM meta.runs WHERE pipeline = 'build' "
+                      "AND status = 'failed'").fetchall()
+    on_spark_runs = [(t, e) for t, e, d in failed if json.loads(d or "{}").get("engine") == "spark"]
+    assert names.STD_USERS in {t for t, _ in on_spark_runs}
+    assert all("raw.users is unreadable" in e for _, e in on_spark_runs)
+    assert any("raw.users is unreadable" in json.loads(a)["text"]
+               for a in alerts.read_text().splitlines())
+    assert not (lake.root / ".tmp").exists()
+
+
+class Killed(BaseException):
+    """The process dying: nothing after it runs, not even the cleanup handlers."""
+
+
+@pytest.mark.parametrize("next_engine", ["spark", "duckdb"])
+def test_a_build_killed_between_moving_a_result_in_and_committing_leaves_nothing_behind(
+        spark, tmp_path, monkeypatch, next_engine):
+    import lakehouse.zones.spark as spark_engine
+    from lakehouse.zones.engine import engine_for
+
+    lake = Lake(tmp_path / "lake")
+    name = "standardized.x"
+
+    def write(engine_name: str, value: int):
+        settings = settings_for(lake.root, engine=engine_name)
+        engine = engine_for(lake, settings, spark if engine_name == "spark" else None)
+        with engine.session():
+            result = engine.temp(engine.con.sql(f"SELECT CAST({value} AS BIGINT) AS id"), name)
+            return engine.write(name, result, {"pipeline": "test"})
+
+    write("spark", 7)
+
+    def die(*args, **kwargs):
+        raise Killed
+
+    with monkeypatch.context() as kill:
+        # Killed right after the move: no commit, and no handler removes anything.
+        kill.setattr(Lake, "commit_files", die)
+        kill.setattr(spark_engine.shutil, "rmtree", lambda *a, **k: None)
+        with pytest.raises(Killed):
+            write("spark", 8)
+    table_dir = lake.path(name)
+    committed_v0 = logged_files(lake, name, 0)
+    orphans = data_files(table_dir) - committed_v0
+    assert orphans and all(o.startswith("spark-") for o in orphans)
+    assert lake.to_arrow(name).to_pylist() == [{"id": 7}]  # no reader sees them
+
+    written = write(next_engine, 9)
+    assert written.version == 1
+    committed = committed_v0 | logged_files(lake, name)
+    assert data_files(table_dir) == committed  # the orphans went, every logged file stayed
+    assert not any((table_dir / o).parent.exists() for o in orphans)
+    assert lake.to_arrow(name).to_pylist() == [{"id": 9}]
+    assert lake.to_arrow(name, version=0).to_pylist() == [{"id": 7}]
+    if next_engine == "spark":
+        assert not (lake.root / ".tmp").exists()  # the killed build's scratch files went too
