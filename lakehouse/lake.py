@@ -596,6 +596,8 @@ class Lake:
         """What to do about a broken table: its last version that reads, and a rerun."""
         zone = name.split(".", 1)[0]
         rerun = {names.RAW: "re-ingest it with 'lakehouse ingest'",
+                 names.HISTORY: f"move {self.path(name)} aside and 'lakehouse build' rebuilds "
+                                "it from the raw snapshots still kept",
                  names.META: f"move {self.path(name)} aside to start it afresh"}.get(
                      zone, "rebuild it with 'lakehouse build'")
         good = self._last_good_version(name, current)

@@ -145,10 +145,10 @@ CASES = [
       expect="sha256"),
     c("models-show-unknown", "models", "show", "v9999", expect="no model version"),
     c("models-promote-not-a-version", "models", "promote", "../../etc", expect="no model"),
-    # A broken table (one data file of raw.users deleted).
+    # Broken tables (one data file of raw.users and one of history.users deleted).
     c("sql-broken-table", "sql", f"SELECT count(*) FROM {names.RAW_USERS}", lake="broken",
       expect="raw.users is unreadable"),
-    c("build-broken-table", "build", lake="broken", expect="raw.users is unreadable"),
+    c("build-broken-table", "build", lake="broken", expect="history.users is unreadable"),
     c("sql-broken-table-joined", "sql", f"SELECT count(*) FROM {names.RAW_TRACKS} t JOIN "
       f'"raw"."users" u ON t.id = u.id', lake="broken", expect="raw.users is unreadable"),
 ]
@@ -183,6 +183,8 @@ def lakes(tmp_path_factory, trained_lake) -> dict[str, Path]:
     broken = root / "broken"
     shutil.copytree(trained_lake.lake, broken)
     next(Lake(broken).path(names.RAW_USERS).rglob("*.parquet")).unlink()
+    # The build reads the history, not raw: break what it needs too.
+    next(Lake(broken).path(names.history_table(names.USERS)).rglob("*.parquet")).unlink()
     found = {"good": good, "broken": broken, "missing": root / "missing",
              "file": root / "a-file", "none": good, "bracket": root / "lake[1]"}
     (root / "a-file").write_text("not a lake")

@@ -248,13 +248,13 @@ def test_a_result_on_another_file_system_is_moved_not_renamed(spark, tmp_path, m
 
 
 @pytest.mark.parametrize("damage", ["deleted-file", "torn-log"])
-def test_a_broken_raw_table_fails_the_spark_build_as_it_fails_the_duckdb_build(
+def test_a_broken_input_table_fails_the_spark_build_as_it_fails_the_duckdb_build(
         spark_lake, spark, sample_days, tmp_path, damage):
     from tests.test_broken_table import DAMAGE, invoke, one_error_line
 
     settings = copy_lake(spark_lake[0], tmp_path)
     lake = Lake(settings.lake)
-    DAMAGE[damage](lake, names.RAW_USERS)
+    DAMAGE[damage](lake, names.history_table(names.USERS))  # what the build reads
     versions = {n: lake.version(n) for n in built_tables(lake)}
     date = ["--date", str(sample_days[-1])]
     on_duckdb = one_error_line(invoke(settings, "build", "--engine", "duckdb", *date))
@@ -263,14 +263,14 @@ def test_a_broken_raw_table_fails_the_spark_build_as_it_fails_the_duckdb_build(
     on_spark = one_error_line(invoke(settings, "build", "--engine", "spark", *date,
                                      env={"LAKEHOUSE_ALERT_COMMAND": sink}))
     assert on_spark == on_duckdb
-    assert "table raw.users is unreadable" in on_spark and "lakehouse ingest" in on_spark
+    assert "table history.users is unreadable" in on_spark and "lakehouse build" in on_spark
     assert {n: lake.version(n) for n in versions} == versions
     failed = lake.sql("SELECT target, error, details FROM meta.runs WHERE pipeline = 'build' "
                       "AND status = 'failed'").fetchall()
     on_spark_runs = [(t, e) for t, e, d in failed if json.loads(d or "{}").get("engine") == "spark"]
     assert names.STD_USERS in {t for t, _ in on_spark_runs}
-    assert all("raw.users is unreadable" in e for _, e in on_spark_runs)
-    assert any("raw.users is unreadable" in json.loads(a)["text"]
+    assert all("history.users is unreadable" in e for _, e in on_spark_runs)
+    assert any("history.users is unreadable" in json.loads(a)["text"]
                for a in alerts.read_text().splitlines())
     assert not (lake.root / ".tmp").exists()
 
