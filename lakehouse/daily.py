@@ -232,6 +232,8 @@ def _train(ctx: RunContext, why: str | None = None) -> StepOutcome:
     result = train(ctx)
     decision = "promoted" if result.promoted else \
         f"kept the champion's configuration, refit as {result.champion}"
+    if not result.evaluated:  # no holdout: the reason says what happened, in one line
+        decision = result.reason
     return StepOutcome(names.TRAIN, SUCCESS, f"{why}: {result.version} ({result.chosen}) "
                                              f"{decision}",
                        [result.run] if result.run else [], result)

@@ -44,7 +44,7 @@ import numpy as np
 from lakehouse import __version__, names
 from lakehouse.config import Settings, check_date
 from lakehouse.context import RunContext, as_context
-from lakehouse.errors import ConfigError, LakehouseError, ModelError
+from lakehouse.errors import ConfigError, LakehouseError
 from lakehouse.lake import Lake
 from lakehouse.recsys.data import Inputs, Split, load_inputs, split
 from lakehouse.recsys.evaluate import evaluate, paired_bootstrap, per_user, summarize
@@ -56,6 +56,7 @@ from lakehouse.recsys.search import (
     Holdout,
     Selection,
     check_primary,
+    default_configs,
     holdout_rows,
     scorer,
     search,
@@ -104,6 +105,8 @@ class TrainResult:
     search_seconds: float = 0.0
     refit_seconds: float = 0.0
     run: RunRecord | None = None
+    # False when no holdout could be formed: nothing was compared, ``reason`` says why.
+    evaluated: bool = True
 
     def candidates_table(self):
         """One row per candidate: trials, search seconds and its metrics on the test users."""
@@ -124,6 +127,8 @@ class TrainResult:
 
     def summary(self) -> str:
         """A few lines for people: the candidates, the choice, the gate, the decision."""
+        if not self.evaluated:
+            return self.reason
         primary = self.candidates[0]["primary"] if self.candidates else PRIMARY
         users = (self.metrics.get("model") or {}).get("users")
         lines = [f"candidates on {users} holdout users ({len(self.trials)} trials, "
@@ -347,9 +352,9 @@ def _train(settings: Settings, lake: Lake, promote: str, date: dt.date,
     metric = settings.primary_metric
     inputs = load_inputs(lake)
     data = split(inputs, settings.holdout_share)
-    if not len(data.eval_users(True)):
-        raise ModelError(_no_holdout_message(inputs))
     record.rows_in = len(inputs.ev_user)
+    if not len(data.eval_users(True)):
+        return _train_unevaluated(settings, inputs, data, promote, date, record)
     holdout = holdout_rows(data, settings.seed)
     t0 = time.perf_counter()
     candidates = search(inputs, data, holdout, settings, budget=budget, max_trials=max_trials,
@@ -389,17 +394,84 @@ def _train(settings: Settings, lake: Lake, promote: str, date: dt.date,
         search_seconds=search_seconds, refit_seconds=refit_seconds, run=record)
 
 
-def _no_holdout_message(inputs: Inputs) -> str:
-    """Why no model can be evaluated, in numbers, and what helps."""
+def _no_holdout_reason(inputs: Inputs) -> str:
+    """Why no model can be evaluated, in numbers."""
     pairs = np.unique(inputs.ev_user.astype(np.int64) * inputs.n_items + inputs.ev_item)
     per_user = np.bincount(pairs // inputs.n_items, minlength=inputs.n_users)
     listeners = int((per_user > 0).sum())
     if listeners and per_user.max() < 2:
-        return (f"no model can be evaluated: each of the {listeners} users with listens has "
-                f"only one distinct track, and a holdout needs users with two or more; "
-                f"ingest more listens")
-    return ("the holdout has no user with training listens; "
-            "ingest more days or lower LAKEHOUSE_HOLDOUT_SHARE")
+        return (f"each of the {listeners} users with listens has one distinct track"
+                if listeners > 1 else "the only user with listens has one distinct track")
+    return "the holdout has no user with training listens"
+
+
+def _train_unevaluated(settings: Settings, inputs: Inputs, data: Split, promote: str,
+                       date: dt.date, record: RunRecord) -> TrainResult:
+    """No holdout: popularity on every listen becomes the first champion; a champion stays.
+
+    The daily job must deliver recommendations whenever there are listens, and
+    popularity needs no evaluation to be a sane default. An existing champion
+    is kept (nothing can show that popularity beats it). ``--promote never``
+    registers popularity without promoting it.
+    """
+    why = f"nothing can be evaluated yet ({_no_holdout_reason(inputs)})"
+    registry = Registry(settings.models_dir)
+    champion = registry.alias("champion")
+    nothing = {"model": None, "baseline": None, "cold_start": None,
+               "cold_start_baseline": None, "champion": None}
+    previous, chosen, records = champion, "popularity", 1
+    if champion is not None:
+        version, promoted, records = champion, False, 0
+        reason = f"{why}: champion {champion} is kept until there is a holdout"
+        with contextlib.suppress(LakehouseError):  # a damaged entry still is the champion
+            chosen = registry.get(champion).params.get("candidate", chosen)
+    else:
+        t0 = time.perf_counter()
+        bundle = refit(default_configs(settings)["popularity"], None, inputs,
+                       settings.train_threads or None)
+        seconds = time.perf_counter() - t0
+        version = _register_unevaluated(registry, bundle, settings, inputs, data, date,
+                                        why, seconds).version
+        promoted = promote != "never"
+        if promoted:
+            reason = f"{why}: popularity ({version}) is champion until there is a holdout"
+            registry.promote(version, reason, {})
+            champion = version
+        else:
+            registry.set_alias("challenger", version)
+            reason = f"{why}: popularity registered as {version}, not promoted (--promote never)"
+    record.records = records
+    record.details = {"version": version, "promoted": promoted, "reason": reason,
+                      "champion": champion, "chosen": chosen, "evaluated": False,
+                      "metrics": nothing, "split": data.describe()}
+    record.finish(names.SUCCESS)
+    return TrainResult(version=version, metrics=nothing, promoted=promoted, reason=reason,
+                       previous_champion=previous,
+                       champion=champion, split=data.describe(), chosen=chosen,
+                       cold_route="popularity", selection=why, evaluated=False, run=record)
+
+
+def _register_unevaluated(registry: Registry, bundle: Routed, settings: Settings,
+                          inputs: Inputs, data: Split, date: dt.date, reason: str,
+                          seconds: float) -> ModelInfo:
+    """Register ``bundle`` with null metrics and ``reason``: why nothing was evaluated."""
+    lineage = {"as_of": date.isoformat(), "tables": inputs.lineage, "split": data.describe(),
+               "holdout": None, "users": inputs.n_users, "tracks": inputs.n_items,
+               "warm_users": len(bundle.warm.known_users()), "listens": len(inputs.ev_user)}
+    params = {**bundle.params(), "holdout_share": settings.holdout_share,
+              "primary_metric": settings.primary_metric, "k": settings.k,
+              "num_threads": settings.train_threads or default_threads()}
+    return registry.save(bundle.to_arrays(), {
+        "params": params, "lineage": lineage, "refit": True, "candidates": [], "trials": [],
+        "metrics": {"model": None, "baseline": None, "cold_start": None,
+                    "cold_start_baseline": None},
+        "selection": {"chosen": bundle.warm.config.name, "cold_route": bundle.warm.config.name,
+                      "reason": reason, "evaluated": False, "vs_popularity": None,
+                      "refreshed_from": None},
+        "training_seconds": round(seconds, 3), "search_seconds": 0.0,
+        "refit_seconds": round(seconds, 3), "package_version": __version__,
+        "library_versions": _library_versions(), "host": os.uname().nodename,
+    })
 
 
 @dataclass

@@ -22,12 +22,14 @@ def serve_and_run(tmp_path, history_of, *steps):
     return outputs
 
 
-def test_users_with_one_track_each_get_an_error_that_says_why(tmp_path, monkeypatch):
+def test_users_with_one_track_each_get_popularity_and_the_output_says_why(tmp_path,
+                                                                          monkeypatch):
     monkeypatch.setenv("LAKEHOUSE_TRAIN_THREADS", "1")
-    *_, trained = serve_and_run(
+    *_, trained, recommended = serve_and_run(
         tmp_path, lambda rows: [{**r, "items": (r["items"] or [])[:1]} for r in rows],
-        ("train", "--budget", "5s", "--trials", "1"))
-    assert trained.exit_code == 1
+        ("train", "--budget", "5s", "--trials", "1"), ("recommend",))
+    assert trained.exit_code == 0, trained.output
     assert trained.output == (
-        "Error: no model can be evaluated: each of the 59 users with listens has only one "
-        "distinct track, and a holdout needs users with two or more; ingest more listens\n")
+        "nothing can be evaluated yet (each of the 59 users with listens has one distinct "
+        "track): popularity (v0001) is champion until there is a holdout\n")
+    assert recommended.exit_code == 0, recommended.output
