@@ -63,6 +63,10 @@ class Settings:
     kpi_days: int = 90
     # Build: DuckDB memory before it spills to a temporary folder (DuckDB size syntax).
     build_memory: str = "1GB"
+    # Serving (lakehouse serve): the bearer token a non-loopback bind needs (a secret),
+    # and how often to look for a new version of the recommendations.
+    serve_token: str | None = field(default=None, repr=False)
+    serve_reload_seconds: float = 5.0
 
     @property
     def models_dir(self) -> Path:

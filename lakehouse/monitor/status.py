@@ -118,12 +118,15 @@ class Status:
                 for p in self.problems if p.severity == al.ERROR]
 
 
-def status(settings: Settings, now: dt.datetime | None = None) -> Status:
+def status(settings: Settings, now: dt.datetime | None = None, *,
+           tables: bool = True) -> Status:
     """The lake's health: freshness, last runs, tables, model, recommendations.
 
     Args:
         settings: Which lake, ``stale_hours``, and the models folder.
         now: The time to judge freshness against (default: now, UTC).
+        tables: Also list every table and measure the lake on disk (what
+            costs the most on a big lake; ``lakehouse serve`` skips it).
 
     Returns:
         A :class:`Status`; ``healthy`` is False if any problem is an error.
@@ -188,8 +191,9 @@ def status(settings: Settings, now: dt.datetime | None = None) -> Status:
             "run 'lakehouse recommend'"))
 
     try:
-        st.tables = lake.tables()
-        st.lake_bytes = lake.size_bytes()
+        if tables:
+            st.tables = lake.tables()
+            st.lake_bytes = lake.size_bytes()
     except Exception as exc:  # a broken table is a problem to report, not a crash
         st.problems.append(Problem("lake_unreadable", "lake", al.ERROR,
                                    f"cannot list the lake's tables: {exc}"))
