@@ -84,15 +84,21 @@ def _json(body: Any, status_code: int = 200) -> Response:
     return Response(orjson.dumps(body), status_code=status_code, media_type="application/json")
 
 
-def _bearer(token: str) -> Any:
-    scheme = HTTPBearer(auto_error=False, description="LAKEHOUSE_SERVE_TOKEN")
+_BEARER = HTTPBearer(auto_error=False, description="The value of LAKEHOUSE_SERVE_TOKEN.")
 
-    def check(creds: Annotated[HTTPAuthorizationCredentials | None, Depends(scheme)]) -> None:
+
+class _RequireToken:
+    """A dependency refusing requests without ``Authorization: Bearer <token>``."""
+
+    def __init__(self, token: str):
+        self._token = token.encode()
+
+    async def __call__(self, creds: Annotated[HTTPAuthorizationCredentials | None,
+                                              Depends(_BEARER)]) -> None:
         given = creds.credentials.encode() if creds else b""
-        if not hmac.compare_digest(given, token.encode()):
+        if not hmac.compare_digest(given, self._token):
             raise HTTPException(401, "missing or wrong bearer token",
                                 headers={"WWW-Authenticate": "Bearer"})
-    return check
 
 
 def create_app(service: Service, token: str | None = None) -> FastAPI:
@@ -105,7 +111,7 @@ def create_app(service: Service, token: str | None = None) -> FastAPI:
     app = FastAPI(title="lakehouse recommendations", version=__version__,
                   description="The champion model's recommendations per user, from "
                               "consumption.recommendations, with a cold start for new users.",
-                  dependencies=[Depends(_bearer(token))] if token else [])
+                  dependencies=[Depends(_RequireToken(token))] if token else [])
     app.state.service = service
 
     @app.exception_handler(NothingToServeError)

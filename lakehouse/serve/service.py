@@ -29,7 +29,13 @@ from lakehouse.config import Settings
 from lakehouse.errors import ConfigError, KLimitError, NothingToServeError, NotServedError
 from lakehouse.lake import Lake, utc_now
 from lakehouse.serve.coldstart import (
-    CHAMPION, POPULARITY, ChampionScorer, Ranked, load_champion, load_popularity)
+    CHAMPION,
+    POPULARITY,
+    ChampionScorer,
+    Ranked,
+    load_champion,
+    load_popularity,
+)
 from lakehouse.serve.store import BatchStore, load_batch, score_dates
 
 log = logging.getLogger(__name__)
