@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Callable
 
+import pyarrow as pa
 import uvicorn
 
 from lakehouse.config import Settings
@@ -54,6 +55,9 @@ def serve(settings: Settings, *, host: str = "127.0.0.1", port: int = 8080,
         LakeError: There is no lake at ``settings.lake``.
     """
     check_bind(host, settings.serve_token)
+    # The system allocator hands freed memory back (see _release_memory); Arrow's default
+    # pool keeps it, and a reload would then leave the process at its peak for good.
+    pa.set_memory_pool(pa.system_memory_pool())
     service = Service(settings)
     sock = bind(host, port)
     try:

@@ -14,6 +14,7 @@ that fails to load is logged once; the previous one keeps serving and
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
 import logging
@@ -28,20 +29,16 @@ from lakehouse import names
 from lakehouse.config import Settings
 from lakehouse.errors import ConfigError, KLimitError, NothingToServeError, NotServedError
 from lakehouse.lake import Lake, utc_now
-from lakehouse.serve.coldstart import (
-    CHAMPION,
-    POPULARITY,
-    ChampionScorer,
-    Ranked,
-    load_champion,
-    load_popularity,
-)
+from lakehouse.serve import worker
+from lakehouse.serve.coldstart import CHAMPION, POPULARITY, ColdStartLists, Ranked, load_popularity
 from lakehouse.serve.store import BatchStore, load_batch, score_dates
 
 log = logging.getLogger(__name__)
 
 FULL_CHECK_SECONDS = 30.0
 HEALTH_SECONDS = 30.0
+# A part that failed to load is not retried with the same inputs sooner than this.
+RETRY_SECONDS = 60.0
 OTHER_DATES_KEPT = 3
 BATCH, COLD_START = "batch", "cold_start"
 
@@ -55,7 +52,7 @@ class Snapshot:
     dates: tuple[dt.date, ...] = ()
     popularity: Ranked | None = None
     interactions_version: int | None = None
-    champion: ChampionScorer | None = None
+    champion: ColdStartLists | None = None
     champion_key: tuple[str | None, int | None] = (None, None)
     loaded_at: dt.datetime | None = None
 
@@ -71,14 +68,30 @@ class Freshness:
 
 
 def freshness(settings: Settings) -> Freshness:
-    """Whether the lake's data is stale, by the rules of ``lakehouse status``."""
-    from lakehouse.monitor import alerts
-    from lakehouse.monitor.status import status
+    """Whether the lake's data is stale, by the rules of ``lakehouse status``.
 
-    st = status(settings, tables=False)
-    stale = [p for p in st.errors if p.kind in (alerts.STALE, alerts.MISSED_SCORING)]
-    return Freshness(stale=bool(stale), healthy=st.healthy,
-                     problems=[p.message for p in st.errors], checked_at=st.checked_at)
+    Computed in a child process (:mod:`lakehouse.serve.worker`), so the
+    server never imports the analytical stack nor holds the GIL for it.
+
+    Raises:
+        LakehouseError: The check failed.
+    """
+    answer = worker.call(settings, "freshness")
+    checked = answer.get("checked_at")
+    return Freshness(stale=answer["stale"], healthy=answer["healthy"],
+                     problems=list(answer["problems"]),
+                     checked_at=dt.datetime.fromisoformat(checked) if checked else None)
+
+
+def _release_memory() -> None:
+    """Give the previous snapshot's and the load's freed memory back to the system."""
+    import ctypes
+
+    import pyarrow as pa
+
+    pa.default_memory_pool().release_unused()
+    with contextlib.suppress(OSError, AttributeError):  # not glibc: it keeps it, no harm
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
 
 
 class Service:
@@ -87,7 +100,7 @@ class Service:
     Args:
         settings: The lake, the models folder, ``stale_hours`` and
             ``serve_reload_seconds`` (how often to look for a new version).
-        health_seconds: How often to recompute the staleness verdict.
+        health_seconds: How often to re-judge staleness (a child process each time).
 
     Raises:
         LakeError: There is no lake at ``settings.lake``.
@@ -105,13 +118,13 @@ class Service:
         self._snap = Snapshot()
         self._stamps: dict[str, tuple[int, float, int | None]] = {}
         self._errors: dict[str, str] = {}
+        self._failed: dict[str, tuple[object, float]] = {}
         self._freshness = Freshness(stale=None, healthy=None)
-        self._freshness_at = -float("inf")
         self._dates: OrderedDict[tuple[int | None, dt.date], BatchStore] = OrderedDict()
         self._dates_lock = threading.Lock()
         self._refresh_lock = threading.Lock()
         self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._threads: list[threading.Thread] = []
 
     @property
     def snapshot(self) -> Snapshot:
@@ -125,21 +138,28 @@ class Service:
 
     # ------------------------------------------------------------- reloading
     def start(self) -> None:
-        """Load what there is, then keep reloading in a background thread."""
+        """Load what there is, then keep reloading and re-judging freshness in the background."""
         self.refresh()
-        self._thread = threading.Thread(target=self._loop, name="lakehouse-serve-reload",
-                                        daemon=True)
-        self._thread.start()
+        for target, name in ((self._reload_loop, "reload"), (self._freshness_loop, "health")):
+            thread = threading.Thread(target=target, name=f"lakehouse-serve-{name}", daemon=True)
+            thread.start()
+            self._threads.append(thread)
 
     def stop(self) -> None:
-        """Stop the background reloads."""
+        """Stop the background threads."""
         self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=10)
+        for thread in self._threads:
+            thread.join(timeout=10)
 
-    def _loop(self) -> None:
+    def _reload_loop(self) -> None:
         while not self._stop.wait(self.reload_seconds):
             self.refresh()
+
+    def _freshness_loop(self) -> None:
+        while True:
+            self.check_freshness()
+            if self._stop.wait(self.health_seconds):
+                return
 
     def refresh(self) -> bool:
         """Load whatever changed since the last call; never raises.
@@ -153,8 +173,8 @@ class Service:
             except Exception:  # noqa: BLE001 - the previous snapshot keeps serving
                 log.exception("reload check failed; still serving what was loaded")
                 changed = False
-            if time.monotonic() - self._freshness_at >= self.health_seconds:
-                self._check_freshness()
+            if changed:
+                _release_memory()
             return changed
 
     def _refresh(self) -> bool:
@@ -179,25 +199,40 @@ class Service:
                 new.update(popularity=loaded[0], interactions_version=pairs)
         key = (self._champion_version(), self._version(names.CONS_TRACK_FEATURES))
         if key != snap.champion_key:
-            champion = load_champion(self.settings, self.lake, key[0]) if key[0] else None
-            new.update(champion=champion, champion_key=key)
+            loaded = self._attempt("champion", key, lambda: (ColdStartLists(
+                worker.call(self.settings, "cold-start", key[0])),)) \
+                if key[0] is not None else (None,)
+            if loaded is not None:
+                new.update(champion=loaded[0], champion_key=key)
+                if loaded[0] is not None:
+                    log.info("cold start: champion %s, %d feature combinations over %s",
+                             key[0], len(loaded[0]), ", ".join(loaded[0].features) or "none")
         if not new:
             return False
         self._snap = dataclasses.replace(snap, **new, loaded_at=utc_now())
         return True
 
-    def _attempt(self, part: str, version: int | None, load: Callable[[], tuple]
-                 ) -> tuple | None:
-        """``load()``, or None after logging its failure (once per part and error)."""
+    def _attempt(self, part: str, key: object, load: Callable[[], tuple]) -> tuple | None:
+        """``load()``, or None after logging its failure.
+
+        A failure is logged once per part and error; the same ``key`` (table
+        version, model version) is not tried again for :data:`RETRY_SECONDS`.
+        """
+        failed = self._failed.get(part)
+        if failed and failed[0] == key and time.monotonic() - failed[1] < RETRY_SECONDS:
+            return None
         try:
             result = load()
         except Exception as exc:  # noqa: BLE001 - keep serving the previous version
-            message = f"cannot load {part} at table version {version}: {exc}"
+            what = f"version {key}" if not isinstance(key, tuple) else f"{key[0]}"
+            message = f"cannot load {part} at {what}: {exc}"
             if self._errors.get(part) != message:
                 log.error("%s; still serving the previous one", message)
             self._errors[part] = message
+            self._failed[part] = (key, time.monotonic())
             return None
         self._errors.pop(part, None)
+        self._failed.pop(part, None)
         return result
 
     def _version(self, name: str) -> int | None:
@@ -223,8 +258,8 @@ class Service:
             log.warning("cannot read the champion alias: %s", exc)
             return self._snap.champion_key[0]
 
-    def _check_freshness(self) -> None:
-        self._freshness_at = time.monotonic()
+    def check_freshness(self) -> None:
+        """Re-judge whether the lake's data is stale (what ``/health`` reports)."""
         try:
             self._freshness = freshness(self.settings)
         except Exception as exc:  # noqa: BLE001 - unknown freshness, not a crash

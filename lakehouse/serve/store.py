@@ -17,7 +17,9 @@ lineage for auditors) is not served.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -39,7 +41,7 @@ KNOWN_COLUMNS = (names.SCORE_DATE, names.USER_ID, RANK, names.TRACK_ID, SCORE, M
 NOT_SERVED = ("input_versions",)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True)  # cached_property needs the instance __dict__: no slots
 class BatchStore:
     """One ``score_date`` partition, sorted by user then rank, column-wise.
 
@@ -75,7 +77,7 @@ class BatchStore:
     def rows(self) -> int:
         return len(self.track_ids)
 
-    @property
+    @functools.cached_property
     def k(self) -> int:
         """The stored k: the most rows any user has."""
         return int(np.diff(self.offsets).max()) if self.users else 0
@@ -114,6 +116,20 @@ def score_dates(lake: Lake) -> list[dt.date]:
     return score_dates_of(lake.delta(names.CONS_RECOMMENDATIONS))
 
 
+def score_dates_of(delta: DeltaTable) -> list[dt.date]:
+    """The ``score_date`` partitions of an open Delta table, oldest first.
+
+    Read from the Delta log's file list: no data file is opened.
+    """
+    actions = pa.table(delta.get_add_actions(flatten=True))
+    column = f"partition.{names.SCORE_DATE}"
+    if not actions.num_rows or column not in actions.column_names:
+        return []
+    values = {v for v in actions.column(column).to_pylist() if v is not None}
+    return sorted(v if isinstance(v, dt.date) else dt.date.fromisoformat(str(v))
+                  for v in values)
+
+
 def load_batch(lake: Lake, score_date: dt.date | None = None,
                version: int | None = None) -> BatchStore | None:
     """Read one partition of ``consumption.recommendations`` into a :class:`BatchStore`.
@@ -140,45 +156,47 @@ def load_batch(lake: Lake, score_date: dt.date | None = None,
     if missing:
         raise LakeError(f"{names.CONS_RECOMMENDATIONS} lacks column(s) {', '.join(missing)}; "
                         "re-run 'lakehouse recommend'")
-    columns = [c for c in dataset.schema.names if c not in NOT_SERVED and c != names.SCORE_DATE]
-    table = dataset.to_table(
-        columns=columns, filter=pc.field(names.SCORE_DATE) == pa.scalar(day, pa.date32()))
-    return _to_store(table, day, delta.version())
+    only_day = pc.field(names.SCORE_DATE) == pa.scalar(day, pa.date32())
+
+    def column(name: str) -> pa.ChunkedArray:
+        # One column at a time, single-threaded: the peak is one column, not the partition.
+        return dataset.to_table(columns=[name], filter=only_day, use_threads=False).column(0)
+
+    extras = [c for c in dataset.schema.names if c not in KNOWN_COLUMNS + NOT_SERVED]
+    return to_store(column, extras, day, delta.version())
 
 
-def score_dates_of(delta: DeltaTable) -> list[dt.date]:
-    """The ``score_date`` partitions of an open Delta table, oldest first.
+def to_store(column: Callable[[str], pa.ChunkedArray], extras: list[str], day: dt.date,
+             version: int) -> BatchStore:
+    """A :class:`BatchStore` from the partition's columns (``column(name)`` reads one)."""
+    users = _int64(column(names.USER_ID))
+    ranks = _int64(column(RANK))
+    # The recommender writes rows by user then rank; sort only when they are not.
+    ordered = bool(np.all((users[1:] > users[:-1]) | (
+        (users[1:] == users[:-1]) & (ranks[1:] > ranks[:-1])))) if len(users) else True
+    order = None if ordered else np.lexsort((ranks, users))
 
-    Read from the Delta log's file list: no data file is opened.
-    """
-    actions = pa.table(delta.get_add_actions(flatten=True))
-    column = f"partition.{names.SCORE_DATE}"
-    if not actions.num_rows or column not in actions.column_names:
-        return []
-    values = {v for v in actions.column(column).to_pylist() if v is not None}
-    return sorted(v if isinstance(v, dt.date) else dt.date.fromisoformat(str(v))
-                  for v in values)
+    def rows(values: np.ndarray) -> np.ndarray:
+        return values if order is None else values[order]
 
-
-def _to_store(table: pa.Table, day: dt.date, version: int) -> BatchStore:
-    users = np.asarray(table.column(names.USER_ID).to_numpy(), np.int64)
-    ranks = np.asarray(table.column(RANK).to_numpy(), np.int64)
-    order = np.lexsort((ranks, users))
-    users = users[order]
+    users, ranks = rows(users), rows(ranks).astype(np.int32)
     starts = np.flatnonzero(np.r_[True, users[1:] != users[:-1]]) if len(users) else \
         np.empty(0, np.int64)
-    offsets = np.append(starts, len(users)).astype(np.int64)
-    models = table.column(MODEL_VERSION).combine_chunks().dictionary_encode()
-    codes = np.asarray(models.indices.to_numpy(zero_copy_only=False), np.int32)[order]
-    take = pa.array(order)
-    extras = {name: table.column(name).take(take).combine_chunks()
-              for name in table.column_names if name not in KNOWN_COLUMNS}
+    models = column(MODEL_VERSION).combine_chunks().dictionary_encode()
+    codes = rows(np.asarray(models.indices.to_numpy(zero_copy_only=False), np.int32))
+    take = None if order is None else pa.array(order)
+    kept = {}
+    for name in extras:
+        values = column(name).combine_chunks()
+        kept[name] = values if take is None else values.take(take)
     return BatchStore(
         score_date=day, table_version=version, user_ids=users[starts].copy(),
-        offsets=offsets,
-        track_ids=np.asarray(table.column(names.TRACK_ID).to_numpy(), np.int64)[order],
-        ranks=ranks[order].astype(np.int32),
-        scores=np.asarray(table.column(SCORE).to_numpy(), np.float32)[order],
+        offsets=np.append(starts, len(users)).astype(np.int64),
+        track_ids=rows(_int64(column(names.TRACK_ID))), ranks=ranks,
+        scores=rows(np.asarray(column(SCORE).to_numpy(), np.float32)),
         user_model=codes[starts].copy(),
-        model_versions=tuple(str(v) for v in models.dictionary.to_pylist()),
-        extras=extras)
+        model_versions=tuple(str(v) for v in models.dictionary.to_pylist()), extras=kept)
+
+
+def _int64(values: pa.ChunkedArray) -> np.ndarray:
+    return np.asarray(values.to_numpy(), np.int64)

@@ -98,7 +98,10 @@ def test_an_unknown_date_is_a_404_and_an_older_one_is_served(server, served_lake
 
 def test_health_says_what_is_served(server, served_lake):
     lake = Lake(served_lake.lake, create=False)
-    response = server.get("/health")
+    deadline = time.monotonic() + 60
+    while (response := server.get("/health")).json()["checked_at"] is None:
+        assert time.monotonic() < deadline, "freshness was never judged"
+        time.sleep(0.2)
     body = response.json()
     assert response.status_code == 200 and body["status"] == "ok"
     assert body["score_date"] == latest_rows(lake)[0]

@@ -18,7 +18,7 @@ from lakehouse.errors import ConfigError, KLimitError, NothingToServeError
 from lakehouse.lake import Lake
 from lakehouse.serve.server import check_bind, is_loopback
 from lakehouse.serve.service import Service
-from lakehouse.serve.store import _to_store
+from lakehouse.serve.store import to_store
 from tests.conftest import copy_lake
 
 DAY = dt.date(2026, 10, 30)
@@ -37,7 +37,7 @@ def tiny_partition() -> pa.Table:
 
 
 def test_the_store_sorts_by_user_then_rank_and_passes_extra_columns():
-    store = _to_store(tiny_partition(), DAY, 4)
+    store = to_store(tiny_partition().column, ["route"], DAY, 4)
     assert store.user_ids.tolist() == [3, 7, 9] and store.offsets.tolist() == [0, 2, 4, 5]
     assert store.k == 2 and store.users == 3 and store.rows == 5
     assert store.find(7) == 1 and store.find(5) is None and store.find(10) is None
@@ -47,6 +47,8 @@ def test_the_store_sorts_by_user_then_rank_and_passes_extra_columns():
     assert store.items(store.find(3), 1)[0]["track_id"] == 30
     assert store.model_version(store.find(3)) == "v0001"
     assert store.model_version(store.find(9)) == "v0002"
+    ordered = tiny_partition().sort_by([(names.USER_ID, "ascending"), ("rank", "ascending")])
+    assert to_store(ordered.column, ["route"], DAY, 4).items(1, 2) == store.items(1, 2)
     # Compact: fixed-width arrays, no Python object per row.
     assert all(isinstance(a, np.ndarray) for a in (store.user_ids, store.track_ids, store.scores))
 

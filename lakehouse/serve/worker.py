@@ -1,0 +1,141 @@
+"""The serving process's helpers, run as short-lived subprocesses.
+
+``lakehouse serve`` keeps only arrays in memory. Two things it needs come
+from the analytical stack (pandas, DuckDB, ibis, LightFM: ~150 MB of imports,
+and seconds of CPU holding the GIL), so they run here, in a child process,
+and come back as one JSON document on stdout:
+
+- ``freshness``: the staleness verdict of
+  :func:`lakehouse.monitor.status.status` (the rules of ``lakehouse status``);
+- ``cold-start VERSION``: the champion's top tracks for every combination of
+  the user features it uses (a few hundred lists), through the recommender's
+  public model API. The server then answers cold-start requests by lookup.
+
+Usage (what the server runs)::
+
+    python -m lakehouse.serve.worker --lake LAKE --stale-hours 26 freshness
+    python -m lakehouse.serve.worker --lake LAKE cold-start v0003
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from lakehouse import names
+from lakehouse.config import Settings
+from lakehouse.errors import LakehouseError
+from lakehouse.lake import Lake
+from lakehouse.serve.coldstart import FEATURES, MAX_K, top_ranked
+
+TIMEOUT_SECONDS = 600.0
+
+
+def freshness_report(settings: Settings) -> dict[str, Any]:
+    """Whether the lake's data is stale, by the rules of ``lakehouse status``."""
+    from lakehouse.monitor import alerts
+    from lakehouse.monitor.status import status
+
+    st = status(settings, tables=False)
+    stale = [p for p in st.errors if p.kind in (alerts.STALE, alerts.MISSED_SCORING)]
+    return {"stale": bool(stale), "healthy": st.healthy,
+            "problems": [p.message for p in st.errors],
+            "checked_at": st.checked_at.isoformat()}
+
+
+def cold_start_lists(settings: Settings, version: str) -> dict[str, Any]:
+    """The champion ``version``'s top :data:`MAX_K` tracks per user-feature combination.
+
+    Only the registry, ``load_model`` and the model's public
+    ``user_vocab``/``user_vectors``/``item_vectors`` are used, so a reworked
+    recommender keeps working as long as those stay.
+
+    Returns:
+        ``{"version", "features": [names used], "lists": [{"features": {name:
+        value}, "track_ids": [...], "scores": [...]}, ...]}``; ``features`` is
+        empty when the model uses none (then popularity serves unknown users).
+    """
+    from lakehouse.recsys.data import item_tokens
+    from lakehouse.recsys.registry import Registry
+    from lakehouse.recsys.train import load_model
+
+    model = load_model(Registry(settings.models_dir), version)
+    vocab = set(model.user_vocab)
+    values = {f: [v for v in allowed if f"{f}={v}" in vocab] for f, allowed in FEATURES.items()}
+    used = [f for f, found in values.items() if found]
+    if not used:
+        return {"version": version, "features": [], "lists": []}
+    lake = Lake(settings.lake, create=False)
+    features = lake.to_arrow(names.CONS_TRACK_FEATURES) \
+        if lake.exists(names.CONS_TRACK_FEATURES) else None
+    item_meta = item_tokens(features) if features is not None else {}
+    known = [np.asarray(features.column(names.TRACK_ID).to_numpy(), np.int64)] \
+        if features is not None else []
+    catalogue = np.unique(np.concatenate(known + [np.asarray(model.item_ids, np.int64)]))
+    items = model.item_vectors(catalogue, item_meta)
+    combos = [dict(zip(used, c, strict=True)) for c in
+              itertools.product(*[[None, *values[f]] for f in used])]
+    combos = [c for c in combos if any(v is not None for v in c.values())]
+    ids = np.arange(-1, -len(combos) - 1, -1, dtype=np.int64)  # no real user: metadata only
+    meta = {int(i): [f"{f}={v}" for f, v in c.items() if v is not None]
+            for i, c in zip(ids, combos, strict=True)}
+    users = model.user_vectors(ids, meta)
+    lists = []
+    for combo, user in zip(combos, users, strict=True):
+        ranked = top_ranked(catalogue, items @ user, MAX_K)
+        lists.append({"features": {f: v for f, v in combo.items() if v is not None},
+                      "track_ids": ranked.track_ids.tolist(),
+                      "scores": ranked.scores.tolist()})
+    return {"version": version, "features": used, "lists": lists}
+
+
+def call(settings: Settings, *args: str, timeout: float = TIMEOUT_SECONDS) -> dict[str, Any]:
+    """Run one helper in a child process and return its JSON answer.
+
+    Raises:
+        LakehouseError: The helper failed (its last stderr line says why) or timed out.
+    """
+    root = str(Path(__file__).resolve().parents[2])  # the same lakehouse code as ours
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+        p for p in (root, os.environ.get("PYTHONPATH")) if p))
+    cmd = [sys.executable, "-m", "lakehouse.serve.worker", "--lake", str(settings.lake),
+           "--stale-hours", repr(settings.stale_hours), *args]
+    try:
+        done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout,
+                              check=False)
+    except subprocess.TimeoutExpired:
+        raise LakehouseError(f"{args[0]} helper took more than {timeout:g} s") from None
+    if done.returncode != 0:
+        lines = done.stderr.strip().splitlines() or [f"exit code {done.returncode}"]
+        raise LakehouseError(f"{args[0]} helper failed: {lines[-1]}")
+    return json.loads(done.stdout)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run one helper and print its JSON answer."""
+    parser = argparse.ArgumentParser(prog="python -m lakehouse.serve.worker")
+    parser.add_argument("--lake", type=Path, required=True)
+    parser.add_argument("--stale-hours", type=float)
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("freshness")
+    cold = sub.add_parser("cold-start")
+    cold.add_argument("version")
+    args = parser.parse_args(argv)
+    settings = Settings.load(lake=args.lake, stale_hours=args.stale_hours)
+    if args.command == "freshness":
+        answer = freshness_report(settings)
+    else:
+        answer = cold_start_lists(settings, args.version)
+    sys.stdout.write(json.dumps(answer))
+
+
+if __name__ == "__main__":
+    main()
