@@ -64,7 +64,7 @@ Q_BUILD_DATE = "_build_date"
 SUCCESS = "success"
 FAILED = "failed"
 
-# Contract value lists (../shared/API_CONTRACT.md).
+# Contract value lists (docs/API_CONTRACT.md).
 GENDERS = (
     "Male", "Female", "Non-binary", "Genderqueer", "Genderfluid", "Agender",
     "Bigender", "Gender questioning", "Gender nonconforming",
