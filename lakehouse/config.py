@@ -58,6 +58,11 @@ class Settings:
     alert_window_minutes: float = 360.0
     max_quarantine_share: float = 0.05
     max_row_change: float = 0.5
+    # Recommendations: alert when catalogue coverage moves by more than this share of its
+    # previous value, or the overlap with the previous day's lists by more than this many
+    # points (0.25 = 25 points), from one score date to the next.
+    max_coverage_change: float = 0.25
+    max_overlap_change: float = 0.25
     retrain_weekday: int = 0
     # Build: days of consumption.daily_kpis, ending on the build date.
     kpi_days: int = 90

@@ -4,13 +4,16 @@ Charts are inline SVG (:mod:`lakehouse.monitor.charts`), styles are inline,
 there is no script, font or image to fetch: the file can be mailed, archived
 or opened from a laptop with no network. Contents: health, user KPIs, pipeline
 KPIs (runs, durations, records, cost, table and lake sizes), recent failures,
-quarantine by reason, model metrics per version against the popularity
-baseline, and recent alerts.
+quarantine by reason, the recommendations over score dates (coverage,
+popularity concentration, overlap, cold-start share, holdout metrics, with
+alerts), model metrics per version against the popularity baseline, and
+recent alerts.
 """
 
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import logging
 import os
 from collections import defaultdict
@@ -28,6 +31,11 @@ from lakehouse.lake import Lake, utc_now
 from lakehouse.monitor import charts
 from lakehouse.monitor.alerts import read_alerts
 from lakehouse.monitor.kpis import PipelineKpis, frame_rows, pipeline_kpis, user_kpis
+from lakehouse.monitor.recommendations import (
+    check_thresholds,
+    recommendation_alerts,
+    recommendation_kpis,
+)
 from lakehouse.monitor.runs import details_of, read_runs
 from lakehouse.monitor.status import METRIC_KEYS, Status, status
 from lakehouse.output import format_cell, human_bytes
@@ -39,8 +47,10 @@ CHARTS = (
     "users", "new_users", "listens", "history_size",
     "runs", "duration_avg", "duration_p95", "records", "cost", "lake_size", "table_sizes",
     "quarantine_reasons", "quarantine_trend",
+    "recs_coverage", "recs_concentration", "recs_cold_start",
     *(f"model_{k}" for k in METRIC_KEYS),
 )
+LATEST = "latest.html"
 MAX_TABLE_LINES = 8
 
 
@@ -51,33 +61,51 @@ def write_report(settings: Settings, out: Path | None = None) -> Path:
         settings: Which lake (and its thresholds and cost rate).
         out: The file to write, or a folder to write it in (default:
             ``<lake>/reports/``); the file name defaults to
-            ``report-<UTC date>.html``.
+            ``report-<date>.html``, the date being the lake's latest run date
+            (today, UTC, before any run). A report written into a folder is
+            also copied to that folder's ``latest.html`` (it is the newest: it
+            shows the lake as it is now). A copy, not a symlink: it opens in
+            any browser from any copy of the folder (a zip, a mail, a share).
 
     Returns:
         The path written.
 
     Raises:
         LakeError: There is no lake at ``settings.lake``.
-        ConfigError: ``out`` cannot be written.
+        ConfigError: ``out`` cannot be written, or a threshold is out of range.
     """
+    lake = Lake(settings.lake, create=False)
     html = render_report(settings)
-    default_name = f"report-{utc_now().date().isoformat()}.html"
+    default_name = f"report-{(_latest_run_date(lake) or utc_now().date()).isoformat()}.html"
+    into_folder = out is None or Path(out).expanduser().is_dir()
     if out is None:
         path = settings.reports_dir / default_name
     else:
         out = Path(out).expanduser()
         path = out / default_name if out.is_dir() else out
+    _write_atomic(path, html)
+    if into_folder:
+        _write_atomic(path.parent / LATEST, html)
+    return path
+
+
+def _write_atomic(path: Path, text: str) -> None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp.write_text(html, encoding="utf-8")
+        tmp.write_text(text, encoding="utf-8")
         os.replace(tmp, path)
     except OSError as exc:
         with contextlib.suppress(OSError):
             tmp.unlink(missing_ok=True)
         raise ConfigError(f"cannot write the report to {path}: {exc.strerror}; "
                           "choose another --out") from None
-    return path
+
+
+def _latest_run_date(lake: Lake) -> dt.date | None:
+    """The newest ``run_date`` in ``meta.runs``: what the lake's data is as of."""
+    runs = read_runs(lake)
+    return max(runs["run_date"]) if not runs.empty else None
 
 
 def render_report(settings: Settings) -> str:
@@ -88,12 +116,16 @@ def render_report(settings: Settings) -> str:
     pipe = pipeline_kpis(settings)
     runs = read_runs(lake)
     models, champion = _models(settings)
+    check_thresholds(settings)
+    recs = recommendation_kpis(lake, runs, models)
     sections = [
         _health(st),
         _section("User KPIs", "users", _user_charts(users)),
         _section("Pipeline KPIs", "pipeline", _pipeline_charts(pipe) + _monthly_table(pipe)),
         _section("Recent failures", "failures", _failures(runs)),
         _section("Quarantine", "quarantine", _quarantine(runs)),
+        _section("Recommendations", "recommendations",
+                 _recommendations(recs, recommendation_alerts(settings, recs))),
         _section("Models", "models", _model_charts(models, champion)),
         _section("Recent alerts", "alerts", _alerts(settings)),
     ]
@@ -262,6 +294,40 @@ def _quarantine(runs: pd.DataFrame) -> str:
                                {t: [per.get(d, 0.0) for d in days]
                                 for t, per in sorted(trend.items())},
                                stacked=True, empty="nothing quarantined"))
+
+
+def _recommendations(recs: pd.DataFrame, alerts: list[Any]) -> str:
+    days = [str(d) for d in recs["score_date"]]
+    empty = "no recommendations yet: run 'lakehouse recommend'"
+    flagged = "".join(f'<p><span class="badge bad">alert</span> {escape(a.message)}</p>'
+                      for a in alerts)
+    table = _table(
+        ["score date", "model", "users", "tracks", "coverage", "top 1% share", "overlap",
+         "cold start", "holdout p@10", "holdout ndcg@10"],
+        [(r.score_date, r.model_version, r.users, r.tracks, _pct(r.coverage),
+          _pct(r.top1_share), _pct(r.overlap), _pct(r.cold_start_share),
+          r.holdout_precision_at_10, r.holdout_ndcg_at_10)
+         for r in recs.iloc[::-1].head(30).itertuples()], empty)
+    return flagged + "".join([
+        charts.line_chart("recs_coverage", "Catalogue coverage and overlap with the previous day",
+                          days, {"coverage": _series(recs, "coverage"),
+                                 "overlap": _series(recs, "overlap")},
+                          y_fmt=_pct, empty=empty,
+                          note="Coverage: distinct tracks recommended / catalogue. Overlap: "
+                               "share of a user's tracks also in their previous list."),
+        charts.line_chart("recs_concentration", "Share of slots going to the top 1% of tracks",
+                          days, {"top 1% by listeners": _series(recs, "top1_share")},
+                          y_fmt=_pct, empty=empty),
+        charts.line_chart("recs_cold_start", "Cold-start share of scored users", days,
+                          {"cold start": _series(recs, "cold_start_share")},
+                          y_fmt=_pct, empty=empty,
+                          note="Users without training listens, scored through their "
+                               "features."),
+    ]) + "<h3>Per score date (newest first)</h3>" + table
+
+
+def _pct(value: Any) -> str:
+    return "" if value is None or pd.isna(value) else f"{float(value):.1%}"
 
 
 def _models(settings: Settings) -> tuple[list[Any], str | None]:
