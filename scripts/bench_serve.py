@@ -15,7 +15,11 @@ users x ``--k`` rows (plus an older partition, as a daily lake has), and
 ``consumption.interactions`` (about 20 tracks per user, Zipf-like) for the
 popularity cold start. Each server runs in its own process; the load comes
 from other processes (``--clients`` x ``--threads`` keep-alive HTTP/1.1
-connections on loopback), bounded by ``--seconds`` and ``--max-requests``.
+connections on loopback), bounded by ``--seconds`` and ``--max-requests``,
+in two phases per server: ``max`` (each connection sends its next request
+as soon as the answer is in: the throughput) and ``--rate`` (1000 req/s
+offered in total, paced; latency counts from the scheduled send time, so
+queueing is not hidden: the latency the app would see at that load).
 5 % of requests name users the partition does not know (cold start).
 Peak RSS is the server process's ``VmHWM`` (loading included).
 
@@ -127,11 +131,17 @@ def run_baseline(lake_root: str) -> None:
 
 # ------------------------------------------------------------------- the load
 def client(port: int, users: int, k: int, seconds: float, max_requests: int, threads: int,
-           seed: int, out: mp.Queue) -> None:
-    """One load process: ``threads`` keep-alive connections until time or count runs out."""
+           rate: float, seed: int, out: mp.Queue) -> None:
+    """One load process: ``threads`` keep-alive connections until time or count runs out.
+
+    ``rate`` > 0 paces each connection (requests/s per connection) and measures
+    latency from the scheduled send time, so time spent queueing behind a
+    slow answer counts; ``rate`` = 0 sends as fast as answers come back.
+    """
     latencies: list[list[float]] = [[] for _ in range(threads)]
     errors = [0] * threads
-    stop_at = time.perf_counter() + seconds
+    began = time.perf_counter()
+    stop_at = began + seconds
     per_thread = max_requests // threads
 
     def work(t: int) -> None:
@@ -141,10 +151,13 @@ def client(port: int, users: int, k: int, seconds: float, max_requests: int, thr
         ids[unknown] += users  # beyond the partition: cold start
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
         mine = latencies[t]
-        for uid in ids.tolist():
-            start = time.perf_counter()
-            if start > stop_at:
+        first = time.perf_counter() + rng.random() / rate if rate else 0.0
+        for n, uid in enumerate(ids.tolist()):
+            due = first + n / rate if rate else time.perf_counter()
+            if due > stop_at:
                 break
+            if rate and (wait := due - time.perf_counter()) > 0:
+                time.sleep(wait)
             try:
                 conn.request("GET", f"/recommendations/{uid}?k={k}")
                 response = conn.getresponse()
@@ -155,11 +168,10 @@ def client(port: int, users: int, k: int, seconds: float, max_requests: int, thr
                 errors[t] += 1
                 conn.close()
                 conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-            mine.append(time.perf_counter() - start)
+            mine.append(time.perf_counter() - due)
         conn.close()
 
     pool = [threading.Thread(target=work, args=(t,)) for t in range(threads)]
-    began = time.perf_counter()
     for th in pool:
         th.start()
     for th in pool:
@@ -168,12 +180,15 @@ def client(port: int, users: int, k: int, seconds: float, max_requests: int, thr
              time.perf_counter() - began))
 
 
-def load(port: int, args: argparse.Namespace) -> dict:
+def load(port: int, args: argparse.Namespace, rate: float) -> dict:
+    """Run the load processes against ``port``; ``rate`` is the total offered req/s (0: max)."""
     ctx = mp.get_context("spawn")
     out = ctx.Queue()
+    per_conn = rate / (args.clients * args.threads)
     procs = [ctx.Process(target=client, args=(port, args.users, args.k, args.seconds,
                                               args.max_requests // args.clients, args.threads,
-                                              c + 1, out)) for c in range(args.clients)]
+                                              per_conn, c + 1, out))
+             for c in range(args.clients)]
     for p in procs:
         p.start()
     parts = [out.get(timeout=args.seconds + 120) for _ in procs]
@@ -222,6 +237,8 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=2, help="load processes")
     parser.add_argument("--threads", type=int, default=4, help="connections per load process")
     parser.add_argument("--max-requests", type=int, default=100_000)
+    parser.add_argument("--rate", type=float, default=1000.0,
+                        help="offered req/s of the paced (latency) phase")
     parser.add_argument("--baseline-server", metavar="LAKE", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.baseline_server:
@@ -251,28 +268,32 @@ def main() -> None:
                 answers[name] = get(port, f"/recommendations/{args.users // 2}?k={args.k}")
                 for uid in range(1, 201):
                     get(port, f"/recommendations/{uid}?k={args.k}")  # warm up
-                result = load(port, args)
-                result.update(name=name, ready_s=ready, rss_mb=peak_rss_mb(proc.pid))
-                rows.append(result)
+                for phase, rate in (("max", 0.0), (f"{args.rate:g}/s", args.rate)):
+                    result = load(port, args, rate)
+                    result.update(name=name, phase=phase, ready_s=ready,
+                                  rss_mb=peak_rss_mb(proc.pid))
+                    rows.append(result)
             finally:
                 proc.terminate()
                 proc.wait(timeout=30)
         same = [(i["track_id"], i["rank"]) for i in answers["lakehouse serve"]["items"]] == \
             [(i["track_id"], i["rank"]) for i in answers["naive pandas lookup (baseline)"]["items"]]
-        print(f"{'server':32} {'ready s':>8} {'requests':>9} {'errors':>6} {'req/s':>8} "
-              f"{'p50 ms':>7} {'p99 ms':>7} {'max ms':>7} {'peak RSS MB':>11}")
+        print(f"{'server':32} {'offered':>8} {'ready s':>7} {'requests':>9} {'errors':>6} "
+              f"{'req/s':>7} {'p50 ms':>7} {'p99 ms':>7} {'max ms':>7} {'peak RSS MB':>11}")
         for r in rows:
-            print(f"{r['name']:32} {r['ready_s']:8.1f} {r['requests']:9,} {r['errors']:6} "
-                  f"{r['rps']:8.0f} {r['p50_ms']:7.2f} {r['p99_ms']:7.2f} {r['max_ms']:7.1f} "
-                  f"{r['rss_mb']:11.0f}")
-        base, ours = rows
-        print(f"lakehouse serve vs baseline: {ours['rps'] / base['rps']:.1f}x requests/s, "
-              f"p99 {base['p99_ms'] / ours['p99_ms']:.1f}x lower; same answer for user "
+            print(f"{r['name']:32} {r['phase']:>8} {r['ready_s']:7.1f} {r['requests']:9,} "
+                  f"{r['errors']:6} {r['rps']:7.0f} {r['p50_ms']:7.2f} {r['p99_ms']:7.2f} "
+                  f"{r['max_ms']:7.1f} {r['rss_mb']:11.0f}")
+        base_max, base_paced, ours_max, ours_paced = rows
+        print(f"lakehouse serve vs baseline: {ours_max['rps'] / base_max['rps']:.1f}x requests/s "
+              f"at saturation; p99 at {args.rate:g} req/s offered "
+              f"{base_paced['p99_ms'] / ours_paced['p99_ms']:.1f}x lower; same answer for user "
               f"{args.users // 2}: {same}")
-        met = ours["p99_ms"] < 10 and ours["rps"] >= 1000 and ours["rss_mb"] < 300 \
-            and ours["errors"] == 0
-        print(f"targets (p99 < 10 ms, >= 1000 req/s, RSS < 300 MB, no error): "
-              f"{'met' if met else 'NOT met'}")
+        met = (ours_paced["p99_ms"] < 10 and ours_max["rps"] >= 1000
+               and ours_paced["rps"] >= 0.95 * args.rate and ours_max["rss_mb"] < 300
+               and ours_max["errors"] + ours_paced["errors"] == 0)
+        print(f"targets (p99 < 10 ms at {args.rate:g} req/s offered, >= 1000 req/s at "
+              f"saturation, peak RSS < 300 MB, no error): {'met' if met else 'NOT met'}")
 
 
 if __name__ == "__main__":
