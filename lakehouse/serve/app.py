@@ -8,6 +8,13 @@ Routes (all described in ``/openapi.json``; Swagger UI at ``/docs``):
 Answers are encoded with orjson straight from the service's dicts; the
 pydantic models below describe them in the OpenAPI document but do not
 re-validate every answer, which would cost more than the lookup itself.
+
+The request the app makes all day, ``GET /recommendations/<id>`` with at most
+``?k=<n>``, is answered by :class:`FastPath` before FastAPI's routing and
+parameter validation (which cost several times the lookup). It accepts only
+requests it can answer exactly as FastAPI would; anything else (another
+parameter, a value out of range, a missing token, an error) goes to the
+FastAPI app, which validates and answers as documented.
 """
 
 from __future__ import annotations
@@ -99,6 +106,72 @@ class _RequireToken:
         if not hmac.compare_digest(given, self._token):
             raise HTTPException(401, "missing or wrong bearer token",
                                 headers={"WWW-Authenticate": "Bearer"})
+
+
+class FastPath:
+    """An ASGI app answering well-formed ``GET /recommendations/<id>[?k=<n>]`` itself.
+
+    Args:
+        app: The FastAPI app, for every other request.
+        service: Where answers come from.
+        token: The bearer token requests must carry, if any.
+    """
+
+    PREFIX = "/recommendations/"
+
+    def __init__(self, app: FastAPI, service: Service, token: str | None = None):
+        self.app = app
+        self.service = service
+        self._auth = f"Bearer {token}".encode() if token else None
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        body = self._answer(scope) if scope["type"] == "http" else None
+        if body is None:
+            await self.app(scope, receive, send)
+            return
+        await send({"type": "http.response.start", "status": 200, "headers": [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(body)).encode())]})
+        await send({"type": "http.response.body", "body": body})
+
+    def _answer(self, scope: dict) -> bytes | None:
+        path = scope["path"]
+        if scope["method"] != "GET" or not path.startswith(self.PREFIX):
+            return None
+        user = _positive(path[len(self.PREFIX):], MAX_ID)
+        query = scope["query_string"]
+        k = None
+        if query:
+            if not query.startswith(b"k="):
+                return None
+            k = _positive(query[2:].decode("latin-1"), MAX_K)
+            if k is None:
+                return None
+        if user is None or (self._auth and not self._authorized(scope)):
+            return None
+        try:
+            return orjson.dumps(self.service.recommend(user, k))
+        except Exception:  # noqa: BLE001 - FastAPI answers it again, with the right error
+            return None
+
+    def _authorized(self, scope: dict) -> bool:
+        for name, value in scope["headers"]:
+            if name == b"authorization":
+                return hmac.compare_digest(value, self._auth)
+        return False
+
+
+def _positive(text: str, limit: int) -> int | None:
+    """``text`` as an int in 1..limit if it is plain ASCII digits, else None."""
+    if not (text.isascii() and text.isdigit()) or len(text) > 19:
+        return None
+    value = int(text)
+    return value if 1 <= value <= limit else None
+
+
+def create_asgi(service: Service, token: str | None = None) -> FastPath:
+    """What ``lakehouse serve`` runs: :class:`FastPath` in front of :func:`create_app`."""
+    return FastPath(create_app(service, token), service, token)
 
 
 def create_app(service: Service, token: str | None = None) -> FastAPI:

@@ -11,7 +11,7 @@ import uvicorn
 from lakehouse.config import Settings
 from lakehouse.errors import ConfigError
 from lakehouse.mockapi.server import bind
-from lakehouse.serve.app import create_app
+from lakehouse.serve.app import create_asgi
 from lakehouse.serve.service import Service
 
 TOKEN_ENV = "LAKEHOUSE_SERVE_TOKEN"
@@ -63,7 +63,7 @@ def serve(settings: Settings, *, host: str = "127.0.0.1", port: int = 8080,
     try:
         sock.listen(1024)  # connections queue from the moment the URL is announced
         service.start()
-        app = create_app(service, token=settings.serve_token)
+        app = create_asgi(service, token=settings.serve_token)
         shown = f"[{host}]" if ":" in host else host
         _ok, health = service.health()
         served = (f"score_date {health['score_date']} ({health['users']} users, k={health['k']},"

@@ -24,6 +24,14 @@ from tests.conftest import copy_lake
 DAY = dt.date(2026, 10, 30)
 
 
+@pytest.fixture(scope="module")
+def loaded(trained_lake) -> Service:
+    """A service over the trained sample lake, loaded once (no background threads)."""
+    service = Service(trained_lake)
+    service.refresh()
+    return service
+
+
 def tiny_partition() -> pa.Table:
     # Deliberately out of order, two model versions, one extra column.
     return pa.table({
@@ -92,6 +100,7 @@ def _added_files(lake: Lake, version: int) -> list[Path]:
     return [Path(u.removeprefix("file://")) for u in after - before]
 
 
+@pytest.mark.slow
 def test_a_version_that_fails_to_load_keeps_the_previous_one_serving(
         tmp_path, trained_lake, caplog):
     settings = copy_lake(trained_lake, tmp_path)
@@ -126,9 +135,8 @@ def test_a_version_that_fails_to_load_keeps_the_previous_one_serving(
     assert service.health()[1]["reload_errors"] == {}
 
 
-def test_k_above_the_stored_k_and_a_lake_without_recommendations(trained_lake, sample_lake):
-    service = Service(trained_lake)
-    service.refresh()
+def test_k_above_the_stored_k_and_a_lake_without_recommendations(loaded, sample_lake):
+    service = loaded
     with pytest.raises(KLimitError) as caught:
         service.recommend(1, k=11)
     assert caught.value.limit == 10
@@ -137,3 +145,34 @@ def test_k_above_the_stored_k_and_a_lake_without_recommendations(trained_lake, s
     with pytest.raises(NothingToServeError, match="lakehouse recommend"):
         empty.recommend(1)
     assert empty.health()[0] is False
+
+
+@pytest.mark.parametrize(("path", "query", "answered"), [
+    ("/recommendations/5", b"", True),
+    ("/recommendations/5", b"k=3", True),
+    ("/recommendations/0005", b"k=03", True),
+    ("/recommendations/5/", b"", False),
+    ("/recommendations/0", b"", False),
+    ("/recommendations/-5", b"", False),
+    ("/recommendations/\u0665", b"", False),          # a non-ASCII digit
+    (f"/recommendations/{2**63}", b"", False),
+    ("/recommendations/5", b"k=0", False),
+    ("/recommendations/5", b"k=101", False),
+    ("/recommendations/5", b"k=3&k=4", False),
+    ("/recommendations/5", b"date=2026-10-30", False),
+    ("/recommendations/5", b"favorite_genre=Rock", False),
+    ("/health", b"", False),
+])
+def test_the_fast_path_takes_only_what_it_can_answer_exactly(loaded, path, query, answered):
+    from lakehouse.serve.app import FastPath
+
+    service = loaded
+    fast = FastPath(app=None, service=service)
+    scope = {"type": "http", "method": "GET", "path": path, "query_string": query,
+             "headers": []}
+    assert (fast._answer(scope) is not None) is answered
+    assert fast._answer({**scope, "method": "POST"}) is None
+    guarded = FastPath(app=None, service=service, token="s3cret")
+    assert guarded._answer(scope) is None  # no token: FastAPI answers the 401
+    good = {**scope, "headers": [(b"authorization", b"Bearer s3cret")]}
+    assert (guarded._answer(good) is not None) is answered
