@@ -720,9 +720,26 @@ def demo(days: int, seed: int) -> None:
     me = me if os.path.basename(me) == "lakehouse" and not me.startswith("..") else "lakehouse"
     click.echo(f"Done in {result.seconds:.0f} s. Next: {me} --lake {result.lake} status | "
                "tables | sql \"SELECT ...\"; make lab")
+    _demo_next_steps(result, me)
     if result.failed_steps:
         raise click.ClickException(f"{len(result.failed_steps)} step(s) failed, first: "
                                    f"{result.failed_steps[0]}")
+
+
+def _demo_next_steps(result, me: str) -> None:
+    """How to open the report, serve the recommendations and query one user."""
+    from lakehouse.lake import Lake
+    from lakehouse.monitor.report import LATEST
+    from lakehouse.serve.store import a_served_user
+
+    if result.report is not None:
+        latest = (result.report.parent / LATEST).resolve()
+        click.echo(f"Open the report in a browser: {latest.as_uri()}")
+    user = a_served_user(Lake(result.lake, create=False))
+    if user is not None:
+        click.echo(f"Serve the recommendations: {me} --lake {result.lake} serve --port 8080 "
+                   "(or: make serve), then, from another terminal, query one user:\n"
+                   f"  curl -s 'http://127.0.0.1:8080/recommendations/{user}?k=5'")
 
 
 def main() -> None:

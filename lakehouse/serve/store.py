@@ -200,3 +200,23 @@ def to_store(column: Callable[[str], pa.ChunkedArray], extras: list[str], day: d
 
 def _int64(values: pa.ChunkedArray) -> np.ndarray:
     return np.asarray(values.to_numpy(), np.int64)
+
+
+def a_served_user(lake: Lake) -> int | None:
+    """The smallest user id of the newest partition, from the Delta log's statistics.
+
+    For examples ("query this user"); None when nothing is scored yet.
+    """
+    if not lake.exists(names.CONS_RECOMMENDATIONS):
+        return None
+    delta = lake.delta(names.CONS_RECOMMENDATIONS)
+    dates = score_dates_of(delta)
+    actions = pa.table(delta.get_add_actions(flatten=True))
+    column = f"min.{names.USER_ID}"
+    if not dates or column not in actions.column_names:
+        return None
+    mine = actions.filter(pc.equal(actions.column(f"partition.{names.SCORE_DATE}"),
+                                   pa.scalar(dates[-1], actions.schema.field(
+                                       f"partition.{names.SCORE_DATE}").type)))
+    value = pc.min(mine.column(column)).as_py()
+    return int(value) if value is not None else None
