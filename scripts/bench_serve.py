@@ -15,7 +15,9 @@ users x ``--k`` rows (plus an older partition, as a daily lake has), and
 ``consumption.interactions`` (about 20 tracks per user, Zipf-like) for the
 popularity cold start. Each server runs in its own process; the load comes
 from other processes (``--clients`` x ``--threads`` keep-alive HTTP/1.1
-connections on loopback), bounded by ``--seconds`` and ``--max-requests``,
+connections on loopback; the saturation phase uses ``wrk`` when it is
+installed, ``apt-get install wrk``, as the Python client would take much of
+the CPU the server needs), bounded by ``--seconds`` and ``--max-requests``,
 in two phases per server: ``max`` (each connection sends its next request
 as soon as the answer is in: the throughput) and ``--rate`` (1000 req/s
 offered in total, paced; latency counts from the scheduled send time, so
@@ -37,6 +39,7 @@ import json
 import multiprocessing as mp
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -202,6 +205,45 @@ def load(port: int, args: argparse.Namespace, rate: float) -> dict:
             "max_ms": float(lat.max() * 1e3)}
 
 
+WRK_SCRIPT = """
+math.randomseed(%(seed)d)
+request = function()
+  local uid = math.random(1, %(users)d)
+  if math.random() < %(unknown)f then uid = uid + %(users)d end
+  return wrk.format("GET", "/recommendations/" .. uid .. "?k=%(k)d")
+end
+"""
+
+
+def wrk_load(port: int, args: argparse.Namespace, workdir: Path) -> dict:
+    """The saturation phase with wrk (C, a fraction of the Python client's CPU)."""
+    script = workdir / "load.lua"
+    script.write_text(WRK_SCRIPT % {"seed": 1, "users": args.users, "unknown": UNKNOWN_SHARE,
+                                    "k": args.k})
+    out = subprocess.run(
+        ["wrk", "-t", str(args.clients), "-c", str(args.clients * args.threads),
+         "-d", f"{args.seconds:g}s", "--latency", "-s", str(script),
+         f"http://127.0.0.1:{port}"], capture_output=True, text=True, check=True).stdout
+
+    def ms(pattern: str) -> float:
+        value, unit = re.search(pattern, out, re.M).groups()
+        return float(value) * {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 6e4}[unit]
+
+    duration = r"([\d.]+)(us|ms|s|m)"
+
+    requests = int(re.search(r"(\d+) requests in", out).group(1))
+    bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)",
+                       out)
+    return {"requests": requests,
+            "errors": (int(bad.group(1)) if bad else 0)
+            + (sum(int(g) for g in errors.groups()) if errors else 0),
+            "seconds": args.seconds,
+            "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
+            "p50_ms": ms(rf"^\s*50%\s+{duration}"), "p99_ms": ms(rf"^\s*99%\s+{duration}"),
+            "max_ms": ms(rf"^\s*Latency\s+\S+\s+\S+\s+{duration}")}
+
+
 # ---------------------------------------------------------------- the servers
 def peak_rss_mb(pid: int) -> float:
     text = Path(f"/proc/{pid}/status").read_text()
@@ -239,6 +281,8 @@ def main() -> None:
     parser.add_argument("--max-requests", type=int, default=100_000)
     parser.add_argument("--rate", type=float, default=1000.0,
                         help="offered req/s of the paced (latency) phase")
+    parser.add_argument("--no-wrk", action="store_true",
+                        help="saturate with the Python client even if wrk is installed")
     parser.add_argument("--baseline-server", metavar="LAKE", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.baseline_server:
@@ -261,6 +305,9 @@ def main() -> None:
             "lakehouse serve": [sys.executable, "-m", "lakehouse", "--lake", str(root),
                                 "serve", "--port", "0"],
         }
+        use_wrk = shutil.which("wrk") is not None and not args.no_wrk
+        print(f"saturation load by {'wrk' if use_wrk else 'the Python client'}; paced load by "
+              "the Python client", flush=True)
         rows, answers = [], {}
         for name, cmd in servers.items():
             proc, port, ready = start(cmd, env)
@@ -269,7 +316,10 @@ def main() -> None:
                 for uid in range(1, 201):
                     get(port, f"/recommendations/{uid}?k={args.k}")  # warm up
                 for phase, rate in (("max", 0.0), (f"{args.rate:g}/s", args.rate)):
-                    result = load(port, args, rate)
+                    if rate == 0 and use_wrk:
+                        result = wrk_load(port, args, Path(tmp))
+                    else:
+                        result = load(port, args, rate)
                     result.update(name=name, phase=phase, ready_s=ready,
                                   rss_mb=peak_rss_mb(proc.pid))
                     rows.append(result)
