@@ -15,13 +15,13 @@ users x ``--k`` rows (plus an older partition, as a daily lake has), and
 ``consumption.interactions`` (about 20 tracks per user, Zipf-like) for the
 popularity cold start. Each server runs in its own process; the load comes
 from other processes (``--clients`` x ``--threads`` keep-alive HTTP/1.1
-connections on loopback; the saturation phase uses ``wrk`` when it is
-installed, ``apt-get install wrk``, as the Python client would take much of
-the CPU the server needs), bounded by ``--seconds`` and ``--max-requests``,
+connections on loopback; ``wrk`` generates the load when it is installed,
+``apt-get install wrk``, since the Python client takes much of the CPU the
+server needs on a small machine; ``--no-wrk`` forces the Python client), bounded by ``--seconds`` and ``--max-requests``,
 in two phases per server: ``max`` (each connection sends its next request
-as soon as the answer is in: the throughput) and ``--rate`` (1000 req/s
-offered in total, paced; latency counts from the scheduled send time, so
-queueing is not hidden: the latency the app would see at that load).
+as soon as the answer is in: the throughput) and ``--rate`` (about 1000
+req/s offered in total, paced: the latency the app would see at that load;
+the Python client counts it from the scheduled send time, wrk from the send).
 5 % of requests name users the partition does not know (cold start).
 Peak RSS is the server process's ``VmHWM`` (loading included).
 
@@ -52,6 +52,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 DAY = dt.date(2026, 10, 30)
 UNKNOWN_SHARE = 0.05
+PACED_CONNECTIONS = 10
 TRACKS = 50_000
 
 
@@ -207,6 +208,9 @@ def load(port: int, args: argparse.Namespace, rate: float) -> dict:
 
 WRK_SCRIPT = """
 math.randomseed(%(seed)d)
+delay = function()
+  return %(delay_ms)d
+end
 request = function()
   local uid = math.random(1, %(users)d)
   if math.random() < %(unknown)f then uid = uid + %(users)d end
@@ -215,13 +219,22 @@ end
 """
 
 
-def wrk_load(port: int, args: argparse.Namespace, workdir: Path) -> dict:
-    """The saturation phase with wrk (C, a fraction of the Python client's CPU)."""
+def wrk_load(port: int, args: argparse.Namespace, workdir: Path, rate: float) -> dict:
+    """A phase with wrk (C: a fraction of the Python client's CPU).
+
+    ``rate`` = 0 saturates with ``clients x threads`` connections. Otherwise
+    :data:`PACED_CONNECTIONS` connections each wait ``PACED_CONNECTIONS /
+    rate`` seconds, less the ~1 ms an answer takes, between an answer and the
+    next request: about ``rate`` requests/s offered (the achieved rate is
+    reported). wrk times each request from send to answer.
+    """
     script = workdir / "load.lua"
+    conns = PACED_CONNECTIONS if rate else args.clients * args.threads
+    delay_ms = max(0, round(conns * 1000 / rate) - 1) if rate else 0
     script.write_text(WRK_SCRIPT % {"seed": 1, "users": args.users, "unknown": UNKNOWN_SHARE,
-                                    "k": args.k})
+                                    "k": args.k, "delay_ms": delay_ms})
     out = subprocess.run(
-        ["wrk", "-t", str(args.clients), "-c", str(args.clients * args.threads),
+        ["wrk", "-t", str(min(args.clients, conns)), "-c", str(conns),
          "-d", f"{args.seconds:g}s", "--latency", "-s", str(script),
          f"http://127.0.0.1:{port}"], capture_output=True, text=True, check=True).stdout
 
@@ -306,8 +319,7 @@ def main() -> None:
                                 "serve", "--port", "0"],
         }
         use_wrk = shutil.which("wrk") is not None and not args.no_wrk
-        print(f"saturation load by {'wrk' if use_wrk else 'the Python client'}; paced load by "
-              "the Python client", flush=True)
+        print(f"load by {'wrk' if use_wrk else 'the Python client'}", flush=True)
         rows, answers = [], {}
         for name, cmd in servers.items():
             proc, port, ready = start(cmd, env)
@@ -316,8 +328,8 @@ def main() -> None:
                 for uid in range(1, 201):
                     get(port, f"/recommendations/{uid}?k={args.k}")  # warm up
                 for phase, rate in (("max", 0.0), (f"{args.rate:g}/s", args.rate)):
-                    if rate == 0 and use_wrk:
-                        result = wrk_load(port, args, Path(tmp))
+                    if use_wrk:
+                        result = wrk_load(port, args, Path(tmp), rate)
                     else:
                         result = load(port, args, rate)
                     result.update(name=name, phase=phase, ready_s=ready,
