@@ -36,7 +36,7 @@ from lakehouse.serve.store import BatchStore, load_batch, score_dates
 log = logging.getLogger(__name__)
 
 FULL_CHECK_SECONDS = 30.0
-HEALTH_SECONDS = 30.0
+HEALTH_SECONDS = 60.0
 # A part that failed to load is not retried with the same inputs sooner than this.
 RETRY_SECONDS = 60.0
 OTHER_DATES_KEPT = 3

@@ -20,6 +20,7 @@ Usage (what the server runs)::
 from __future__ import annotations
 
 import argparse
+import contextlib
 import itertools
 import json
 import os
@@ -37,6 +38,7 @@ from lakehouse.lake import Lake
 from lakehouse.serve.coldstart import FEATURES, MAX_K, top_ranked
 
 TIMEOUT_SECONDS = 600.0
+NICENESS = 10
 
 
 def freshness_report(settings: Settings) -> dict[str, Any]:
@@ -108,15 +110,21 @@ def call(settings: Settings, *args: str, timeout: float = TIMEOUT_SECONDS) -> di
         p for p in (root, os.environ.get("PYTHONPATH")) if p))
     cmd = [sys.executable, "-m", "lakehouse.serve.worker", "--lake", str(settings.lake),
            "--stale-hours", repr(settings.stale_hours), *args]
-    try:
-        done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout,
-                              check=False)
-    except subprocess.TimeoutExpired:
-        raise LakehouseError(f"{args[0]} helper took more than {timeout:g} s") from None
-    if done.returncode != 0:
-        lines = done.stderr.strip().splitlines() or [f"exit code {done.returncode}"]
+    with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                          env=env) as child:
+        # Background work: on a small machine the answers must not wait for its imports.
+        with contextlib.suppress(OSError, AttributeError):
+            os.setpriority(os.PRIO_PROCESS, child.pid, NICENESS)
+        try:
+            out, err = child.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.communicate()
+            raise LakehouseError(f"{args[0]} helper took more than {timeout:g} s") from None
+    if child.returncode != 0:
+        lines = err.strip().splitlines() or [f"exit code {child.returncode}"]
         raise LakehouseError(f"{args[0]} helper failed: {lines[-1]}")
-    return json.loads(done.stdout)
+    return json.loads(out)
 
 
 def main(argv: list[str] | None = None) -> None:
