@@ -22,7 +22,12 @@ $(STAMP): setup.cfg pyproject.toml
 
 install: $(STAMP) ## Create .venv and install the package with dev tools
 
-test: $(STAMP) ## Run every test (slow ones included)
+SPARK_STAMP := $(VENV)/.installed-spark
+$(SPARK_STAMP): $(STAMP)
+	$(BIN)/pip install --quiet -e '.[dev,spark]'
+	touch $(SPARK_STAMP)
+
+test: $(SPARK_STAMP) ## Run every test, slow and Spark ones included (installs lakehouse[spark]; needs Java 17)
 	$(BIN)/python -m pytest
 
 test-fast: $(STAMP) ## Run the tests not marked slow
@@ -53,7 +58,7 @@ ingest: $(STAMP) ## Ingest the three endpoints of $$LAKEHOUSE_API_URL into raw
 build: $(STAMP) ## Build the standardized and consumption zones from raw
 	$(LAKEHOUSE) build
 
-train: $(STAMP) ## Train a LightFM challenger and promote it if it beats the champion
+train: $(STAMP) ## Select a recommender (popularity, ALS, LightFM), refit it, promote it if it beats the champion
 	$(LAKEHOUSE) train
 
 recommend: $(STAMP) ## Score every user's top tracks with the champion model
@@ -68,7 +73,7 @@ report: $(STAMP) ## Write the HTML monitoring report
 serve: $(STAMP) ## Serve the recommendations on 127.0.0.1:8080 (GET /recommendations/{user_id}, /health)
 	$(LAKEHOUSE) serve --port 8080
 
-daily: $(STAMP) ## The scheduled job: ingest, build, recommend (retrain weekly)
+daily: $(STAMP) ## The scheduled job (lakehouse daily, logged, one at a time): ingest .. status
 	scripts/daily.sh
 
 bench: $(STAMP) ## Run every benchmark script (minutes; results go to BENCHMARKS.md by hand)

@@ -18,25 +18,59 @@ from typing import Any
 import click
 
 from lakehouse import __version__
-from lakehouse.config import Settings
-from lakehouse.errors import ConfigError, LakehouseError, LockedError
+from lakehouse.config import ENGINES, MAX_DATE, MAX_K, MIN_DATE, Settings
+from lakehouse.errors import LakehouseError
 from lakehouse.output import FORMATS, human_bytes, render
 
 
+class OneLineUsageError(click.UsageError):
+    """A usage error shown as one line (click shows usage, a hint, a blank and the error)."""
+
+    def show(self, file: Any = None) -> None:
+        where = f" (see '{self.ctx.command_path} --help')" if self.ctx else ""
+        click.echo(f"Error: {self.format_message()}{where}", err=True, file=file)
+
+
 class LakehouseGroup(click.Group):
-    """A click group that turns :class:`LakehouseError` into a one-line error."""
+    """A click group whose errors are one line: :class:`LakehouseError` becomes
+    ``Error: ...`` (exit 1), a usage error ``Error: ... (see --help)`` (exit 2)."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        try:
+            return super().parse_args(ctx, args)
+        except click.UsageError as exc:
+            raise _one_line(exc) from None
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
         except LakehouseError as exc:
-            raise click.ClickException(str(exc)) from None
+            raise click.ClickException(_safe(ctx, str(exc))) from None
+        except click.UsageError as exc:
+            raise _one_line(exc) from None
 
     def format_epilog(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         if self.epilog:
             formatter.write_paragraph()
             for line in self.epilog.splitlines():
                 formatter.write_text(line)
+
+
+def _safe(ctx: click.Context, text: str) -> str:
+    """An error line without secrets or control characters (it can quote the server)."""
+    from lakehouse.source.scrub import scrub
+
+    current = ctx.find_root().obj
+    token = current.api_token if isinstance(current, Settings) else None
+    return scrub(text, [token])
+
+
+def _one_line(exc: click.UsageError) -> click.UsageError:
+    if isinstance(exc, OneLineUsageError):
+        return exc
+    one = OneLineUsageError(exc.format_message(), exc.ctx)
+    one.exit_code = exc.exit_code
+    return one
 
 
 def settings(ctx: click.Context | None = None) -> Settings:
@@ -70,11 +104,21 @@ def parse_date(_ctx: click.Context | None, _param: Any, value: str | None) -> dt
     if value == "today":
         return dt.datetime.now(dt.UTC).date()
     try:
-        return dt.date.fromisoformat(value)
+        date = dt.date.fromisoformat(value)
     except ValueError:
         raise click.BadParameter(f"{value!r} is not a date; use YYYY-MM-DD, e.g. 2026-11-26") \
             from None
+    if not MIN_DATE <= date <= MAX_DATE:
+        raise click.BadParameter(f"{value} is out of range; use a date from {MIN_DATE} to "
+                                 f"{MAX_DATE}")
+    return date
 
+
+# Bounds of the mock's data set: beyond them generation runs out of memory (--listens
+# 10**11 asked for 743 GiB) or dates overflow (--days 10**8).
+MOCK_MAX_ITEMS = 10_000_000
+MOCK_MAX_LISTENS = 100_000_000
+MOCK_MAX_DAYS = 3650
 
 # Shared options, defined once.
 date_option = click.option(
@@ -82,6 +126,10 @@ date_option = click.option(
     help="Date to process (default: today, UTC).")
 api_url_option = click.option(
     "--api-url", metavar="URL", help="Source API base URL [env LAKEHOUSE_API_URL].")
+wait_option = click.option(
+    "--wait/--no-wait", default=True, show_default=True,
+    help="Wait for another run of this step on the lake (up to LAKEHOUSE_LOCK_TIMEOUT "
+         "seconds, default 900), or exit at once.")
 format_option = click.option(
     "--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True,
     help="Output format.")
@@ -105,32 +153,53 @@ def cli(ctx: click.Context, lake: str | None, verbose: int) -> None:
         raise click.ClickException(str(exc)) from None
 
 
-def alert_on_failure(job: str) -> Callable:
-    """Send a ``job_failed`` alert when the command fails with a LakehouseError.
+class TerminalProgress:
+    """Renders the library's progress events on stderr.
 
-    Failures that come back as run records (an ingest endpoint) are alerted by
-    ``notify_runs``; this covers the ones raised before or instead of a record
-    (a failed validation, an unreachable API, no champion to score with). Bad
-    options and a busy lock with ``--no-wait`` are not alerted: whoever typed
-    them reads the error; without a sink configured, the error line is all
-    there is to say. The same alert is not repeated within the alert window.
+    On a terminal: one bar per task (an endpoint, the training epochs), with
+    the latest message beside it. Elsewhere (cron, a log file): each message
+    as one line, so the log reads one line per endpoint or epoch.
     """
-    def decorator(fn: Callable) -> Callable:
-        @functools.wraps(fn)
-        def wrapper(*args: Any, **kwargs: Any) -> Any:
-            try:
-                return fn(*args, **kwargs)
-            except (ConfigError, LockedError):
-                raise  # a typo or a deliberate --no-wait: the user is there to read it
-            except LakehouseError as exc:
-                current = settings()
-                if current.alert_webhook or current.alert_command:
-                    from lakehouse.monitor.alerts import job_failed_alert
 
-                    job_failed_alert(current, job, f"lakehouse {job} failed: {exc}")
-                raise
-        return wrapper
-    return decorator
+    def __init__(self, bars: bool):
+        self.bars = bars
+        self._open: dict[tuple[str, str], Any] = {}
+
+    @classmethod
+    def for_stderr(cls, progress: bool | None = None) -> TerminalProgress | None:
+        """Bars on a terminal, lines otherwise (None); True: bars; False: nothing."""
+        if progress is False:
+            return None
+        return cls(bars=sys.stderr.isatty() if progress is None else True)
+
+    def __call__(self, event: Any) -> None:
+        if not self.bars:
+            if event.message:
+                click.echo(event.message, err=True)
+            return
+        key = (event.step, event.task)
+        bar = self._open.get(key)
+        if bar is None:
+            bar = click.progressbar(length=event.total or 0, label=f"{event.task:<15}",
+                                    file=sys.stderr, item_show_func=lambda m: m)
+            self._open[key] = bar.__enter__()
+        if event.message:
+            bar.current_item = event.message
+        steps = event.done - bar.pos
+        if steps:
+            bar.update(steps)
+        else:  # click draws only on a step; a message alone must show too
+            bar.render_progress()
+        if event.finished:
+            bar.__exit__(None, None, None)
+            del self._open[key]
+
+
+def step_context(progress: bool | None = None):
+    """The run context of a pipeline command: the settings, bars or lines on stderr."""
+    from lakehouse.context import RunContext
+
+    return RunContext.open(settings(), progress=TerminalProgress.for_stderr(progress))
 
 
 def open_lake_for(write: bool = False):
@@ -162,26 +231,39 @@ def tables(fmt: str) -> None:
              i.version, i.last_modified, ",".join(i.partition_by)) for i in infos]
     click.echo(render(["table", "rows", "files", "size", "version", "last_modified",
                        "partitioned_by"], rows, fmt))
+    broken = [i for i in infos if i.problem]
+    if broken:
+        raise click.ClickException(f"{len(broken)} table(s) cannot be read: "
+                                   + " | ".join(i.problem for i in broken))
 
 
 @cli.command()
 @click.argument("query")
 @format_option
-@click.option("--limit", type=click.IntRange(min=0), default=1000, show_default=True,
-              help="Print at most this many rows (0: all).")
-def sql(query: str, fmt: str, limit: int) -> None:
-    """Run a DuckDB SQL QUERY on the lake; tables are named zone.name.
+@click.option("--limit", type=click.IntRange(min=0), metavar="N",
+              help="Print at most N rows (0: all) [default: 1000 for table, all for csv "
+                   "and json]; what is left out is counted on stderr.")
+def sql(query: str, fmt: str, limit: int | None) -> None:
+    """Run one read-only DuckDB SQL QUERY on the lake; tables are named zone.name.
+
+    SELECT, WITH, DESCRIBE, SHOW, SUMMARIZE and EXPLAIN run; anything that could
+    change a file (COPY, INSERT, CREATE, SET, ATTACH...) is refused. Export
+    with --format csv or json, which print every row.
 
     \b
     Example:
       lakehouse sql "SELECT count(*) FROM standardized.listens"
+      lakehouse sql "SELECT * FROM consumption.recommendations" --format csv > recs.csv
     """
-    rel = open_lake_for().sql(query)
-    if rel is None:
+    if limit is None:
+        limit = 1000 if fmt == "table" else 0
+    result = open_lake_for().query(query, limit or None)
+    if not result.columns:
         return
-    columns = rel.columns
-    rows = rel.fetchmany(limit) if limit else rel.fetchall()
-    click.echo(render(columns, rows, fmt))
+    click.echo(render(result.columns, result.rows, fmt))
+    if result.left_out:
+        click.echo(f"{result.left_out} more row(s) not shown (--limit {limit}); "
+                   "--limit 0 shows all", err=True)
 
 
 # ---- mock-api (bundled source API) ----
@@ -189,22 +271,23 @@ def sql(query: str, fmt: str, limit: int) -> None:
 @click.option("--host", default="127.0.0.1", show_default=True, help="Interface to bind.")
 @click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True,
               help="TCP port (0: any free port).")
-@click.option("--seed", type=int, default=42, show_default=True,
+@click.option("--seed", type=click.IntRange(0, 2**32 - 1), default=42, show_default=True,
               help="Seed of the data set and of the fault schedule.")
-@click.option("--profile", type=click.Choice(["realistic", "reference"]), default="realistic",
-              show_default=True,
+@click.option("--profile", type=click.Choice(["realistic", "reference", "opaque"]),
+              default="realistic", show_default=True,
               help="realistic: learnable taste and documented defects; reference: the "
-                   "reference server's distributions (1000 per endpoint by default).")
-@click.option("--users", type=click.IntRange(min=1),
+                   "reference server's distributions (1000 per endpoint by default); opaque: "
+                   "realistic, but taste from hidden factors that metadata does not reveal.")
+@click.option("--users", type=click.IntRange(1, MOCK_MAX_ITEMS),
               help="Users at the end of the window [default: 2000; reference: 1000].")
-@click.option("--tracks", type=click.IntRange(min=1),
+@click.option("--tracks", type=click.IntRange(1, MOCK_MAX_ITEMS),
               help="Tracks at the end of the window [default: 3000; reference: 1000].")
-@click.option("--listens", type=click.IntRange(min=0),
+@click.option("--listens", type=click.IntRange(0, MOCK_MAX_LISTENS),
               help="Listen records (sessions) at the end of the window [default: 20000; "
                    "reference: one per user].")
 @click.option("--start", callback=parse_date, metavar="YYYY-MM-DD",
               help="First simulated day [default: 2026-10-01].")
-@click.option("--days", type=click.IntRange(min=1), default=30, show_default=True,
+@click.option("--days", type=click.IntRange(1, MOCK_MAX_DAYS), default=30, show_default=True,
               help="Length of the simulated window.")
 @click.option("--as-of", "as_of", callback=parse_date, metavar="YYYY-MM-DD",
               help="Serve the state at the end of this day [default: the window's last day].")
@@ -256,15 +339,16 @@ def mock_api(host: str, port: int, seed: int, profile: str, users: int | None,
 @date_option
 @click.option("--workers", type=click.IntRange(min=1), metavar="N",
               help="Concurrent page requests [env LAKEHOUSE_WORKERS; default 8].")
-@click.option("--wait/--no-wait", default=True, show_default=True,
-              help="Wait for another ingest of this lake, or exit at once.")
+@wait_option
 @click.option("--progress/--no-progress", default=None,
               help="Progress bars (default: on a terminal; else one line per endpoint).")
+@click.option("--allow-empty", is_flag=True,
+              help="Accept an endpoint serving 0 records although its last snapshot had some "
+                   "(by default that endpoint fails and keeps its data).")
 @format_option
 @with_settings(api_url="api_url", workers="workers")
-@alert_on_failure("ingest")
 def ingest(endpoints: tuple[str, ...], date: dt.date | None, wait: bool,
-           progress: bool | None, fmt: str) -> None:
+           progress: bool | None, allow_empty: bool, fmt: str) -> None:
     """Ingest ENDPOINTs of the source API into the raw zone (all three by default).
 
     Each endpoint (users, tracks, listen_history) replaces its --date
@@ -277,11 +361,9 @@ def ingest(endpoints: tuple[str, ...], date: dt.date | None, wait: bool,
       lakehouse ingest tracks --no-wait
     """
     from lakehouse.ingest import ingest as run_ingest
-    from lakehouse.monitor.alerts import notify_runs
 
-    records = run_ingest(settings(), list(endpoints) or None, date=date, wait=wait,
-                         progress=progress)
-    notify_runs(settings(), records)
+    records = run_ingest(step_context(progress), list(endpoints) or None, date=date,
+                         wait=wait, allow_empty=allow_empty)
     rows = [(r.target, r.status, r.records, r.pages, r.requests, r.retries,
              human_bytes(r.bytes) if fmt == "table" else r.bytes, r.table_version,
              r.duration_s, "; ".join(r.schema_changes) or None, r.error) for r in records]
@@ -297,27 +379,32 @@ def ingest(endpoints: tuple[str, ...], date: dt.date | None, wait: bool,
 @click.option("--kpi-days", type=click.IntRange(min=1), metavar="N",
               help="Days of consumption.daily_kpis ending on --date "
                    "[env LAKEHOUSE_KPI_DAYS; default 90].")
+@click.option("--engine", type=click.Choice(ENGINES),
+              help="Where the views run [env LAKEHOUSE_ENGINE; default duckdb]; spark needs "
+                   "pip install 'lakehouse[spark]'.")
+@click.option("--spark-master", metavar="URL",
+              help="Spark master for --engine spark [env LAKEHOUSE_SPARK_MASTER; default "
+                   "local[*]]; SPARK_REMOTE=sc://host:15002 uses Spark Connect instead.")
 @format_option
-@with_settings(kpi_days="kpi_days")
-@alert_on_failure("build")
-def build(date: dt.date | None, fmt: str) -> None:
+@with_settings(kpi_days="kpi_days", engine="engine", spark_master="spark_master")
+@wait_option
+def build(date: dt.date | None, wait: bool, fmt: str) -> None:
     """Build the standardized and consumption zones from raw snapshots up to --date.
 
     Every table is validated before anything is written; rows failing a
     row-level check go to quarantine.<table> with the reason. Building the
-    same date twice gives the same tables. Appends one record per table to
-    meta.runs.
+    same date twice gives the same tables, on DuckDB or on Spark. Appends
+    one record per table to meta.runs.
 
     \b
     Example:
       lakehouse build --date 2026-11-26
+      lakehouse build --engine spark --spark-master 'local[4]'
       lakehouse sql "SELECT _reason, count(*) FROM quarantine.listens GROUP BY 1"
     """
-    from lakehouse.monitor.alerts import notify_runs
     from lakehouse.zones.build import build as run_build
 
-    records = run_build(settings(), date=date)
-    notify_runs(settings(), records)
+    records = run_build(step_context(), date=date, wait=wait)
     rows = [(r.target, r.status, r.rows_in, r.records, r.quarantined, r.table_version,
              r.duration_s) for r in records]
     click.echo(render(["table", "status", "rows_in", "rows", "quarantined", "version",
@@ -325,18 +412,42 @@ def build(date: dt.date | None, fmt: str) -> None:
 
 
 # ---- train, recommend, models ----
+def parse_budget(_ctx: click.Context | None, _param: Any, value: str | None) -> float | None:
+    """Click callback: ``90``, ``90s``, ``5m`` or ``1h`` -> seconds."""
+    if value is None:
+        return None
+    text = value.strip().lower()
+    scale = {"s": 1, "m": 60, "h": 3600}.get(text[-1:])
+    number = text[:-1] if scale else text
+    try:
+        seconds = float(number) * (scale or 1)
+    except ValueError:
+        seconds = -1.0
+    if not seconds >= 0:
+        raise click.BadParameter(f"{value!r} is not a duration; use e.g. 90s, 5m or 1h")
+    return seconds
+
+
 @cli.command("train")
 @date_option
 @click.option("--promote", type=click.Choice(["auto", "never", "force"]), default="auto",
               show_default=True,
-              help="auto: promote if it beats popularity and the champion (re-evaluated on the "
-                   "same holdout) by the margin; never; force.")
+              help="auto: promote if the bootstrap interval of (challenger - champion "
+                   "retrained on the same split) clears the margin; never; force.")
+@click.option("--budget", callback=parse_budget, metavar="DURATION",
+              help="Time for the hyperparameter search, e.g. 90s, 5m "
+                   "[env LAKEHOUSE_TRAIN_BUDGET in seconds; default 30].")
+@click.option("--trials", type=click.IntRange(min=0), metavar="N",
+              help="At most N trials per family (0: the budget decides) "
+                   "[env LAKEHOUSE_TRAIN_TRIALS].")
 @click.option("--epochs", type=click.IntRange(min=1), metavar="N",
-              help="Training epochs [env LAKEHOUSE_EPOCHS; default 30].")
+              help="LightFM's maximum epochs (early stopping picks fewer) "
+                   "[env LAKEHOUSE_EPOCHS; default 30].")
 @click.option("--components", type=click.IntRange(min=1), metavar="N",
-              help="Embedding size [env LAKEHOUSE_COMPONENTS; default 64].")
+              help="LightFM's first-trial embedding size [env LAKEHOUSE_COMPONENTS; default 64].")
 @click.option("--learning-rate", type=click.FloatRange(min=0, min_open=True), metavar="F",
-              help="Learning rate [env LAKEHOUSE_LEARNING_RATE; default 0.05].")
+              help="LightFM's first-trial learning rate [env LAKEHOUSE_LEARNING_RATE; "
+                   "default 0.05].")
 @click.option("--loss", type=click.Choice(["warp", "bpr", "logistic", "warp-kos"]),
               help="LightFM loss [env LAKEHOUSE_LOSS; default warp].")
 @click.option("--seed", type=int, help="Random seed [env LAKEHOUSE_SEED; default 42].")
@@ -344,48 +455,43 @@ def build(date: dt.date | None, fmt: str) -> None:
               metavar="F", help="Share of the most recent listens held out "
                                 "[env LAKEHOUSE_HOLDOUT_SHARE; default 0.2].")
 @click.option("--promote-margin", type=click.FloatRange(min=0), metavar="F",
-              help="Relative precision@10 gain needed over the champion "
-                   "[env LAKEHOUSE_PROMOTE_MARGIN; default 0.01].")
+              help="Lower bound of (challenger - champion) needed, in the primary metric "
+                   "[env LAKEHOUSE_PROMOTE_MARGIN; default 0].")
 @with_settings(epochs="epochs", components="components", learning_rate="learning_rate",
                loss="loss", seed="seed", holdout_share="holdout_share",
-               promote_margin="promote_margin")
-@alert_on_failure("train")
-def train_command(date: dt.date | None, promote: str) -> None:
-    """Train a LightFM challenger on the lake and promote it if it is better.
+               promote_margin="promote_margin", budget="train_budget", trials="train_trials")
+@wait_option
+def train_command(date: dt.date | None, wait: bool, promote: str) -> None:
+    """Select, refit and register a recommender; promote it if it beats the champion.
 
-    The most recent listens are held out; the model, the popularity baseline
-    and the current champion are all scored on that holdout (precision,
-    recall and nDCG at 10, AUC, coverage). The new version is stored in
-    <lake>/models and appended to meta.runs; the output says whether it
-    became the champion and why.
+    The most recent listens are held out. Popularity, implicit's ALS and
+    LightFM (identity only, then with user, track or both metadata) are tuned
+    within the budget and compared on the same holdout users; a model must
+    beat popularity (and metadata the same model without it) by a paired
+    bootstrap. The winner is refit on every listen and stored in
+    <lake>/models; the champion's configuration is retrained on the same
+    split for a fair comparison. The first training always leaves a
+    champion (popularity if nothing beats it).
 
     \b
     Example:
       lakehouse train
-      lakehouse train --epochs 50 --components 32 --promote never
+      lakehouse train --budget 5m
+      lakehouse train --trials 3 --promote never
     """
-    from lakehouse.monitor.alerts import notify_runs
     from lakehouse.recsys.train import train
 
-    total = settings().epochs
-
-    def progress(epoch: int, point: dict) -> None:
-        metric = point.get("precision_at_10")
-        click.echo(f"epoch {epoch}/{total}  {point['seconds']:.2f}s"
-                   + (f"  p@10 (sample) {metric:.4f}" if metric is not None else ""), err=True)
-
-    result = train(settings(), promote=promote, date=date, progress=progress)
+    result = train(step_context(), promote=promote, date=date, wait=wait)
     click.echo(result.summary())
-    if result.run is not None:
-        notify_runs(settings(), [result.run])
 
 
 @cli.command("recommend")
 @date_option
-@click.option("--k", type=click.IntRange(min=1), metavar="N",
-              help="Tracks per user [env LAKEHOUSE_K; default 10].")
-@alert_on_failure("recommend")
-def recommend_command(date: dt.date | None, k: int | None) -> None:
+@click.option("--k", type=click.IntRange(1, MAX_K), metavar="N",
+              help=f"Tracks per user, at most {MAX_K} and the catalogue's size "
+                   "[env LAKEHOUSE_K; default 10].")
+@wait_option
+def recommend_command(date: dt.date | None, wait: bool, k: int | None) -> None:
     """Score every user with the champion and write consumption.recommendations.
 
     Each user gets their k best tracks they have not listened to yet (users
@@ -397,17 +503,17 @@ def recommend_command(date: dt.date | None, k: int | None) -> None:
       lakehouse recommend --k 10 --date 2026-11-26
       lakehouse sql "SELECT * FROM consumption.recommendations WHERE user_id = 42"
     """
-    from lakehouse.monitor.alerts import notify_runs
     from lakehouse.recsys.score import recommend
 
-    record = recommend(settings(), k=k, date=date)
+    record = recommend(step_context(), k=k, date=date, wait=wait)
     d = record.details
     click.echo(f"Wrote {record.records} recommendations for {d['users']} users "
-               f"({d['cold_start_users']} cold start, k={d['k']}) with model "
+               f"({d['cold_start_users']} cold start, k={d['k']}; routes "
+               + ", ".join(f"{r} {n}" for r, n in d.get("routes", {}).items() if n)
+               + ") with model "
                f"{d['model_version']} to consumption.recommendations "
                f"(score_date {record.run_date}, version {record.table_version}) "
                f"in {record.duration_s:.1f}s.")
-    notify_runs(settings(), [record])
 
 
 @cli.group("models")
@@ -442,14 +548,15 @@ def models_list(fmt: str) -> None:
         click.echo(f"No models in {registry.root} yet; run 'lakehouse train'.")
         return
     aliases = {v: a for a in ("champion", "challenger") if (v := registry.alias(a))}
-    rows = [(i.version, aliases.get(i.version), i.created_at,
-             (i.metrics.get("model") or {}).get("precision_at_10"),
+    rows = [(i.version, aliases.get(i.version), i.params.get("candidate", "lightfm+both"),
+             i.created_at, (i.metrics.get("model") or {}).get("precision_at_10"),
              (i.metrics.get("baseline") or {}).get("precision_at_10"),
              (i.metrics.get("model") or {}).get("ndcg_at_10"),
              (i.metrics.get("model") or {}).get("auc"),
              (i.metrics.get("model") or {}).get("coverage"),
              i.params.get("epochs"), i.params.get("components")) for i in infos]
-    click.echo(render(["version", "alias", "created_at", "p@10", "popularity_p@10", "ndcg@10",
+    click.echo(render(["version", "alias", "model", "created_at", "p@10", "popularity_p@10",
+                       "ndcg@10",
                        "auc", "coverage", "epochs", "components"], rows, fmt))
 
 
@@ -466,7 +573,8 @@ def models_show(version: str) -> None:
     import json
 
     info = _registry().get(version)
-    data = {k: v for k, v in dataclasses.asdict(info).items() if k != "history"}
+    # Every trial is in model.json; here it would bury the rest.
+    data = {k: v for k, v in dataclasses.asdict(info).items() if k not in ("history", "trials")}
     click.echo(json.dumps(data, indent=2, default=str))
 
 
@@ -653,6 +761,44 @@ def alert_command(test: bool, message: str | None, job: str, limit: int, fmt: st
                       rows, fmt))
 
 
+# ---- daily ----
+@cli.command("daily")
+@api_url_option
+@date_option
+@click.option("--retrain/--no-retrain", default=None,
+              help="Train today, or not [default: on LAKEHOUSE_RETRAIN_WEEKDAY (0 = Monday, "
+                   "-1: never by weekday) or while there is no champion].")
+@wait_option
+@click.option("--progress/--no-progress", default=None,
+              help="Progress bars (default: on a terminal; else one line per step).")
+@with_settings(api_url="api_url")
+def daily_command(date: dt.date | None, retrain: bool | None, wait: bool,
+                  progress: bool | None) -> None:
+    """Run the scheduled daily job: ingest, build, train (when due), recommend, report, status.
+
+    One failing endpoint does not stop the others; the build needs at least
+    one endpoint ingested, train and recommend a successful build. Each step
+    records and alerts as its own command does, and a failed job sends one
+    job_failed alert. Exit code: 0 all well, else the sum of 1 (unhealthy),
+    4 (ingest), 8 (build), 16 (train), 32 (recommend), 64 (report).
+
+    \b
+    Example:
+      lakehouse daily --api-url http://127.0.0.1:8000
+      lakehouse daily --date 2026-11-26 --no-retrain || echo "exit $?"
+    """
+    from lakehouse.daily import daily
+
+    ctx = step_context(progress).replace(wait=wait)
+    result = daily(ctx, date=date, retrain=retrain)
+    rows = [(s.name, s.status, s.detail) for s in result.steps]
+    verdict = "done" if not result.exit_code else f"FAILED (exit {result.exit_code})"
+    click.echo(f"Daily job for {result.date} on {ctx.settings.lake}: {verdict}")
+    click.echo(render(["step", "status", "detail"], rows))
+    if result.exit_code:
+        sys.exit(result.exit_code)
+
+
 # ---- serve ----
 @cli.command("serve")
 @click.option("--host", default="127.0.0.1", show_default=True,
@@ -692,7 +838,8 @@ def serve_command(host: str, port: int, access_log: bool) -> None:
 @cli.command()
 @click.option("--days", type=click.IntRange(3, 30), default=5, show_default=True,
               help="Simulated days to run.")
-@click.option("--seed", type=int, default=42, show_default=True, help="Mock API seed.")
+@click.option("--seed", type=click.IntRange(0, 2**32 - 1), default=42, show_default=True,
+              help="Mock API seed.")
 def demo(days: int, seed: int) -> None:
     """Run the whole daily job on the bundled mock API over several simulated days.
 

@@ -2,7 +2,7 @@
 
 ``lakehouse demo`` (``make demo``) starts the mock API on a free loopback
 port, then for each simulated day switches the API to that date and runs what
-cron would run: ingest, build, recommend (training once enough history
+cron would run, :func:`lakehouse.daily.daily` (training once enough history
 exists, and again at the end so a challenger meets the champion). It ends
 with the HTML report and stops the API.
 """
@@ -16,11 +16,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from lakehouse import names
 from lakehouse.config import Settings
 from lakehouse.errors import LakeError
 from lakehouse.lake import Lake
 
 MARKER = ".demo-lake"
+# The daily job's steps shown on each day's line (the report and status are summed up last).
+_SHOWN = names.STEPS
 
 
 @dataclass
@@ -36,25 +39,37 @@ class DemoResult:
     seconds: float = 0.0
 
 
-def prepare_demo_lake(root: Path) -> None:
-    """Make ``root`` an empty demo lake, refusing to touch a lake with real data.
+# Files a checkout's lake/ folder ships with: kept, and not a sign of someone's data.
+KEPT = (".gitignore", "README.md")
 
-    A folder that holds tables but no demo marker is someone's lake: the demo
-    must not write mock data into it.
+
+def prepare_demo_lake(root: Path) -> None:
+    """Make ``root`` an empty demo lake, refusing to touch a folder the demo did not make.
+
+    Only an empty folder (or one holding nothing but the checkout's
+    ``.gitignore``/``README.md``) or a folder carrying the demo's marker may be
+    cleared: anything else is someone's lake, or someone's files.
 
     Raises:
-        LakeError: ``root`` holds a lake that the demo did not create.
+        LakeError: ``root`` is a file, or a folder with other content and no marker.
     """
-    if root.exists() and any(root.iterdir()):
-        has_data = any((root / z).is_dir() for z in ("raw", "standardized", "consumption"))
-        if has_data and not (root / MARKER).exists():
+    if root.exists() and not root.is_dir():
+        raise LakeError(f"{root} is a file, not a folder; run the demo with --lake PATH "
+                        "pointing at a new or empty folder (e.g. lakehouse --lake demo-lake demo)")
+    if root.exists():
+        others = sorted(c.name for c in root.iterdir() if c.name not in KEPT)
+        if others and not (root / MARKER).exists():
+            what = ("a lake that the demo did not create"
+                    if any(n in ("raw", "standardized", "consumption") for n in others)
+                    else f"files the demo did not create ({', '.join(others[:3])}"
+                         f"{', ...' if len(others) > 3 else ''})")
             raise LakeError(
-                f"{root} already holds a lake that the demo did not create; "
-                "run the demo elsewhere with --lake PATH (e.g. lakehouse --lake demo-lake demo)")
+                f"{root} already holds {what}; nothing was deleted: run the demo in a new or "
+                "empty folder with --lake PATH (e.g. lakehouse --lake demo-lake demo)")
         for child in root.iterdir():
-            if child.name in (".gitignore", "README.md"):
+            if child.name in KEPT:
                 continue
-            if child.is_dir():
+            if child.is_dir() and not child.is_symlink():
                 shutil.rmtree(child)
             else:
                 child.unlink()
@@ -78,15 +93,11 @@ def run_demo(settings: Settings, *, days: int = 5, seed: int = 42,
         The days simulated, the report path, the champion model version and
         any step that failed.
     """
-    from lakehouse.ingest import ingest
+    from lakehouse.context import RunContext
+    from lakehouse.daily import SKIPPED, SUCCESS, daily
     from lakehouse.mockapi.data import MockConfig
     from lakehouse.mockapi.testing import running_mock_api
-    from lakehouse.monitor.alerts import notify_runs
-    from lakehouse.monitor.report import write_report
     from lakehouse.recsys.registry import Registry
-    from lakehouse.recsys.score import recommend
-    from lakehouse.recsys.train import train
-    from lakehouse.zones.build import build
 
     days = max(days, 3)
     t0 = time.perf_counter()
@@ -95,43 +106,26 @@ def run_demo(settings: Settings, *, days: int = 5, seed: int = 42,
     config = MockConfig(seed=seed, **mock_fields)
     dates = [config.end - dt.timedelta(days=n) for n in range(days - 1, -1, -1)]
     result = DemoResult(lake=settings.lake, days=dates)
+    # Train once enough history exists, and again at the end so a challenger meets the champion.
     train_on = {dates[len(dates) // 2], dates[-1]}
     echo(f"Demo lake: {settings.lake}  ({days} simulated days, "
          f"{dates[0]} .. {dates[-1]}, mock seed {seed})")
     with running_mock_api(config, admin=True) as api:
-        run_settings = settings.replace(api_url=api.url)
+        ctx = RunContext.open(settings.replace(api_url=api.url))
         echo(f"Bundled MooVitamix API on {api.url}")
         for day in dates:
             api.set_as_of(day)
-            steps: list[str] = []
-            records = ingest(run_settings, date=day, progress=False)
-            steps.append("ingest " + " ".join(
-                f"{r.target}={r.records if r.ok else 'FAILED'}" for r in records))
-            try:
-                build_runs = build(run_settings, date=day)
-                records += build_runs
-                steps.append(f"build {sum(r.ok for r in build_runs)} tables")
-                if day in train_on:
-                    trained = train(run_settings, date=day)
-                    steps.append(f"train {trained.version}: "
-                                 f"{'promoted' if trained.promoted else 'kept champion'}")
-                if Registry(run_settings.models_dir).alias("champion"):
-                    scored = recommend(run_settings, date=day)
-                    records.append(scored)
-                    steps.append(f"recommend {scored.records} rows")
-            except Exception as exc:  # noqa: BLE001 - the demo reports and goes on
-                result.failed_steps.append(f"{day}: {exc}")
-                steps.append(f"FAILED: {str(exc).splitlines()[0]}")
-            notify_runs(run_settings, records)
-            failed = [f"{day} {r.pipeline} {r.target}: {r.error}" for r in records if not r.ok]
-            result.failed_steps += failed
-            echo(f"  {day}  " + "; ".join(steps))
-        result.report = write_report(run_settings)
+            today = daily(ctx, date=day, retrain=day in train_on, report=day == dates[-1])
+            result.failed_steps += [f"{day} {s.name}: {s.detail}" for s in today.failed]
+            echo(f"  {day}  " + "; ".join(
+                f"{s.name} {s.detail}" if s.status == SUCCESS else f"{s.name} FAILED: {s.detail}"
+                for s in today.steps if s.status != SKIPPED and s.name in _SHOWN))
+            result.report = today.report or result.report
     registry = Registry(settings.models_dir)
-    result.champion = registry.alias("champion")
+    result.champion = registry.alias(names.CHAMPION)
     if result.champion:
         metrics = registry.get(result.champion).metrics
-        result.precision = (metrics["model"]["precision_at_10"],
-                            metrics["baseline"]["precision_at_10"])
+        result.precision = (metrics[names.MODEL_METRICS][names.PRECISION_AT_10],
+                            metrics[names.BASELINE_METRICS][names.PRECISION_AT_10])
     result.seconds = time.perf_counter() - t0
     return result

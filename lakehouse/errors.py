@@ -22,6 +22,14 @@ class TableNotFoundError(LakeError):
     """A table name does not exist in the lake."""
 
 
+class ReadOnlyError(LakeError):
+    """A statement that could change the lake was given where only queries may run."""
+
+
+class BrokenTableError(LakeError):
+    """A table's Delta log or data files are damaged: the table cannot be read."""
+
+
 class SchemaError(LakeError):
     """Data does not match a table's schema in a way that cannot be merged."""
 

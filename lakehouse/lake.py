@@ -14,6 +14,7 @@ pipeline see the same thing::
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime as dt
 import logging
 import os
@@ -32,7 +33,8 @@ from deltalake.exceptions import CommitFailedError, DeltaError
 from deltalake.exceptions import TableNotFoundError as _DeltaMissing
 
 from lakehouse import names
-from lakehouse.errors import LakeError, SchemaError, TableNotFoundError
+from lakehouse.errors import BrokenTableError, LakeError, SchemaError, TableNotFoundError
+from lakehouse.sqlguard import first_line, read_only_query
 
 if TYPE_CHECKING:
     import duckdb
@@ -43,6 +45,9 @@ log = logging.getLogger(__name__)
 
 WriteMode = Literal["append", "replace_partition", "replace"]
 _NAME = re.compile(r"^[a-z_][a-z0-9_]*$")
+# Characters delta-rs cannot take in a table's path (measured with deltalake 1.x: [ ] ^ |
+# panic, a backslash fails, %XX is decoded to another folder).
+_UNSUPPORTED_PATH = re.compile(r"[\[\]^|\\]|%[0-9A-Fa-f]{2}")
 _COMMIT_TRIES = 8
 _ROW_GROUP_ROWS = 20_000  # measured: peak RSS flat from 100k to 900k streamed rows
 _TARGET_FILE_BYTES = 32 * 1024 * 1024
@@ -71,6 +76,16 @@ class TableInfo:
     version: int
     last_modified: dt.datetime | None
     partition_by: list[str]
+    problem: str | None = None  # why the table cannot be read (see Lake.check)
+
+
+@dataclass(frozen=True)
+class QueryResult:
+    """The rows of one query, and how many a limit left out."""
+
+    columns: list[str]
+    rows: list[tuple]
+    left_out: int
 
 
 def utc_now() -> dt.datetime:
@@ -152,6 +167,13 @@ def schema_diff(old: pa.Schema, new: pa.Schema) -> tuple[list[str], list[str], l
     return added, missing, changed
 
 
+def describe_schema_changes(old: pa.Schema, new: pa.Schema) -> list[str]:
+    """What replacing a table of schema ``old`` by one of schema ``new`` changes, in words."""
+    added, missing, changed = schema_diff(old, new)
+    return ([f"added column {c}" for c in added] + [f"dropped column {c}" for c in missing]
+            + [f"changed column {c}" for c in changed])
+
+
 def _as_reader(data: pa.Table | pa.RecordBatchReader | Iterable[pa.RecordBatch],
                schema: pa.Schema | None) -> pa.RecordBatchReader:
     if isinstance(data, pa.Table):
@@ -161,6 +183,48 @@ def _as_reader(data: pa.Table | pa.RecordBatchReader | Iterable[pa.RecordBatch],
     if schema is None:
         raise TypeError("writing an iterable of batches needs its schema")
     return pa.RecordBatchReader.from_batches(schema, data)
+
+
+@dataclass
+class _WritePlan:
+    """What one write does to its table's schema (see :meth:`Lake._plan`)."""
+
+    exists: bool
+    target: pa.Schema
+    partition_by: list[str] | None
+    changes: list[str] = field(default_factory=list)
+    schema_mode: str | None = None
+
+
+def _delta_arguments(plan: _WritePlan, mode: WriteMode, partition: Mapping[str, object] | None,
+                     metadata: Mapping[str, str] | None) -> tuple[dict, str | None]:
+    """delta-rs ``write_deltalake`` arguments, and the partition predicate if any.
+
+    The predicate is returned apart: a new table is written without it, but
+    a writer that lost the race to create the table must use it.
+    """
+    kwargs: dict = {"partition_by": plan.partition_by, "schema_mode": plan.schema_mode,
+                    "commit_properties": CommitProperties(
+                        custom_metadata=dict(metadata or {}), max_commit_retries=50),
+                    # Bounded row groups and files keep a streamed write's memory flat:
+                    # delta-rs buffers a whole row group before flushing it.
+                    "writer_properties": WriterProperties(max_row_group_size=_ROW_GROUP_ROWS),
+                    "target_file_size": _TARGET_FILE_BYTES}
+    if mode == "append":
+        kwargs["mode"] = "append"
+        return kwargs, None
+    if mode == "replace":
+        kwargs["mode"] = "overwrite"
+        return kwargs, None
+    if mode != "replace_partition":
+        raise ValueError(f"unknown write mode {mode!r}")
+    if not partition:
+        raise ValueError("replace_partition needs partition={column: value}")
+    predicate = " AND ".join(f"{col} = '{_sql_literal(val)}'" for col, val in partition.items())
+    kwargs["mode"] = "overwrite"
+    if plan.exists:
+        kwargs["predicate"] = predicate
+    return kwargs, predicate
 
 
 class _Counted:
@@ -212,6 +276,12 @@ class Lake:
 
     def __init__(self, root: str | os.PathLike[str], *, create: bool = True):
         self.root = Path(root).expanduser()
+        odd = _UNSUPPORTED_PATH.search(str(self.root.absolute()))
+        if odd:
+            # delta-rs panics on these ("Invalid object store url") or decodes %XX.
+            raise LakeError(f"lake path {self.root.absolute()} contains {odd.group()!r}, which "
+                            "Delta tables cannot be stored under; rename the folder or point "
+                            "--lake (LAKEHOUSE_LAKE) elsewhere")
         if self.root.exists() and not self.root.is_dir():
             raise LakeError(f"lake path {self.root} is a file, not a folder; "
                             "point --lake (LAKEHOUSE_LAKE) at a folder")
@@ -274,6 +344,7 @@ class Lake:
 
         Raises:
             TableNotFoundError: No such table, or no such version.
+            BrokenTableError: Its Delta log does not load (torn or garbled).
         """
         path = self.path(name)
         try:
@@ -286,8 +357,11 @@ class Lake:
                 f"'lakehouse tables' lists what does") from None
         except (DeltaError, ValueError, OSError) as exc:
             if version is None:
-                raise LakeError(f"cannot open table {name}: {exc}") from None
-            raise TableNotFoundError(f"table {name} has no version as of {version}: {exc}") from None
+                raise BrokenTableError(
+                    f"table {name} is unreadable: its Delta log does not load "
+                    f"({first_line(exc)}); {self._repair_hint(name)}") from None
+            raise TableNotFoundError(
+                f"table {name} has no version as of {version}: {first_line(exc)}") from None
         return table
 
     def schema(self, name: str) -> pa.Schema:
@@ -334,97 +408,93 @@ class Lake:
             SchemaError: A column changed type, or a timestamp has no time zone.
             LakeError: The write failed; the table is left at its last version.
         """
-        path = self.path(name)
         reader = _as_reader(data, schema)
-        target = normalize_schema(reader.schema)
-        exists = self.exists(name)
-        changes: list[str] = []
-        schema_mode = None
+        plan = self._plan(name, normalize_schema(reader.schema), mode, partition_by,
+                          allow_missing)
+        kwargs, predicate = _delta_arguments(plan, mode, partition, metadata)
+        rows = self._commit(name, data, reader, plan.target, kwargs, predicate)
+        version = DeltaTable(str(self.path(name))).version()
+        if plan.changes:
+            log.warning("schema of %s changed: %s", name, "; ".join(plan.changes))
+        return WriteResult(name, version, rows, mode, plan.changes)
+
+    def _plan(self, name: str, target: pa.Schema, mode: WriteMode,
+              partition_by: list[str] | None, allow_missing: bool) -> _WritePlan:
+        """How the data meets the stored table: the schema to write, and what changes.
+
+        Raises:
+            SchemaError: A column changed type, or a column is missing and
+                ``allow_missing`` is False.
+        """
+        plan = _WritePlan(exists=self.exists(name), target=target, partition_by=partition_by)
         if mode == "replace":
-            if exists:
-                added, missing, changed = schema_diff(self.schema(name), target)
-                changes = ([f"added column {c}" for c in added]
-                           + [f"dropped column {c}" for c in missing]
-                           + [f"changed column {c}" for c in changed])
-            schema_mode = "overwrite"
-        elif exists:
-            current = self.schema(name)
-            added, missing, changed = schema_diff(current, target)
-            if changed:
-                raise SchemaError(f"cannot write {name}: column {changed[0]} changed type; "
-                                  "rebuild the table with mode='replace' or fix the data")
-            if missing and not allow_missing:
-                raise SchemaError(f"cannot write {name}: missing column(s) {', '.join(missing)}")
-            changes = [f"added column {c}" for c in added] + [
-                f"missing column {c} (null)" for c in missing]
-            if added or missing:
-                schema_mode = "merge"
-            if missing:
-                target = _with_missing(target, current, missing)
-            # Match the stored types (e.g. a list<int32> arriving for list<int64>).
-            target = pa.schema([current.field(f.name) if f.name in current.names else f
-                                for f in target])
-            if partition_by is None:
-                partition_by = self.delta(name).metadata().partition_columns or None
+            if plan.exists:
+                plan.changes = describe_schema_changes(self.schema(name), target)
+            plan.schema_mode = "overwrite"
+            return plan
+        if not plan.exists:
+            return plan
+        current = self.schema(name)
+        added, missing, changed = schema_diff(current, target)
+        if changed:
+            raise SchemaError(f"cannot write {name}: column {changed[0]} changed type; "
+                              "rebuild the table with mode='replace' or fix the data")
+        if missing and not allow_missing:
+            raise SchemaError(f"cannot write {name}: missing column(s) {', '.join(missing)}")
+        plan.changes = [f"added column {c}" for c in added] + [
+            f"missing column {c} (null)" for c in missing]
+        if added or missing:
+            plan.schema_mode = "merge"
+        if missing:
+            target = _with_missing(target, current, missing)
+        # Match the stored types (e.g. a list<int32> arriving for list<int64>).
+        plan.target = pa.schema([current.field(f.name) if f.name in current.names else f
+                                 for f in target])
+        if partition_by is None:
+            plan.partition_by = self.delta(name).metadata().partition_columns or None
+        return plan
 
-        counted = _Counted(reader, target)
-        stream = counted.as_reader()
-        kwargs: dict = {"partition_by": partition_by, "schema_mode": schema_mode,
-                        "commit_properties": CommitProperties(
-                            custom_metadata=dict(metadata or {}), max_commit_retries=50),
-                        # Bounded row groups and files keep a streamed write's memory flat:
-                        # delta-rs buffers a whole row group before flushing it.
-                        "writer_properties": WriterProperties(max_row_group_size=_ROW_GROUP_ROWS),
-                        "target_file_size": _TARGET_FILE_BYTES}
-        if mode == "append":
-            kwargs["mode"] = "append"
-        elif mode == "replace":
-            kwargs["mode"] = "overwrite"
-        elif mode == "replace_partition":
-            if not partition:
-                raise ValueError("replace_partition needs partition={column: value}")
-            predicate = " AND ".join(f"{col} = '{_sql_literal(val)}'"
-                                     for col, val in partition.items())
-            kwargs["mode"] = "overwrite"
-            if exists:
-                kwargs["predicate"] = predicate
-        else:
-            raise ValueError(f"unknown write mode {mode!r}")
+    def _commit(self, name: str, data: object, reader: pa.RecordBatchReader,
+                target: pa.Schema, kwargs: dict, predicate: str | None) -> int:
+        """Write the stream as one Delta commit; returns the rows written.
 
+        A materialized table is written again after a commit conflict or a
+        lost race to create the table; a stream cannot be replayed.
+
+        Raises:
+            LakeError: The write failed, or conflicts kept coming.
+            Whatever the source raised while streaming, as it was raised.
+        """
+        path = str(self.path(name))
         replayable = isinstance(data, pa.Table)
+        counted = _Counted(reader, target)
         for attempt in range(1, _COMMIT_TRIES + 1):
             try:
-                write_deltalake(str(path), stream, **kwargs)
-                break
+                write_deltalake(path, counted.as_reader(), **kwargs)
+                return counted.rows
             except CommitFailedError as exc:
                 if not replayable or attempt == _COMMIT_TRIES:
                     raise LakeError(f"cannot commit to {name}: concurrent writers kept "
-                                    f"conflicting ({exc}); retry the run") from None
+                                    f"conflicting ({first_line(exc)}); retry the run") from None
                 log.info("commit conflict on %s, retrying (%d)", name, attempt)
                 time.sleep(0.05 * attempt)
-            except DeltaError as exc:
+            except Exception as exc:
                 if counted.error is not None:
-                    raise counted.error from None
-                if not (replayable and "already exists" in str(exc) and attempt < _COMMIT_TRIES):
-                    raise LakeError(f"cannot write {name}: {exc}") from None
+                    raise counted.error from None  # delta-rs wrapped the source's own error
+                lost_race = (isinstance(exc, DeltaError) and replayable
+                             and "already exists" in str(exc) and attempt < _COMMIT_TRIES)
+                if isinstance(exc, DeltaError) and not lost_race:
+                    raise LakeError(f"cannot write {name}: {first_line(exc)}") from None
+                if isinstance(exc, OSError):
+                    raise LakeError(f"cannot write {name} under {self.root}: "
+                                    f"{first_line(exc)}") from None
+                if not lost_race:
+                    raise
                 # Two writers raced to create the table: write into the winner's.
-                if mode == "replace_partition":
+                if predicate is not None:
                     kwargs["predicate"] = predicate
-            except OSError as exc:
-                if counted.error is not None:
-                    raise counted.error from None
-                raise LakeError(f"cannot write {name} under {self.root}: {exc}") from None
-            except Exception:
-                if counted.error is not None:
-                    raise counted.error from None
-                raise
-            # Only a materialized table reaches here (a stream cannot be replayed).
-            counted = _Counted(data.to_reader(), target)
-            stream = counted.as_reader()
-        version = DeltaTable(str(path)).version()
-        if changes:
-            log.warning("schema of %s changed: %s", name, "; ".join(changes))
-        return WriteResult(name, version, counted.rows, mode, changes)
+            counted = _Counted(data.to_reader(), target)  # type: ignore[attr-defined]
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def history(self, name: str, limit: int | None = None) -> list[dict]:
         """The commits of table ``name``, newest first."""
@@ -447,8 +517,72 @@ class Lake:
         )
 
     def tables(self) -> list[TableInfo]:
-        """Every table with its rows, sizes, version and last change."""
-        return [self.info(n) for n in self.table_names()]
+        """Every table with its rows, sizes, version and last change.
+
+        Each table is checked (:meth:`check`); a damaged one is listed with
+        its ``problem`` (and what its log says, if the log reads) rather than
+        failing the listing.
+        """
+        out = []
+        for name in self.table_names():
+            try:
+                info = self.info(name)
+            except LakeError as exc:
+                out.append(TableInfo(name, 0, 0, 0, _du(self.path(name)), -1, None, [],
+                                     problem=str(exc)))
+                continue
+            try:
+                self.check(name)
+            except BrokenTableError as exc:
+                info = dataclasses.replace(info, problem=str(exc))
+            out.append(info)
+        return out
+
+    def check(self, name: str) -> None:
+        """Prove that table ``name`` reads, cheaply: its Delta log parses, and every
+        data file the log lists exists with the logged size and row count.
+
+        Only Parquet footers are read, never the data. A file deleted,
+        truncated or overwritten by something other than the lake shows here,
+        where a row count taken from the log alone would still look right.
+
+        Raises:
+            TableNotFoundError: No such table.
+            BrokenTableError: The log does not parse or a data file is missing,
+                resized or rewritten; the message says what to do.
+        """
+        delta = self.delta(name)  # BrokenTableError when the log does not load
+        problem = _files_problem(self.path(name), delta)
+        if problem:
+            raise BrokenTableError(f"table {name} is unreadable: {problem}; "
+                                   f"{self._repair_hint(name, delta.version())}")
+
+    def _repair_hint(self, name: str, current: int | None = None) -> str:
+        """What to do about a broken table: its last version that reads, and a rerun."""
+        zone = name.split(".", 1)[0]
+        rerun = {names.RAW: "re-ingest it with 'lakehouse ingest'",
+                 names.META: f"move {self.path(name)} aside to start it afresh"}.get(
+                     zone, "rebuild it with 'lakehouse build'")
+        good = self._last_good_version(name, current)
+        if good is None:
+            return rerun
+        return (f"time travel to version {good}, the last that reads "
+                f"(lake.table({name!r}, version={good})), or {rerun}")
+
+    def _last_good_version(self, name: str, current: int | None, tries: int = 20) -> int | None:
+        path = str(self.path(name))
+        if current is None:
+            versions = sorted((int(p.stem) for p in (self.path(name) / "_delta_log").glob(
+                "*.json") if p.stem.isdigit()), reverse=True)
+            current = versions[0] + 1 if versions else 0
+        for version in range(current - 1, max(current - 1 - tries, -1), -1):
+            try:
+                old = DeltaTable(path, version=version)
+            except Exception:  # noqa: BLE001 - any failure means this version does not read
+                continue
+            if _files_problem(self.path(name), old) is None:
+                return version
+        return None
 
     def size_bytes(self) -> int:
         """The lake's whole size on disk, models and logs included."""
@@ -458,6 +592,52 @@ class Lake:
         """Delete table ``name`` and its history (tests and ``--rebuild`` only)."""
         shutil.rmtree(self.path(name), ignore_errors=True)
         self._views.pop(name, None)
+
+    def commit_files(self, name: str, files: list[str], schema: pa.Schema, *,
+                     mode: Literal["append", "replace"] = "replace",
+                     metadata: Mapping[str, str] | None = None) -> WriteResult:
+        """Commit Parquet files another engine wrote inside the table's folder, as one commit.
+
+        For writers that cannot write Delta themselves (Spark without the
+        Delta jars): they write plain Parquet under :meth:`path`, and this
+        adds exactly those files to the log. Only file footers are read.
+
+        Args:
+            name: ``zone.name``.
+            files: The files, relative to the table folder; ``col=value``
+                folders give partition values.
+            schema: The table's schema (the files must match it).
+            mode: ``append``, or ``replace`` (the whole table, schema included).
+            metadata: Extra key/values recorded in the commit.
+
+        Raises:
+            SchemaError: A file's columns or types differ from ``schema``.
+            LakeError: The commit failed; the table is left at its last version.
+        """
+        from lakehouse.delta_files import add_actions, delta_schema
+
+        target = normalize_schema(schema)
+        actions, rows, partition_by = add_actions(self.path(name), files, target)
+        exists = self.exists(name)
+        changes: list[str] = []
+        if exists and mode == "replace":
+            changes = describe_schema_changes(self.schema(name), target)
+        props = CommitProperties(custom_metadata=dict(metadata or {}), max_commit_retries=50)
+        try:
+            if exists:
+                self.delta(name).create_write_transaction(
+                    actions, "overwrite" if mode == "replace" else "append", target,
+                    partition_by=partition_by or None, commit_properties=props)
+            else:
+                from deltalake.transaction import create_table_with_add_actions
+
+                create_table_with_add_actions(str(self.path(name)), delta_schema(target),
+                                              actions, mode="error",
+                                              partition_by=partition_by or None,
+                                              commit_properties=props)
+        except (DeltaError, OSError) as exc:
+            raise LakeError(f"cannot commit files to {name}: {exc}") from None
+        return WriteResult(name, DeltaTable(str(self.path(name))).version(), rows, mode, changes)
 
     # ------------------------------------------------------------------ reads
     @property
@@ -507,36 +687,106 @@ class Lake:
             A DuckDB relation: ``.df()``, ``.arrow()``, ``.fetchall()``, or
             print it.
 
+        Only one query runs: a statement that could write (COPY, INSERT,
+        CREATE, SET, ATTACH, EXPORT...) or several statements are refused,
+        so nothing typed here can change a file of the lake.
+
         Raises:
+            ReadOnlyError: The text is not exactly one query.
             LakeError: The query is not valid SQL or names a missing table.
         """
         import duckdb
 
+        read_only_query(query)
+        # A broken table is that table's problem: the others still read.
+        broken: dict[str, LakeError] = {}
         for name in self.table_names():
-            self._refresh(name)
+            try:
+                self._refresh(name)
+            except TableNotFoundError:
+                continue  # dropped meanwhile
+            except LakeError as exc:
+                broken[name] = exc
+                self._drop_view(name)
         try:
             return self.duckdb.sql(query)
         except duckdb.Error as exc:
-            first = str(exc).strip().splitlines()[0]
-            raise LakeError(f"query failed: {first}") from None
+            for name, error in broken.items():
+                if _mentions(query, name):
+                    raise error from None
+            raise LakeError(f"query failed: {first_line(exc)}") from None
+
+    def query(self, query: str, limit: int | None = None) -> QueryResult:
+        """Run one read-only query (see :meth:`sql`) and fetch its rows.
+
+        Args:
+            query: The SQL.
+            limit: Fetch at most this many rows (None: all); the rest are
+                counted, in batches, never held.
+
+        Returns:
+            The columns, the rows, and how many rows ``limit`` left out.
+
+        Raises:
+            ReadOnlyError: The text is not exactly one query.
+            LakeError: The query fails, while planning or while running.
+        """
+        import duckdb
+
+        rel = self.sql(query)
+        if rel is None:
+            return QueryResult([], [], 0)
+        try:
+            columns = list(rel.columns)
+            rows = rel.fetchall() if limit is None else rel.fetchmany(limit)
+            left_out = 0
+            if limit is not None and len(rows) == limit:
+                while batch := rel.fetchmany(10_000):
+                    left_out += len(batch)
+        except duckdb.Error as exc:
+            raise LakeError(f"query failed: {first_line(exc)}") from None
+        return QueryResult(columns, rows, left_out)
 
     def _refresh(self, name: str) -> None:
-        """(Re)create the DuckDB view of ``name`` if its Delta log moved."""
+        """(Re)create the DuckDB view of ``name`` if its Delta log moved.
+
+        Raises:
+            TableNotFoundError: No such table.
+            BrokenTableError: Its log does not parse or a data file is not as
+                logged (checked each time the view is made).
+        """
+        import duckdb
+
         log_dir = self.path(name) / "_delta_log"
         try:
             stamp = log_dir.stat().st_mtime
         except FileNotFoundError:
             raise TableNotFoundError(f"table {name} does not exist in {self.root}; "
                                      "'lakehouse tables' lists what does") from None
-        delta = self.delta(name)
+        delta = self.delta(name)  # BrokenTableError when the log does not load
         key = (stamp, delta.version())
         with self._con_lock:
             if self._views.get(name) == key:
                 return
+            problem = _files_problem(self.path(name), delta)
+            if problem:
+                raise BrokenTableError(f"table {name} is unreadable: {problem}; "
+                                       f"{self._repair_hint(name, delta.version())}")
             zone, table = parse_table_name(name)
             body = self._select_sql(name, delta, view=f"{zone}__{table}")
-            self.con.raw_sql(f'CREATE OR REPLACE VIEW "{zone}"."{table}" AS {body}')
+            try:
+                self.con.raw_sql(f'CREATE OR REPLACE VIEW "{zone}"."{table}" AS {body}')
+            except duckdb.Error as exc:
+                raise BrokenTableError(f"table {name} is unreadable: {first_line(exc)}; "
+                                       f"{self._repair_hint(name, delta.version())}") from None
             self._views[name] = key
+
+    def _drop_view(self, name: str) -> None:
+        """Forget the view of a table that no longer reads, so no query sees stale data."""
+        zone, table = parse_table_name(name)
+        with self._con_lock:
+            self._views.pop(name, None)
+            self.con.raw_sql(f'DROP VIEW IF EXISTS "{zone}"."{table}"')
 
     def _select_sql(self, name: str, delta: DeltaTable, view: str | None = None) -> str:
         """SQL selecting the snapshot ``delta`` of table ``name``."""
@@ -555,7 +805,7 @@ class Lake:
                 self.duckdb.register(reg, source)
             return f'SELECT * FROM "{reg}"'
         parts = set(delta.metadata().partition_columns)
-        files = ", ".join(_sql_string(u) for u in uris)
+        files = ", ".join(_sql_string(_file_path(u)) for u in uris)
         hive_types = ", ".join(f"'{c}': '{_duck_type(schema.field(c).type)}'" for c in parts)
         opts = "union_by_name = true"
         if parts:
@@ -614,6 +864,66 @@ def _parse_when(value: dt.datetime | str | None) -> dt.datetime:
             raise LakeError(f"bad timestamp {value!r}: use ISO 8601, "
                             "e.g. 2026-11-26T08:00:00+00:00") from None
     return when if when.tzinfo else when.replace(tzinfo=dt.UTC)
+
+
+def _files_problem(root: Path, delta: DeltaTable) -> str | None:
+    """The first data file of ``delta``'s snapshot that is missing or not as logged."""
+    import pyarrow.parquet as pq
+
+    actions = pa.table(delta.get_add_actions(flatten=True))
+    columns = actions.column_names
+    paths = actions.column("path").to_pylist() if actions.num_rows else []
+    sizes = actions.column("size_bytes").to_pylist() if "size_bytes" in columns else []
+    counts = (actions.column("num_records").to_pylist() if "num_records" in columns
+              else [None] * len(paths))
+    for rel, size, count in zip(paths, sizes, counts, strict=False):
+        path = _local_file(root, rel)
+        try:
+            actual = path.stat().st_size
+        except OSError:
+            return f"data file {rel} is missing"
+        if size is not None and actual != size:
+            return f"data file {rel} has {actual} bytes where its log says {size}"
+        if count is not None:
+            try:
+                rows = pq.read_metadata(path).num_rows
+            except (OSError, pa.ArrowException) as exc:
+                return f"data file {rel} is not readable Parquet ({first_line(exc)})"
+            if rows != count:
+                return f"data file {rel} has {rows} rows where its log says {count}"
+    return None
+
+
+def _mentions(query: str, name: str) -> bool:
+    """Whether ``query`` names table ``name`` (``zone.name``, quoted or not)."""
+    zone, table = name.split(".", 1)
+    pattern = rf'(?<!\w)"?{zone}"?\s*\.\s*"?{table}"?(?!\w)'
+    return re.search(pattern, query, re.IGNORECASE) is not None
+
+
+def _file_path(uri: str) -> str:
+    """A path DuckDB can open for one of delta-rs's ``file_uris``.
+
+    delta-rs percent-encodes them (``my%20lake``, ``lake%C3%A9``) and DuckDB
+    takes the text literally, so a lake path with a space or a non-ASCII
+    character would find no files.
+    """
+    from urllib.parse import unquote, urlparse
+
+    if uri.startswith("file://"):
+        return unquote(urlparse(uri).path)
+    if "://" in uri:
+        return uri  # an object store URI: DuckDB takes it as it is
+    return unquote(uri)
+
+
+def _local_file(root: Path, path: str) -> Path:
+    """A data file's local path: add-action paths are relative to the table, or URIs."""
+    from urllib.parse import unquote, urlparse
+
+    if "://" in path:
+        return Path(unquote(urlparse(path).path))
+    return root / path
 
 
 def _du(path: Path) -> int:

@@ -60,6 +60,30 @@ Q_REASON = "_reason"
 Q_CHECK = "_check"
 Q_BUILD_DATE = "_build_date"
 
+# Pipeline steps: the ``pipeline`` of meta.runs, and each step's lock name.
+INGEST = "ingest"
+BUILD = "build"
+TRAIN = "train"
+RECOMMEND = "recommend"
+STEPS = (INGEST, BUILD, TRAIN, RECOMMEND)
+# The scheduled job that runs them (its job_failed alerts, its lock).
+DAILY = "daily"
+
+# Model registry aliases.
+CHAMPION = "champion"
+CHALLENGER = "challenger"
+
+# Model metrics, as a registry version and a train run's details store them:
+# metrics[section][key], e.g. metrics[MODEL_METRICS][PRECISION_AT_10].
+MODEL_METRICS = "model"
+BASELINE_METRICS = "baseline"  # the popularity baseline on the same holdout
+PRECISION_AT_10 = "precision_at_10"
+RECALL_AT_10 = "recall_at_10"
+NDCG_AT_10 = "ndcg_at_10"
+AUC = "auc"
+COVERAGE = "coverage"
+METRIC_KEYS = (PRECISION_AT_10, RECALL_AT_10, NDCG_AT_10, AUC, COVERAGE)
+
 # Run statuses in meta.runs.
 SUCCESS = "success"
 FAILED = "failed"

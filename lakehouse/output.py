@@ -6,6 +6,7 @@ import csv
 import datetime as dt
 import io
 import json
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -44,6 +45,14 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
+_INVISIBLE = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def _visible(text: str) -> str:
+    """``text`` with control characters shown as escapes (``\\x1b``), not acted on."""
+    return _INVISIBLE.sub(lambda m: m.group().encode("unicode_escape").decode(), text)
+
+
 def render(columns: Sequence[str], rows: Sequence[Sequence[Any]], fmt: str = "table") -> str:
     """Render ``rows`` under ``columns`` as ``table``, ``csv`` or ``json``.
 
@@ -64,7 +73,9 @@ def render(columns: Sequence[str], rows: Sequence[Sequence[Any]], fmt: str = "ta
         return buf.getvalue().rstrip("\n")
     if fmt != "table":
         raise ValueError(f"unknown format {fmt!r}")
-    cells = [[format_cell(v) for v in r] for r in rows]
+    # The table is for a terminal: data (raw keeps what the source sent) must not
+    # carry escape sequences or line breaks into it; csv and json stay faithful.
+    cells = [[_visible(format_cell(v)) for v in r] for r in rows]
     widths = [max([len(c)] + [len(r[i]) for r in cells]) for i, c in enumerate(columns)]
     lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True)).rstrip(),
              "  ".join("-" * w for w in widths)]

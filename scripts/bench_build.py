@@ -10,18 +10,24 @@ own freshly spawned process (so peak RSS is each one's own), it runs:
   Delta writes and run records included);
 - ``duckdb-sql``: the same transformations and checks hand-written in DuckDB
   SQL, written with the same Delta writer (the floor on this machine);
-- ``pandas``: a straightforward pandas implementation, same writer.
+- ``pandas``: a straightforward pandas implementation, same writer;
+- ``lakehouse-spark`` (with ``--engine spark``): the same build with
+  ``engine="spark"`` on a local Spark session (``--spark-master``).
 
 and prints wall time, peak RSS and output row counts (which must agree).
+Peak RSS is the process's own, or for Spark that of the Python process and
+its JVM together (sampled every 0.2 s).
 
 Usage:
     .venv/bin/python scripts/bench_build.py                 # full size, minutes
     .venv/bin/python scripts/bench_build.py --users 20000 --tracks 4000 --only lakehouse
+    .venv/bin/python scripts/bench_build.py --engine spark --only lakehouse   # DuckDB and Spark
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import multiprocessing as mp
 import os
@@ -29,6 +35,7 @@ import resource
 import shutil
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -41,7 +48,10 @@ from lakehouse.config import Settings  # noqa: E402
 from lakehouse.lake import Lake  # noqa: E402
 
 IMPLEMENTATIONS = ("lakehouse", "duckdb-sql", "pandas")
+SPARK_IMPL = "lakehouse-spark"
 KPI_DAYS = 90
+SPARK_MASTER = os.environ.get("BENCH_SPARK_MASTER", "local[*]")
+SPARK_MEMORY = os.environ.get("BENCH_SPARK_MEMORY", "4g")
 
 
 # ---------------------------------------------------------------- raw data
@@ -92,15 +102,51 @@ def run_pandas(root: Path, date: dt.date) -> None:
     build_pandas(Lake(root), date, KPI_DAYS)
 
 
-RUNNERS = {"lakehouse": run_lakehouse, "duckdb-sql": run_sql, "pandas": run_pandas}
+def run_spark(root: Path, date: dt.date) -> None:
+    from pyspark.sql import SparkSession
+
+    from lakehouse.zones.build import build
+    from lakehouse.zones.spark import LOCAL_CONF
+
+    builder = SparkSession.builder.master(SPARK_MASTER).config("spark.driver.memory",
+                                                               SPARK_MEMORY)
+    for key, value in LOCAL_CONF.items():
+        builder = builder.config(key, value)
+    spark = builder.getOrCreate()
+    spark.sparkContext.setLogLevel("ERROR")
+    try:
+        build(Settings.load(env={}, lake=root, kpi_days=KPI_DAYS, engine="spark"), date=date,
+              spark=spark)
+    finally:
+        spark.stop()
+
+
+RUNNERS = {"lakehouse": run_lakehouse, "duckdb-sql": run_sql, "pandas": run_pandas,
+           SPARK_IMPL: run_spark}
 OUTPUTS = (names.STD_USERS, names.STD_TRACKS, names.STD_LISTEN_HISTORY, names.STD_LISTENS,
            names.CONS_INTERACTIONS, names.CONS_USER_FEATURES, names.CONS_TRACK_FEATURES,
            names.CONS_DAILY_KPIS, "quarantine.users", "quarantine.tracks",
            "quarantine.listen_history", "quarantine.listens")
 
 
+def _tree_peak(stop: threading.Event, peak: list[int]) -> None:
+    """Sample this process's and its children's (Spark's JVM) total RSS."""
+    import psutil
+
+    me = psutil.Process()
+    while not stop.wait(0.2):
+        total = 0
+        for proc in [me, *me.children(recursive=True)]:
+            with contextlib.suppress(psutil.Error):  # a child that just ended
+                total += proc.memory_info().rss
+        peak[0] = max(peak[0], total)
+
+
 def _child(impl: str, root: str, date: dt.date, queue: mp.Queue) -> None:
     sys.path.insert(0, str(Path(__file__).resolve().parent))
+    stop, tree = threading.Event(), [0]
+    sampler = threading.Thread(target=_tree_peak, args=(stop, tree), daemon=True)
+    sampler.start()
     t0 = time.perf_counter()
     try:
         RUNNERS[impl](Path(root), date)
@@ -108,7 +154,9 @@ def _child(impl: str, root: str, date: dt.date, queue: mp.Queue) -> None:
     except Exception as exc:  # reported, not raised: the other runs go on
         error = f"{type(exc).__name__}: {exc}"
     seconds = time.perf_counter() - t0
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    stop.set()
+    sampler.join()
+    peak = max(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024, tree[0])
     lake = Lake(root)
     counts = {n: lake.info(n).rows for n in OUTPUTS if lake.exists(n)}
     queue.put((seconds, peak, counts, error))
@@ -145,6 +193,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=3,
                         help="interleaved runs of each (pandas: once); the best counts")
     parser.add_argument("--only", action="append", choices=IMPLEMENTATIONS)
+    parser.add_argument("--engine", action="append", choices=("duckdb", "spark"),
+                        help="spark: also run the lakehouse build on Spark (lakehouse-spark; "
+                             "BENCH_SPARK_MASTER, BENCH_SPARK_MEMORY)")
     parser.add_argument("--workdir", type=Path, help="where to put the lakes (default: a temp dir)")
     parser.add_argument("--reuse-raw", action="store_true",
                         help="keep the raw zone already in --workdir (same arguments)")
@@ -173,6 +224,8 @@ def main(argv: list[str] | None = None) -> int:
     # so a burst of someone else's load does not land on one implementation.
     # pandas, minutes long and far behind, runs once.
     chosen = args.only or list(IMPLEMENTATIONS)
+    if "spark" in (args.engine or []):
+        chosen.append(SPARK_IMPL)
     rounds = [[i for i in chosen if i != "pandas" or n == 0] for n in range(args.repeat)]
     results: dict[str, tuple] = {}
     failed: set[str] = set()
@@ -187,7 +240,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{impl}: FAILED {outcome[3]}")
                 failed.add(impl)
                 continue
-            print(f"{impl:<11} {outcome[0]:7.2f} s  peak RSS {outcome[1] / 2**30:5.2f} GiB",
+            print(f"{impl:<15} {outcome[0]:7.2f} s  peak RSS {outcome[1] / 2**30:5.2f} GiB",
                   flush=True)
             if impl not in results or outcome[0] < results[impl][0]:
                 results[impl] = outcome

@@ -121,7 +121,7 @@ def lakehouse_ingest(port: int, lake: str, workers: int, out: mp.Queue) -> None:
     settings = Settings.load(env={}, lake=lake, api_url=f"http://127.0.0.1:{port}",
                              workers=workers)
     t0, cpu0 = time.perf_counter(), _cpu_s()
-    runs = ingest(settings, date=dt.date(2026, 11, 26), progress=False)
+    runs = ingest(settings, date=dt.date(2026, 11, 26))
     seconds, cpu = time.perf_counter() - t0, _cpu_s() - cpu0
     assert all(r.ok for r in runs), [r.error for r in runs]
     out.put({"seconds": seconds, "records": sum(r.records for r in runs),

@@ -85,7 +85,8 @@ def trained_lake(tmp_path_factory, sample_lake, sample_days) -> Settings:
     from lakehouse.recsys.train import train
 
     settings = copy_lake(sample_lake, tmp_path_factory.mktemp("trained"))
-    settings = settings.replace(epochs=10, components=16)
+    # One trial per family and one thread: a quick, reproducible selection.
+    settings = settings.replace(epochs=10, components=16, train_trials=1, train_threads=1)
     train(settings, promote="force", date=sample_days[-1])
     recommend(settings, date=sample_days[-1])
     return settings
@@ -95,3 +96,37 @@ def trained_lake(tmp_path_factory, sample_lake, sample_days) -> Settings:
 def lake_settings(tmp_path) -> Settings:
     """Settings of an empty lake in a temporary folder."""
     return settings_for(tmp_path / "lake")
+
+
+@pytest.fixture(scope="session")
+def spark():
+    """One local Spark session for the whole test run (``lakehouse[spark]`` and Java 17).
+
+    Skipped where PySpark or Java is missing, except in CI, which installs both.
+    """
+    import os
+
+    if shutil.which("java") is None and not os.environ.get("JAVA_HOME"):
+        if os.environ.get("CI"):
+            pytest.fail("CI must install a Java 17 runtime for the Spark tests")
+        pytest.skip("no Java runtime for Spark")
+    if os.environ.get("CI"):
+        import pyspark  # noqa: F401 (CI installs lakehouse[spark]: fail, never skip)
+    pytest.importorskip("pyspark")
+    from pyspark.sql import SparkSession
+
+    from lakehouse.zones.spark import LOCAL_CONF
+
+    builder = SparkSession.builder.master("local[2]").appName("lakehouse tests")
+    # Small data: few shuffle partitions, no whole-stage code generation (compiling
+    # it costs more than it saves on a few thousand rows), a JIT that warms up fast.
+    conf = LOCAL_CONF | {"spark.sql.shuffle.partitions": "2",
+                         "spark.sql.codegen.wholeStage": "false",
+                         "spark.driver.extraJavaOptions":
+                             LOCAL_CONF["spark.driver.extraJavaOptions"] + " -XX:TieredStopAtLevel=1"}
+    for key, value in conf.items():
+        builder = builder.config(key, value)
+    session = builder.getOrCreate()
+    session.sparkContext.setLogLevel("ERROR")
+    yield session
+    session.stop()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import io
 import json
 
 import click
@@ -12,6 +13,7 @@ from click.testing import CliRunner
 
 from lakehouse.cli import cli
 from lakehouse.lake import Lake
+from tests.test_steps import unwritable_folder
 
 
 def all_commands(group: click.Group, prefix=()):
@@ -116,25 +118,9 @@ def test_usage_errors_keep_exit_code_2(runner):
     assert result.exit_code == 2
 
 
-def _unwritable_folder():
-    """An existing folder even root cannot write into (sysfs), if this machine has one."""
-    import os
-    from pathlib import Path
-
-    folder = Path("/sys/kernel")
-    if not folder.is_dir():
-        return None
-    try:
-        (folder / ".lakehouse-probe").write_bytes(b"")
-    except OSError:
-        return folder
-    os.unlink(folder / ".lakehouse-probe")
-    return None
-
-
-@pytest.mark.parametrize("command", [["ingest"], ["build"]])
+@pytest.mark.parametrize("command", [["ingest"], ["build"], ["train"], ["recommend"]])
 def test_an_unwritable_lake_is_a_one_line_error_even_for_root(runner, command):
-    folder = _unwritable_folder()
+    folder = unwritable_folder()
     if folder is None:
         pytest.skip("no unwritable folder on this machine")
     result = runner.invoke(cli, ["--lake", str(folder), *command])
@@ -180,3 +166,57 @@ def test_examples_keep_their_lines(runner):
     start = lines.index("  Example:")
     assert lines[start + 1].strip().startswith("lakehouse ingest --api-url")
     assert lines[start + 2].strip().startswith("lakehouse ingest tracks")
+
+
+class _Terminal(io.StringIO):
+    def isatty(self):
+        return True
+
+
+def test_progress_on_a_terminal_is_a_bar_per_task_with_its_message(monkeypatch):
+    from lakehouse.cli import TerminalProgress
+    from lakehouse.context import ProgressEvent
+
+    err = _Terminal()
+    monkeypatch.setattr("sys.stderr", err)
+    render = TerminalProgress.for_stderr(None)
+    for done in (1, 2, 3):
+        render(ProgressEvent("ingest", "users", done, 3))
+    render(ProgressEvent("ingest", "users", 3, 3, finished=True, message="ingest users: ok"))
+    assert "users" in err.getvalue() and "100%" in err.getvalue()
+    assert "ingest users: ok" in err.getvalue()
+    assert render._open == {}  # the finished bar is closed
+
+
+def test_progress_off_a_terminal_is_one_line_per_message(monkeypatch, capsys):
+    from lakehouse.cli import TerminalProgress
+    from lakehouse.context import ProgressEvent
+
+    render = TerminalProgress.for_stderr(None)
+    render(ProgressEvent("ingest", "users", 1, 3))
+    render(ProgressEvent("train", "epochs", 1, 2, message="epoch 1/2  0.10s"))
+    render(ProgressEvent("ingest", "users", 3, 3, finished=True, message="ingest users: ok"))
+    assert capsys.readouterr().err == "epoch 1/2  0.10s\ningest users: ok\n"
+    assert TerminalProgress.for_stderr(False) is None
+
+
+def test_notebook_progress_draws_tqdm_bars(capsys):
+    from lakehouse.context import ProgressEvent
+    from lakehouse.progress import notebook_progress
+
+    render = notebook_progress()
+    render(ProgressEvent("ingest", "users", 1, 2))
+    render(ProgressEvent("ingest", "users", 2, 2, finished=True, message="done"))
+    err = capsys.readouterr().err
+    assert "ingest users" in err and "2/2" in err and "done" in err
+
+
+def test_no_library_module_but_the_cli_imports_click():
+    import pathlib
+
+    package = pathlib.Path(__file__).resolve().parents[1] / "lakehouse"
+    offenders = [str(p.relative_to(package)) for p in package.rglob("*.py")
+                 if p.name != "cli.py" and any(
+                     line.strip().startswith(("import click", "from click"))
+                     for line in p.read_text().splitlines())]
+    assert offenders == []

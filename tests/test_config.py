@@ -35,3 +35,26 @@ def test_secrets_never_appear_in_repr():
                            "LAKEHOUSE_ALERT_WEBHOOK": "https://hooks.example/T0/abc"})
     assert s.api_token == "s3cret"
     assert "s3cret" not in repr(s) and "hooks.example" not in repr(s)
+
+
+def test_every_numeric_setting_has_a_validated_range():
+    # A new int/float setting without a range would skip validation when it comes
+    # from the environment (LAKEHOUSE_X=-1 or nan) and fail later with a traceback.
+    import dataclasses
+
+    from lakehouse import config
+
+    numeric = [f.name for f in dataclasses.fields(Settings) if f.type in ("int", "float")]
+    assert numeric, "Settings has numeric fields"
+    assert sorted(set(numeric) - set(config._RANGES)) == []
+
+
+@pytest.mark.parametrize("value", ["-1", "nan", "inf"])
+def test_a_numeric_environment_value_out_of_range_is_one_config_error(value):
+    import dataclasses
+
+    numeric = [f.name for f in dataclasses.fields(Settings) if f.type == "float"]
+    for name in numeric:
+        env = {f"LAKEHOUSE_{name.upper()}": value}
+        with pytest.raises(ConfigError, match=f"LAKEHOUSE_{name.upper()}"):
+            Settings.load(env=env)

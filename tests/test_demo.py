@@ -49,3 +49,47 @@ def test_demo_starts_its_own_lake_afresh_and_keeps_the_repo_files(tmp_path):
     (root / "raw" / "users").mkdir(parents=True)
     prepare_demo_lake(root)
     assert sorted(p.name for p in root.iterdir()) == [MARKER, "README.md"]
+
+
+@pytest.mark.parametrize("content", ["thesis", "hidden", "nested"])
+def test_demo_refuses_a_folder_of_other_files_and_deletes_nothing(tmp_path, content):
+    # Issue 11, item 2: a thesis folder passed as --lake lost all its files.
+    root = tmp_path / "thesis"
+    root.mkdir()
+    files = {"thesis": "chapter1.tex", "hidden": ".git", "nested": "figures/plot.png"}
+    target = root / files[content]
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text("years of work")
+    (root / "README.md").write_text("mine")
+    with pytest.raises(LakeError, match="nothing was deleted"):
+        prepare_demo_lake(root)
+    assert target.read_text() == "years of work" and (root / "README.md").exists()
+    assert not (root / MARKER).exists()
+
+
+def test_demo_cli_refusal_is_one_line(tmp_path):
+    from click.testing import CliRunner
+
+    from lakehouse.cli import cli
+
+    root = tmp_path / "thesis"
+    root.mkdir()
+    (root / "notes.txt").write_text("keep")
+    result = CliRunner().invoke(cli, ["--lake", str(root), "demo", "--days", "3"])
+    assert result.exit_code == 1
+    assert result.output.startswith("Error: ") and result.output.count("\n") == 1
+    assert (root / "notes.txt").read_text() == "keep"
+
+
+def test_demo_clears_an_empty_folder_or_its_own_lake(tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    prepare_demo_lake(empty)
+    assert (empty / MARKER).exists()
+    (empty / "raw").mkdir()
+    (empty / "stray.txt").write_text("demo output")
+    prepare_demo_lake(empty)
+    assert sorted(p.name for p in empty.iterdir()) == [MARKER]
+    fresh = tmp_path / "new"
+    prepare_demo_lake(fresh)
+    assert (fresh / MARKER).exists()

@@ -69,7 +69,7 @@ def test_reference_profile_lands_1000_rows_each(tmp_path):
     with running_mock_api(profile="reference", seed=3, users=1000, tracks=1000) as api:
         assert totals(api.url) == {e: 1000 for e in names.ENDPOINTS}
         s = quick(tmp_path / "lake", api.url)
-        runs = ingest(s, date=DAY, progress=False)
+        runs = ingest(s, date=DAY)
     assert [(r.target, r.status, r.records, r.pages) for r in runs] == [
         (e, "success", 1000, 10) for e in names.ENDPOINTS]
     lake = Lake(s.lake)
@@ -86,11 +86,11 @@ def test_reference_profile_lands_1000_rows_each(tmp_path):
 def test_every_fault_kind_gives_the_clean_result(tmp_path):
     with running_mock_api(**SMALL) as api:
         clean = quick(tmp_path / "clean", api.url)
-        assert all(r.ok for r in ingest(clean, date=DAY, progress=False))
+        assert all(r.ok for r in ingest(clean, date=DAY))
     faulty_cfg = {**SMALL, "fault_rate": 0.2, "slow_seconds": 0.6, "retry_after": 0}
     with running_mock_api(**faulty_cfg) as api:
         s = quick(tmp_path / "faulty", api.url, read_timeout=0.3, max_retries=8)
-        runs = ingest(s, date=DAY, progress=False)
+        runs = ingest(s, date=DAY)
     assert all(r.ok for r in runs), [r.error for r in runs]
     assert all(not r.schema_changes for r in runs), [r.schema_changes for r in runs]
     assert sum(r.retries for r in runs) >= 10
@@ -101,11 +101,11 @@ def test_every_fault_kind_gives_the_clean_result(tmp_path):
 def test_fail_endpoint_fails_tracks_only_and_keeps_its_partition(tmp_path):
     with running_mock_api(**SMALL) as api:
         s = quick(tmp_path / "lake", api.url)
-        ingest(s, date=DAY, progress=False)
+        ingest(s, date=DAY)
     before = {t: Lake(s.lake).version(t) for t in RAW}
     kept = content(s, names.RAW_TRACKS)
     with running_mock_api(**SMALL, fail_endpoint="tracks") as api:
-        runs = ingest(quick(s.lake, api.url, max_retries=2), date=DAY, progress=False)
+        runs = ingest(quick(s.lake, api.url, max_retries=2), date=DAY)
     assert [r.status for r in runs] == ["success", "failed", "success"]
     assert "500" in runs[1].error
     lake = Lake(s.lake)
@@ -117,10 +117,10 @@ def test_fail_endpoint_fails_tracks_only_and_keeps_its_partition(tmp_path):
 def test_rerunning_a_date_is_idempotent_and_dates_accumulate(tmp_path):
     with running_mock_api(**SMALL) as api:
         s = quick(tmp_path / "lake", api.url)
-        ingest(s, date=DAY, progress=False)
+        ingest(s, date=DAY)
         first = {t: content(s, t) for t in RAW}
-        ingest(s, date=DAY, progress=False)
-        ingest(s, date=DAY + dt.timedelta(days=1), progress=False)
+        ingest(s, date=DAY)
+        ingest(s, date=DAY + dt.timedelta(days=1))
     lake = Lake(s.lake)
     for t in RAW:
         assert content(s, t) == first[t]
@@ -131,10 +131,10 @@ def test_rerunning_a_date_is_idempotent_and_dates_accumulate(tmp_path):
 def test_mock_drift_on_every_read_is_confirmed_and_handled(tmp_path):
     with running_mock_api(**SMALL) as api:
         s = quick(tmp_path / "lake", api.url)
-        ingest(s, date=DAY, progress=False)
+        ingest(s, date=DAY)
     before = {t: Lake(s.lake).version(t) for t in RAW}
     with running_mock_api(**SMALL, fault_rate=1.0, faults=("drift",)) as api:
-        runs = ingest(quick(s.lake, api.url), date=DAY, progress=False)
+        runs = ingest(quick(s.lake, api.url), date=DAY)
     lake = Lake(s.lake)
     for run, table in zip(runs, RAW, strict=True):
         if run.ok:
@@ -150,7 +150,7 @@ def test_sigkill_mid_ingest_leaves_committed_tables_and_a_rerun_completes(tmp_pa
     lake_dir = tmp_path / "lake"
     with running_mock_api(**SMALL) as api:
         s = quick(lake_dir, api.url)
-        ingest(s, date=DAY - dt.timedelta(days=1), progress=False)
+        ingest(s, date=DAY - dt.timedelta(days=1))
     committed = {t: Lake(lake_dir).version(t) for t in RAW}
     kept = {t: content(s, t, DAY - dt.timedelta(days=1)) for t in RAW}
     slow = {**SMALL, "fault_rate": 1.0, "faults": ("slow",), "slow_seconds": 0.15}
@@ -174,7 +174,7 @@ def test_sigkill_mid_ingest_leaves_committed_tables_and_a_rerun_completes(tmp_pa
             assert content(s, t, DAY - dt.timedelta(days=1)) == kept[t]  # readable, intact
         assert lake.version(names.RAW_LISTEN_HISTORY) == committed[names.RAW_LISTEN_HISTORY]
         # The lock died with the process: a rerun neither waits nor fails.
-        runs = ingest(quick(lake_dir, api.url), date=DAY, wait=False, progress=False)
+        runs = ingest(quick(lake_dir, api.url), date=DAY, wait=False)
     assert all(r.ok for r in runs), [r.error for r in runs]
     for t in RAW:
         assert content(s, t) == content(s, t, DAY - dt.timedelta(days=1))
@@ -197,6 +197,26 @@ def test_cli_ingest_prints_a_summary_and_exits_0(tmp_path, mock_api):
     assert len(lines) == 3
 
 
+@pytest.mark.parametrize("flag, expect", [
+    (None, "lines"), ("--progress", "bars"), ("--no-progress", "nothing")])
+def test_cli_renders_the_library_progress_on_stderr(tmp_path, mock_api, flag, expect):
+    result = invoke(["ingest", "users", "tracks", "--api-url", mock_api.url, "--date",
+                     str(DAY), *([flag] if flag else [])], tmp_path / "lake")
+    assert result.exit_code == 0, result.output
+    err = result.stderr.splitlines()
+    if expect == "lines":  # not a terminal: one cron-friendly line per endpoint
+        assert len(err) == 2
+        assert err[0].startswith(f"ingest users {DAY}: success, ")
+        assert err[1].startswith(f"ingest tracks {DAY}: success, ")
+    elif expect == "bars":
+        assert "users" in result.stderr and "tracks" in result.stderr
+        # click draws a bar's label only when stderr is not a terminal.
+        assert "ingest users" not in result.stderr  # bars, not cron lines
+    else:
+        assert result.stderr == ""
+    assert result.stdout.startswith("endpoint")
+
+
 def test_cli_exits_1_when_an_endpoint_fails(tmp_path):
     with running_mock_api(**SMALL, fail_endpoint="listen_history") as api:
         result = invoke(["ingest", "--api-url", api.url, "--date", str(DAY)], tmp_path / "l")
@@ -210,7 +230,7 @@ def test_cli_exits_1_when_an_endpoint_fails(tmp_path):
 @pytest.mark.parametrize("args, code, message", [
     (["ingest", "--date", "2026-02-30"], 2, "is not a date; use YYYY-MM-DD"),
     (["ingest", "songs"], 1, "Error: unknown endpoint(s) 'songs'"),
-    (["ingest", "--api-url", "localhost"], 1, "Error: bad API URL 'localhost'"),
+    (["ingest", "--api-url", "localhost"], 1, "Error: bad API URL (--api-url or LAKEHOUSE_API_URL)"),
     (["ingest", "--api-url", "http://127.0.0.1:9"], 1, "Error: cannot reach the API"),
     (["ingest", "--workers", "0"], 2, "--workers"),
 ])

@@ -38,6 +38,7 @@ def test_notebook_runs(path, trained_lake, tmp_path, monkeypatch):
     monkeypatch.setenv("LAKEHOUSE_LAKE", str(settings.lake))
     monkeypatch.setenv("LAKEHOUSE_EPOCHS", "5")
     monkeypatch.setenv("LAKEHOUSE_COMPONENTS", "8")
+    monkeypatch.setenv("LAKEHOUSE_TRAIN_TRIALS", "1")
     # jupyter_client starts a kernelspec whose argv is "python" with sys.executable, so
     # the kernel is this venv's interpreter; check that is the spec we get.
     spec = KernelSpecManager().get_kernel_spec("python3")

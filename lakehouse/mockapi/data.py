@@ -58,6 +58,17 @@ Profile ``reference``
     user (and their record) or track appears once its ``created_at`` is reached; the record
     and entity timestamps are the reference's, so before the window end some lie after D,
     and a record may name a track not created yet.
+
+Profile ``opaque``
+    The realistic profile's users, tracks, sessions, timeline and defects, but taste that
+    metadata does not reveal: every track belongs to one of a few dozen hidden taste
+    clusters (latent factors, one-hot), drawn independently of its artist, genres, album
+    and duration, with its own Zipf-like popularity; every user likes three hidden clusters
+    (weights 0.6/0.3/0.1) drawn independently of their gender and stated favourite genre.
+    A listened track comes from the user's clusters (55%, Zipf-like within a cluster), a
+    few personal favourites from them (20%), hidden-popularity hits (15%) or anywhere
+    (10%). Collaborative filtering can learn it; metadata only adds noise, which is what
+    model selection must notice.
 """
 
 from __future__ import annotations
@@ -75,7 +86,7 @@ import pyarrow.compute as pc
 from lakehouse.errors import ConfigError
 from lakehouse.names import ENDPOINTS, GENDERS, GENRES, LISTEN_HISTORY, TRACKS, USERS
 
-PROFILES = ("realistic", "reference")
+PROFILES = ("realistic", "reference", "opaque")
 FAULT_KINDS = ("429", "500", "503", "reset", "slow", "truncated", "drift")
 
 DEFAULT_START = dt.date(2026, 10, 1)
@@ -253,6 +264,8 @@ def universe(config: MockConfig) -> Universe:
 def _universe(key: MockConfig) -> Universe:
     if key.profile == "reference":
         return _reference_universe(key)
+    if key.profile == "opaque":
+        return _opaque_universe(key)
     return _realistic_universe(key)
 
 
@@ -389,75 +402,146 @@ def _sequential_ids(rng: np.random.Generator, n: int, first: int) -> tuple[np.nd
     return ids.astype(np.int64), ghosts.astype(np.int64)
 
 
+@dataclass
+class _Window:
+    """The simulated time, in microseconds: the served window and the history before it."""
+
+    start: int
+    end: int      # exclusive
+    history: int  # the first listening session
+
+
+@dataclass
+class _Artists:
+    """Artists: a home genre each, a Zipf-like popularity, a name, a first album word."""
+
+    genre: np.ndarray
+    pop: np.ndarray
+    names: pa.Array
+    album_base: np.ndarray
+
+
+@dataclass
+class _Catalogue:
+    """What listening draws tracks from: their artist, genre, release, ids, rankings."""
+
+    artist: np.ndarray
+    genre: np.ndarray
+    created: np.ndarray
+    ids: np.ndarray
+    ghosts: np.ndarray       # ids that no track has (orphan references)
+    by_genre: np.ndarray     # track positions by genre, most popular first
+    genre_start: np.ndarray
+    genre_count: np.ndarray
+    by_artist: np.ndarray    # track positions by artist, most popular first
+    artist_start: np.ndarray
+    artist_count: np.ndarray
+    by_score: np.ndarray     # track positions, most popular first
+
+
+@dataclass
+class _Tastes:
+    """Users' real taste (what they listen to), their creation time and ids."""
+
+    fav_genre: np.ndarray
+    fav_artists: np.ndarray  # users x 3
+    fav_tracks: np.ndarray   # users x _FAV_TRACKS
+    created: np.ndarray
+    ids: np.ndarray
+    ghosts: np.ndarray
+
+
+_FAV_TRACKS = 8
+
+
 def _realistic_universe(cfg: MockConfig) -> Universe:
+    # Each part draws from its own seeded stream, so each is a function of the seed alone.
     start = _day_us(cfg.start)
-    end = _day_us(cfg.end) + _US_PER_DAY   # exclusive end of the window
-    history = start - 60 * _US_PER_DAY      # first listening session
-    n_users, n_tracks, n_rec = cfg.users, cfg.tracks, cfg.listens
+    window = _Window(start=start, end=_day_us(cfg.end) + _US_PER_DAY,
+                     history=start - 60 * _US_PER_DAY)
+    artists = _artists(cfg)
+    tracks, catalogue = _tracks(cfg, window, artists)
+    users, tastes = _users(cfg, window, artists, catalogue)
+    listens = _sessions(cfg, window, catalogue, tastes)
+    return Universe(users=users, tracks=tracks, listens=listens)
+
+
+def _artists(cfg: MockConfig) -> _Artists:
+    """Every genre gets at least one artist; popularity is Zipf-like."""
     n_genres = len(GENRES)
-    genre_names = _words(GENRES)
-
-    # -- artists: a home genre each (every genre gets one), Zipf-like popularity.
     rng = _rng(cfg.seed, 1)
-    n_artists = max(n_genres, min(n_tracks, n_tracks // 8))
-    artist_genre = rng.choice(n_genres, size=n_artists, p=_genre_weights())
-    artist_genre[:n_genres] = np.arange(n_genres)
-    artist_pop = 1.0 / (1.0 + rng.permutation(n_artists)) ** 0.8
-    artist_first = rng.integers(0, len(FIRST_NAMES), n_artists)
-    artist_last = rng.integers(0, len(LAST_NAMES), n_artists)
-    artist_names = _join(_pick(_words(FIRST_NAMES), artist_first),
-                         _pick(_words(LAST_NAMES), artist_last), sep=" ")
-    artist_album_base = rng.integers(0, len(WORDS), n_artists)
+    n_artists = max(n_genres, min(cfg.tracks, cfg.tracks // 8))
+    genre = rng.choice(n_genres, size=n_artists, p=_genre_weights())
+    genre[:n_genres] = np.arange(n_genres)
+    pop = 1.0 / (1.0 + rng.permutation(n_artists)) ** 0.8
+    first = rng.integers(0, len(FIRST_NAMES), n_artists)
+    last = rng.integers(0, len(LAST_NAMES), n_artists)
+    names = _join(_pick(_words(FIRST_NAMES), first), _pick(_words(LAST_NAMES), last), sep=" ")
+    return _Artists(genre, pop, names, rng.integers(0, len(WORDS), n_artists))
 
-    # -- tracks.
-    rng = _rng(cfg.seed, 2)
+
+def _catalogue(rng: np.random.Generator, n_tracks: int, window: _Window,
+               artists: _Artists) -> _Catalogue:
+    """Tracks' artists (popular artists have more), release times, ids and rankings."""
+    n_artists, n_genres = len(artists.genre), len(GENRES)
     track_artist = np.concatenate([np.arange(n_artists), rng.choice(
-        n_artists, size=n_tracks - n_artists, p=artist_pop / artist_pop.sum())])
-    track_genre = artist_genre[track_artist]
-    score = artist_pop[track_artist] * rng.lognormal(0.0, 1.0, n_tracks)
+        n_artists, size=n_tracks - n_artists, p=artists.pop / artists.pop.sum())])
+    track_genre = artists.genre[track_artist]
+    score = artists.pop[track_artist] * rng.lognormal(0.0, 1.0, n_tracks)
     by_genre = np.lexsort((-score, track_genre))
     genre_count = np.bincount(track_genre, minlength=n_genres)
     genre_start = np.concatenate([[0], np.cumsum(genre_count)[:-1]])
     by_artist = np.lexsort((-score, track_artist))
     artist_count = np.bincount(track_artist, minlength=n_artists)
     artist_start = np.concatenate([[0], np.cumsum(artist_count)[:-1]])
-    rank_in_artist = np.empty(n_tracks, dtype=np.int64)
-    rank_in_artist[by_artist] = np.arange(n_tracks) - np.repeat(artist_start, artist_count)
     by_score = np.argsort(-score, kind="stable")
-
     # 90% of the catalogue predates the listening history; the rest is released during it.
     new_track = rng.random(n_tracks) < 0.10
     genre_top = by_genre[genre_start[genre_count > 0]]
     new_track[genre_top] = False  # fallbacks for listens before a track's release
-    created = np.where(new_track, _uniform_us(rng, history, end, n_tracks),
-                       _uniform_us(rng, start - 5 * 365 * _US_PER_DAY, history, n_tracks))
+    created = np.where(new_track, _uniform_us(rng, window.history, window.end, n_tracks),
+                       _uniform_us(rng, window.start - 5 * 365 * _US_PER_DAY, window.history,
+                                   n_tracks))
     order = np.argsort(created, kind="stable")
-    t_ids_sorted, t_ghosts = _sequential_ids(rng, n_tracks, 1)
-    track_ids = np.empty(n_tracks, dtype=np.int64)
-    track_ids[order] = t_ids_sorted
+    ids_sorted, ghosts = _sequential_ids(rng, n_tracks, 1)
+    ids = np.empty(n_tracks, dtype=np.int64)
+    ids[order] = ids_sorted
+    return _Catalogue(track_artist, track_genre, created, ids, ghosts, by_genre, genre_start,
+                      genre_count, by_artist, artist_start, artist_count, by_score)
 
+
+def _tracks(cfg: MockConfig, window: _Window,
+            artists: _Artists) -> tuple[_Entities, _Catalogue]:
+    """The tracks endpoint's entities, and the catalogue listening draws from."""
+    n_tracks, n_genres = cfg.tracks, len(GENRES)
+    genre_names = _words(GENRES)
+    rng = _rng(cfg.seed, 2)
+    cat = _catalogue(rng, n_tracks, window, artists)
+    rank_in_artist = np.empty(n_tracks, dtype=np.int64)
+    rank_in_artist[cat.by_artist] = np.arange(n_tracks) - np.repeat(cat.artist_start,
+                                                                    cat.artist_count)
     seconds = np.clip(rng.lognormal(np.log(215.0), 0.3, n_tracks), 30, 3599).astype(np.int64)
-    second_genre = (track_genre + 1 + rng.integers(0, n_genres - 1, n_tracks)) % n_genres
+    second_genre = (cat.genre + 1 + rng.integers(0, n_genres - 1, n_tracks)) % n_genres
     has_second = rng.random(n_tracks) < 0.2
-    genre_col = _pick(genre_names, track_genre)
+    genre_col = _pick(genre_names, cat.genre)
     two_genres = _join(genre_col, _pick(genre_names, second_genre), sep=", ")
     name_len2 = rng.random(n_tracks) < 0.5
     name1 = _pick(_words(TITLE_WORDS), rng.integers(0, len(TITLE_WORDS), n_tracks))
     name2 = _pick(_words(TITLE_WORDS), rng.integers(0, len(TITLE_WORDS), n_tracks))
-    album_idx = (artist_album_base[track_artist] + 17 * (rank_in_artist // 10)) % len(WORDS)
+    album_idx = (artists.album_base[cat.artist] + 17 * (rank_in_artist // 10)) % len(WORDS)
     album = pc.utf8_capitalize(_pick(_words(WORDS), album_idx))
     writer_is_artist = rng.random(n_tracks) < 0.6
     writer = _join(_pick(_words(FIRST_NAMES), rng.integers(0, len(FIRST_NAMES), n_tracks)),
                    _pick(_words(LAST_NAMES), rng.integers(0, len(LAST_NAMES), n_tracks)),
                    sep=" ")
-    artist_col = _pick(artist_names, track_artist)
+    artist_col = _pick(artists.names, cat.artist)
     update_kind = rng.random(n_tracks) < 0.5
     tracks = _Entities(
-        order=np.argsort(created, kind="stable"),
-        ids=track_ids,
-        created=created,
-        base_updated=created.copy(),
-        update_time=_updates(rng, created, start, end, n_tracks),
+        order=np.argsort(cat.created, kind="stable"),
+        ids=cat.ids,
+        created=cat.created,
+        base_updated=cat.created.copy(),
+        update_time=_updates(rng, cat.created, window.start, window.end, n_tracks),
         base={
             "name": pc.if_else(pa.array(name_len2), _join(name1, name2, sep=" "), name1),
             "artist": artist_col,
@@ -473,46 +557,64 @@ def _realistic_universe(cfg: MockConfig) -> Universe:
         },
     )
     _backdate(rng, tracks, 0.01)
+    return tracks, cat
 
-    # -- users: a favourite genre, three favourite artists, a few favourite tracks.
-    rng = _rng(cfg.seed, 3)
+
+def _tastes(rng: np.random.Generator, n_users: int, window: _Window, artists: _Artists,
+            cat: _Catalogue) -> tuple[_Tastes, np.ndarray]:
+    """A favourite genre, three favourite artists and a few favourite tracks per user.
+
+    Returns:
+        The tastes, and each user's second genre (a stated-genre update moves to it).
+    """
+    n_genres = len(GENRES)
     fav_genre = rng.choice(n_genres, size=n_users, p=_genre_weights())
-    u_created = np.where(rng.random(n_users) < 0.75,
-                         _uniform_us(rng, start - 2 * 365 * _US_PER_DAY, start, n_users),
-                         _uniform_us(rng, start, end, n_users))
-    order = np.argsort(u_created, kind="stable")
-    u_ids_sorted, u_ghosts = _sequential_ids(rng, n_users, 1000)
-    user_ids = np.empty(n_users, dtype=np.int64)
-    user_ids[order] = u_ids_sorted
-    by_artist_genre = np.argsort(artist_genre, kind="stable")
-    ag_count = np.bincount(artist_genre, minlength=n_genres)
+    created = np.where(rng.random(n_users) < 0.75,
+                       _uniform_us(rng, window.start - 2 * 365 * _US_PER_DAY, window.start,
+                                   n_users),
+                       _uniform_us(rng, window.start, window.end, n_users))
+    order = np.argsort(created, kind="stable")
+    ids_sorted, ghosts = _sequential_ids(rng, n_users, 1000)
+    ids = np.empty(n_users, dtype=np.int64)
+    ids[order] = ids_sorted
+    by_artist_genre = np.argsort(artists.genre, kind="stable")
+    ag_count = np.bincount(artists.genre, minlength=n_genres)
     ag_start = np.concatenate([[0], np.cumsum(ag_count)[:-1]])
     other_genre = (fav_genre + 1 + rng.integers(0, n_genres - 1, n_users)) % n_genres
     taste_genre = np.stack([fav_genre, fav_genre, other_genre], axis=1)
     fav_artists = by_artist_genre[ag_start[taste_genre] + np.floor(
         rng.random(taste_genre.shape) * ag_count[taste_genre]).astype(np.int64)]
-    n_fav_tracks = 8
     ft_artist = fav_artists[np.arange(n_users)[:, None],
-                            rng.integers(0, 3, (n_users, n_fav_tracks))]
-    fav_tracks = by_artist[artist_start[ft_artist]
-                           + _log_index(rng, artist_count[ft_artist], ft_artist.size)
-                           .reshape(ft_artist.shape)]
+                            rng.integers(0, 3, (n_users, _FAV_TRACKS))]
+    fav_tracks = cat.by_artist[cat.artist_start[ft_artist]
+                               + _log_index(rng, cat.artist_count[ft_artist], ft_artist.size)
+                               .reshape(ft_artist.shape)]
+    return _Tastes(fav_genre, fav_artists, fav_tracks, created, ids, ghosts), other_genre
 
+
+def _users(cfg: MockConfig, window: _Window, artists: _Artists,
+           cat: _Catalogue) -> tuple[_Entities, _Tastes]:
+    """The users endpoint's entities, and the tastes their listening follows."""
+    n_users, n_genres = cfg.users, len(GENRES)
+    genre_names = _words(GENRES)
+    rng = _rng(cfg.seed, 3)
+    tastes, other_genre = _tastes(rng, n_users, window, artists, cat)
     first = rng.integers(0, len(FIRST_NAMES), n_users)
     last = rng.integers(0, len(LAST_NAMES), n_users)
     first_col = _pick(_words(FIRST_NAMES), first)
     last_col = _pick(_words(LAST_NAMES), last)
     new_last_col = _pick(_words(LAST_NAMES), rng.integers(0, len(LAST_NAMES), n_users))
-    stated = np.where(rng.random(n_users) < 0.9, fav_genre, rng.integers(0, n_genres, n_users))
+    stated = np.where(rng.random(n_users) < 0.9, tastes.fav_genre,
+                      rng.integers(0, n_genres, n_users))
     update_kind = rng.random(n_users)
     new_last = update_kind < 0.3
     new_genre = update_kind > 0.8
-    u_update = _updates(rng, u_created, start, end, n_users)
+    u_update = _updates(rng, tastes.created, window.start, window.end, n_users)
     users = _Entities(
-        order=order,
-        ids=user_ids,
-        created=u_created,
-        base_updated=u_created.copy(),
+        order=np.argsort(tastes.created, kind="stable"),
+        ids=tastes.ids,
+        created=tastes.created,
+        base_updated=tastes.created.copy(),
         update_time=u_update,
         base={
             "first_name": first_col,
@@ -530,53 +632,64 @@ def _realistic_universe(cfg: MockConfig) -> Universe:
         },
     )
     _backdate(rng, users, 0.01)
+    return users, tastes
 
-    # -- listen records: sessions of active users over the history and the window.
+
+def _pick_tracks(rng: np.random.Generator, item_user: np.ndarray, cat: _Catalogue,
+                 tastes: _Tastes) -> np.ndarray:
+    """The track position of each listened item, by where listening comes from (LISTEN_MIX)."""
+    n_items = len(item_user)
+    mode = rng.random(n_items)
+    edges = np.cumsum(LISTEN_MIX)
+    pick = np.empty(n_items, dtype=np.int64)
+    # Favourite artists: a Zipf-like pick among the artist's tracks.
+    m = mode < edges[0]
+    a = tastes.fav_artists[item_user[m], rng.integers(0, 3, int(m.sum()))]
+    pick[m] = cat.by_artist[cat.artist_start[a] + _log_index(rng, cat.artist_count[a], a.size)]
+    # Personal favourites: the same few tracks come back session after session.
+    m = (mode >= edges[0]) & (mode < edges[1])
+    pick[m] = tastes.fav_tracks[item_user[m], rng.integers(0, _FAV_TRACKS, int(m.sum()))]
+    # Favourite genre (as the user really listens, not as stated).
+    m = (mode >= edges[1]) & (mode < edges[2])
+    g = tastes.fav_genre[item_user[m]]
+    pick[m] = cat.by_genre[cat.genre_start[g] + _log_index(rng, cat.genre_count[g], g.size)]
+    # Global hits.
+    m = (mode >= edges[2]) & (mode < edges[3])
+    pick[m] = cat.by_score[_log_index(rng, len(cat.ids), int(m.sum()))]
+    # Exploration.
+    m = mode >= edges[3]
+    pick[m] = rng.integers(0, len(cat.ids), int(m.sum()))
+    return pick
+
+
+def _sessions(cfg: MockConfig, window: _Window, cat: _Catalogue, tastes: _Tastes) -> _Listens:
+    """Listen records: sessions of active users over the history and the window."""
     rng = _rng(cfg.seed, 4)
+    n_rec, n_users = cfg.listens, cfg.users
     n_dup = int(round(n_rec * 0.003)) if n_rec >= 100 else 0
     n_sess = n_rec - n_dup
     activity = rng.lognormal(0.0, 1.0, n_users)
     s_user = rng.choice(n_users, size=n_sess, p=activity / activity.sum())
     length = np.minimum(1 + rng.negative_binomial(2, 0.2, n_sess), 30)
     per_track = rng.integers(150_000_000, 260_000_000, n_sess)
-    lo = np.maximum(u_created[s_user], history)
+    lo = np.maximum(tastes.created[s_user], window.history)
     # Sessions end within the window, so ``listens`` records are served on its last day.
-    per_track = np.minimum(per_track, (end - 1 - lo) // length)
-    hi = end - length * per_track - 1
+    per_track = np.minimum(per_track, (window.end - 1 - lo) // length)
+    hi = window.end - length * per_track - 1
     s_time = _uniform_us(rng, lo, hi, n_sess)
     n_items = int(length.sum())
     item_sess = np.repeat(np.arange(n_sess), length)
-    item_user = s_user[item_sess]
-    mode = rng.random(n_items)
-    edges = np.cumsum(LISTEN_MIX)
-    pick = np.empty(n_items, dtype=np.int64)
-    # Favourite artists: a Zipf-like pick among the artist's tracks.
-    m = mode < edges[0]
-    a = fav_artists[item_user[m], rng.integers(0, 3, int(m.sum()))]
-    pick[m] = by_artist[artist_start[a] + _log_index(rng, artist_count[a], a.size)]
-    # Personal favourites: the same few tracks come back session after session.
-    m = (mode >= edges[0]) & (mode < edges[1])
-    pick[m] = fav_tracks[item_user[m], rng.integers(0, n_fav_tracks, int(m.sum()))]
-    # Favourite genre (as the user really listens, not as stated).
-    m = (mode >= edges[1]) & (mode < edges[2])
-    g = fav_genre[item_user[m]]
-    pick[m] = by_genre[genre_start[g] + _log_index(rng, genre_count[g], g.size)]
-    # Global hits.
-    m = (mode >= edges[2]) & (mode < edges[3])
-    pick[m] = by_score[_log_index(rng, n_tracks, int(m.sum()))]
-    # Exploration.
-    m = mode >= edges[3]
-    pick[m] = rng.integers(0, n_tracks, int(m.sum()))
+    pick = _pick_tracks(rng, s_user[item_sess], cat, tastes)
     # Nobody listens to a track before its release: fall back to the genre's top track.
-    early = created[pick] > s_time[item_sess]
-    pick[early] = by_genre[genre_start[track_genre[pick[early]]]]
-    item_ids = track_ids[pick]
+    early = cat.created[pick] > s_time[item_sess]
+    pick[early] = cat.by_genre[cat.genre_start[cat.genre[pick[early]]]]
+    item_ids = cat.ids[pick]
     orphan = rng.random(n_items) < 0.005
-    item_ids[orphan] = t_ghosts[rng.integers(0, t_ghosts.size, int(orphan.sum()))]
+    item_ids[orphan] = cat.ghosts[rng.integers(0, cat.ghosts.size, int(orphan.sum()))]
 
-    s_user_id = user_ids[s_user]
+    s_user_id = tastes.ids[s_user]
     unknown = rng.random(n_sess) < 0.002
-    s_user_id[unknown] = u_ghosts[rng.integers(0, u_ghosts.size, int(unknown.sum()))]
+    s_user_id[unknown] = tastes.ghosts[rng.integers(0, tastes.ghosts.size, int(unknown.sum()))]
     null_user = rng.random(n_sess) < 0.0005
     null_items = rng.random(n_sess) < 0.002
     s_updated = s_time + length * per_track
@@ -595,14 +708,13 @@ def _realistic_universe(cfg: MockConfig) -> Universe:
         pa.array(offsets), pa.array(item_ids, pa.int64()), mask=pa.array(null_items))
     all_items = all_items.cast(pa.list_(pa.int64()))
     index = pa.array(rows)
-    listens = _Listens(
+    return _Listens(
         user_ids=pa.array(s_user_id, pa.int64(), mask=null_user).take(index),
         items=all_items.take(index),
         created=s_time[rows],
         updated=s_updated[rows],
         visible_from=s_updated[rows],
     )
-    return Universe(users=users, tracks=tracks, listens=listens)
 
 
 def _updates(rng: np.random.Generator, created: np.ndarray, start: int, end: int,
@@ -698,6 +810,98 @@ def _reference_universe(cfg: MockConfig) -> Universe:
         visible_from=u_created,
     )
     return Universe(users=users, tracks=tracks, listens=listens)
+
+
+# Where an opaque listen comes from: the user's hidden clusters, personal favourites,
+# hidden-popularity hits, anywhere.
+OPAQUE_MIX = (0.55, 0.20, 0.15, 0.10)
+
+
+def _opaque_universe(cfg: MockConfig) -> Universe:
+    """The realistic universe with every listened track redrawn from hidden taste."""
+    base = _realistic_universe(cfg)
+    tracks, users, listens = base.tracks, base.users, base.listens
+    n_users, n_tracks = len(users.ids), len(tracks.ids)
+    rng = _rng(cfg.seed, 21)
+    n_clusters = int(np.clip(n_tracks // 60, 4, 64))
+    cluster = rng.integers(0, n_clusters, n_tracks)
+    popularity = rng.lognormal(0.0, 1.0, n_tracks)
+    by_cluster = np.lexsort((-popularity, cluster))
+    c_count = np.bincount(cluster, minlength=n_clusters)
+    c_start = np.concatenate([[0], np.cumsum(c_count)[:-1]])
+    by_pop = np.argsort(-popularity, kind="stable")
+    likes = np.stack([rng.permutation(n_clusters)[:3] for _ in range(n_users)]) \
+        if n_users <= 5000 else rng.integers(0, n_clusters, (n_users, 3))
+    n_fav = 8
+    fav_c = likes[np.arange(n_users)[:, None], rng.choice(3, (n_users, n_fav), p=[.6, .3, .1])]
+    favourites = by_cluster[c_start[fav_c] + _log_index(rng, c_count[fav_c], fav_c.size)
+                            .reshape(fav_c.shape)]
+
+    # Exact duplicate records must stay exact: draw once per distinct session.
+    user_ids = listens.user_ids.fill_null(-1).to_numpy()
+    lengths = pc.list_value_length(listens.items).fill_null(0).to_numpy()
+    old = pc.list_flatten(listens.items).to_numpy()
+    item_sum = np.bincount(np.repeat(np.arange(len(lengths)), lengths), weights=old,
+                           minlength=len(lengths)).astype(np.int64)
+    key = np.stack([listens.created, listens.updated, user_ids, lengths, item_sum], axis=1)
+    _, first_row, inverse = np.unique(key, axis=0, return_index=True, return_inverse=True)
+    order = np.argsort(users.ids)
+    pos = np.clip(np.searchsorted(users.ids, user_ids, sorter=order), 0, n_users - 1)
+    session_user = np.where(users.ids[order[pos]] == user_ids, order[pos],
+                            rng.integers(0, n_users, len(user_ids)))
+    # One draw per item of each distinct session; duplicates reuse their original's.
+    src = first_row[inverse.ravel()]
+    src_len = lengths[src]
+    item_session = np.repeat(src, src_len)
+    offsets_src = np.concatenate([[0], np.cumsum(lengths)])
+    within = np.arange(len(item_session)) - np.repeat(np.cumsum(src_len) - src_len, src_len)
+    draws = _opaque_draws(_rng(cfg.seed, 22), session_user, listens.created, lengths,
+                          likes, favourites, by_cluster, c_start, c_count, by_pop,
+                          tracks.created)
+    picks = draws[offsets_src[item_session] + within]
+    # Orphan track ids (a source defect) stay orphans.
+    t_order = np.argsort(tracks.ids)
+    t_pos = np.clip(np.searchsorted(tracks.ids, old, sorter=t_order), 0, n_tracks - 1)
+    orphan = tracks.ids[t_order[t_pos]] != old
+    new_ids = np.where(orphan, old, tracks.ids[picks])
+    offsets = np.concatenate([[0], np.cumsum(src_len)]).astype(np.int32)
+    items = pa.ListArray.from_arrays(pa.array(offsets), pa.array(new_ids, pa.int64()),
+                                     mask=listens.items.is_null())
+    return Universe(users=users, tracks=tracks, listens=dataclasses.replace(listens, items=items))
+
+
+def _opaque_draws(rng: np.random.Generator, session_user: np.ndarray, when: np.ndarray,
+                  lengths: np.ndarray, likes: np.ndarray, favourites: np.ndarray,
+                  by_cluster: np.ndarray, c_start: np.ndarray, c_count: np.ndarray,
+                  by_pop: np.ndarray, created: np.ndarray) -> np.ndarray:
+    """Track indices for every item slot of every record, from each user's hidden taste."""
+    item_session = np.repeat(np.arange(len(lengths)), lengths)
+    user = session_user[item_session]
+    n = len(user)
+    mode = rng.random(n)
+    edges = np.cumsum(OPAQUE_MIX)
+    pick = rng.integers(0, len(created), n)               # anywhere
+    m = mode < edges[0]
+    c = likes[user[m], rng.choice(3, int(m.sum()), p=[.6, .3, .1])]
+    pick[m] = by_cluster[c_start[c] + _log_index(rng, c_count[c], c.size)]
+    m = (mode >= edges[0]) & (mode < edges[1])
+    pick[m] = favourites[user[m], rng.integers(0, favourites.shape[1], int(m.sum()))]
+    m = (mode >= edges[1]) & (mode < edges[2])
+    pick[m] = by_pop[_log_index(rng, len(by_pop), int(m.sum()))]
+    # Nobody listens to a track before its release: fall back to the most popular track of
+    # the same hidden cluster that predates every session (or the oldest track).
+    early = created[pick] > when[item_session]
+    cluster_of = np.empty(len(created), np.int64)
+    cluster_of[by_cluster] = np.repeat(np.arange(len(c_count)), c_count)
+    old_enough = created[by_cluster] <= when.min()
+    fallback = np.full(len(c_count), int(np.argmin(created)))
+    for c in range(len(c_count)):
+        members = by_cluster[c_start[c]:c_start[c] + c_count[c]]
+        ok = members[old_enough[c_start[c]:c_start[c] + c_count[c]]]
+        if len(ok):
+            fallback[c] = ok[0]
+    pick[early] = fallback[cluster_of[pick[early]]]
+    return pick
 
 
 def _distinct_picks(rng: np.random.Generator, rows: int, n: int, k: int) -> np.ndarray:

@@ -50,6 +50,7 @@ import pyarrow as pa
 
 from lakehouse import names
 from lakehouse.config import Settings
+from lakehouse.context import RunContext, as_context
 from lakehouse.errors import LakehouseError
 from lakehouse.lake import Lake, utc_now
 from lakehouse.locking import lake_lock
@@ -163,7 +164,7 @@ def run_alerts(
                 f"{rec.error or 'no error message'}",
                 {**base, "error": rec.error}))
             continue
-        if rec.pipeline == "build" and rec.rows_in and rec.quarantined:
+        if rec.pipeline == names.BUILD and rec.rows_in and rec.quarantined:
             share = rec.quarantined / rec.rows_in
             if share > settings.max_quarantine_share:
                 reasons = (rec.details or {}).get("quarantine_reasons") or {}
@@ -177,11 +178,11 @@ def run_alerts(
                     {**base, "quarantined": rec.quarantined, "rows_in": rec.rows_in,
                      "share": round(share, 4), "threshold": settings.max_quarantine_share,
                      "reasons": reasons}))
-        if rec.pipeline in ("ingest", "build") and rec.records is not None:
+        if rec.pipeline in (names.INGEST, names.BUILD) and rec.records is not None:
             alert = _row_change_alert(settings, rec, base, history)
             if alert:
                 alerts.append(alert)
-        if rec.pipeline == "train":
+        if rec.pipeline == names.TRAIN:
             details = rec.details or {}
             if "promoted" in details and not details["promoted"]:
                 alerts.append(Alert(
@@ -235,7 +236,7 @@ def notify_runs(settings: Settings, records: Sequence[RunRecord]) -> list[Alert]
         within the window, with the sinks' outcome in ``delivered``.
     """
     history = None
-    if any(r.ok and r.pipeline in ("ingest", "build") for r in records):
+    if any(r.ok and r.pipeline in (names.INGEST, names.BUILD) for r in records):
         try:
             from lakehouse.monitor.runs import read_runs
 
@@ -248,7 +249,7 @@ def notify_runs(settings: Settings, records: Sequence[RunRecord]) -> list[Alert]
         log.exception("could not evaluate alert rules; no alert sent for %d run(s)",
                       len(records))
         return []
-    if any(r.ok and r.pipeline == "recommend" for r in records):
+    if any(r.ok and r.pipeline == names.RECOMMEND for r in records):
         alerts += _recommendation_alerts(settings)
     return send_alerts(settings, alerts)
 
@@ -327,9 +328,15 @@ def recently_sent(lake: Lake, window_minutes: float) -> set[str]:
             if not row["suppressed"] and row["created_at"] >= cutoff}
 
 
-def read_alerts(settings: Settings, limit: int | None = 50) -> list[dict[str, Any]]:
-    """The most recent alerts recorded in ``meta.alerts``, newest first."""
-    lake = Lake(settings.lake, create=False)
+def read_alerts(target: RunContext | Settings | None = None,
+                limit: int | None = 50) -> list[dict[str, Any]]:
+    """The most recent alerts recorded in ``meta.alerts``, newest first.
+
+    Args:
+        target: The run context (its lake handle is used), or settings.
+        limit: At most this many (None: all).
+    """
+    lake = as_context(target).lake()
     if not lake.exists(names.META_ALERTS):
         return []
     rows = sorted(lake.to_arrow(names.META_ALERTS).to_pylist(),
@@ -376,15 +383,16 @@ def _post_webhook(url: str, body: str) -> str:
     import urllib.error
     import urllib.request
 
-    request = urllib.request.Request(url, data=body.encode(), method="POST",
-                                     headers={"Content-Type": "application/json"})
     try:
+        # Inside the try: a malformed URL raises here, with the URL (a secret) in it.
+        request = urllib.request.Request(url, data=body.encode(), method="POST",
+                                         headers={"Content-Type": "application/json"})
         with urllib.request.urlopen(request, timeout=WEBHOOK_TIMEOUT) as resp:
             resp.read(1024)
     except urllib.error.HTTPError as exc:
         log.error("alert webhook answered HTTP %d", exc.code)
         return f"HTTP {exc.code}"
-    except (OSError, ValueError) as exc:
+    except Exception as exc:  # noqa: BLE001 - a sink failure must never fail the job
         # str(exc) can include the URL, which is a secret: log the class only.
         log.error("alert webhook failed: %s", type(exc).__name__)
         return type(exc).__name__
@@ -396,7 +404,7 @@ def _run_command(command: str, body: str) -> str:
         argv = shlex.split(command)
         done = subprocess.run(argv, input=body, text=True, capture_output=True,
                               timeout=COMMAND_TIMEOUT, check=False)
-    except (OSError, ValueError, subprocess.SubprocessError) as exc:
+    except Exception as exc:  # noqa: BLE001 - a sink failure must never fail the job
         log.error("alert command %r failed: %s", command, exc)
         return type(exc).__name__
     if done.returncode != 0:

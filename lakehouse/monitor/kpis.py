@@ -32,6 +32,7 @@ import pyarrow as pa
 
 from lakehouse import names
 from lakehouse.config import Settings
+from lakehouse.context import RunContext, as_context
 from lakehouse.errors import ConfigError, LakehouseError
 from lakehouse.lake import Lake, parse_table_name
 from lakehouse.monitor.runs import read_runs
@@ -79,7 +80,8 @@ class PipelineKpis:
         return float(self.daily["cost"].sum()) if not self.daily.empty else 0.0
 
 
-def user_kpis(settings: Settings, since: dt.date | None = None) -> pd.DataFrame:
+def user_kpis(target: RunContext | Settings | None = None,
+              since: dt.date | None = None) -> pd.DataFrame:
     """Daily user KPIs from ``consumption.daily_kpis``, oldest first.
 
     Columns: date, total_users, new_users, total_tracks, new_tracks, listens,
@@ -87,13 +89,13 @@ def user_kpis(settings: Settings, since: dt.date | None = None) -> pd.DataFrame:
     ``daily_kpis`` view). Empty, with these columns, before the first build.
 
     Args:
-        settings: Which lake.
+        target: The run context (its lake handle is used), or settings.
         since: Only dates on or after this one.
 
     Raises:
         LakeError: There is no lake at ``settings.lake``.
     """
-    lake = Lake(settings.lake, create=False)
+    lake = as_context(target).lake()
     if not lake.exists(names.CONS_DAILY_KPIS):
         return pd.DataFrame(columns=USER_KPI_COLUMNS)
     frame = lake.to_arrow(names.CONS_DAILY_KPIS).to_pandas()
@@ -105,18 +107,26 @@ def user_kpis(settings: Settings, since: dt.date | None = None) -> pd.DataFrame:
     return frame[ordered + rest].sort_values("date").reset_index(drop=True)
 
 
-def pipeline_kpis(settings: Settings, since: dt.date | None = None) -> PipelineKpis:
+def pipeline_kpis(target: RunContext | Settings | None = None, since: dt.date | None = None,
+                  *, runs: pd.DataFrame | None = None) -> PipelineKpis:
     """Pipeline KPIs from ``meta.runs`` and the tables' Delta history.
 
     Args:
-        settings: Which lake, and ``cost_per_cpu_hour`` for the cost estimate.
+        target: The run context (its lake handle is used), or settings:
+            which lake, and ``cost_per_cpu_hour`` for the cost estimate.
         since: Only runs whose run date is on or after this one.
+        runs: ``meta.runs`` as :func:`read_runs` returns it, when the caller
+            has read it already (the report); else it is read here.
 
     Raises:
         LakeError: There is no lake at ``settings.lake``.
     """
-    lake = Lake(settings.lake, create=False)
-    runs = read_runs(lake, since)
+    ctx = as_context(target)
+    settings, lake = ctx.settings, ctx.lake()
+    if runs is None:
+        runs = read_runs(lake, since)
+    elif since is not None:
+        runs = runs[runs["run_date"] >= since].reset_index(drop=True)
     daily = _aggregate(runs, runs["run_date"], "date", settings.cost_per_cpu_hour)
     months = pd.Series([d.strftime("%Y-%m") for d in runs["run_date"]], index=runs.index,
                        dtype=object)
@@ -152,7 +162,7 @@ def _aggregate(runs: pd.DataFrame, period: pd.Series, period_name: str,
 
 
 def _written_table(pipeline: str, target: str) -> str | None:
-    name = target if "." in target else (names.raw_table(target) if pipeline == "ingest"
+    name = target if "." in target else (names.raw_table(target) if pipeline == names.INGEST
                                          else None)
     if name is None:
         return None
@@ -270,12 +280,12 @@ KPI_SECTIONS = {
 }
 
 
-def kpi_tables(settings: Settings, since: dt.date | None = None,
+def kpi_tables(target: RunContext | Settings | None, since: dt.date | None = None,
                sections: Sequence[str] | None = None) -> dict[str, pd.DataFrame]:
     """User and pipeline KPIs as named frames (what ``lakehouse kpis`` prints).
 
     Args:
-        settings: Which lake.
+        target: The run context, or settings: which lake.
         since: Only dates on or after this one.
         sections: Some of :data:`KPI_SECTIONS` (default: all), in that order.
 
@@ -289,10 +299,12 @@ def kpi_tables(settings: Settings, since: dt.date | None = None,
         raise ConfigError(f"unknown KPI section(s) {', '.join(unknown)}; "
                           f"use {', '.join(KPI_SECTIONS)}")
     out: dict[str, pd.DataFrame] = {}
+    ctx = as_context(target)
+    ctx.lake()  # one handle for both kinds of KPIs
     if "users" in wanted:
-        out["users"] = user_kpis(settings, since)
+        out["users"] = user_kpis(ctx, since)
     if set(wanted) - {"users"}:
-        pipe = pipeline_kpis(settings, since)
+        pipe = pipeline_kpis(ctx, since)
         frames = {"daily": pipe.daily, "monthly": pipe.monthly, "tables": pipe.table_sizes,
                   "lake": pipe.lake_size}
         out.update({s: frames[s] for s in wanted if s in frames})

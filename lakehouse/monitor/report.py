@@ -17,30 +17,39 @@ import datetime as dt
 import logging
 import os
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from html import escape
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pandas as pd
 
 from lakehouse import __version__, names
 from lakehouse.config import Settings
-from lakehouse.errors import ConfigError
-from lakehouse.lake import Lake, utc_now
+from lakehouse.context import RunContext, as_context
+from lakehouse.errors import BrokenTableError, ConfigError
+from lakehouse.lake import utc_now
 from lakehouse.monitor import charts
 from lakehouse.monitor.alerts import read_alerts
-from lakehouse.monitor.kpis import PipelineKpis, frame_rows, pipeline_kpis, user_kpis
+from lakehouse.monitor.kpis import (
+    USER_KPI_COLUMNS,
+    PipelineKpis,
+    frame_rows,
+    pipeline_kpis,
+    user_kpis,
+)
+from lakehouse.monitor.recommendations import COLUMNS as REC_COLUMNS
 from lakehouse.monitor.recommendations import (
     check_thresholds,
     recommendation_alerts,
     recommendation_kpis,
 )
-from lakehouse.monitor.runs import details_of, read_runs
+from lakehouse.monitor.runs import details_of, empty_runs, read_runs
 from lakehouse.monitor.status import METRIC_KEYS, Status, status
 from lakehouse.output import format_cell, human_bytes
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 # Every chart the report draws (``id="chart-<name>"``), drawn even when empty.
 CHARTS = (
@@ -54,11 +63,12 @@ LATEST = "latest.html"
 MAX_TABLE_LINES = 8
 
 
-def write_report(settings: Settings, out: Path | None = None) -> Path:
+def write_report(target: RunContext | Settings | None = None, out: Path | None = None) -> Path:
     """Write the HTML monitoring report of the lake.
 
     Args:
-        settings: Which lake (and its thresholds and cost rate).
+        target: The run context, or settings: which lake (and its thresholds
+            and cost rate).
         out: The file to write, or a folder to write it in (default:
             ``<lake>/reports/``); the file name defaults to
             ``report-<date>.html``, the date being the lake's latest run date
@@ -74,15 +84,19 @@ def write_report(settings: Settings, out: Path | None = None) -> Path:
         LakeError: There is no lake at ``settings.lake``.
         ConfigError: ``out`` cannot be written, or a threshold is out of range.
     """
-    lake = Lake(settings.lake, create=False)
-    html = render_report(settings)
-    default_name = f"report-{(_latest_run_date(lake) or utc_now().date()).isoformat()}.html"
+    ctx = as_context(target)
+    settings = ctx.settings
     into_folder = out is None or Path(out).expanduser().is_dir()
+    if out is not None:
+        out = Path(out).expanduser()
+        # Refused before the (slow) render; a folder's report and latest.html go in it.
+        _refuse_inside_tables(settings, out / LATEST if into_folder else out)
+    html, latest_run = _render(ctx)
+    default_name = f"report-{(latest_run or utc_now().date()).isoformat()}.html"
     if out is None:
         path = settings.reports_dir / default_name
     else:
-        out = Path(out).expanduser()
-        path = out / default_name if out.is_dir() else out
+        path = out / default_name if into_folder else out
     _write_atomic(path, html)
     if into_folder:
         _write_atomic(path.parent / LATEST, html)
@@ -102,22 +116,40 @@ def _write_atomic(path: Path, text: str) -> None:
                           "choose another --out") from None
 
 
-def _latest_run_date(lake: Lake) -> dt.date | None:
-    """The newest ``run_date`` in ``meta.runs``: what the lake's data is as of."""
-    runs = read_runs(lake)
-    return max(runs["run_date"]) if not runs.empty else None
+def _refuse_inside_tables(settings: Settings, path: Path) -> None:
+    """A report written into a table's or the registry's folder could replace a data file."""
+    target = path.resolve()
+    for folder in [settings.lake / zone for zone in names.ZONES] + [settings.models_dir]:
+        if target.is_relative_to(folder.resolve()):
+            raise ConfigError(f"refusing to write the report to {path}: it is inside the "
+                              f"lake's {folder.name} folder, where it could replace table or "
+                              f"model files; write it elsewhere, e.g. {settings.reports_dir}")
 
 
-def render_report(settings: Settings) -> str:
-    """The report as an HTML string (see :func:`write_report`)."""
-    lake = Lake(settings.lake, create=False)
-    st = status(settings)
-    users = user_kpis(settings)
-    pipe = pipeline_kpis(settings)
-    runs = read_runs(lake)
+def render_report(target: RunContext | Settings | None = None) -> str:
+    """The report as an HTML string (see :func:`write_report`).
+
+    The lake is opened once and ``meta.runs`` read once, for every section.
+    """
+    return _render(as_context(target))[0]
+
+
+def _render(ctx: RunContext) -> tuple[str, dt.date | None]:
+    """The report, and the lake's latest run date (what its data is as of; None: no run)."""
+    settings, lake = ctx.settings, ctx.lake()
+    # A broken table is shown as a problem in the health section (status found
+    # it); the sections that read it are then empty rather than the report lost.
+    runs = _unless_broken(lambda: read_runs(lake), lambda: None)
+    st = status(ctx, runs=runs)  # with runs None, status reads and reports meta.runs
+    runs = empty_runs() if runs is None else runs
+    users = _unless_broken(lambda: user_kpis(ctx), lambda: pd.DataFrame(
+        columns=USER_KPI_COLUMNS))
+    pipe = _unless_broken(lambda: pipeline_kpis(ctx, runs=runs),
+                          lambda: pipeline_kpis(ctx, runs=empty_runs()))
     models, champion = _models(settings)
     check_thresholds(settings)
-    recs = recommendation_kpis(lake, runs, models)
+    recs = _unless_broken(lambda: recommendation_kpis(lake, runs, models),
+                          lambda: pd.DataFrame(columns=REC_COLUMNS))
     sections = [
         _health(st),
         _section("User KPIs", "users", _user_charts(users)),
@@ -127,9 +159,10 @@ def render_report(settings: Settings) -> str:
         _section("Recommendations", "recommendations",
                  _recommendations(recs, recommendation_alerts(settings, recs))),
         _section("Models", "models", _model_charts(models, champion)),
-        _section("Recent alerts", "alerts", _alerts(settings)),
+        _section("Recent alerts", "alerts", _alerts(ctx)),
     ]
     title = f"Lakehouse report: {lake.root.name}"
+    latest_run = max(runs["run_date"]) if not runs.empty else None
     return (
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
         f"<title>{escape(title)}</title>"
@@ -139,10 +172,18 @@ def render_report(settings: Settings) -> str:
         f" &middot; generated {escape(st.checked_at.isoformat(timespec='seconds'))}"
         f" &middot; lakehouse {escape(__version__)}</p></header>"
         + "".join(sections) + "</body></html>\n"
-    )
+    ), latest_run
 
 
 # ---------------------------------------------------------------- sections
+def _unless_broken(read: Callable[[], T], empty: Callable[[], T]) -> T:
+    try:
+        return read()
+    except BrokenTableError as exc:
+        log.warning("report section left empty: %s", exc)
+        return empty()
+
+
 def _section(title: str, anchor: str, body: str) -> str:
     return f'<section id="{anchor}"><h2>{escape(title)}</h2>{body}</section>'
 
@@ -274,7 +315,7 @@ def _failures(runs: pd.DataFrame, limit: int = 20) -> str:
 
 
 def _quarantine(runs: pd.DataFrame) -> str:
-    builds = runs[(runs["pipeline"] == "build") & (runs["status"] == names.SUCCESS)]
+    builds = runs[(runs["pipeline"] == names.BUILD) & (runs["status"] == names.SUCCESS)]
     reasons: dict[str, float] = {}
     if not builds.empty:
         # The latest build of each table says what is in quarantine now.
@@ -335,7 +376,7 @@ def _models(settings: Settings) -> tuple[list[Any], str | None]:
         from lakehouse.recsys.registry import Registry
 
         registry = Registry(settings.models_dir)
-        return registry.versions(), registry.alias("champion")
+        return registry.versions(), registry.alias(names.CHAMPION)
     except Exception as exc:  # no registry yet, or a damaged one: the report still renders
         log.warning("cannot read the model registry: %s", exc)
         return [], None
@@ -365,9 +406,9 @@ def _metric(model: Any, which: str, key: str) -> float | None:
     return None if value is None else float(value)
 
 
-def _alerts(settings: Settings) -> str:
+def _alerts(ctx: RunContext) -> str:
     try:
-        alerts = read_alerts(settings, limit=20)
+        alerts = read_alerts(ctx, limit=20)
     except Exception as exc:  # the alert log is optional for the report
         log.warning("cannot read alerts: %s", exc)
         alerts = []

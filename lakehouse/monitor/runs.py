@@ -18,11 +18,22 @@ def read_runs(lake: Lake, since: dt.date | None = None) -> pd.DataFrame:
 
     An absent run log is an empty frame with the run log's columns, so a new
     lake reads as "nothing ran yet" rather than as an error.
+
+    Raises:
+        BrokenTableError: ``meta.runs`` exists but does not read.
     """
     if not lake.exists(names.META_RUNS):
-        frame = RUNS_SCHEMA.empty_table().to_pandas()
-    else:
-        frame = lake.to_arrow(names.META_RUNS).to_pandas()
+        return empty_runs()
+    frame = lake.to_arrow(names.META_RUNS).to_pandas()
+    return _typed(frame, since)
+
+
+def empty_runs() -> pd.DataFrame:
+    """A run log with no run, typed as :func:`read_runs` returns it."""
+    return _typed(RUNS_SCHEMA.empty_table().to_pandas(), None)
+
+
+def _typed(frame: pd.DataFrame, since: dt.date | None) -> pd.DataFrame:
     for col in ("started_at", "finished_at"):
         frame[col] = pd.to_datetime(frame[col], utc=True)
     frame["run_date"] = pd.to_datetime(frame["run_date"]).dt.date

@@ -10,7 +10,11 @@ severity ``error``; warnings never make it unhealthy):
 - the last training run failed (the champion keeps serving, but the weekly
   retraining is broken);
 - a champion model exists but the last scoring run failed or no successful
-  scoring finished within ``stale_hours`` (missed scoring).
+  scoring finished within ``stale_hours`` (missed scoring);
+- the champion alias points to a version that does not read (missing or
+  damaged ``model.json``, artifact failing its checksum);
+- a table does not read: its Delta log does not parse, or a data file it
+  lists is missing or not as logged (:meth:`Lake.check`).
 
 Without a champion there is nothing to score, which is a warning only (a new
 lake before its first training).
@@ -28,14 +32,19 @@ import pandas as pd
 
 from lakehouse import names
 from lakehouse.config import Settings
+from lakehouse.context import RunContext, as_context
+from lakehouse.errors import BrokenTableError, LakehouseError
 from lakehouse.lake import Lake, TableInfo, utc_now
 from lakehouse.monitor import alerts as al
-from lakehouse.monitor.runs import read_runs
+from lakehouse.monitor.runs import empty_runs, read_runs
+from lakehouse.sqlguard import first_line
 
 log = logging.getLogger(__name__)
 
-INGEST, BUILD, TRAIN, RECOMMEND = "ingest", "build", "train", "recommend"
-METRIC_KEYS = ("precision_at_10", "recall_at_10", "ndcg_at_10", "auc", "coverage")
+INGEST, BUILD, TRAIN, RECOMMEND = names.INGEST, names.BUILD, names.TRAIN, names.RECOMMEND
+TABLE_UNREADABLE = "table_unreadable"
+MODEL_UNREADABLE = "model_unreadable"
+METRIC_KEYS = names.METRIC_KEYS
 
 
 @dataclass
@@ -118,13 +127,16 @@ class Status:
                 for p in self.problems if p.severity == al.ERROR]
 
 
-def status(settings: Settings, now: dt.datetime | None = None, *,
-           tables: bool = True) -> Status:
+def status(target: RunContext | Settings | None = None, now: dt.datetime | None = None, *,
+           runs: pd.DataFrame | None = None, tables: bool = True) -> Status:
     """The lake's health: freshness, last runs, tables, model, recommendations.
 
     Args:
-        settings: Which lake, ``stale_hours``, and the models folder.
+        target: The run context (its lake handle is used), or settings:
+            which lake, ``stale_hours``, and the models folder.
         now: The time to judge freshness against (default: now, UTC).
+        runs: ``meta.runs`` as :func:`read_runs` returns it, when the caller
+            has read it already (the report); else it is read here.
         tables: Also list every table and measure the lake on disk (what
             costs the most on a big lake; ``lakehouse serve`` skips it).
 
@@ -134,47 +146,81 @@ def status(settings: Settings, now: dt.datetime | None = None, *,
     Raises:
         LakeError: There is no lake at ``settings.lake``.
     """
-    lake = Lake(settings.lake, create=False)
+    ctx = as_context(target)
+    settings, lake = ctx.settings, ctx.lake()
     now = now or utc_now()
     st = Status(healthy=True, checked_at=now, lake=lake.root, stale_hours=settings.stale_hours)
-    runs = read_runs(lake)
+    if runs is None:
+        try:
+            runs = read_runs(lake)
+        except BrokenTableError as exc:
+            runs = empty_runs()  # meta.runs itself is reported unreadable with the tables
+            if not tables:  # ... which are not listed this time, so say it here
+                st.problems.append(Problem(TABLE_UNREADABLE, names.META_RUNS, al.ERROR,
+                                           first_line(exc)))
     limit = dt.timedelta(hours=settings.stale_hours)
+    _judge_ingest(st, runs, limit)
+    _judge_build(st, runs, limit)
+    _judge_train(st, runs)
+    st.model, model_problem = _champion(settings)
+    st.last_recommendations = _last_score_date(lake)
+    _judge_scoring(st, runs, limit, model_problem)
+    if tables:
+        _list_tables(st, lake)
+    st.problems.sort(key=lambda p: p.severity != al.ERROR)
+    st.healthy = not st.errors
+    return st
 
+
+def _judge_ingest(st: Status, runs: pd.DataFrame, limit: dt.timedelta) -> None:
+    """Each endpoint: ingested, its last run not failed, its last success fresh."""
     for endpoint in names.ENDPOINTS:
-        step = _step(runs, INGEST, endpoint, now)
+        step = _step(runs, INGEST, endpoint, st.checked_at)
         st.endpoints.append(step)
-        _judge(st, step, f"{INGEST}:{endpoint}", f"ingest of {endpoint}", limit, now,
-               never=f"{endpoint} was never ingested; run 'lakehouse ingest'")
+        _judge(st, step, f"{INGEST}:{endpoint}", f"ingest of {endpoint}", limit,
+               st.checked_at, never=f"{endpoint} was never ingested; run 'lakehouse ingest'")
 
+
+def _judge_build(st: Status, runs: pd.DataFrame, limit: dt.timedelta) -> None:
+    """Each built table's last run not failed; the build as a whole ran and is fresh."""
     build_runs = runs[runs["pipeline"] == BUILD]
     for target in sorted(build_runs["target"].unique()):
-        st.steps.append(_step(runs, BUILD, target, now))
+        st.steps.append(_step(runs, BUILD, target, st.checked_at))
     for step in st.steps:
         if step.last_status == names.FAILED:
             st.problems.append(Problem(
                 al.RUN_FAILED, f"{BUILD}:{step.target}", al.ERROR,
                 f"last build of {step.target} ({step.run_date}) failed: {step.error}"))
-    build_all = _step(runs, BUILD, None, now)
+    build_all = _step(runs, BUILD, None, st.checked_at)
     if build_all.last_status is None:
         st.problems.append(Problem(al.STALE, BUILD, al.ERROR,
                                    "the zones were never built; run 'lakehouse build'"))
     else:
         _judge_fresh(st, build_all, BUILD, "build", limit)
 
-    train = _step(runs, TRAIN, None, now)
-    if train.last_status is not None:
-        st.steps.append(train)
-        if train.last_status == names.FAILED:
-            st.problems.append(Problem(
-                al.RUN_FAILED, f"{TRAIN}:{train.target}", al.ERROR,
-                f"last training ({train.run_date}) failed: {train.error}"))
 
-    st.model = _champion(settings)
-    st.last_recommendations = _last_score_date(lake)
+def _judge_train(st: Status, runs: pd.DataFrame) -> None:
+    """The last training, if any, did not fail (the weekly retraining works)."""
+    train = _step(runs, TRAIN, None, st.checked_at)
+    if train.last_status is None:
+        return
+    st.steps.append(train)
+    if train.last_status == names.FAILED:
+        st.problems.append(Problem(
+            al.RUN_FAILED, f"{TRAIN}:{train.target}", al.ERROR,
+            f"last training ({train.run_date}) failed: {train.error}"))
+
+
+def _judge_scoring(st: Status, runs: pd.DataFrame, limit: dt.timedelta,
+                   model_problem: str | None) -> None:
+    """A usable champion, whose last scoring did not fail and succeeded within the limit."""
+    now = st.checked_at
     scoring = _step(runs, RECOMMEND, None, now)
     if scoring.last_status is not None:
         st.steps.append(scoring)
-    if st.model is None:
+    if model_problem:
+        st.problems.append(Problem(MODEL_UNREADABLE, "models", al.ERROR, model_problem))
+    elif st.model is None:
         st.problems.append(Problem("no_model", "models", al.WARNING,
                                    "no champion model yet, so nothing is scored; "
                                    "run 'lakehouse train'"))
@@ -187,19 +233,20 @@ def status(settings: Settings, now: dt.datetime | None = None, *,
                 if scoring.last_success_at else "it never ran")
         st.problems.append(Problem(
             al.MISSED_SCORING, RECOMMEND, al.ERROR,
-            f"no scoring run within {settings.stale_hours:g} h ({when}); "
+            f"no scoring run within {st.stale_hours:g} h ({when}); "
             "run 'lakehouse recommend'"))
 
+
+def _list_tables(st: Status, lake: Lake) -> None:
     try:
-        if tables:
-            st.tables = lake.tables()
-            st.lake_bytes = lake.size_bytes()
+        st.tables = lake.tables()
+        st.lake_bytes = lake.size_bytes()
     except Exception as exc:  # a broken table is a problem to report, not a crash
-        st.problems.append(Problem("lake_unreadable", "lake", al.ERROR,
-                                   f"cannot list the lake's tables: {exc}"))
-    st.problems.sort(key=lambda p: p.severity != al.ERROR)
-    st.healthy = not st.errors
-    return st
+        st.problems.append(Problem(TABLE_UNREADABLE, "lake", al.ERROR,
+                                   f"cannot list the lake's tables: {first_line(exc)}"))
+    for info in st.tables:
+        if info.problem:
+            st.problems.append(Problem(TABLE_UNREADABLE, info.name, al.ERROR, info.problem))
 
 
 def _step(runs: pd.DataFrame, pipeline: str, target: str | None,
@@ -249,23 +296,27 @@ def _judge_fresh(st: Status, step: StepStatus, subject: str, what: str,
             f"ago (limit {st.stale_hours:g} h)"))
 
 
-def _champion(settings: Settings) -> ModelStatus | None:
+def _champion(settings: Settings) -> tuple[ModelStatus | None, str | None]:
+    """The champion, and what keeps it from scoring (a damaged registry), if anything."""
     try:
         from lakehouse.recsys.registry import Registry
-
-        registry = Registry(settings.models_dir)
+    except ImportError as exc:  # no recommender installed: nothing to judge
+        log.warning("cannot read the model registry: %s", exc)
+        return None, None
+    registry = Registry(settings.models_dir)
+    try:
         version = registry.alias("champion")
         if not version:
-            return None
+            return None, None
+        registry.verify(version)  # model.json parses and the artifact matches its sha256
         info = registry.get(version)
         count = len(registry.versions())
-    except Exception as exc:  # no recommender installed or a damaged registry
-        log.warning("cannot read the model registry: %s", exc)
-        return None
+    except LakehouseError as exc:
+        return None, f"the champion model cannot be used: {first_line(exc)}"
     metrics = info.metrics or {}
     return ModelStatus(version=info.version, created_at=info.created_at,
                        metrics=dict(metrics.get("model") or {}),
-                       baseline=dict(metrics.get("baseline") or {}), versions=count)
+                       baseline=dict(metrics.get("baseline") or {}), versions=count), None
 
 
 def _last_score_date(lake: Lake) -> dt.date | None:

@@ -1,4 +1,4 @@
-"""The recommender: datasets, LightFM training, evaluation, model registry, batch scoring.
+"""The recommender: datasets, model families and selection, evaluation, registry, scoring.
 
 Analysts call the same functions as the CLI::
 

@@ -199,8 +199,12 @@ class ScoringInputs:
     versions: dict[str, int | None]    # Delta version of each input table
 
 
-def load_scoring_inputs(lake: Lake, as_of: dt.date | None = None) -> ScoringInputs:
-    """Every known user and track, and the listens up to the end of ``as_of``.
+def load_scoring_inputs(lake: Lake) -> ScoringInputs:
+    """Every known user and track, and every interaction of ``consumption.interactions``.
+
+    The seen mask is the table as built, with no event-time filter: a listen
+    the lake knows is never recommended again, whatever its timestamp says
+    (a source in another time zone, a backfill scored with an earlier date).
 
     Raises:
         ModelError: ``consumption.interactions`` is missing.
@@ -210,13 +214,12 @@ def load_scoring_inputs(lake: Lake, as_of: dt.date | None = None) -> ScoringInpu
                          "run 'lakehouse build' first")
     lineage: dict[str, Any] = {}
     feature_users, user_meta, feature_items, item_meta = _load_metadata(lake, lineage)
-    t = lake.table(names.CONS_INTERACTIONS)
-    expr = t.select(names.USER_ID, names.TRACK_ID)
-    if as_of is not None:
-        end = dt.datetime.combine(as_of + dt.timedelta(days=1), dt.time(), tzinfo=dt.UTC)
-        expr = t.filter(t.first_listen_at < end).select(names.USER_ID, names.TRACK_ID)
-    pairs = expr.to_pyarrow()
-    lineage[names.CONS_INTERACTIONS] = {"version": lake.version(names.CONS_INTERACTIONS)}
+    version = lake.version(names.CONS_INTERACTIONS)
+    pairs = lake.to_arrow(names.CONS_INTERACTIONS, version=version) \
+        .select([names.USER_ID, names.TRACK_ID])
+    pairs = pairs.filter(pc.and_(pc.is_valid(pairs.column(names.USER_ID)),
+                                 pc.is_valid(pairs.column(names.TRACK_ID))))
+    lineage[names.CONS_INTERACTIONS] = {"version": version}
     pu = np.asarray(pairs.column(names.USER_ID).to_numpy(zero_copy_only=False), np.int64)
     pi = np.asarray(pairs.column(names.TRACK_ID).to_numpy(zero_copy_only=False), np.int64)
     users = np.unique(np.concatenate([feature_users, pu]))

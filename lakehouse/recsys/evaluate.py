@@ -22,10 +22,11 @@ import pandas as pd
 import scipy.sparse as sp
 from scipy.stats import rankdata
 
+from lakehouse import names
 from lakehouse.recsys.topk import top_k
 
 K = 10
-METRICS = ("precision_at_10", "recall_at_10", "ndcg_at_10", "auc", "coverage")
+METRICS = names.METRIC_KEYS
 # Users evaluated at most; a seeded sample beyond that keeps evaluation time bounded.
 MAX_EVAL_USERS = 20_000
 # AUC needs every score of a user ranked (n_items per user): a smaller seeded sample.
@@ -133,3 +134,59 @@ def metrics_table(metrics: dict[str, dict | None]) -> pd.DataFrame:
     rows = {name: {m: values.get(m) for m in (*METRICS, "users")}
             for name, values in metrics.items() if isinstance(values, dict)}
     return pd.DataFrame.from_dict(rows, orient="index")
+
+
+# Metrics that are a mean over users, so a paired bootstrap over users applies to them.
+PER_USER_METRICS = ("precision_at_10", "recall_at_10", "ndcg_at_10")
+
+
+def per_user(metric: str, user_vectors: np.ndarray, item_vectors: np.ndarray,
+             train: sp.csr_matrix, holdout: sp.csr_matrix, *, k: int = K) -> np.ndarray:
+    """The value of ``metric`` for each evaluated user (its mean is :func:`evaluate`'s).
+
+    Raises:
+        ValueError: ``metric`` is not one of :data:`PER_USER_METRICS`.
+    """
+    if metric not in PER_USER_METRICS:
+        raise ValueError(f"{metric} is not a per-user metric; use one of "
+                         f"{', '.join(PER_USER_METRICS)}")
+    if train.shape[0] == 0:
+        return np.zeros(0)
+    idx, _ = top_k(user_vectors, item_vectors, k, seen=train)
+    hits = _hits(idx, holdout)
+    n_rel = np.diff(holdout.indptr).astype(np.float64)
+    if metric == "precision_at_10":
+        return hits.sum(axis=1) / k
+    if metric == "recall_at_10":
+        return hits.sum(axis=1) / np.maximum(n_rel, 1)
+    discounts = 1.0 / np.log2(np.arange(2, k + 2))
+    ideal = np.cumsum(discounts)[np.clip(n_rel, 1, k).astype(int) - 1]
+    return (hits * discounts).sum(axis=1) / ideal
+
+
+def paired_bootstrap(a: np.ndarray, b: np.ndarray, *, samples: int = 2000,
+                     level: float = 0.95, seed: int = 0) -> dict[str, float]:
+    """Mean of ``a - b`` over users and its percentile bootstrap interval.
+
+    Users are resampled with replacement, the same users for both scorers
+    (paired), so what varies between the two is only the scorer.
+
+    Returns:
+        ``{"diff", "low", "high", "level", "users", "samples"}``.
+    """
+    diff = np.asarray(a, np.float64) - np.asarray(b, np.float64)
+    n = len(diff)
+    if n == 0:
+        return {"diff": 0.0, "low": 0.0, "high": 0.0, "level": level, "users": 0,
+                "samples": 0}
+    rng = np.random.default_rng(seed)
+    means = np.empty(samples)
+    # In blocks, so memory stays at block x users whatever the sample count.
+    block = max(1, 2_000_000 // n)
+    for start in range(0, samples, block):
+        stop = min(samples, start + block)
+        means[start:stop] = diff[rng.integers(0, n, (stop - start, n))].mean(axis=1)
+    tail = (1 - level) / 2
+    low, high = np.quantile(means, [tail, 1 - tail])
+    return {"diff": float(diff.mean()), "low": float(low), "high": float(high),
+            "level": level, "users": int(n), "samples": samples}

@@ -24,7 +24,8 @@ Tokens = Sequence[str]
 
 
 def feature_matrix(ids: np.ndarray, warm_ids: np.ndarray, vocab: Mapping[str, int],
-                   meta: Mapping[int, Tokens]) -> sp.csr_matrix:
+                   meta: Mapping[int, Tokens], meta_weight: float | None = None
+                   ) -> sp.csr_matrix:
     """The normalised feature matrix of ``ids`` (one row each).
 
     Columns are ``[identity of each warm id..., metadata vocabulary...]``.
@@ -36,6 +37,12 @@ def feature_matrix(ids: np.ndarray, warm_ids: np.ndarray, vocab: Mapping[str, in
         warm_ids: Sorted ids that have an identity column.
         vocab: Metadata token -> index (after the identity columns).
         meta: Entity id -> its metadata tokens; missing ids have none.
+        meta_weight: The metadata's total weight relative to the identity's
+            (1), shared by the row's tokens, before the row is normalised.
+            None weighs every token like the identity (the original
+            behaviour, kept for models saved before the weight existed):
+            on real catalogues that lets uninformative shared tokens swamp
+            the identity, which is why the weight is searched.
     """
     n_warm = len(warm_ids)
     rows: list[int] = []
@@ -58,6 +65,14 @@ def feature_matrix(ids: np.ndarray, warm_ids: np.ndarray, vocab: Mapping[str, in
                         dtype=np.float32)
     mat.sum_duplicates()
     mat.data[:] = 1.0
+    if meta_weight is not None and len(vocab):
+        is_meta = mat.indices >= n_warm
+        row = np.repeat(np.arange(len(ids)), np.diff(mat.indptr))
+        n_meta = np.bincount(row, weights=is_meta, minlength=len(ids))
+        share = np.divide(float(meta_weight), n_meta, out=np.zeros_like(n_meta),
+                          where=n_meta > 0)
+        per_row = share[row]
+        mat.data = np.where(is_meta, per_row, 1.0).astype(np.float32)
     sums = np.asarray(mat.sum(axis=1)).ravel()
     sums[sums == 0] = 1.0
     return sp.csr_matrix(sp.diags(1.0 / sums).astype(np.float32) @ mat)
@@ -72,6 +87,8 @@ class RecModel:
     item_ids: np.ndarray          # warm track ids, sorted
     user_vocab: list[str]
     item_vocab: list[str]
+    # Metadata weight relative to identity (see feature_matrix); None: the original weighting.
+    meta_weight: float | None = None
 
     @property
     def components(self) -> int:
@@ -79,11 +96,13 @@ class RecModel:
 
     def user_features(self, ids: np.ndarray, meta: Mapping[int, Tokens]) -> sp.csr_matrix:
         """The feature rows of users ``ids`` (unknown users: metadata only)."""
-        return feature_matrix(ids, self.user_ids, _index(self.user_vocab), meta)
+        return feature_matrix(ids, self.user_ids, _index(self.user_vocab), meta,
+                              self.meta_weight)
 
     def item_features(self, ids: np.ndarray, meta: Mapping[int, Tokens]) -> sp.csr_matrix:
         """The feature rows of tracks ``ids`` (unknown tracks: metadata only)."""
-        return feature_matrix(ids, self.item_ids, _index(self.item_vocab), meta)
+        return feature_matrix(ids, self.item_ids, _index(self.item_vocab), meta,
+                              self.meta_weight)
 
     def user_vectors(self, ids: np.ndarray, meta: Mapping[int, Tokens]) -> np.ndarray:
         """``[embedding, bias, 1]`` per user, so ``user @ item.T`` is LightFM's score."""
@@ -132,7 +151,9 @@ class RecModel:
         return cls(lightfm=m, user_ids=np.asarray(arrays["user_ids"], dtype=np.int64),
                    item_ids=np.asarray(arrays["item_ids"], dtype=np.int64),
                    user_vocab=[str(t) for t in arrays["user_vocab"]],
-                   item_vocab=[str(t) for t in arrays["item_vocab"]])
+                   item_vocab=[str(t) for t in arrays["item_vocab"]],
+                   meta_weight=None if params.get("meta_weight") is None
+                   else float(params["meta_weight"]))
 
 
 def _index(vocab: Sequence[str]) -> dict[str, int]:

@@ -34,11 +34,12 @@ from typing import Any
 
 import numpy as np
 
+from lakehouse import names
 from lakehouse.errors import ModelError
 from lakehouse.lake import utc_now
 from lakehouse.locking import lake_lock
 
-ALIASES = ("champion", "challenger")
+ALIASES = (names.CHAMPION, names.CHALLENGER)
 ARTIFACT = "model.npz"
 META = "model.json"
 _VERSION = re.compile(r"^v(\d{4,})$")
@@ -65,6 +66,12 @@ class ModelInfo:
     package_version: str | None = None
     library_versions: dict[str, str] = field(default_factory=dict)
     history: list[dict[str, Any]] = field(default_factory=list)
+    # Model selection: every candidate's metrics, every trial of the search, whether the
+    # artifact was refit on all listens (its metrics are then its configuration's).
+    candidates: list[dict[str, Any]] = field(default_factory=list)
+    trials: list[dict[str, Any]] = field(default_factory=list)
+    refit: bool = False
+    selection: dict[str, Any] = field(default_factory=dict)
 
     @property
     def artifact(self) -> Path:
@@ -151,10 +158,15 @@ class Registry:
         try:
             meta = json.loads((path / META).read_text())
         except (OSError, ValueError) as exc:
-            raise ModelError(f"model {version} has an unreadable {META}: {exc}") from None
+            raise ModelError(f"model {version} has an unreadable {META}: "
+                             f"{' '.join(str(exc).split())}; promote another version") from None
+        problem = _meta_problem(meta)
+        if problem:
+            raise ModelError(f"model {version} has a damaged {path / META}: {problem}; "
+                             "restore it, or promote another version") from None
         return ModelInfo(
             version=version,
-            created_at=dt.datetime.fromisoformat(meta["created_at"]),
+            created_at=_created_at(meta["created_at"]),
             params=meta.get("params", {}),
             metrics=meta.get("metrics", {}),
             lineage=meta.get("lineage", {}),
@@ -164,6 +176,10 @@ class Registry:
             package_version=meta.get("package_version"),
             library_versions=meta.get("library_versions", {}),
             history=meta.get("history", []),
+            candidates=meta.get("candidates", []),
+            trials=meta.get("trials", []),
+            refit=bool(meta.get("refit", False)),
+            selection=meta.get("selection", {}),
         )
 
     def alias(self, name: str) -> str | None:
@@ -173,13 +189,22 @@ class Registry:
         return self._aliases().get(name)
 
     def _aliases(self) -> dict[str, str | None]:
+        fix = "restore it or 'lakehouse models promote VERSION'"
         try:
-            return json.loads(self.aliases_file.read_text())
+            aliases = json.loads(self.aliases_file.read_text())
         except FileNotFoundError:
             return {}
-        except ValueError as exc:
-            raise ModelError(f"{self.aliases_file} is not valid JSON ({exc}); "
-                             "restore it or 'lakehouse models promote VERSION'") from None
+        except (OSError, ValueError) as exc:
+            raise ModelError(f"{self.aliases_file} is not valid JSON "
+                             f"({' '.join(str(exc).split())}); {fix}") from None
+        if not isinstance(aliases, dict):
+            raise ModelError(f"{self.aliases_file} holds a {type(aliases).__name__}, not an "
+                             f"object of alias -> version; {fix}")
+        for name, version in aliases.items():
+            if version is not None and not (isinstance(version, str) and _VERSION.match(version)):
+                raise ModelError(f"{self.aliases_file}: alias {str(name)[:40]!r} is "
+                                 f"{str(version)[:40]!r}, not a version like 'v0001'; {fix}")
+        return aliases
 
     def promotions(self) -> list[dict[str, Any]]:
         """The promotion log, oldest first (promotions and rollbacks)."""
@@ -187,7 +212,22 @@ class Registry:
             lines = self.log_file.read_text().splitlines()
         except FileNotFoundError:
             return []
-        return [json.loads(line) for line in lines if line.strip()]
+        except OSError as exc:
+            raise ModelError(f"cannot read {self.log_file}: {exc.strerror}") from None
+        entries = []
+        for number, line in enumerate(lines, 1):
+            if not line.strip():
+                continue
+            try:
+                entry = json.loads(line)
+            except ValueError:
+                entry = None
+            if not isinstance(entry, dict) or not isinstance(entry.get("to"), str | None):
+                raise ModelError(f"{self.log_file} line {number} is not a promotion entry; "
+                                 "remove or repair that line (the log is append-only JSON "
+                                 "lines)")
+            entries.append(entry)
+        return entries
 
     def load_arrays(self, version: str) -> dict[str, np.ndarray]:
         """The artifact's arrays, after checking its sha256.
@@ -195,6 +235,17 @@ class Registry:
         Raises:
             ModelError: The version is missing, or its artifact does not match
                 the recorded checksum (it is then not parsed at all).
+        """
+        data = self.verify(version)
+        with np.load(io.BytesIO(data), allow_pickle=False) as npz:
+            return {k: npz[k] for k in npz.files}
+
+    def verify(self, version: str) -> bytes:
+        """The artifact of ``version``, checked against its recorded sha256.
+
+        Raises:
+            ModelError: The version is missing or damaged, or its artifact is
+                missing or does not match the checksum.
         """
         info = self.get(version)
         try:
@@ -205,8 +256,7 @@ class Registry:
             raise ModelError(f"model {info.version} artifact {info.artifact} does not match its "
                              "recorded sha256: refusing to load it; retrain or promote "
                              "another version")
-        with np.load(io.BytesIO(data), allow_pickle=False) as npz:
-            return {k: npz[k] for k in npz.files}
+        return data
 
     # ---------------------------------------------------------------- writes
     def save(self, arrays: Mapping[str, np.ndarray], meta: Mapping[str, Any]) -> ModelInfo:
@@ -279,7 +329,9 @@ class Registry:
             os.fsync(fh.fileno())
 
     def promote(self, version: str, reason: str,
-                deltas: Mapping[str, float] | None = None) -> dict[str, Any]:
+                deltas: Mapping[str, float] | None = None, *,
+                interval: Mapping[str, Any] | None = None,
+                action: str = "promote") -> dict[str, Any]:
         """Make ``version`` the champion and log it.
 
         Args:
@@ -287,20 +339,27 @@ class Registry:
             reason: Why, in words (kept in the log).
             deltas: Metric differences versus the previous champion; computed
                 from the stored metrics when omitted.
+            interval: The bootstrap interval of (challenger - champion) that
+                justified it, kept in the log.
+            action: ``promote``, or ``refresh`` when the champion's own
+                configuration was refit on newer data.
 
         Returns:
             The promotion log entry.
 
         Raises:
-            ModelError: No such version.
+            ModelError: No such version, or its artifact fails its checksum.
         """
         with self._locked():
             info = self.get(version)
+            self.verify(info.version)  # never switch the champion to a damaged artifact
             previous = self.alias("champion")
             if deltas is None:
                 deltas = _metric_deltas(info, self.get(previous) if previous else None)
-            entry = {"at": utc_now().isoformat(), "action": "promote", "from": previous,
+            entry = {"at": utc_now().isoformat(), "action": action, "from": previous,
                      "to": info.version, "reason": reason, "deltas": dict(deltas)}
+            if interval is not None:
+                entry["interval"] = dict(interval)
             self._set_alias("champion", info.version)
             if self.alias("challenger") == info.version:
                 self._set_alias("challenger", None)
@@ -320,6 +379,7 @@ class Registry:
                 raise ModelError("there is no previous champion to roll back to; "
                                  "'lakehouse models promote VERSION' picks one explicitly")
             target = stack[-2]
+            self.verify(target)  # never switch the champion to a damaged artifact
             entry = {"at": utc_now().isoformat(), "action": "rollback", "from": current,
                      "to": target, "reason": reason,
                      "deltas": _metric_deltas(self.get(target), self.get(current))}
@@ -345,3 +405,45 @@ def _metric_deltas(new: ModelInfo, old: ModelInfo | None) -> dict[str, float]:
     a, b = new.metrics.get("model") or {}, old.metrics.get("model") or {}
     return {k: round(a[k] - b[k], 6) for k in a if isinstance(a.get(k), int | float)
             and isinstance(b.get(k), int | float)}
+
+
+_INT_PARAMS = ("components", "epochs", "max_sampled", "seed", "num_threads", "k")
+_NUMBER_PARAMS = ("learning_rate", "item_alpha", "user_alpha", "holdout_share")
+_MAPPINGS = ("params", "metrics", "lineage", "library_versions")
+
+
+def _meta_problem(meta: Any) -> str | None:
+    """What makes a ``model.json`` unusable, or None: it is read back by scoring."""
+    if not isinstance(meta, dict):
+        return f"it holds a {type(meta).__name__}, not an object"
+    if not isinstance(meta.get("created_at"), str):
+        return "created_at is missing"
+    try:
+        _created_at(meta["created_at"])
+    except ValueError:
+        return "created_at is not an ISO 8601 time"
+    for key in _MAPPINGS:
+        if not isinstance(meta.get(key, {}), dict):
+            return f"{key} is not an object"
+    for key, value in meta.get("metrics", {}).items():
+        if value is not None and not isinstance(value, dict):
+            return f"metrics.{str(key)[:40]} is not an object"
+    if not isinstance(meta.get("history", []), list):
+        return "history is not a list"
+    if not isinstance(meta.get("sha256", ""), str):
+        return "sha256 is not a string"
+    params = meta.get("params", {})
+    for key in _INT_PARAMS:
+        value = params.get(key)
+        if key in params and (not isinstance(value, int) or isinstance(value, bool)):
+            return f"params.{key} is {str(value)[:40]!r}, not an integer"
+    for key in _NUMBER_PARAMS:
+        value = params.get(key)
+        if key in params and (not isinstance(value, int | float) or isinstance(value, bool)):
+            return f"params.{key} is {str(value)[:40]!r}, not a number"
+    return None
+
+
+def _created_at(value: str) -> dt.datetime:
+    when = dt.datetime.fromisoformat(value)
+    return when if when.tzinfo else when.replace(tzinfo=dt.UTC)

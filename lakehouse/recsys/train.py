@@ -1,15 +1,28 @@
-"""Train a LightFM challenger, evaluate it honestly, register it, maybe promote it.
+"""Train: search every family, pick on the holdout, refit the winner, gate it, register it.
 
-One call of :func:`train` reads the lake as of a date, holds out the most
-recent listens (:func:`lakehouse.recsys.data.split`), fits LightFM on the rest,
-scores the holdout for the model, the popularity baseline and the current
-champion (re-evaluated on this same holdout), stores the model as a new
-registry version (alias ``challenger``) and, with ``promote="auto"``,
-promotes it when it beats popularity and the champion by the margin.
+One call of :func:`train`:
 
-The stored model is the one that was evaluated (trained up to the cutoff),
-not a refit on all data: its metrics are its own, and tomorrow's champion
-comparison is honest because the champion never saw tomorrow's holdout.
+1. reads every listen the lake knows (:func:`lakehouse.recsys.data.load_inputs`;
+   no event-time filter) and holds out the most recent ones
+   (:func:`lakehouse.recsys.data.split`);
+2. searches each family's hyperparameters within the budget and scores the
+   best configuration of each candidate on the same holdout users
+   (:mod:`lakehouse.recsys.search`); popularity is a candidate like any other;
+3. selects the best (ties to the simpler) if a paired bootstrap says it
+   beats popularity, otherwise popularity; picks the cold-start route
+   (popularity or LightFM with user metadata) on the holdout's users
+   without training listens;
+4. refits the selection on *every* listen (the newest included) and
+   registers that artifact, marked ``refit``, with the holdout metrics of its
+   configuration, every candidate and every trial;
+5. compares configurations fairly: the champion's configuration is retrained
+   on this training split and scored on the same holdout users; the
+   challenger is promoted only when the lower bound of the bootstrap interval
+   of (challenger - champion) exceeds ``promote_margin``. When it is not, the
+   champion's configuration is refit on every listen and that artifact takes
+   over (a *refresh*), so the served model never misses the newest listens.
+
+The first training always leaves a champion (popularity if nothing beats it).
 """
 
 from __future__ import annotations
@@ -29,36 +42,50 @@ from typing import Any
 import numpy as np
 
 from lakehouse import __version__, names
-from lakehouse.config import Settings
+from lakehouse.config import Settings, check_date
+from lakehouse.context import RunContext, as_context
 from lakehouse.errors import ConfigError, LakehouseError, ModelError
 from lakehouse.lake import Lake
-from lakehouse.locking import lake_lock
 from lakehouse.recsys.data import Inputs, Split, load_inputs, split
-from lakehouse.recsys.evaluate import evaluate, popularity_vectors, sample_users, summarize
-from lakehouse.recsys.model import RecModel
-from lakehouse.recsys.registry import Registry
+from lakehouse.recsys.evaluate import evaluate, paired_bootstrap, per_user, summarize
+from lakehouse.recsys.families import Config, Routed, configs_of
+from lakehouse.recsys.families import fit as fit_config
+from lakehouse.recsys.registry import ModelInfo, Registry
+from lakehouse.recsys.search import (
+    Candidate,
+    Holdout,
+    Selection,
+    check_primary,
+    holdout_rows,
+    scorer,
+    search,
+    select,
+    train_data,
+)
 from lakehouse.recsys.topk import default_threads
-from lakehouse.runlog import RunRecord, record_run
+from lakehouse.runlog import RunRecord
+from lakehouse.steps import StepRun, run_step
 
 log = logging.getLogger(__name__)
 
 PROMOTE_MODES = ("auto", "never", "force")
-LOSSES = ("warp", "bpr", "logistic", "warp-kos")
-PRIMARY = "precision_at_10"
-# Users scored after each epoch for the learning curve (cheap, not the final metrics).
-CURVE_USERS = 500
+PRIMARY = names.PRECISION_AT_10
+# The run log's target of a training run.
+MODELS_TARGET = "models"
 
-Progress = Callable[[int, dict[str, Any]], None]
+Progress = Callable[[dict[str, Any]], None]
 
 
 @dataclass
 class TrainResult:
     """What one training did.
 
-    ``metrics`` has ``model`` and ``baseline`` (popularity) on users with
-    training listens, ``cold_start`` and ``cold_start_baseline`` on users
-    without (None when there are none), and ``champion``: the previous
-    champion re-evaluated on the same holdout (None without a champion).
+    ``metrics`` has ``model`` (the selected configuration on the test users)
+    and ``baseline`` (popularity on the same users), ``cold_start`` and
+    ``cold_start_baseline`` on users without training listens (None when
+    there are none), and ``champion``: the champion's configuration retrained
+    on this split and scored on the same users (None without a champion).
+    ``interval`` is the bootstrap interval of (challenger - champion).
     """
 
     version: str
@@ -66,258 +93,391 @@ class TrainResult:
     promoted: bool
     reason: str
     previous_champion: str | None = None
+    champion: str | None = None
     split: dict[str, Any] = field(default_factory=dict)
-    history: list[dict[str, Any]] = field(default_factory=list)
+    candidates: list[dict[str, Any]] = field(default_factory=list)
+    trials: list[dict[str, Any]] = field(default_factory=list)
+    chosen: str = ""
+    cold_route: str = ""
+    selection: str = ""
+    interval: dict[str, Any] | None = None
+    search_seconds: float = 0.0
+    refit_seconds: float = 0.0
     run: RunRecord | None = None
 
+    def candidates_table(self):
+        """One row per candidate: trials, search seconds and its metrics on the test users."""
+        import pandas as pd
+
+        rows = [{"candidate": c["name"], "chosen": c["name"] == self.chosen,
+                 "trials": c["trials"], "search_seconds": c["search_seconds"],
+                 **{k: v for k, v in c["test"].items()}} for c in self.candidates]
+        return pd.DataFrame(rows).set_index("candidate")
+
+    def trials_table(self):
+        """One row per trial of the search: candidate, its score on the tuning users, params."""
+        import pandas as pd
+
+        return pd.DataFrame([{"candidate": t["candidate"], "trial": t["number"],
+                              "value": t["value"], "epochs": t["epochs"],
+                              "seconds": t["seconds"], **t["params"]} for t in self.trials])
+
     def summary(self) -> str:
-        """A few lines for people: both metric lines and the decision."""
-        lines = [f"model {self.version}: {summarize(self.metrics['model'])}",
-                 f"popularity:    {summarize(self.metrics['baseline'])}"]
-        if self.metrics.get("champion"):
-            lines.append(f"champion {self.previous_champion}: "
-                         f"{summarize(self.metrics['champion'])}")
-        if self.metrics.get("cold_start"):
-            lines.append(f"cold start ({self.metrics['cold_start']['users']} users): "
-                         f"{summarize(self.metrics['cold_start'])}")
+        """A few lines for people: the candidates, the choice, the gate, the decision."""
+        primary = self.candidates[0]["primary"] if self.candidates else PRIMARY
+        users = (self.metrics.get("model") or {}).get("users")
+        lines = [f"candidates on {users} holdout users ({len(self.trials)} trials, "
+                 f"search {self.search_seconds:.1f}s):"]
+        width = max((len(c["name"]) for c in self.candidates), default=10)
+        for c in self.candidates:
+            lines.append(f"  {c['name']:<{width}}  {summarize(c['test'])}  "
+                         f"({c['trials']} trials)")
+        lines.append(f"chosen: {self.chosen}: {self.selection}")
+        if self.metrics.get("cold_start_baseline"):
+            lines.append(f"cold start ({self.metrics['cold_start_baseline']['users']} users): "
+                         f"{self.cold_route}")
+        lines.append(f"refit on every listen: {self.refit_seconds:.1f}s -> {self.version}")
+        if self.metrics.get("champion") and self.interval:
+            i = self.interval
+            lines.append(f"champion {self.previous_champion} retrained on this split: "
+                         f"{primary} {self.metrics['champion'][primary]:.4f}; challenger - "
+                         f"champion {i['diff']:+.4f} (95% interval {i['low']:+.4f} .. "
+                         f"{i['high']:+.4f})")
         lines.append(("PROMOTED to champion: " if self.promoted else "not promoted: ")
                      + self.reason)
+        if not self.promoted and self.champion and self.champion != self.previous_champion:
+            lines.append(f"champion refreshed: {self.champion} (the configuration of "
+                         f"{self.previous_champion}, refit on every listen)")
         return "\n".join(lines)
-
-
-def _lightfm(settings: Settings):
-    from lightfm import LightFM
-
-    if settings.loss not in LOSSES:
-        raise ConfigError(f"unknown loss {settings.loss!r}; use one of {', '.join(LOSSES)}")
-    if settings.components < 1 or settings.epochs < 1:
-        raise ConfigError("components and epochs must be at least 1")
-    return LightFM(no_components=settings.components, loss=settings.loss,
-                   learning_rate=settings.learning_rate, item_alpha=settings.item_alpha,
-                   user_alpha=settings.user_alpha, max_sampled=settings.max_sampled,
-                   random_state=settings.seed)
-
-
-def fit(inputs: Inputs, data: Split, settings: Settings,
-        progress: Progress | None = None) -> tuple[RecModel, list[dict[str, Any]]]:
-    """Fit LightFM on ``data.train``, one epoch at a time.
-
-    Returns:
-        The model and its learning curve: per epoch, seconds and the model's
-        metrics on a sample of the holdout users.
-    """
-    warm_users = inputs.users[data.warm_users]
-    warm_items = inputs.items[np.diff(data.train.tocsc().indptr) > 0]
-    user_vocab = sorted({t for tokens in inputs.user_meta.values() for t in tokens})
-    item_vocab = sorted({t for tokens in inputs.item_meta.values() for t in tokens})
-    model = RecModel(_lightfm(settings), warm_users, warm_items, user_vocab, item_vocab)
-    user_features = model.user_features(inputs.users, inputs.user_meta)
-    item_features = model.item_features(inputs.items, inputs.item_meta)
-    interactions = data.train.tocoo()
-    interactions.data = np.ones_like(interactions.data)
-    curve_rows = sample_users(data.eval_users(True), CURVE_USERS, settings.seed)
-    threads = default_threads()
-    history = []
-    for epoch in range(1, settings.epochs + 1):
-        t0 = time.perf_counter()
-        model.lightfm.fit_partial(interactions, user_features=user_features,
-                                  item_features=item_features, epochs=1, num_threads=threads)
-        point: dict[str, Any] = {"epoch": epoch, "seconds": round(time.perf_counter() - t0, 3)}
-        if len(curve_rows):
-            point.update(_evaluate_model(model, inputs, data, curve_rows))
-        history.append(point)
-        if progress is not None:
-            progress(epoch, point)
-    return model, history
-
-
-def _evaluate_model(model: RecModel, inputs: Inputs, data: Split,
-                    rows: np.ndarray) -> dict[str, Any]:
-    users = model.user_vectors(inputs.users[rows], inputs.user_meta)
-    items = model.item_vectors(inputs.items, inputs.item_meta)
-    return evaluate(users, items, data.train[rows], data.holdout[rows])
-
-
-def evaluate_split(model: RecModel | None, inputs: Inputs, data: Split,
-                   seed: int = 0) -> dict[str, Any]:
-    """Metrics of ``model`` and of popularity on the split's warm and cold users.
-
-    Args:
-        model: The model to score (None: only the baseline).
-        inputs: The inputs the split was made from.
-        data: The split.
-        seed: Seed of the user sample when there are very many users.
-    """
-    out: dict[str, Any] = {}
-    for warm, model_key, base_key in ((True, "model", "baseline"),
-                                      (False, "cold_start", "cold_start_baseline")):
-        rows = sample_users(data.eval_users(warm), seed=seed)
-        if not len(rows):
-            out[model_key] = out[base_key] = None
-            continue
-        pop_users, pop_items = popularity_vectors(data.train, len(rows))
-        out[base_key] = evaluate(pop_users, pop_items, data.train[rows], data.holdout[rows])
-        out[model_key] = _evaluate_model(model, inputs, data, rows) if model else None
-    return out
-
-
-def _gate(metrics: dict[str, Any], champion: str | None, champion_error: str | None,
-          margin: float) -> tuple[bool, str]:
-    """Whether a challenger should replace the champion, and why, in words."""
-    ours, pop = metrics["model"][PRIMARY], metrics["baseline"][PRIMARY]
-    ratio = f"{ours / pop:.1f}x" if pop else "popularity scores 0"
-    vs_pop = f"precision@10 {ours:.4f} vs popularity {pop:.4f} ({ratio})"
-    if ours <= pop:
-        return False, f"{vs_pop}: it does not beat popularity"
-    if champion is None:
-        return True, f"first model, {vs_pop}"
-    if champion_error:
-        return True, f"{vs_pop}; champion {champion} could not be re-evaluated ({champion_error})"
-    theirs = metrics["champion"][PRIMARY]
-    needed = theirs * (1 + margin)
-    vs_champ = (f"precision@10 {ours:.4f} vs champion {champion} {theirs:.4f} on the same "
-                f"holdout (needs > {needed:.4f}, margin {margin:.0%})")
-    if ours > needed:
-        return True, f"{vs_champ}; beats popularity ({ratio})"
-    return False, f"{vs_champ}: not better by the margin"
 
 
 def _library_versions() -> dict[str, str]:
     out = {"python": platform.python_version()}
-    for dist in ("rectools-lightfm", "numpy", "scipy", "pyarrow", "deltalake"):
+    for dist in ("rectools-lightfm", "implicit", "optuna", "numpy", "scipy", "pyarrow",
+                 "deltalake"):
         with contextlib.suppress(PackageNotFoundError):
             out[dist] = package_version(dist)
     return out
 
 
-def load_model(registry: Registry, version: str) -> RecModel:
-    """The model of ``version`` (or alias), checksum verified first.
+def load_model(registry: Registry, version: str) -> Routed:
+    """The served bundle of ``version`` (or alias), checksum verified first.
 
     Raises:
         ModelError: Missing version or tampered artifact.
     """
     info = registry.get(version)
-    return RecModel.from_arrays(registry.load_arrays(info.version), info.params)
+    return Routed.from_arrays(info.params, registry.load_arrays(info.version))
 
 
-def train(settings: Settings, *, promote: str = "auto", date: dt.date | None = None,
-          progress: Progress | None = None) -> TrainResult:
-    """Train a challenger on the lake as of ``date`` and register it.
+def train(target: RunContext | Settings | None = None, *, promote: str = "auto",
+          date: dt.date | str | None = None, progress: Progress | None = None,
+          budget: float | None = None, max_trials: int | None = None,
+          wait: bool | None = None) -> TrainResult:
+    """Select, refit and register a model on everything the lake knows.
+
+    A pipeline step (:func:`lakehouse.steps.run_step`): takes the lake's
+    ``train`` lock, records the run (failed ones too) and alerts.
 
     Args:
-        settings: Lake, hyperparameters (components, epochs, learning_rate,
-            loss, item_alpha, user_alpha, seed), holdout_share and
-            promote_margin.
-        promote: ``auto`` (promote if it beats popularity and the champion
-            re-evaluated on this holdout by ``promote_margin``, relative, on
-            precision@10; the first model only has to beat popularity),
-            ``never``, or ``force``.
-        date: Use listens up to the end of this day, UTC (default: today).
-        progress: Called after each epoch with the epoch number and
-            ``{"epoch", "seconds", <metrics on a sample of the holdout>}``.
+        target: The run context, or settings: lake, first-trial
+            hyperparameters, ``holdout_share``,
+            ``promote_margin``, ``primary_metric``, ``train_budget`` and
+            ``train_trials``.
+        promote: ``auto`` (the gate decides; the first training always
+            leaves a champion), ``never``, or ``force``.
+        date: The run's date (default: today, UTC). Every listen in the lake
+            is used, whatever its timestamp: the lake as built is what is
+            known at that date.
+        progress: Called with one dict per event: ``{"event": "trial", ...}``
+            for each trial of the search, ``{"event": "refit", ...}``
+            (default: each event as a :class:`~lakehouse.context.ProgressEvent`
+            to the context's progress callback, if it has one).
+        budget: Seconds of search (default ``settings.train_budget``).
+        max_trials: Trials per family at most (default ``settings.train_trials``;
+            0 or None: the budget decides).
+        wait: Wait for another training holding the lock (default: the
+            context's policy); False: raise at once.
 
     Returns:
-        The new version, its metrics, and whether and why it was promoted.
-        A ``meta.runs`` record (pipeline ``train``) is appended either way.
+        The new version, its metrics, the candidates, and whether and why it
+        was promoted. A ``meta.runs`` record (pipeline ``train``) is appended
+        either way.
 
     Raises:
-        ConfigError: Bad ``promote`` mode or hyperparameter.
+        ConfigError: Bad ``promote`` mode, metric or hyperparameter.
         ModelError: Nothing to train on.
         LockedError: Another training runs on this lake.
+        LakeError: The lake is missing or not writable.
     """
     if promote not in PROMOTE_MODES:
         raise ConfigError(f"promote must be one of {', '.join(PROMOTE_MODES)}, got {promote!r}")
-    date = date or dt.datetime.now(dt.UTC).date()
-    lake = Lake(settings.lake, create=False)
-    record = RunRecord(pipeline="train", target="models", run_date=date)
-    try:
-        with lake_lock(settings.locks_dir, "train", wait=False):
-            result = _train(settings, lake, promote, date, progress, record)
-    except LakehouseError as exc:
-        _record_failure(lake, record, str(exc))
-        raise
-    except Exception as exc:
-        _record_failure(lake, record, f"{type(exc).__name__}: {exc}")
-        raise
-    return result
+    ctx = as_context(target, date=date, wait=wait)
+    settings = ctx.settings
+    check_primary(settings.primary_metric)
+    budget = settings.train_budget if budget is None else budget
+    if budget < 0:
+        raise ConfigError(f"the training budget must not be negative, got {budget}")
+    max_trials = (settings.train_trials if max_trials is None else max_trials) or None
+    check_date(ctx.date, "training date")
+    progress = progress or _progress_events(ctx)
+
+    def body(run: StepRun) -> TrainResult:
+        record = run.start(MODELS_TARGET)
+        return _train(settings, run.lake, promote, run.date, progress, record,
+                      budget=budget, max_trials=max_trials)
+
+    return run_step(ctx, names.TRAIN, body)
 
 
-def _record_failure(lake: Lake, record: RunRecord, error: str) -> None:
-    record.finish(names.FAILED, error)
+def _progress_events(ctx: RunContext) -> Progress | None:
+    """Search trials and the refit as progress events with one-line messages."""
+    if ctx.progress is None:
+        return None
+
+    def report(event: dict[str, Any]) -> None:
+        if event["event"] == "trial":
+            line = (f"{event['candidate']:<13} trial {event['number']:>3}  "
+                    f"{event['value']:.4f} (best {event['best']:.4f})  "
+                    f"{event['seconds']:.1f}s  [{event['elapsed']:.0f}/"
+                    f"{event['budget']:.0f}s]")
+            ctx.report(names.TRAIN, "search", int(event["elapsed"]),
+                       int(event["budget"]) or None, message=line)
+        elif event["event"] == "refit":
+            ctx.report(names.TRAIN, "refit", 1, 1, finished=True,
+                       message=f"refit {event['candidate']} on every listen: "
+                               f"{event['seconds']:.1f}s")
+
+    return report
+
+
+@dataclass
+class _Versus:
+    """The champion's configuration retrained on this split, against the challenger."""
+
+    version: str | None = None
+    configs: tuple[Config, Config | None] | None = None
+    metrics: dict[str, Any] | None = None
+    interval: dict[str, Any] | None = None
+    error: str | None = None
+
+
+def refit(warm: Config, cold: Config | None, inputs: Inputs,
+          threads: int | None = None) -> Routed:
+    """The served bundle of these configurations, fitted on every listen of ``inputs``.
+
+    Args:
+        warm: The configuration for users with listens.
+        cold: The cold-start route's (None, or the same as ``warm``: ``warm`` serves both).
+        inputs: Everything the lake knows.
+        threads: Training threads (None: the CPUs this process may use).
+    """
+    everything = train_data(inputs, all_listens(inputs))
+    warm_model = fit_config(warm, everything, threads=threads)
+    cold_model = None
+    if cold is not None and not cold.same_as(warm):
+        cold_model = fit_config(cold, everything, threads=threads)
+    return Routed(warm_model, cold_model)
+
+
+def all_listens(inputs: Inputs):
+    """Listen counts of every (user, track) of ``inputs``, users x items."""
+    import scipy.sparse as sp
+
+    mat = sp.csr_matrix((np.ones(len(inputs.ev_user), np.float32),
+                         (inputs.ev_user, inputs.ev_item)), shape=(inputs.n_users, inputs.n_items))
+    mat.sum_duplicates()
+    return mat
+
+
+def _cold_config(selection: Selection) -> Config | None:
+    """The cold route's config; None when the warm model serves cold users itself."""
+    return None if selection.cold.config.same_as(selection.warm.config) else selection.cold.config
+
+
+def _versus_champion(registry: Registry, challenger: Candidate, inputs: Inputs, data: Split,
+                     holdout: Holdout, metric: str, seed: int,
+                     threads: int | None = None) -> _Versus:
+    """Retrain the champion's configuration on ``data.train``; bootstrap the difference."""
+    version = registry.alias("champion")
+    if version is None:
+        return _Versus()
     try:
-        record_run(lake, record)
-    except LakehouseError:
-        log.exception("could not record the failed training run")
+        info = registry.get(version)
+        configs = configs_of(info.params)
+        if configs[0].same_as(challenger.config):
+            theirs, values = challenger.test, challenger.test_user
+        else:
+            model = fit_config(configs[0], train_data(inputs, data.train), threads=threads)
+            users, items = scorer(model, inputs, holdout.test)
+            train_rows, held = data.train[holdout.test], data.holdout[holdout.test]
+            theirs = evaluate(users, items, train_rows, held)
+            values = per_user(metric, users, items, train_rows, held)
+    except (LakehouseError, KeyError, ValueError) as exc:
+        log.warning("champion %s could not be retrained: %s", version, exc)
+        return _Versus(version, error=str(exc))
+    interval = paired_bootstrap(challenger.test_user, values, seed=seed)
+    return _Versus(version, configs, theirs, interval)
+
+
+def _gate(selection: Selection, versus: _Versus, margin: float, metric: str
+          ) -> tuple[bool, str]:
+    """Whether the challenger replaces the champion, and why, in words."""
+    if versus.version is None:
+        # The selection line of the output holds the numbers; the log keeps the interval.
+        if selection.beats_popularity:
+            return True, f"first model: {selection.warm.name} beats popularity"
+        return True, "first model: popularity, as nothing beats it"
+    if versus.error:
+        return True, (f"champion {versus.version} could not be retrained ({versus.error}); "
+                      f"{selection.reason}")
+    i = versus.interval
+    text = (f"{selection.warm.name} - champion {versus.version} "
+            f"({versus.configs[0].name}, retrained on this split): {metric} "
+            f"{i['diff']:+.4f}, 95% interval {i['low']:+.4f} .. {i['high']:+.4f}, "
+            f"needs lower bound > {margin:g}")
+    if i["low"] > margin:
+        return True, text
+    return False, f"{text}: within the noise"
 
 
 def _train(settings: Settings, lake: Lake, promote: str, date: dt.date,
-           progress: Progress | None, record: RunRecord) -> TrainResult:
-    t0 = time.perf_counter()
-    inputs = load_inputs(lake, date)
+           progress: Progress | None, record: RunRecord, *, budget: float,
+           max_trials: int | None) -> TrainResult:
+    metric = settings.primary_metric
+    inputs = load_inputs(lake)
     data = split(inputs, settings.holdout_share)
     if not len(data.eval_users(True)):
         raise ModelError("the holdout has no user with training listens; "
                          "ingest more days or lower LAKEHOUSE_HOLDOUT_SHARE")
     record.rows_in = len(inputs.ev_user)
-    model, history = fit(inputs, data, settings, progress)
-    fit_seconds = time.perf_counter() - t0
-    metrics = evaluate_split(model, inputs, data, settings.seed)
-
+    holdout = holdout_rows(data, settings.seed)
+    t0 = time.perf_counter()
+    candidates = search(inputs, data, holdout, settings, budget=budget, max_trials=max_trials,
+                        metric=metric, progress=progress)
+    search_seconds = time.perf_counter() - t0
+    selection = select(candidates, metric, settings.seed)
     registry = Registry(settings.models_dir)
-    champion = registry.alias("champion")
-    champion_error = None
-    metrics["champion"] = None
-    if champion is not None:
-        try:
-            old = load_model(registry, champion)
-            rows = sample_users(data.eval_users(True), seed=settings.seed)
-            metrics["champion"] = _evaluate_model(old, inputs, data, rows)
-        except ModelError as exc:
-            champion_error = str(exc)
-            log.warning("champion %s could not be re-evaluated: %s", champion, exc)
+    threads = settings.train_threads or None
+    versus = _versus_champion(registry, selection.warm, inputs, data, holdout, metric,
+                              settings.seed, threads)
+    t1 = time.perf_counter()
+    bundle = refit(selection.warm.config, _cold_config(selection), inputs, threads)
+    refit_seconds = time.perf_counter() - t1
+    if progress is not None:
+        progress({"event": "refit", "candidate": selection.warm.name,
+                  "seconds": round(refit_seconds, 3)})
+    metrics = _metrics(selection, candidates, versus)
+    context = _Context(settings, inputs, data, holdout, date, metric, candidates)
+    info = _register(registry, bundle, metrics, selection, context, search_seconds,
+                     refit_seconds)
+    registry.set_alias("challenger", info.version)
+    promoted, reason, champion = _decide(registry, info, selection, versus, promote, context)
+    record.records = 1
+    record.details = {"version": info.version, "promoted": promoted, "reason": reason,
+                      "champion": champion, "chosen": selection.warm.name,
+                      "cold_route": selection.cold.name, "metrics": metrics,
+                      "previous_champion": versus.version, "interval": versus.interval,
+                      "split": data.describe(), "params": info.params,
+                      "search_seconds": round(search_seconds, 3),
+                      "refit_seconds": round(refit_seconds, 3)}
+    record.finish(names.SUCCESS)
+    return TrainResult(
+        version=info.version, metrics=metrics, promoted=promoted, reason=reason,
+        previous_champion=versus.version, champion=champion, split=data.describe(),
+        candidates=info.candidates, trials=info.trials, chosen=selection.warm.name,
+        cold_route=selection.cold.name, selection=selection.reason, interval=versus.interval,
+        search_seconds=search_seconds, refit_seconds=refit_seconds, run=record)
 
-    params = {"components": settings.components, "epochs": settings.epochs,
-              "learning_rate": settings.learning_rate, "loss": settings.loss,
-              "item_alpha": settings.item_alpha, "user_alpha": settings.user_alpha,
-              "seed": settings.seed, "holdout_share": settings.holdout_share,
-              "max_sampled": settings.max_sampled,
-              "num_threads": default_threads(), "k": settings.k}
-    lineage = {"as_of": date.isoformat(), "tables": inputs.lineage, "split": data.describe(),
+
+@dataclass
+class _Context:
+    settings: Settings
+    inputs: Inputs
+    data: Split
+    holdout: Holdout
+    date: dt.date
+    metric: str
+    candidates: list[Candidate]
+
+
+def _metrics(selection: Selection, candidates: list[Candidate], versus: _Versus
+             ) -> dict[str, Any]:
+    popularity = candidates[0]
+    return {"model": selection.warm.test, "baseline": popularity.test,
+            "cold_start": selection.cold.cold, "cold_start_baseline": popularity.cold,
+            "champion": versus.metrics}
+
+
+def _register(registry: Registry, bundle: Routed, metrics: dict[str, Any],
+              selection: Selection, ctx: _Context, search_seconds: float,
+              refit_seconds: float, refreshed_from: str | None = None) -> ModelInfo:
+    inputs = ctx.inputs
+    lineage = {"as_of": ctx.date.isoformat(), "tables": inputs.lineage,
+               "split": ctx.data.describe(), "holdout": ctx.holdout.describe(),
                "users": inputs.n_users, "tracks": inputs.n_items,
-               "warm_users": len(model.user_ids), "warm_tracks": len(model.item_ids)}
-    stored_metrics = {k: metrics[k] for k in ("model", "baseline", "cold_start",
-                                              "cold_start_baseline")}
-    info = registry.save(model.to_arrays(), {
-        "params": params, "metrics": stored_metrics, "lineage": lineage,
-        "training_seconds": round(fit_seconds, 3), "package_version": __version__,
-        "library_versions": _library_versions(), "history": history,
+               "warm_users": len(bundle.warm.known_users()),
+               "listens": len(inputs.ev_user)}
+    stored = {k: metrics[k] for k in ("model", "baseline", "cold_start", "cold_start_baseline")}
+    params = {**bundle.params(), "holdout_share": ctx.settings.holdout_share,
+              "primary_metric": ctx.metric, "k": ctx.settings.k,
+              "num_threads": ctx.settings.train_threads or default_threads()}
+    trials = [t.to_json() for c in ctx.candidates for t in c.trials]
+    return registry.save(bundle.to_arrays(), {
+        "params": params, "metrics": stored, "lineage": lineage, "refit": True,
+        "candidates": [c.to_json(ctx.metric) for c in ctx.candidates], "trials": trials,
+        "selection": {"chosen": bundle.warm.config.name,
+                      "cold_route": bundle.cold_model.config.name,
+                      "reason": selection.reason, "vs_popularity": selection.vs_popularity,
+                      "refreshed_from": refreshed_from},
+        "training_seconds": round(search_seconds + refit_seconds, 3),
+        "search_seconds": round(search_seconds, 3), "refit_seconds": round(refit_seconds, 3),
+        "package_version": __version__, "library_versions": _library_versions(),
         "host": os.uname().nodename,
     })
-    registry.set_alias("challenger", info.version)
 
+
+def _decide(registry: Registry, info: ModelInfo, selection: Selection, versus: _Versus,
+            promote: str, ctx: _Context) -> tuple[bool, str, str | None]:
+    """Promote, keep, or refresh the champion; returns (promoted, reason, champion)."""
+    margin = ctx.settings.promote_margin
     if promote == "force":
         promoted, reason = True, "forced (--promote force)"
     else:
-        promoted, reason = _gate(metrics, champion, champion_error, settings.promote_margin)
+        promoted, reason = _gate(selection, versus, margin, ctx.metric)
         if promote == "never":
-            reason = f"--promote never (the gate says: {'promote' if promoted else 'keep'}, " \
-                     f"{reason})"
-            promoted = False
+            reason = (f"--promote never (the gate says: {'promote' if promoted else 'keep'}, "
+                      f"{reason})")
+            registry_champion = registry.alias("champion")
+            return False, reason, registry_champion
     if promoted:
-        deltas = None
-        if metrics["champion"]:
-            deltas = {k: round(metrics["model"][k] - metrics["champion"][k], 6)
-                      for k in metrics["model"] if k != "users"
-                      and metrics["model"][k] is not None
-                      and metrics["champion"].get(k) is not None}
-        registry.promote(info.version, reason, deltas)
+        registry.promote(info.version, reason, _deltas(info.metrics, versus.metrics),
+                         interval=versus.interval or selection.vs_popularity)
+        return True, reason, info.version
+    # Keep the champion's configuration, but serve it refit on every listen known now.
+    warm, cold = versus.configs
+    if warm.same_as(selection.warm.config) and _same(cold, _cold_config(selection)):
+        fresh = info
+    else:
+        bundle = refit(warm, cold, ctx.inputs, ctx.settings.train_threads or None)
+        fresh = _register(registry, bundle, {"model": versus.metrics,
+                                             "baseline": ctx.candidates[0].test,
+                                             "cold_start": None,
+                                             "cold_start_baseline": ctx.candidates[0].cold},
+                          selection, ctx, 0.0, 0.0, refreshed_from=versus.version)
+    registry.promote(fresh.version, f"refresh: configuration of {versus.version} refit on "
+                     f"every listen up to {ctx.date} ({reason})", {},
+                     interval=versus.interval, action="refresh")
+    return False, reason, fresh.version
 
-    record.records = 1
-    record.details = {"version": info.version, "promoted": promoted, "reason": reason,
-                      "metrics": metrics, "previous_champion": champion,
-                      "split": data.describe(), "params": params}
-    record.finish(names.SUCCESS)
-    record_run(lake, record)
-    return TrainResult(version=info.version, metrics=metrics, promoted=promoted, reason=reason,
-                       previous_champion=champion, split=data.describe(), history=history,
-                       run=record)
+
+def _same(a: Config | None, b: Config | None) -> bool:
+    return (a is None and b is None) or (a is not None and a.same_as(b))
+
+
+def _deltas(new: dict[str, Any], old: dict[str, Any] | None) -> dict[str, float] | None:
+    if not old:
+        return None
+    a = new.get("model") or {}
+    return {k: round(a[k] - old[k], 6) for k in a if k != "users"
+            and isinstance(a.get(k), int | float) and isinstance(old.get(k), int | float)}

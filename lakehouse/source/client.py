@@ -44,12 +44,13 @@ from urllib3.exceptions import MaxRetryError, ProtocolError
 from urllib3.util.retry import Retry
 
 from lakehouse import __version__
-from lakehouse.errors import ConfigError
+from lakehouse.config import check_http_url
 from lakehouse.source.errors import (
     HttpStatusError,
     NotTheApiError,
     SourceUnreachableError,
 )
+from lakehouse.source.scrub import scrub
 
 log = logging.getLogger(__name__)
 
@@ -138,15 +139,7 @@ def check_base_url(url: str) -> str:
     Raises:
         ConfigError: It is not.
     """
-    parts = urlsplit(url or "")
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ConfigError(f"bad API URL {url!r}: use http(s)://host[:port], "
-                          "e.g. http://127.0.0.1:8000 (--api-url or LAKEHOUSE_API_URL)")
-    try:
-        parts.port  # noqa: B018 - raises on a bad port
-    except ValueError:
-        raise ConfigError(f"bad API URL {url!r}: the port is not a number") from None
-    return url.rstrip("/")
+    return check_http_url(url, "api_url", secret=False)
 
 
 def redact(url: str) -> str:
@@ -211,10 +204,13 @@ class ApiClient:
         self.session.mount("http://", adapter)
         self.session.mount("https://", adapter)
         self.session.headers.update({"User-Agent": USER_AGENT, "Accept": "application/json"})
+        # Credentials a server could reflect into an error body: never shown.
+        self._secrets: list[str] = [token] if token else []
         if token:
             self.session.auth = _BearerAuth(token)
         elif netrc := get_netrc_auth(self.base_url):
             self.session.auth = netrc
+            self._secrets += [str(part) for part in netrc if part]
         # With trust_env, requests re-reads the proxy and CA settings of the environment
         # for every request (~0.2 ms of CPU a page, scanning os.environ twice); all of a
         # client's requests go to one host, so resolve them once, with requests' own logic.
@@ -307,7 +303,8 @@ class ApiClient:
             self._count(nbytes=len(body))
             status = resp.status_code
             if status != 200:
-                message = f"{status} {resp.reason}: {_server_message(body)}".replace("  ", " ")
+                message = scrub(f"{status} {resp.reason}: {_server_message(body)}",
+                                self._secrets).replace("  ", " ")
                 if status not in RETRY_STATUSES:
                     raise HttpStatusError(f"{where} answered {message}", status)
                 # raise_on_status=False: urllib3 retried it until its budget was spent.
@@ -315,6 +312,7 @@ class ApiClient:
                                       f"{inner + len(retry.history)} retries)", status)
             parsed = _envelope(body, page)
             if isinstance(parsed, str):
+                parsed = scrub(parsed, self._secrets)
                 retry = self._again(retry, where, ProtocolError(parsed), lambda n, p=parsed:
                                     NotTheApiError(f"{where} at {redact(self.base_url)}: {p} "
                                                    f"(after {n} retries); is --api-url the "
@@ -358,6 +356,12 @@ def _envelope(body: bytes, page: int) -> tuple[list, int, int, int] | str:
         return f"'size' is not a page size: {size!r}"
     if type(pages) is not int or pages < 0:
         return f"'pages' is not a count: {pages!r}"
+    # The page count drives how many requests follow: a server claiming 100,000
+    # pages for 1 record must not get 100,000 requests (an empty collection may say 0 or 1).
+    expected = -(-total // size)
+    if pages != expected and not (total == 0 and pages == 1):
+        return (f"'pages' is {pages} where total {total} at size {size} makes {expected} "
+                "(the contract: pages = ceil(total / size))")
     if doc.get("page", page) != page:
         return f"asked for page {page}, got page {doc.get('page')!r}"
     if len(items) > size:

@@ -30,4 +30,27 @@ class SourceMovedError(SourceError):
 
 
 class FieldTypeError(SourceError):
-    """A field arrived with a type other than the contract's (or the table's)."""
+    """A field arrived with a type other than the contract's (or the table's).
+
+    Attributes:
+        field: The field's name.
+        expected: The type due, in words (``integer``).
+        got: The type that came, in words (``string``).
+        kind: Which change this is, without the example: two pages with the
+            same field and types have the same kind (the drift key).
+    """
+
+    def __init__(self, field: str, expected: str, got: str, example: str, where: str = ""):
+        self.field, self.expected, self.got = field, expected, got
+        self.example, self.where = example, where
+        self.kind = f"field {field!r} changed type: expected {expected}, got {got}"
+        super().__init__(f"{self.kind} (e.g. {example}){where}")
+
+    def on_page(self, number: int) -> FieldTypeError:
+        """The same error, saying on which page it was seen."""
+        return FieldTypeError(self.field, self.expected, self.got, self.example,
+                              f" on page {number}")
+
+
+class EmptySourceError(SourceError):
+    """The endpoint served no records where its last snapshot had some."""

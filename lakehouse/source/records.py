@@ -98,9 +98,7 @@ def column(field: pa.Field, values: Sequence[Any]) -> pa.Array:
         if _widens(arr.type, typ):
             return arr.cast(typ)
     bad = next((v for v in values if v is not None and not _fits(v, typ)), None)
-    raise FieldTypeError(
-        f"field {field.name!r} changed type: expected {_describe(typ)}, got "
-        f"{_describe_value(bad)} (e.g. {_example(bad)})")
+    raise FieldTypeError(field.name, _describe(typ), _describe_value(bad), _example(bad))
 
 
 def plain(field: pa.Field) -> bool:

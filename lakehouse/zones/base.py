@@ -15,6 +15,7 @@ foreign keys) fail the whole table instead.
 
 from __future__ import annotations
 
+import datetime
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -42,6 +43,23 @@ class Col:
 def col(type_: dt.DataType | str, nullable: bool = True, *checks: pa.Check, doc: str = "") -> Col:
     """Shorthand for :class:`Col` (``col("int64", False, pa.Check.ge(0))``)."""
     return Col(ibis.dtype(type_), nullable, tuple(checks), doc)
+
+
+@dataclass(frozen=True)
+class BuildContext:
+    """What one build hands every view besides its input tables.
+
+    Attributes:
+        end: The build date: the last raw snapshot read, the last KPI day.
+        kpi_days: Days of ``consumption.daily_kpis``, ending on ``end``.
+    """
+
+    end: datetime.date
+    kpi_days: int
+
+
+def _no_parameters(_context: BuildContext) -> Mapping[str, Any]:
+    return {}
 
 
 @dataclass(frozen=True)
@@ -78,6 +96,8 @@ class View:
             into a temporary table (worth it when both select and reject read it).
         quarantine_columns: The original row's columns kept in quarantine.
         foreign_keys: Column -> (table, column) it must exist in.
+        parameters: ``context -> keyword arguments of query``: what the view
+            takes from the :class:`BuildContext` (most views take nothing).
         doc: What a row is.
     """
 
@@ -92,7 +112,12 @@ class View:
     materialize_stage: bool = True
     quarantine_columns: tuple[str, ...] = ()
     foreign_keys: Mapping[str, tuple[str, str]] = field(default_factory=dict)
+    parameters: Callable[[BuildContext], Mapping[str, Any]] = _no_parameters
     doc: str = ""
+
+    def compute(self, inputs: Sequence[ir.Table], context: BuildContext) -> ir.Table:
+        """The view's output for one build: ``query`` on the inputs and its parameters."""
+        return self.query(*inputs, **self.parameters(context))
 
     @property
     def ibis_schema(self) -> ibis.Schema:

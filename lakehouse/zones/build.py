@@ -6,8 +6,9 @@ The one module that runs the zone views and writes their tables. The order:
 2. For each standardized view, in dependency order: stage the input rows
    (typed, with row-level rule results), keep the clean rows, set the failed
    ones aside for ``quarantine.<table>``, and validate the result (pandera
-   schema, key uniqueness, foreign keys). Results are materialized as DuckDB
-   temporary tables, so each is computed once and validated where it lies.
+   schema, key uniqueness, foreign keys). Results are materialized by the
+   engine (:mod:`lakehouse.zones.engine`: DuckDB temporary tables, or Parquet
+   on Spark), so each is computed once and validated where it lies.
 3. The same for the consumption views, which read the validated
    standardized results.
 4. Only when every table has passed: write them all (parents before
@@ -23,40 +24,38 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import shutil
-import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-import duckdb
 import ibis
 import ibis.expr.types as ir
 import pandera.errors as pandera_errors
 
 from lakehouse import names
-from lakehouse.config import Settings
-from lakehouse.errors import LakeError, ValidationError
-from lakehouse.lake import Lake, WriteResult, utc_now
-from lakehouse.locking import lake_lock
-from lakehouse.runlog import RunRecord, _cpu_seconds, record_run
+from lakehouse.config import Settings, check_date
+from lakehouse.context import RunContext, as_context
+from lakehouse.errors import BrokenTableError, LakeError, ValidationError
+from lakehouse.lake import WriteResult
+from lakehouse.runlog import RunRecord, _cpu_seconds
+from lakehouse.source.endpoints import ENDPOINTS, META_FIELDS
+from lakehouse.steps import StepRun, run_step
 from lakehouse.zones import consumption, standardized
-from lakehouse.zones.base import KEY_UNIQUE, View, duplicate_keys
+from lakehouse.zones.base import KEY_UNIQUE, BuildContext, View, duplicate_keys
+from lakehouse.zones.checks import failed_checks
+from lakehouse.zones.engine import Engine, engine_for
 
 log = logging.getLogger(__name__)
 
-PIPELINE = "build"
-# The raw columns each view reads, and their types when a snapshot lacks them.
+PIPELINE = names.BUILD
+# The raw columns each view reads, and their types when a snapshot lacks them: the
+# source contract's (lakehouse.source.endpoints), declared there once.
 RAW_COLUMNS: dict[str, dict[str, str]] = {
-    names.RAW_USERS: {c: "string" for c in standardized.RAW_USER_COLUMNS} | {"id": "int64"},
-    names.RAW_TRACKS: {c: "string" for c in standardized.RAW_TRACK_COLUMNS} | {"id": "int64"},
-    names.RAW_LISTEN_HISTORY: {"user_id": "int64", "items": "array<int64>",
-                               "created_at": "string", "updated_at": "string"},
-}
-RAW_META_TYPES = {names.RUN_ID: "string", names.INGESTED_AT: "timestamp('UTC', 6)",
-                  names.PAGE: "int64", names.INGEST_DATE: "date"}
+    spec.table: {f.name: str(ibis.dtype(f.type)) for f in spec.fields}
+    for spec in ENDPOINTS.values()}
+RAW_META_TYPES = {f.name: str(ibis.dtype(f.type)) for f in META_FIELDS}
 EXAMPLES = 3
 
 
@@ -94,16 +93,23 @@ class _Result:
         return self.record
 
 
-def build(settings: Settings, date: dt.date | None = None) -> list[RunRecord]:
+def build(target: RunContext | Settings | None = None, date: dt.date | str | None = None,
+          *, wait: bool | None = None, spark: Any = None) -> list[RunRecord]:
     """Build the standardized and consumption zones from raw data up to ``date``.
 
     Deterministic and idempotent: the same raw data and date give the same
-    tables. Takes the lake's ``build`` lock.
+    tables. A pipeline step (:func:`lakehouse.steps.run_step`): takes the
+    lake's ``build`` lock, records and alerts.
 
     Args:
-        settings: The lake and tunables (``kpi_days``).
+        target: The run context, or settings (the lake, ``kpi_days``, the engine).
         date: Use raw snapshots ingested on or before this date; it is also
-            the last day of ``consumption.daily_kpis`` (default: today, UTC).
+            the last day of ``consumption.daily_kpis`` (default: the
+            context's date, today UTC for settings).
+        wait: Wait for another build holding the lock (default: the
+            context's policy); False: raise at once.
+        spark: With ``settings.engine == "spark"``, the SparkSession to run
+            on (default: from ``SPARK_REMOTE`` or ``settings.spark_master``).
 
     Returns:
         One successful run record per table written, in write order.
@@ -114,45 +120,41 @@ def build(settings: Settings, date: dt.date | None = None) -> list[RunRecord]:
         ValidationError: A table failed a table-level check; nothing was
             written and a failed run was recorded.
         LockedError: Another build is running on this lake.
+        ConfigError: Unknown engine, or Spark without ``lakehouse[spark]``.
     """
-    date = date or utc_now().date()
-    lake = Lake(settings.lake, create=False)
-    lake.check_writable()
-    with lake_lock(settings.locks_dir, PIPELINE, wait=False):
-        return _Build(lake, settings, date).run()
+    ctx = as_context(target, date=date, wait=wait)
+    check_date(ctx.date, "build date")
+
+    def body(run: StepRun) -> list[RunRecord]:
+        # Inside the lock: a busy lake is refused before a Spark session starts.
+        return _Build(run, ctx.settings, engine_for(run.lake, ctx.settings, spark)).run()
+
+    return run_step(ctx, PIPELINE, body)
 
 
 class _Build:
-    def __init__(self, lake: Lake, settings: Settings, date: dt.date):
-        self.lake = lake
+    def __init__(self, run: StepRun, settings: Settings, engine: Engine):
+        self.step = run
+        self.lake = run.lake
         self.settings = settings
-        self.date = date
-        self.con = lake.con
-        self.temps: list[str] = []
+        self.date = run.date
+        self.context = BuildContext(end=run.date, kpi_days=settings.kpi_days)
+        self.engine = engine
         self.tables: dict[str, ir.Table] = {}
 
     def run(self) -> list[RunRecord]:
-        spill = tempfile.mkdtemp(prefix="lakehouse-build-")
-        try:
-            # Bounded memory: DuckDB spills the temporary tables beyond it.
-            self.con.raw_sql(f"SET memory_limit = '{_sql_quote(self.settings.build_memory)}'")
-            self.con.raw_sql(f"SET temp_directory = '{_sql_quote(spill)}'")
-        except duckdb.Error as exc:
-            raise LakeError(f"bad build_memory {self.settings.build_memory!r} "
-                            f"(LAKEHOUSE_BUILD_MEMORY): {str(exc).splitlines()[0]}; "
-                            "use a DuckDB size such as 1GB") from None
-        try:
+        with self.engine.session():
             results = self._compute()
             return self._write(results)
-        finally:
-            for name in self.temps:
-                self.con.drop_table(name, force=True)
-            shutil.rmtree(spill, ignore_errors=True)
 
     # ------------------------------------------------------------ compute
     def _compute(self) -> list[_Result]:
         for name in RAW_COLUMNS:
-            self.tables[name] = self._raw(name)
+            try:
+                self.tables[name] = self._raw(name)
+            except BrokenTableError as exc:
+                self._record_broken_input(name, exc)
+                raise
         if not any(self.tables[n].count().execute() for n in RAW_COLUMNS):
             raise LakeError(f"the raw zone has no snapshot ingested on or before {self.date}; "
                             "ingest first or build a later --date")
@@ -163,12 +165,22 @@ class _Build:
             results.append(self._consume(view))
         return results
 
+    def _record_broken_input(self, name: str, exc: BrokenTableError) -> None:
+        """A failed run for each table reading the broken raw table: none is written."""
+        records = [RunRecord(PIPELINE, view.name, self.date).finish(
+            names.FAILED, f"cannot build {view.name}: {exc}")
+            for view in standardized.VIEWS if name in view.inputs]
+        try:
+            self.step.record(*records)
+        except LakeError as err:
+            log.error("could not record the failed build in %s: %s", names.META_RUNS, err)
+
     def _raw(self, name: str) -> ir.Table:
         """Raw table ``name`` up to the build date, with exactly the columns read."""
         if not self.lake.exists(name):
             raise LakeError(f"table {name} does not exist in {self.lake.root}; "
                             "run 'lakehouse ingest' before 'lakehouse build'")
-        t = self.lake.table(name)
+        t = self.engine.table(name)
         t = t.filter(t[names.INGEST_DATE] <= ibis.literal(self.date, type="date"))
         wanted = RAW_COLUMNS[name] | RAW_META_TYPES
         # A snapshot missing a column reads it as null, a drifted type as null
@@ -178,21 +190,21 @@ class _Build:
         return t.select(**cols)
 
     def _temp(self, expr: ir.Table, label: str) -> ir.Table:
-        name = f"_build_{label.replace('.', '__')}"
-        table = self.con.create_table(name, expr, temp=True, overwrite=True)
-        self.temps.append(name)
-        return table
+        return self.engine.temp(expr, label)
 
     def _drop(self, table: ir.Table) -> None:
-        name = table.get_name().rsplit(".", 1)[-1]
-        self.con.drop_table(name, force=True)
-        self.temps.remove(name)
+        self.engine.drop(table)
+
+    def _record(self, view: View) -> RunRecord:
+        record = RunRecord(PIPELINE, view.name, self.date)  # type: ignore[arg-type]
+        record.details = self.engine.details()
+        return record
 
     def _inputs(self, view: View) -> list[ir.Table]:
         return [self.tables[n] for n in view.inputs]
 
     def _standardize(self, view: View) -> _Result:
-        result = _Result(view, None, RunRecord(PIPELINE, view.name, self.date))  # type: ignore[arg-type]
+        result = _Result(view, None, self._record(view))
         with result.timed():
             inputs = self._inputs(view)
             staged = view.stage(*inputs)
@@ -217,13 +229,10 @@ class _Build:
         return result
 
     def _consume(self, view: View) -> _Result:
-        result = _Result(view, None, RunRecord(PIPELINE, view.name, self.date))  # type: ignore[arg-type]
+        result = _Result(view, None, self._record(view))
         with result.timed():
-            kwargs: dict[str, Any] = {}
-            if view is consumption.DAILY_KPIS:
-                kwargs = {"end": self.date, "days": self.settings.kpi_days}
             inputs = self._inputs(view)
-            result.table = self._temp(view.query(*inputs, **kwargs), view.name)
+            result.table = self._temp(view.compute(inputs, self.context), view.name)
             result.record.rows_in = int(inputs[0].count().execute())
             result.record.quarantined = 0
             self._validate(result)
@@ -237,7 +246,7 @@ class _Build:
             check_table(result.view, result.table, self.tables)
         except ValidationError as exc:
             result.finish(names.FAILED, str(exc))
-            record_run(self.lake, result.record)
+            self.step.record(result.record)
             raise
 
     # ------------------------------------------------------------ write
@@ -257,30 +266,26 @@ class _Build:
                     record.records = written.rows
                     record.table_version = written.version
                     record.schema_changes = written.schema_changes
-                    record.details = {"quarantine_reasons": result.quarantine_reasons}
+                    record.details |= {"quarantine_reasons": result.quarantine_reasons}
                     if result.quarantine is not None:
                         qname = names.quarantine_table(result.view.name)
                         q = self._write_table(qname, result.quarantine)
                         record.details |= {"quarantine_table": qname,
                                            "quarantine_version": q.version}
             except LakeError as exc:
-                record_run(self.lake, *done, result.finish(names.FAILED, str(exc)))
+                self.step.record(*done, result.finish(names.FAILED, str(exc)))
                 raise
             done.append(result.finish(names.SUCCESS))
             # Later views read their inputs before anything is written: free as we go.
             self._drop(result.table)
             if result.quarantine is not None:
                 self._drop(result.quarantine)
-        record_run(self.lake, *done)
+        self.step.record(*done)
         return done
 
     def _write_table(self, name: str, table: ir.Table) -> WriteResult:
-        return self.lake.write(name, table.to_pyarrow_batches(), mode="replace",
-                               metadata={"pipeline": PIPELINE, "build_date": str(self.date)})
-
-
-def _sql_quote(value: str) -> str:
-    return str(value).replace("'", "''")
+        return self.engine.write(name, table, {"pipeline": PIPELINE,
+                                               "build_date": str(self.date)})
 
 
 def _conform(column: ir.Value, kind: ibis.DataType) -> ir.Value:
@@ -303,15 +308,16 @@ def check_table(view: View, table: ir.Table, tables: dict[str, ir.Table]) -> Non
                 if got.get(c) != want.get(c)]
         raise ValidationError(f"{view.name} failed check columns_match_contract: "
                               f"{'; '.join(diff[:EXAMPLES])}")
-    try:
-        # pandera's ibis backend fails not-null checks on an empty table (SQL's
-        # all() of nothing is null); an empty table has no values to check.
-        if table.count().execute():
+    # The pandera schema in one query; pandera itself only to describe a failure.
+    failed = failed_checks(view.schema, table)
+    if failed:
+        try:
             view.schema.validate(table, lazy=True)
-    except pandera_errors.SchemaErrors as exc:
-        raise ValidationError(_describe(view, table, exc.schema_errors[0])) from None
-    except pandera_errors.SchemaError as exc:
-        raise ValidationError(_describe(view, table, exc)) from None
+        except pandera_errors.SchemaErrors as exc:
+            raise ValidationError(_describe(view, table, exc.schema_errors[0])) from None
+        except pandera_errors.SchemaError as exc:
+            raise ValidationError(_describe(view, table, exc)) from None
+        raise ValidationError(f"{view.name} failed check {failed[0]}")
     for column, (parent, parent_column) in view.foreign_keys.items():
         ref = tables[parent]
         orphans = table.anti_join(ref, table[column] == ref[parent_column])

@@ -186,6 +186,7 @@ DAILY_KPIS = View(
     name=names.CONS_DAILY_KPIS, grain=("date",),
     inputs=(names.STD_USERS, names.STD_TRACKS, names.STD_LISTENS),
     columns=DAILY_KPIS_COLUMNS, query=daily_kpis,
+    parameters=lambda context: {"end": context.end, "days": context.kpi_days},
     doc="One row per calendar day of the KPI window ending on the build date.",
 )
 

@@ -23,6 +23,7 @@ import pandera.ibis as pa
 
 from lakehouse import names
 from lakehouse.names import INGEST_DATE, Q_CHECK, Q_REASON, TRACK_ID, USER_ID
+from lakehouse.source.endpoints import ENDPOINTS
 from lakehouse.zones.base import (
     UTC_TS,
     Rule,
@@ -35,14 +36,14 @@ from lakehouse.zones.base import (
     to_utc,
     trim,
 )
+from lakehouse.zones.hashing import record_hash
 
 P = "s__"  # prefix of typed columns in staged tables
 
-RAW_USER_COLUMNS = ("id", "first_name", "last_name", "email", "gender", "favorite_genres",
-                    "created_at", "updated_at")
-RAW_TRACK_COLUMNS = ("id", "name", "artist", "songwriters", "duration", "genres", "album",
-                     "created_at", "updated_at")
-RAW_LISTEN_COLUMNS = ("user_id", "items", "created_at", "updated_at")
+# The raw columns, as the source contract declares them (lakehouse.source.endpoints).
+RAW_USER_COLUMNS = ENDPOINTS[names.USERS].field_names
+RAW_TRACK_COLUMNS = ENDPOINTS[names.TRACKS].field_names
+RAW_LISTEN_COLUMNS = ENDPOINTS[names.LISTEN_HISTORY].field_names
 RAW_META = (*names.RAW_META_COLUMNS, INGEST_DATE)
 
 # Tokens a free-text genre field is split on ("Rock, Indie", "Rock/Pop").
@@ -304,8 +305,8 @@ LISTEN_HISTORY_RULES = (
 )
 
 LISTEN_HISTORY_COLUMNS = {
-    "record_id": col("int64", False, doc="hash of (user_id, created_at, items); the engine's "
-                     "64-bit hash on DuckDB"),
+    "record_id": col("int64", False, doc="xxhash64 of (user_id, created_at, items), as "
+                     "Spark computes it, on every engine"),
     USER_ID: col("int64", False),
     "items": col("array<int64>", False, doc="track ids, in the source's order"),
     "n_items": col("int32", False, pa.Check.ge(0)),
@@ -349,8 +350,7 @@ def select_listen_history(staged: ir.Table) -> ir.Table:
     daily. Its ``updated_at`` is the latest seen.
     """
     ok = staged
-    # Grouped by the content itself, not its hash: exact on every engine
-    # (Spark's hash() is 32-bit and would merge distinct records at scale).
+    # Grouped by the content itself, not its hash: exact on every engine.
     grouped = ok.group_by(
         user_id=ok[P + USER_ID], items=ok[P + "items"], created_at=ok[P + "created_at"]
     ).agg(
@@ -359,8 +359,7 @@ def select_listen_history(staged: ir.Table) -> ir.Table:
         last_ingest_date=ok[INGEST_DATE].max(),
     )
     return grouped.select(
-        record_id=ibis.struct({"u": grouped.user_id, "c": grouped.created_at,
-                               "i": grouped["items"]}).hash().cast("int64"),
+        record_id=record_hash(grouped.user_id, grouped.created_at, grouped["items"]),
         user_id=grouped.user_id,
         items=grouped["items"],
         n_items=grouped["items"].length().cast("int32"),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import warnings
 
+import pyarrow as pa
 import pytest
 
 with warnings.catch_warnings():
@@ -111,3 +112,20 @@ def test_admin_route_switches_the_served_day():
     bad = client.post(ADMIN_AS_OF, json={"as_of": "yesterday"})
     assert bad.status_code == 422
     assert client.get(ADMIN_AS_OF).json()["as_of"] == "2026-10-05"
+
+
+@pytest.mark.parametrize("endpoint", ENDPOINTS)
+def test_the_mock_serves_the_raw_contract_the_lakehouse_declares(client, endpoint):
+    """The mock keeps its own copy of the contract (it stands in for an external API);
+    it must agree with the one ingest and the zones read, lakehouse.source.endpoints."""
+    from lakehouse.mockapi.data import SCHEMAS
+    from lakehouse.source.endpoints import ENDPOINTS as CONTRACT
+
+    declared = [(f.name, f.type) for f in CONTRACT[endpoint].fields]
+    assert [(f.name, f.type) for f in SCHEMAS[endpoint]] == declared
+    items = client.get(f"/{endpoint}", params={"size": 100}).json()["items"]
+    assert items and all(list(item) == [name for name, _ in declared] for item in items)
+    json_types = {pa.string(): str, pa.int64(): int, pa.list_(pa.int64()): list}
+    for name, kind in declared:
+        values = [item[name] for item in items if item[name] is not None]
+        assert values and all(isinstance(v, json_types[kind]) for v in values), name

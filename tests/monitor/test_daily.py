@@ -1,4 +1,5 @@
-"""scripts/daily.sh with a fake, fast ``lakehouse`` (LAKEHOUSE_BIN): order, lock, failure."""
+"""scripts/daily.sh, the cron wrapper, with a fake, fast ``lakehouse`` (LAKEHOUSE_BIN):
+the call, the log, the lock, the exit code. The job itself is tests/test_daily_job.py."""
 
 from __future__ import annotations
 
@@ -11,17 +12,15 @@ from pathlib import Path
 import pytest
 
 DAILY = Path(__file__).resolve().parents[2] / "scripts" / "daily.sh"
-MONDAY, THURSDAY = "2026-11-23", "2026-11-26"
+THURSDAY = "2026-11-26"
 
 pytestmark = pytest.mark.skipif(shutil.which("flock") is None, reason="needs flock(1)")
 
 FAKE = """#!/usr/bin/env bash
 echo "$*" >> "$FAKE_CALLS"
-case "$1" in
-  ingest) sleep "${FAKE_SLEEP:-0}";;
-  models) [[ -n "${FAKE_CHAMPION:-}" ]] && echo '[{"version": "v0001", "alias": "champion"}]';;
-esac
-[[ "$1" == "${FAKE_FAIL:-none}" ]] && { echo "fake $1 failed" >&2; exit 3; }
+echo "daily ${3:-} ingest: success"
+sleep "${FAKE_SLEEP:-0}"
+[[ -n "${FAKE_FAIL:-}" ]] && { echo "fake job failed" >&2; exit "$FAKE_FAIL"; }
 exit 0
 """
 
@@ -33,8 +32,7 @@ def env(tmp_path):
     fake.chmod(0o755)
     return {**{k: v for k, v in os.environ.items() if not k.startswith("LAKEHOUSE_")},
             "LAKEHOUSE_BIN": str(fake), "LAKEHOUSE_LAKE": str(tmp_path / "lake"),
-            "FAKE_CALLS": str(tmp_path / "calls"), "LAKEHOUSE_DATE": THURSDAY,
-            "FAKE_CHAMPION": "1"}
+            "FAKE_CALLS": str(tmp_path / "calls"), "LAKEHOUSE_DATE": THURSDAY}
 
 
 def daily(env, **extra) -> subprocess.CompletedProcess:
@@ -44,31 +42,22 @@ def daily(env, **extra) -> subprocess.CompletedProcess:
 
 def calls(env) -> list[str]:
     path = Path(env["FAKE_CALLS"])
-    return [line.split()[0] + (" " + line.split()[1] if line.startswith("models") else "")
-            for line in path.read_text().splitlines()] if path.exists() else []
+    return [line.split()[0] for line in path.read_text().splitlines()] if path.exists() else []
 
 
-def test_runs_the_steps_in_order_and_logs_in_the_lake(env):
+def test_runs_lakehouse_daily_for_the_date_and_logs_in_the_lake(env):
     done = daily(env)
     assert done.returncode == 0, done.stdout + done.stderr
-    assert calls(env) == ["ingest", "build", "models list", "recommend", "report", "status"]
-    first = Path(env["FAKE_CALLS"]).read_text().splitlines()[0]
-    assert first == f"ingest --date {THURSDAY} --no-progress"
-    log = Path(env["LAKEHOUSE_LAKE"]) / "logs" / f"daily-{THURSDAY}.log"
-    assert "done: healthy" in log.read_text()
+    assert Path(env["FAKE_CALLS"]).read_text().splitlines() == [f"daily --date {THURSDAY}"]
+    log = (Path(env["LAKEHOUSE_LAKE"]) / "logs" / f"daily-{THURSDAY}.log").read_text()
+    assert f"daily {THURSDAY} ingest: success" in log and "done: healthy" in log
 
 
-def test_trains_on_the_retrain_weekday_or_when_there_is_no_champion(env):
-    assert "train" in calls_of(env, LAKEHOUSE_DATE=MONDAY, LAKEHOUSE_RETRAIN_WEEKDAY="0")
-    assert "train" not in calls_of(env, LAKEHOUSE_DATE=MONDAY, LAKEHOUSE_RETRAIN_WEEKDAY="3")
-    assert "train" in calls_of(env, LAKEHOUSE_DATE=THURSDAY, LAKEHOUSE_RETRAIN_WEEKDAY="3")
-    assert "train" in calls_of(env, FAKE_CHAMPION="")
-
-
-def calls_of(env, **extra) -> list[str]:
-    Path(env["FAKE_CALLS"]).unlink(missing_ok=True)
-    assert daily(env, **extra).returncode == 0
-    return calls(env)
+def test_the_date_defaults_to_today_utc(env):
+    env = {k: v for k, v in env.items() if k != "LAKEHOUSE_DATE"}
+    assert daily(env).returncode == 0
+    today = subprocess.run(["date", "-u", "+%F"], capture_output=True, text=True).stdout.strip()
+    assert Path(env["FAKE_CALLS"]).read_text().split() == ["daily", "--date", today]
 
 
 def test_two_runs_at_once_run_once(env):
@@ -77,33 +66,25 @@ def test_two_runs_at_once_run_once(env):
                              stderr=subprocess.STDOUT, text=True)
     log = Path(env["LAKEHOUSE_LAKE"]) / "logs" / f"daily-{THURSDAY}.log"
     deadline = time.monotonic() + 20
-    while "start ingest" not in (log.read_text() if log.exists() else ""):
+    while "start daily job" not in (log.read_text() if log.exists() else ""):
         assert time.monotonic() < deadline, "the first run never started"
         time.sleep(0.05)
     second = daily(slow)
     out, _ = first.communicate(timeout=60)
     assert first.returncode == 0, out
     assert second.returncode == 0 and "skipped" in second.stdout
-    assert calls(env).count("ingest") == 1 and calls(env).count("recommend") == 1
+    assert calls(env) == ["daily"]
     assert "skipped" in log.read_text()
     # Once the first is done, the next run goes ahead.
-    assert daily(env).returncode == 0 and calls(env).count("ingest") == 2
+    assert daily(env).returncode == 0 and calls(env) == ["daily", "daily"]
 
 
-def test_a_failed_step_alerts_stops_and_exits_non_zero(env):
-    done = daily(env, FAKE_FAIL="build")
-    assert done.returncode == 3
-    assert calls(env) == ["ingest", "build", "alert"]
-    alert = Path(env["FAKE_CALLS"]).read_text().splitlines()[-1]
-    assert alert.startswith("alert --job daily --message daily job for 2026-11-26 failed at "
-                            "step 'build' (exit 3)")
-    assert "FAILED build (exit 3)" in done.stdout and "fake build failed" in done.stdout
-
-
-def test_an_unhealthy_status_exits_one(env):
-    done = daily(env, FAKE_FAIL="status")
-    assert done.returncode == 1 and "UNHEALTHY" in done.stdout
-    assert calls(env)[-1] == "status"  # status --alert sent its own alerts
+@pytest.mark.parametrize("code", ["1", "5", "44"])
+def test_the_job_exit_code_is_the_wrappers(env, code):
+    done = daily(env, FAKE_FAIL=code)
+    assert done.returncode == int(code)
+    assert f"FAILED (exit {code})" in done.stdout and "fake job failed" in done.stdout
+    assert calls(env) == ["daily"]  # the job alerted itself; the wrapper adds nothing
 
 
 def test_bad_date_and_missing_command_are_refused(env):

@@ -98,3 +98,41 @@ def test_the_report_of_the_trained_sample_lake_draws_real_charts(trained_lake, t
         body = html.split(f'id="chart-{chart}"')[1].split("</figure>")[0]
         assert "<circle" in body or "<rect x=\"" in body and 'class="empty"' not in body, chart
     assert "champion" in html
+
+
+def test_the_report_opens_the_lake_once_and_reads_the_run_log_once(trained_lake, monkeypatch):
+    from lakehouse import lake as lake_module
+    from lakehouse.monitor import kpis, report, runs, status
+
+    opened, reads = [], []
+    init, read = lake_module.Lake.__init__, runs.read_runs
+
+    def counting_init(self, *a, **k):
+        opened.append(a)
+        init(self, *a, **k)
+
+    def counting_read(*a, **k):
+        reads.append(a)
+        return read(*a, **k)
+
+    monkeypatch.setattr(lake_module.Lake, "__init__", counting_init)
+    for module in (report, kpis, status):
+        monkeypatch.setattr(module, "read_runs", counting_read)
+    html = report.render_report(trained_lake)
+    assert "chart-users" in html and "Recent alerts" in html
+    assert len(opened) == 1 and len(reads) == 1
+@pytest.mark.parametrize("where", ["raw/users/_delta_log/00000000000000000000.json",
+                                   "models/aliases.json", "meta/runs"])
+def test_report_refuses_to_write_into_tables_or_the_registry(tmp_path, where):
+    # Issue 11: nothing typed at a command may replace a file of the lake.
+    from lakehouse.errors import ConfigError
+    from lakehouse.monitor.report import write_report
+    from tests.conftest import settings_for
+
+    settings = settings_for(tmp_path / "lake")
+    target = settings.lake / where
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text("precious")
+    with pytest.raises(ConfigError, match="refusing to write the report"):
+        write_report(settings, target)
+    assert target.read_text() == "precious"

@@ -81,7 +81,7 @@ def test_no_lake_is_an_error(lake_settings):
 @pytest.fixture
 def champion(monkeypatch):
     model = ModelStatus("v0001", utc_now(), {"precision_at_10": 0.2}, {"precision_at_10": 0.1}, 1)
-    monkeypatch.setattr(status_mod, "_champion", lambda settings: model)
+    monkeypatch.setattr(status_mod, "_champion", lambda settings: (model, None))
     return model
 
 

@@ -86,6 +86,11 @@ def tiny_lake_root(tmp_path_factory) -> Path:
 
 @pytest.fixture
 def tiny_settings(tiny_lake_root, tmp_path) -> Settings:
-    """Settings of a private copy of the tiny lake, with a quick model."""
+    """Settings of a private copy of the tiny lake, with a quick search.
+
+    One trial per family, a budget that never cuts it short, and one training
+    thread, so results do not depend on how busy the machine is.
+    """
     shutil.copytree(tiny_lake_root, tmp_path / "lake")
-    return Settings.load(env={}, lake=tmp_path / "lake", epochs=15, components=8)
+    return Settings.load(env={}, lake=tmp_path / "lake", epochs=15, components=8,
+                         train_trials=1, train_budget=600, train_threads=1)

@@ -17,6 +17,7 @@ def run(tiny_settings, monkeypatch):
     for var in ("LAKEHOUSE_EPOCHS", "LAKEHOUSE_COMPONENTS", "LAKEHOUSE_ALERT_WEBHOOK",
                 "LAKEHOUSE_ALERT_COMMAND"):
         monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("LAKEHOUSE_TRAIN_THREADS", "1")
     runner = CliRunner()
 
     def invoke(*args: str):
@@ -27,33 +28,43 @@ def run(tiny_settings, monkeypatch):
 
 def test_train_recommend_and_models_commands(run):
     day = LAST_DAY.isoformat()
-    trained = run("train", "--date", day, "--epochs", "5", "--components", "8")
+    trained = run("train", "--date", day, "--trials", "1", "--budget", "10m",
+                  "--epochs", "5", "--components", "8")
     assert trained.exit_code == 0, trained.output
-    assert "model v0001: p@10" in trained.output and "popularity:" in trained.output
-    assert "PROMOTED to champion: first model" in trained.output
-    assert "epoch 5/5" in trained.output  # progress goes to stderr, mixed in by CliRunner
+    out = trained.output
+    assert "candidates on" in out and "chosen: " in out and "refit on every listen" in out
+    for name in ("popularity", "als", "lightfm+both"):
+        assert f"\n  {name} " in out
+    assert "PROMOTED to champion: first model" in out
+    assert "lightfm       trial   0" in out  # progress goes to stderr, mixed in by CliRunner
 
     scored = run("recommend", "--date", day, "--k", "4")
     assert scored.exit_code == 0, scored.output
     assert scored.output.startswith("Wrote 480 recommendations for 120 users")
-    assert "model v0001" in scored.output
+    assert "model v0001" in scored.output and "routes warm:" in scored.output
 
-    again = run("train", "--date", day, "--epochs", "1", "--components", "1",
-                "--learning-rate", "0.0001")
-    assert again.exit_code == 0 and "not promoted:" in again.output
+    again = run("train", "--date", day, "--trials", "1", "--promote", "never")
+    assert again.exit_code == 0 and "not promoted: --promote never" in again.output
 
     listed = run("models", "list", "--format", "json")
     rows = json.loads(listed.output)
     assert [(r["version"], r["alias"]) for r in rows] == [("v0001", "champion"),
                                                           ("v0002", "challenger")]
     shown = json.loads(run("models", "show", "champion").output)
-    assert shown["version"] == "v0001" and shown["params"]["epochs"] == 5
+    assert shown["version"] == "v0001" and shown["refit"] is True
     assert set(shown["metrics"]) >= {"model", "baseline", "cold_start"}
+    assert len(shown["candidates"]) == 6 and "trials" not in shown
 
     promoted = run("models", "promote", "v0002", "--reason", "test")
     assert promoted.output == "Champion is now v0002 (was v0001).\n"
     rolled = run("models", "rollback")
     assert rolled.output == "Champion is now v0001 (rolled back from v0002).\n"
+
+
+@pytest.mark.parametrize("budget", ["soon", "-5m", "5x"])
+def test_a_bad_budget_is_a_usage_error(run, budget):
+    result = run("train", "--budget", budget)
+    assert result.exit_code == 2 and "is not a duration" in result.output
 
 
 def test_errors_are_one_line(run):

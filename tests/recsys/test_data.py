@@ -104,7 +104,7 @@ def test_tokens_skip_nulls():
 
 def test_scoring_inputs_mark_every_listened_pair_as_seen(tiny_settings):
     lake = Lake(tiny_settings.lake)
-    inputs = load_scoring_inputs(lake, LAST_DAY)
+    inputs = load_scoring_inputs(lake)
     pairs = lake.to_arrow(names.CONS_INTERACTIONS)
     assert inputs.seen.nnz == pairs.num_rows
     assert set(inputs.versions) == {names.CONS_INTERACTIONS, names.CONS_USER_FEATURES,

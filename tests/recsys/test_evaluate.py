@@ -6,7 +6,15 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from lakehouse.recsys.evaluate import evaluate, popularity_vectors, sample_users, summarize
+from lakehouse.recsys.evaluate import (
+    PER_USER_METRICS,
+    evaluate,
+    paired_bootstrap,
+    per_user,
+    popularity_vectors,
+    sample_users,
+    summarize,
+)
 
 
 def _csr(rows: list[list[int]], n: int) -> sp.csr_matrix:
@@ -76,3 +84,37 @@ def test_summarize_handles_missing_values():
     line = summarize({"precision_at_10": 0.5, "recall_at_10": None, "ndcg_at_10": 0.25,
                       "auc": 0.75, "coverage": 1.0})
     assert line == "p@10 0.5000  r@10 -  ndcg@10 0.2500  auc 0.7500  coverage 1.0000"
+
+
+def test_per_user_values_average_to_the_metrics():
+    rng = np.random.default_rng(4)
+    n_users, n_items = 40, 60
+    train = sp.random(n_users, n_items, density=0.1, random_state=1, format="csr")
+    holdout = sp.random(n_users, n_items, density=0.1, random_state=2, format="csr")
+    holdout = (holdout - holdout.multiply(train > 0)).tocsr()
+    holdout.eliminate_zeros()
+    keep = np.flatnonzero(np.diff(holdout.indptr) > 0)
+    train, holdout = train[keep], holdout[keep]
+    users = rng.standard_normal((len(keep), 4)).astype(np.float32)
+    items = rng.standard_normal((n_items, 4)).astype(np.float32)
+    metrics = evaluate(users, items, train, holdout)
+    for name in PER_USER_METRICS:
+        values = per_user(name, users, items, train, holdout)
+        assert len(values) == len(keep)
+        assert values.mean() == pytest.approx(metrics[name])
+    with pytest.raises(ValueError, match="not a per-user metric"):
+        per_user("auc", users, items, train, holdout)
+
+
+def test_paired_bootstrap_interval():
+    rng = np.random.default_rng(0)
+    base = rng.random(500)
+    same = paired_bootstrap(base, base)
+    assert same["diff"] == same["low"] == same["high"] == 0
+    shifted = paired_bootstrap(base + 0.1 + rng.normal(0, 0.05, 500), base, seed=3)
+    assert shifted["low"] < 0.1 < shifted["high"] and shifted["low"] > 0.09
+    assert shifted["users"] == 500 and shifted["level"] == 0.95
+    # The same seed gives the same interval; nothing to resample gives zeros.
+    assert paired_bootstrap(base + 0.1, base, seed=3) == paired_bootstrap(base + 0.1, base,
+                                                                            seed=3)
+    assert paired_bootstrap(np.zeros(0), np.zeros(0))["users"] == 0

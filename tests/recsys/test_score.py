@@ -2,22 +2,32 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pytest
+import scipy.sparse as sp
 
 from lakehouse import names
+from lakehouse.config import Settings
 from lakehouse.errors import ModelError, ValidationError
 from lakehouse.lake import Lake
-from lakehouse.recsys.data import load_scoring_inputs
+from lakehouse.recsys.data import load_inputs, load_scoring_inputs
+from lakehouse.recsys.families import Config
 from lakehouse.recsys.registry import Registry
-from lakehouse.recsys.score import check_recommendations, recommend
-from lakehouse.recsys.train import train
+from lakehouse.recsys.score import (
+    check_recommendations,
+    recommend,
+    recommendations_table,
+    score_users,
+)
+from lakehouse.recsys.train import load_model, refit, train
 
-from .conftest import GENRES, LAST_DAY, START, TS
+from .conftest import GENRES, LAST_DAY, START, TS, write_tiny_lake
 
 
 @pytest.fixture
@@ -61,15 +71,31 @@ def test_rescoring_a_date_replaces_its_partition_only(champion):
     assert recs.groupby(names.SCORE_DATE).size().tolist() == [1200, 1200]
 
 
-def test_cold_start_user_gets_recommendations_from_features(champion):
-    lake = Lake(champion.lake)
+def _register_routed(settings, warm: Config, cold: Config | None) -> str:
+    """Fit and promote a bundle of ``warm`` and ``cold`` on the whole tiny lake."""
+    inputs = load_inputs(Lake(settings.lake))
+    bundle = refit(warm, cold, inputs, threads=1)
+    registry = Registry(settings.models_dir)
+    info = registry.save(bundle.to_arrays(), {"params": bundle.params(), "metrics": {}})
+    registry.promote(info.version, "test")
+    return info.version
+
+
+def test_cold_start_users_get_the_cold_route_through_their_features(tiny_settings):
+    cold = Config("lightfm", {"components": 8, "epochs": 15, "features": "user",
+                              "meta_weight": 1.0, "seed": 1})
+    _register_routed(tiny_settings, Config("als", {"factors": 8, "iterations": 5}), cold)
+    lake = Lake(tiny_settings.lake)
     new_users = pa.table({names.USER_ID: pa.array([99991, 99992], pa.int64()),
                           "favorite_genre": ["Jazz", "Metal"], "gender": ["Male", "Female"],
                           "created_at": pa.array([START, START], TS)})
     lake.write(names.CONS_USER_FEATURES, new_users)
-    record = recommend(champion, date=LAST_DAY)
+    record = recommend(tiny_settings, date=LAST_DAY)
     assert record.details["cold_start_users"] == 2
-    recs = _recs(champion).to_pandas()
+    assert record.details["routes"] == {"warm:als": 120, "cold:lightfm+user": 2}
+    recs = _recs(tiny_settings).to_pandas()
+    assert set(recs.loc[recs[names.USER_ID] > 99990, "route"]) == {"cold:lightfm+user"}
+    assert set(recs.loc[recs[names.USER_ID] < 99990, "route"]) == {"warm:als"}
     tracks = lake.to_arrow(names.CONS_TRACK_FEATURES).to_pandas()
     genre = dict(zip(tracks[names.TRACK_ID], tracks["genres"].map(lambda g: g[0]), strict=True))
     for user, fav in ((99991, "Jazz"), (99992, "Metal")):
@@ -77,6 +103,41 @@ def test_cold_start_user_gets_recommendations_from_features(champion):
         assert mine["rank"].tolist() == list(range(1, 11))
         # The taste comes through the favourite-genre feature alone.
         assert (mine[names.TRACK_ID].map(genre) == fav).mean() >= 0.8, GENRES
+
+
+def test_listens_stamped_after_the_date_are_still_never_recommended(tmp_path):
+    # A source a day ahead (another time zone): every listen is later than --date.
+    root = tmp_path / "lake"
+    write_tiny_lake(root)
+    lake = Lake(root)
+    for name, cols in ((names.STD_LISTENS, ("created_at", "updated_at")),
+                       (names.CONS_INTERACTIONS, ("first_listen_at", "last_listen_at"))):
+        table = lake.to_arrow(name)
+        for col in cols:
+            later = pc.add(table.column(col), pa.scalar(dt.timedelta(days=40)))
+            table = table.set_column(table.schema.get_field_index(col), col, later)
+        lake.write(name, table, mode="replace")
+    settings = Settings.load(env={}, lake=root, train_trials=1, train_threads=1,
+                             epochs=10, components=8)
+    train(settings, date=LAST_DAY)
+    record = recommend(settings, k=10, date=LAST_DAY)
+    assert record.records == 1200
+    recs = _recs(settings).to_pandas()
+    heard = lake.to_arrow(names.CONS_INTERACTIONS).to_pandas()
+    assert recs.merge(heard, on=[names.USER_ID, names.TRACK_ID]).empty
+
+
+def test_the_check_rereads_the_interactions_instead_of_trusting_the_mask(champion):
+    lake = Lake(champion.lake)
+    inputs = load_scoring_inputs(lake)
+    # A scorer whose mask forgot every listen: its own check would pass.
+    blind = dataclasses.replace(inputs, seen=sp.csr_matrix(inputs.seen.shape, dtype=np.float32))
+    model = load_model(Registry(champion.models_dir), "champion")
+    idx, scores, route, route_names = score_users(model, blind, 10)
+    table = recommendations_table(blind, idx, scores, LAST_DAY, "v0001", route, route_names)
+    with pytest.raises(ValidationError, match="already listened"):
+        check_recommendations(table, 10, lake, blind.users, blind.items)
+    assert not lake.exists(names.CONS_RECOMMENDATIONS)
 
 
 def test_no_champion_is_a_clear_error_and_a_failed_run(tiny_settings):
@@ -100,23 +161,27 @@ def test_checks_reject_seen_tracks_and_bad_counts(champion):
     recommend(champion, k=3, date=LAST_DAY)
     lake = Lake(champion.lake)
     good = _recs(champion)
-    inputs = load_scoring_inputs(lake, LAST_DAY)
-    check_recommendations(good, 3, inputs)
+    inputs = load_scoring_inputs(lake)
+
+    def check(table):
+        check_recommendations(table, 3, lake, inputs.users, inputs.items)
+
+    check(good)
     frame = good.to_pandas()
     seen = lake.to_arrow(names.CONS_INTERACTIONS).to_pandas()
     u, t = seen[names.USER_ID].iat[0], seen[names.TRACK_ID].iat[0]
     bad = frame.copy()
     bad.loc[(bad[names.USER_ID] == u) & (bad["rank"] == 1), names.TRACK_ID] = t
     with pytest.raises(ValidationError, match="already listened"):
-        check_recommendations(pa.Table.from_pandas(bad, schema=good.schema), 3, inputs)
+        check(pa.Table.from_pandas(bad, schema=good.schema))
     short = pa.Table.from_pandas(frame[frame["rank"] < 3], schema=good.schema)
     with pytest.raises(ValidationError, match="expected 3"):
-        check_recommendations(short, 3, inputs)
+        check(short)
     dup = frame.copy()
     dup.loc[dup["rank"] == 2, "rank"] = 1
     with pytest.raises(ValidationError, match="failed its schema"):
-        check_recommendations(pa.Table.from_pandas(dup, schema=good.schema), 3, inputs)
+        check(pa.Table.from_pandas(dup, schema=good.schema))
     nan = frame.copy()
     nan["score"] = np.float32("nan")
     with pytest.raises(ValidationError, match="failed its schema"):
-        check_recommendations(pa.Table.from_pandas(nan, schema=good.schema), 3, inputs)
+        check(pa.Table.from_pandas(nan, schema=good.schema))

@@ -1,51 +1,64 @@
-"""Training, the promotion gate, save -> load, and the run log."""
+"""Training: selection among families, refit, the gate, the fallback, and the run log."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 
 import numpy as np
+import pyarrow as pa
 import pytest
 
 from lakehouse import names
+from lakehouse.config import Settings
 from lakehouse.errors import ConfigError, LockedError, ModelError
 from lakehouse.lake import Lake
 from lakehouse.locking import lake_lock
-from lakehouse.recsys.data import load_inputs, load_scoring_inputs, split
+from lakehouse.recsys.data import load_inputs, split
+from lakehouse.recsys.evaluate import paired_bootstrap
 from lakehouse.recsys.registry import Registry
-from lakehouse.recsys.score import score_users
-from lakehouse.recsys.train import evaluate_split, fit, load_model, train
+from lakehouse.recsys.score import recommend
+from lakehouse.recsys.search import Candidate, Selection
+from lakehouse.recsys.train import _gate, _Versus, load_model, train
 
-from .conftest import LAST_DAY
+from .conftest import LAST_DAY, START, TS, write_tiny_lake
 
 METRIC_KEYS = {"precision_at_10", "recall_at_10", "ndcg_at_10", "auc", "coverage"}
+CANDIDATES = ["popularity", "als", "lightfm", "lightfm+item", "lightfm+user", "lightfm+both"]
 
 
 def _runs(settings):
     return Lake(settings.lake).to_arrow(names.META_RUNS).to_pylist()
 
 
-def test_first_model_beats_popularity_and_is_promoted(tiny_settings):
-    seen = []
-    result = train(tiny_settings, date=LAST_DAY, progress=lambda e, p: seen.append((e, p)))
-    assert result.version == "v0001" and result.promoted
+def test_first_training_selects_refits_and_registers_a_champion(tiny_settings):
+    events = []
+    result = train(tiny_settings, date=LAST_DAY, progress=events.append)
+    assert result.version == "v0001" and result.promoted and result.champion == "v0001"
     assert result.reason.startswith("first model")
+    assert [c["name"] for c in result.candidates] == CANDIDATES
+    assert result.chosen != "popularity"
     model, pop = result.metrics["model"], result.metrics["baseline"]
     assert set(model) >= METRIC_KEYS and set(pop) >= METRIC_KEYS
-    assert model["precision_at_10"] > 2 * pop["precision_at_10"]
-    assert model["auc"] > pop["auc"]
-    assert [e for e, _ in seen] == list(range(1, 16))
-    assert "precision_at_10" in seen[-1][1]
-    assert "popularity" in result.summary() and "PROMOTED" in result.summary()
+    assert model["precision_at_10"] > 1.5 * pop["precision_at_10"]
+    trials = [e for e in events if e["event"] == "trial"]
+    assert [e["candidate"] for e in trials] == CANDIDATES[1:]  # one trial each
+    assert events[-1]["event"] == "refit"
+    summary = result.summary()
+    assert "candidates on" in summary and "chosen: " in summary and "PROMOTED" in summary
 
     reg = Registry(tiny_settings.models_dir)
     info = reg.get("champion")
     assert info.version == "v0001" and reg.alias("challenger") is None
-    assert set(info.metrics["model"]) >= METRIC_KEYS and "cold_start" in info.metrics
-    assert info.lineage["tables"][names.STD_LISTENS]["version"] == 0
+    assert info.refit and info.params["candidate"] == result.chosen
+    assert [c["name"] for c in info.candidates] == CANDIDATES
+    assert len(info.trials) == 5 and {t["candidate"] for t in info.trials} == set(CANDIDATES[1:])
+    assert info.metrics["model"] == model
     assert info.lineage["split"]["method"] == "time_cutoff"
-    assert info.params["components"] == 8 and info.params["loss"] == "warp"
-    assert "numpy" in info.library_versions and len(info.history) == 15
+    assert info.lineage["tables"][names.STD_LISTENS]["version"] == 0
+    assert "implicit" in info.library_versions and "optuna" in info.library_versions
+    log = reg.promotions()
+    assert log[0]["to"] == "v0001" and log[0]["interval"]["low"] > 0
 
     (run,) = [r for r in _runs(tiny_settings) if r["pipeline"] == "train"]
     assert run["status"] == names.SUCCESS and run["target"] == "models"
@@ -54,36 +67,94 @@ def test_first_model_beats_popularity_and_is_promoted(tiny_settings):
     assert details["metrics"]["model"]["precision_at_10"] == model["precision_at_10"]
 
 
-def test_worse_challenger_is_kept_out_and_better_one_promoted(tiny_settings):
-    weak = tiny_settings.replace(epochs=1, components=1, learning_rate=1e-4)
-    first = train(weak, date=LAST_DAY, promote="force")
-    assert first.promoted and first.reason.startswith("forced")
+def test_popularity_becomes_champion_when_nothing_beats_it(tmp_path, tiny_settings):
+    # No taste at all: everyone listens by global popularity alone.
+    write_tiny_lake(tmp_path / "flat", taste=0.0, seed=3)
+    settings = tiny_settings.replace(lake=tmp_path / "flat")
+    result = train(settings, date=LAST_DAY)
+    assert result.promoted and result.chosen == "popularity"
+    assert "nothing beats popularity" in result.selection
+    assert result.reason == "first model: popularity, as nothing beats it"
+    assert "nothing beats popularity" in result.summary()
+    info = Registry(settings.models_dir).get("champion")
+    assert info.params["family"] == "popularity" and info.refit
+    record = recommend(settings, k=5, date=LAST_DAY)
+    recs = Lake(settings.lake).to_arrow(names.CONS_RECOMMENDATIONS).to_pandas()
+    assert record.records == 120 * 5 and set(recs["route"]) == {"warm:popularity"}
+    heard = Lake(settings.lake).to_arrow(names.CONS_INTERACTIONS).to_pandas()
+    assert recs.merge(heard, on=[names.USER_ID, names.TRACK_ID]).empty
 
-    better = train(tiny_settings, date=LAST_DAY)
-    assert better.promoted and better.previous_champion == "v0001"
-    assert better.metrics["champion"]["precision_at_10"] < better.metrics["model"][
-        "precision_at_10"]
-    assert "vs champion v0001" in better.reason
 
-    worse = train(weak, date=LAST_DAY)
-    assert not worse.promoted
+def _candidate(values: np.ndarray, name: str = "lightfm") -> Candidate:
+    from lakehouse.recsys.families import Config, Popularity
+
+    config = Config("lightfm", {"features": "none"}) if name == "lightfm" \
+        else Config("popularity")
+    return Candidate(config, Popularity(config), test={"precision_at_10": values.mean()},
+                     test_user=values)
+
+
+def test_challenger_inside_the_bootstrap_noise_is_not_promoted():
+    rng = np.random.default_rng(0)
+    champion = rng.integers(0, 4, 400) / 10
+    noise = rng.choice([-0.1, 0.0, 0.1], 400)
+    noisy = champion + noise - noise.mean() + 0.002  # a gain far below the noise
+    for challenger, expected in ((noisy, False), (champion + 0.05, True)):
+        selection = Selection(_candidate(challenger), _candidate(challenger, "popularity"),
+                              "test", beats_popularity=True)
+        versus = _Versus("v0001", (selection.warm.config, None), {"precision_at_10": 0.1},
+                         paired_bootstrap(challenger, champion, seed=1))
+        promoted, reason = _gate(selection, versus, 0.0, "precision_at_10")
+        assert promoted is expected, reason
+        assert "95% interval" in reason
+        if not expected:
+            assert versus.interval["diff"] > 0 and versus.interval["low"] < 0
+            assert reason.endswith("within the noise")
+
+
+def test_retraining_the_same_configuration_refreshes_the_champion(tiny_settings):
+    first = train(tiny_settings, date=LAST_DAY)
+    again = train(tiny_settings, date=LAST_DAY)
+    assert not again.promoted and again.previous_champion == first.version
+    assert again.interval["diff"] == 0 and "within the noise" in again.reason
     reg = Registry(tiny_settings.models_dir)
-    assert reg.alias("champion") == "v0002" and reg.alias("challenger") == "v0003"
-    assert [e["to"] for e in reg.promotions()] == ["v0001", "v0002"]
-    assert reg.promotions()[1]["deltas"]["precision_at_10"] > 0
+    # The champion keeps its configuration, refit on the newest listens.
+    assert reg.alias("champion") == again.champion == "v0002"
+    assert reg.get("v0002").params["config"] == reg.get("v0001").params["config"]
+    log = reg.promotions()
+    assert [e["action"] for e in log] == ["promote", "refresh"]
+    assert log[1]["interval"]["diff"] == 0
+    assert "champion refreshed: v0002" in again.summary()
 
 
-def test_promote_never_keeps_the_champion(tiny_settings):
-    result = train(tiny_settings, date=LAST_DAY, promote="never")
-    assert not result.promoted and "--promote never" in result.reason
+def test_promote_never_and_force(tiny_settings):
+    never = train(tiny_settings, date=LAST_DAY, promote="never")
+    assert not never.promoted and "--promote never" in never.reason
     assert Registry(tiny_settings.models_dir).alias("champion") is None
+    forced = train(tiny_settings, date=LAST_DAY, promote="force")
+    assert forced.promoted and forced.reason.startswith("forced")
+    assert Registry(tiny_settings.models_dir).alias("champion") == forced.version
+
+
+def test_a_budget_of_zero_still_tries_every_family_once(tiny_settings):
+    result = train(tiny_settings.replace(train_trials=0), budget=0, date=LAST_DAY)
+    assert [c["trials"] for c in result.candidates] == [0, 1, 1, 1, 1, 1]
 
 
 def test_bad_options_are_config_errors(tiny_settings):
     with pytest.raises(ConfigError, match="promote must be one of"):
         train(tiny_settings, promote="sometimes")
+    with pytest.raises(ConfigError, match="primary metric must be one of"):
+        train(tiny_settings.replace(primary_metric="auc"), date=LAST_DAY)
+    with pytest.raises(ConfigError, match="must not be negative"):
+        train(tiny_settings, budget=-1, date=LAST_DAY)
+    for var in ("LAKEHOUSE_TRAIN_BUDGET", "LAKEHOUSE_TRAIN_TRIALS", "LAKEHOUSE_TRAIN_THREADS"):
+        with pytest.raises(ConfigError, match=var):
+            Settings.load(env={var: "-1"})
     with pytest.raises(ConfigError, match="unknown loss"):
         train(tiny_settings.replace(loss="mse"), date=LAST_DAY)
+    failed = [r for r in _runs(tiny_settings) if r["pipeline"] == "train"]
+    assert failed and failed[-1]["status"] == names.FAILED
 
 
 def test_nothing_to_train_on_is_recorded_as_a_failed_run(lake_settings):
@@ -97,28 +168,86 @@ def test_nothing_to_train_on_is_recorded_as_a_failed_run(lake_settings):
 
 def test_concurrent_training_is_refused(tiny_settings):
     with lake_lock(tiny_settings.locks_dir, "train"), pytest.raises(LockedError):
-        train(tiny_settings, date=LAST_DAY)
+        train(tiny_settings, date=LAST_DAY, wait=False)
 
 
-def test_save_then_load_gives_identical_recommendations(tiny_settings):
+def _add_late_users(lake: Lake, user_ids: list[int], track_ids: list[int],
+                    when: dt.datetime) -> None:
+    """Users whose every listen is at ``when`` (std listens, interactions, features)."""
+    pairs = [(u, t) for u in user_ids for t in track_ids]
+    lake.write(names.STD_LISTENS, pa.table({
+        "record_id": pa.array([f"late{i}" for i in range(len(pairs))]),
+        names.USER_ID: pa.array([u for u, _ in pairs], pa.int64()),
+        names.TRACK_ID: pa.array([t for _, t in pairs], pa.int64()),
+        "position": pa.array(np.zeros(len(pairs), np.int64)),
+        "created_at": pa.array([when] * len(pairs), TS),
+        "updated_at": pa.array([when] * len(pairs), TS)}))
+    lake.write(names.CONS_INTERACTIONS, pa.table({
+        names.USER_ID: pa.array([u for u, _ in pairs], pa.int64()),
+        names.TRACK_ID: pa.array([t for _, t in pairs], pa.int64()),
+        "listens": pa.array(np.ones(len(pairs), np.int64)),
+        "first_listen_at": pa.array([when] * len(pairs), TS),
+        "last_listen_at": pa.array([when] * len(pairs), TS)}))
+    lake.write(names.CONS_USER_FEATURES, pa.table({
+        names.USER_ID: pa.array(user_ids, pa.int64()),
+        "favorite_genre": pa.array(["Rock"] * len(user_ids)),
+        "gender": pa.array(["Male"] * len(user_ids)),
+        "created_at": pa.array([START] * len(user_ids), TS)}))
+
+
+def test_the_served_artifact_knows_users_who_only_listened_after_the_cutoff(tiny_settings):
     lake = Lake(tiny_settings.lake)
-    inputs = load_inputs(lake, LAST_DAY)
-    data = split(inputs, 0.2)
-    model, _ = fit(inputs, data, tiny_settings)
-    reg = Registry(tiny_settings.models_dir)
-    info = reg.save(model.to_arrays(), {"params": {"components": 8, "loss": "warp"},
-                                        "metrics": evaluate_split(model, inputs, data)})
-    loaded = load_model(reg, info.version)
-    scoring = load_scoring_inputs(lake, LAST_DAY)
-    before_idx, before_scores = score_users(model, scoring, 10)
-    after_idx, after_scores = score_users(loaded, scoring, 10)
-    assert np.array_equal(before_idx, after_idx)
-    assert np.array_equal(before_scores, after_scores)
-    # LightFM's own predict() agrees with the representation product.
-    ids = np.arange(len(scoring.items), dtype=np.int32)
-    uf = loaded.user_features(scoring.users[:1], scoring.user_meta)
-    itf = loaded.item_features(scoring.items, scoring.item_meta)
-    predicted = loaded.lightfm.predict(np.zeros_like(ids), ids, user_features=uf,
-                                       item_features=itf)
-    best = [i for i in np.argsort(-predicted, kind="stable") if not scoring.seen[0, i]][:10]
-    assert list(before_idx[0]) == best
+    late = [777001, 777002, 777003]
+    last = dt.datetime.combine(LAST_DAY, dt.time(23, 0), tzinfo=dt.UTC)
+    _add_late_users(lake, late, [7, 14, 21, 28], last)
+    cutoff = split(load_inputs(lake), tiny_settings.holdout_share).cutoff
+    assert cutoff < last  # their every listen is in the holdout, none in training
+    result = train(tiny_settings, date=LAST_DAY)
+    assert result.chosen != "popularity"
+    bundle = load_model(Registry(tiny_settings.models_dir), "champion")
+    assert bundle.warm.knows(np.array(late)).all()
+    recommend(tiny_settings, date=LAST_DAY)
+    recs = lake.to_arrow(names.CONS_RECOMMENDATIONS).to_pandas()
+    mine = recs[recs[names.USER_ID].isin(late)]
+    assert len(mine) == 30 and set(mine["route"]) == {f"warm:{result.chosen}"}
+    assert not set(mine[names.TRACK_ID]) & {7, 14, 21, 28}
+
+
+def _named(name: str, values: np.ndarray, placebo: np.ndarray | None = None) -> Candidate:
+    from lakehouse.recsys.families import Config, Popularity
+
+    family, _, features = name.partition("+")
+    params = {"features": features or "none"} if family == "lightfm" else {}
+    cand = _candidate(values)
+    cand.config = Config(family, params)
+    cand.model = Popularity(cand.config)
+    cand.placebo_user = placebo
+    return cand
+
+
+def test_metadata_must_beat_the_same_model_and_its_shuffled_metadata():
+    from lakehouse.recsys.search import select
+
+    rng = np.random.default_rng(2)
+    base = rng.integers(0, 5, 500) / 10
+    pop = _named("popularity", base * 0.3)
+    identity = _named("lightfm", base)
+    structural = _named("lightfm+item", base + 0.05, placebo=base + 0.05)  # shuffled: same
+    informative = _named("lightfm+user", base + 0.04, placebo=base)
+    chosen = select([pop, identity, structural, informative], "precision_at_10")
+    assert chosen.warm is informative and chosen.beats_popularity
+    assert "lightfm+item not above its shuffled metadata" in chosen.reason
+    alone = select([pop, identity, structural], "precision_at_10")
+    assert alone.warm is identity
+
+
+def test_shuffled_metadata_keeps_the_tokens_but_not_who_has_them(tiny_settings):
+    from lakehouse.recsys.search import shuffled_metadata
+
+    inputs = load_inputs(Lake(tiny_settings.lake))
+    shuffled = shuffled_metadata(inputs, seed=1)
+    for side in ("user_meta", "item_meta"):
+        before, after = getattr(inputs, side), getattr(shuffled, side)
+        assert set(before) == set(after)
+        assert sorted(map(tuple, before.values())) == sorted(map(tuple, after.values()))
+        assert sum(before[i] != after[i] for i in before) > len(before) / 2

@@ -37,7 +37,7 @@ def rows(s: Settings, table: str, date: dt.date | None = DAY) -> list[dict]:
 def test_lands_every_endpoint_faithfully_with_run_records(tmp_path, fake_api):
     api = fake_api()
     s = settings(tmp_path, api)
-    runs = ingest(s, ["tracks", "users", "listen_history"], date=DAY, progress=False)
+    runs = ingest(s, ["tracks", "users", "listen_history"], date=DAY)
     assert [r.target for r in runs] == ["tracks", "users", "listen_history"]
     assert all(r.ok and r.records == 250 and r.pages == 3 for r in runs), runs
     assert all(r.pipeline == "ingest" and r.run_date == DAY and r.table_version == 0
@@ -66,22 +66,23 @@ def test_lands_every_endpoint_faithfully_with_run_records(tmp_path, fake_api):
 def test_rerunning_a_date_replaces_its_partition(tmp_path, fake_api):
     api = fake_api()
     s = settings(tmp_path, api)
-    ingest(s, ["users"], date=DAY, progress=False)
-    ingest(s, ["users"], date=DAY - dt.timedelta(days=1), progress=False)
+    ingest(s, ["users"], date=DAY)
+    ingest(s, ["users"], date=DAY - dt.timedelta(days=1))
     api.data["users"] = api.data["users"][:200]
-    second = ingest(s, ["users"], date=DAY, progress=False)[0]
+    second = ingest(s, ["users"], date=DAY)[0]
     assert second.ok and second.table_version == 2
     counts = Lake(s.lake).sql("SELECT ingest_date, count(*) FROM raw.users GROUP BY 1 "
                               "ORDER BY 1").fetchall()
     assert counts == [(DAY - dt.timedelta(days=1), 250), (DAY, 200)]
 
 
-def test_empty_endpoint_lands_an_empty_partition(tmp_path, fake_api):
+def test_empty_endpoint_lands_an_empty_partition_when_allowed(tmp_path, fake_api):
+    # Without allow_empty this run fails and keeps the data (test_ingest_guards.py).
     api = fake_api()
     s = settings(tmp_path, api)
-    ingest(s, ["users"], date=DAY, progress=False)
+    ingest(s, ["users"], date=DAY)
     api.data["users"] = []
-    run = ingest(s, ["users"], date=DAY, progress=False)[0]
+    run = ingest(s, ["users"], date=DAY, allow_empty=True)[0]
     assert run.ok and run.records == 0
     assert rows(s, names.RAW_USERS) == []
 
@@ -95,7 +96,7 @@ def test_a_total_that_changes_once_is_read_again(tmp_path, fake_api):
             api.data["users"] = api.data["users"] + [dict(api.data["users"][0], id=9999)]
     api = fake_api(hook=grow)
     s = settings(tmp_path, api)
-    run = ingest(s, ["users"], date=DAY, progress=False)[0]
+    run = ingest(s, ["users"], date=DAY)[0]
     assert run.ok, run.error
     assert run.records == 251 and run.details["attempts"] == 2
     assert len(rows(s, names.RAW_USERS)) == 251
@@ -104,7 +105,7 @@ def test_a_total_that_changes_once_is_read_again(tmp_path, fake_api):
 def test_a_source_that_keeps_moving_fails_and_writes_nothing(tmp_path, fake_api):
     api = fake_api()
     s = settings(tmp_path, api)
-    ingest(s, ["users"], date=DAY, progress=False)
+    ingest(s, ["users"], date=DAY)
     before = Lake(s.lake).version(names.RAW_USERS)
 
     def grow(req):
@@ -112,7 +113,7 @@ def test_a_source_that_keeps_moving_fails_and_writes_nothing(tmp_path, fake_api)
             with api.lock:
                 api.data["users"] = api.data["users"] + [dict(api.data["users"][0])]
     api.hook = grow
-    run = ingest(s, ["users"], date=DAY, progress=False)[0]
+    run = ingest(s, ["users"], date=DAY)[0]
     assert not run.ok
     assert "source moved" in run.error and "total went from" in run.error
     assert "nothing written" in run.error
@@ -128,7 +129,7 @@ def test_fewer_records_than_total_is_never_committed(tmp_path, fake_api):
             return 200, {}, json.dumps(env).encode()
     api = fake_api(hook=short)
     s = settings(tmp_path, api)
-    run = ingest(s, ["tracks"], date=DAY, progress=False)[0]
+    run = ingest(s, ["tracks"], date=DAY)[0]
     assert not run.ok and "read 249 records but total is 250" in run.error
     assert not Lake(s.lake).exists(names.RAW_TRACKS)
 
@@ -136,10 +137,10 @@ def test_fewer_records_than_total_is_never_committed(tmp_path, fake_api):
 def test_new_field_is_kept_and_reported(tmp_path, fake_api):
     api = fake_api()
     s = settings(tmp_path, api)
-    ingest(s, ["tracks"], date=DAY - dt.timedelta(days=1), progress=False)
+    ingest(s, ["tracks"], date=DAY - dt.timedelta(days=1))
     for i, t in enumerate(api.data["tracks"]):
         t["bpm"] = 100 + i
-    run = ingest(s, ["tracks"], date=DAY, progress=False)[0]
+    run = ingest(s, ["tracks"], date=DAY)[0]
     assert run.ok, run.error
     assert "new field bpm (int64) kept as a column" in run.schema_changes
     assert "added column bpm" in run.schema_changes
@@ -153,7 +154,7 @@ def test_new_field_first_seen_on_a_later_page_is_kept(tmp_path, fake_api):
     api = fake_api()
     api.data["users"][220]["country"] = "SE"
     s = settings(tmp_path, api)
-    run = ingest(s, ["users"], date=DAY, progress=False)[0]
+    run = ingest(s, ["users"], date=DAY)[0]
     assert run.ok, run.error
     assert run.details["attempts"] == 2
     got = rows(s, names.RAW_USERS)
@@ -165,7 +166,7 @@ def test_missing_field_becomes_null_and_is_reported(tmp_path, fake_api):
     for u in api.data["users"][:10]:
         del u["gender"]
     s = settings(tmp_path, api)
-    run = ingest(s, ["users"], date=DAY, progress=False)[0]
+    run = ingest(s, ["users"], date=DAY)[0]
     assert run.ok
     assert run.schema_changes == ["missing field gender: null in 10 of 250 records"]
     assert sum(r["gender"] is None for r in rows(s, names.RAW_USERS)) == 10
@@ -174,10 +175,10 @@ def test_missing_field_becomes_null_and_is_reported(tmp_path, fake_api):
 def test_changed_type_fails_the_endpoint_naming_field_and_example(tmp_path, fake_api):
     api = fake_api()
     s = settings(tmp_path, api)
-    ingest(s, ["tracks", "users"], date=DAY, progress=False)
+    ingest(s, ["tracks", "users"], date=DAY)
     versions = {t: Lake(s.lake).version(t) for t in (names.RAW_TRACKS, names.RAW_USERS)}
     api.data["tracks"][180]["duration"] = 458
-    runs = ingest(s, ["tracks", "users"], date=DAY, progress=False)
+    runs = ingest(s, ["tracks", "users"], date=DAY)
     assert [r.status for r in runs] == ["failed", "success"]
     assert "field 'duration' changed type: expected string, got integer (e.g. 458)" \
         in runs[0].error
@@ -190,9 +191,9 @@ def test_changed_type_fails_the_endpoint_naming_field_and_example(tmp_path, fake
 def test_one_failing_endpoint_leaves_the_others_and_its_partition(tmp_path, fake_api):
     api = fake_api()
     s = settings(tmp_path, api)
-    ingest(s, date=DAY, progress=False)
+    ingest(s, date=DAY)
     api.hook = lambda r: (503, {}, b'{"detail":"down"}') if r.endpoint == "tracks" else None
-    runs = ingest(s, date=DAY, progress=False)
+    runs = ingest(s, date=DAY)
     assert [r.status for r in runs] == ["success", "failed", "success"]
     assert "503" in runs[1].error and "down" in runs[1].error
     assert runs[1].retries >= 2
@@ -205,14 +206,14 @@ def test_one_failing_endpoint_leaves_the_others_and_its_partition(tmp_path, fake
 def test_transient_faults_give_the_clean_result(tmp_path, fake_api, fault):
     clean_api = fake_api()
     clean = settings(tmp_path / "clean", clean_api)
-    ingest(clean, date=DAY, progress=False)
+    ingest(clean, date=DAY)
 
     def flaky(req):
         if req.n == 1 and (req.page % 2 == 1):
             return fault if isinstance(fault, str) else (fault, {}, b'{"detail":"x"}')
     api = fake_api(hook=flaky)
     s = settings(tmp_path, api, max_retries=3)
-    runs = ingest(s, date=DAY, progress=False)
+    runs = ingest(s, date=DAY)
     assert all(r.ok for r in runs), [r.error for r in runs]
     assert sum(r.retries for r in runs) >= 5  # page 1 of users went to the pre-flight
     for table in (names.RAW_USERS, names.RAW_TRACKS, names.RAW_LISTEN_HISTORY):
@@ -237,9 +238,9 @@ def test_unknown_endpoint(tmp_path, fake_api):
 
 @pytest.mark.parametrize("url", ["localhost:8000", "ftp://127.0.0.1", "http://"])
 def test_bad_url(tmp_path, url):
-    s = Settings.load(env={}, lake=tmp_path / "lake", api_url=url)
+    # Settings refuse it as they load, whatever the origin of the value.
     with pytest.raises(ConfigError, match="bad API URL"):
-        ingest(s, date=DAY)
+        ingest(Settings.load(env={}, lake=tmp_path / "lake", api_url=url), date=DAY)
 
 
 def test_bad_date_and_page_size(tmp_path, fake_api):
@@ -273,7 +274,7 @@ def test_a_url_that_is_not_this_api(tmp_path, fake_api):
 
 def test_persistent_5xx_on_the_first_endpoint_is_not_a_bad_url(tmp_path, fake_api):
     api = fake_api(hook=lambda r: (500, {}, b"{}") if r.endpoint == "users" else None)
-    runs = ingest(settings(tmp_path, api, max_retries=1), date=DAY, progress=False)
+    runs = ingest(settings(tmp_path, api, max_retries=1), date=DAY)
     assert [r.status for r in runs] == ["failed", "success", "success"]
 
 
@@ -302,8 +303,7 @@ def test_a_second_ingest_waits_for_the_first(tmp_path, fake_api):
     s = settings(tmp_path, api)
     order = []
     with lake_lock(s.locks_dir, "ingest"):
-        t = threading.Thread(target=lambda: order.append(ingest(s, ["users"], date=DAY,
-                                                                progress=False)))
+        t = threading.Thread(target=lambda: order.append(ingest(s, ["users"], date=DAY)))
         t.start()
         t.join(0.5)
         assert t.is_alive() and api.log == []
@@ -312,12 +312,24 @@ def test_a_second_ingest_waits_for_the_first(tmp_path, fake_api):
     assert order[0] == "released" and order[1][0].ok
 
 
-def test_one_log_line_per_endpoint_when_not_a_terminal(tmp_path, fake_api, capsys):
+def test_progress_events_per_page_and_a_summary_per_endpoint(tmp_path, fake_api, capsys):
     s = settings(tmp_path, fake_api())
-    ingest(s, date=DAY)
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 3
-    assert err[0].startswith(f"ingest users {DAY}: success, 250 records, 3 pages")
+    events = []
+    ingest(s, ["users", "tracks"], date=DAY, progress=events.append)
+    users = [e for e in events if e.task == "users"]
+    assert [(e.done, e.total) for e in users] == [(1, 3), (2, 3), (3, 3), (3, 3)]
+    assert [e.finished for e in users] == [False, False, False, True]
+    assert users[-1].message.startswith(f"ingest users {DAY}: success, 250 records, 3 pages")
+    assert {e.step for e in events} == {"ingest"} and events[-1].task == "tracks"
+    assert capsys.readouterr() == ("", "")  # the library never prints
+
+
+def test_a_failing_progress_callback_does_not_stop_the_ingest(tmp_path, fake_api):
+    def broken(event):
+        raise RuntimeError("renderer bug")
+
+    runs = ingest(settings(tmp_path, fake_api()), ["users"], date=DAY, progress=broken)
+    assert runs[0].ok
 
 
 def test_lake_path_that_is_a_file(tmp_path, fake_api):
@@ -327,16 +339,6 @@ def test_lake_path_that_is_a_file(tmp_path, fake_api):
         ingest(s, date=DAY)
 
 
-def test_progress_bars_go_to_stderr(tmp_path, fake_api, capsys):
-    s = settings(tmp_path, fake_api())
-    runs = ingest(s, ["users", "tracks"], date=DAY, progress=True)
-    assert all(r.ok for r in runs)
-    captured = capsys.readouterr()
-    assert captured.out == ""
-    assert "users" in captured.err and "tracks" in captured.err
-    assert "ingest users" not in captured.err  # bars, not cron lines
-
-
-def test_silent_when_progress_is_false(tmp_path, fake_api, capsys):
-    ingest(settings(tmp_path, fake_api()), ["users"], date=DAY, progress=False)
+def test_silent_without_a_progress_callback(tmp_path, fake_api, capsys):
+    ingest(settings(tmp_path, fake_api()), ["users"], date=DAY)
     assert capsys.readouterr().err == ""

@@ -112,7 +112,7 @@ def test_a_failed_table_check_writes_nothing_and_records_why(lake_settings_with_
     monkeypatch.setattr(standardized, "VIEWS", (broken, *standardized.VIEWS[1:]))
     with pytest.raises(ValidationError, match=r"standardized\.users failed check "
                                               r"key_unique on user_id: e.g. \[\d"):
-        build(lake_settings_with_raw, date=DAY2)
+        build(lake_settings_with_raw, date=DAY2, wait=False)
     assert {v.name: lake.version(v.name) for v in VIEWS} == versions
     failed = [r for r in lake.to_arrow(names.META_RUNS).to_pylist()
               if r["status"] == names.FAILED]
@@ -170,7 +170,7 @@ def test_build_before_the_first_snapshot_is_refused(lake_settings_with_raw):
 def test_a_running_build_blocks_another(lake_settings_with_raw):
     with lake_lock(lake_settings_with_raw.locks_dir, "build"), \
             pytest.raises(LockedError, match="build"):
-        build(lake_settings_with_raw, date=DAY2)
+        build(lake_settings_with_raw, date=DAY2, wait=False)
 
 
 def test_missing_raw_columns_read_as_null(lake_settings):

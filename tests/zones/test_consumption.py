@@ -9,6 +9,7 @@ import pytest
 from lakehouse import names
 from lakehouse.zones import consumption as cons
 from lakehouse.zones import standardized as std
+from lakehouse.zones.base import BuildContext
 from tests.zones.conftest import DAY1, listen, track, user
 
 END = dt.date(2026, 10, 4)
@@ -88,3 +89,11 @@ def test_views_match_their_declared_columns(zone):
     assert cons.track_features(tracks).schema() == cons.TRACK_FEATURES.ibis_schema
     kpis = cons.daily_kpis(users, tracks, listens, end=END, days=3)
     assert kpis.schema() == cons.DAILY_KPIS.ibis_schema
+
+
+def test_a_view_takes_what_it_needs_from_the_build_context(zone):
+    context = BuildContext(end=END, kpi_days=3)
+    out = cons.DAILY_KPIS.compute(list(zone), context).to_pyarrow()
+    assert out["date"].to_pylist() == [END - dt.timedelta(days=n) for n in (2, 1, 0)]
+    # A view without parameters ignores the context.
+    assert cons.USER_FEATURES.parameters(context) == {}

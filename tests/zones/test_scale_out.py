@@ -8,7 +8,8 @@ import ibis
 import pytest
 
 from lakehouse import names
-from lakehouse.zones import VIEWS, consumption
+from lakehouse.zones import VIEWS
+from lakehouse.zones.base import BuildContext
 from lakehouse.zones.build import RAW_COLUMNS, RAW_META_TYPES
 
 SCHEMAS = {name: ibis.schema(cols | RAW_META_TYPES) for name, cols in RAW_COLUMNS.items()}
@@ -22,9 +23,8 @@ def unbound(name: str) -> ibis.Table:
 
 
 def query(view) -> ibis.Table:
-    kwargs = {"end": dt.date(2026, 11, 26), "days": 30} \
-        if view is consumption.DAILY_KPIS else {}
-    return view.query(*[unbound(n) for n in view.inputs], **kwargs)
+    context = BuildContext(end=dt.date(2026, 11, 26), kpi_days=30)
+    return view.compute([unbound(n) for n in view.inputs], context)
 
 
 @pytest.mark.parametrize("view", VIEWS, ids=lambda v: v.name)

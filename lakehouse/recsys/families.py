@@ -1,0 +1,468 @@
+"""Recommender families behind one fit/score interface: popularity, LightFM, ALS.
+
+Every family is a :class:`Recommender`: ``fit`` on a users x tracks matrix
+of listen counts, then ``user_vectors``/``item_vectors`` whose dot product
+ranks tracks, so evaluation (:mod:`lakehouse.recsys.evaluate`) and batch
+scoring (:mod:`lakehouse.recsys.topk`) treat all of them alike, and a
+baseline is a model like any other. ``to_arrays``/``from_arrays`` save and
+load one to plain arrays (no pickle) for the registry.
+
+A :class:`Config` names a family and its hyperparameters; it is what the
+search explores, what the registry stores, and what a champion is retrained
+from when it meets a challenger on a new holdout.
+
+- ``popularity``: tracks ranked by their number of listeners.
+- ``lightfm``: LightFM (WARP) with identity features, plus user and/or
+  track metadata (``features``: ``none``, ``user``, ``item``, ``both``)
+  weighted by ``meta_weight`` relative to the identity. The only family that
+  scores users and tracks it has never seen, through their metadata.
+- ``als``: implicit's alternating least squares on confidence-weighted
+  listen counts (``1 + alpha * log1p(count)`` or ``1 + alpha * count``).
+"""
+
+from __future__ import annotations
+
+import json
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+import scipy.sparse as sp
+
+from lakehouse.errors import ConfigError, ModelError
+from lakehouse.recsys.model import RecModel, Tokens
+from lakehouse.recsys.topk import default_threads
+
+FEATURES = ("none", "user", "item", "both")
+LOSSES = ("warp", "bpr", "logistic", "warp-kos")
+CONFIDENCE = ("log", "linear")
+# Simpler first: on a tie of the primary metric the earlier family wins.
+COMPLEXITY = ("popularity", "als", "lightfm", "lightfm+item", "lightfm+user", "lightfm+both")
+
+# Called after each epoch with the epoch number; returning True stops training.
+EpochCallback = Callable[[int, "Recommender"], bool]
+
+
+@dataclass(frozen=True)
+class Config:
+    """A family and its hyperparameters (JSON-able values only)."""
+
+    family: str
+    params: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        """``popularity``, ``als``, ``lightfm``, ``lightfm+user``, ``lightfm+item``, ``lightfm+both``."""
+        if self.family != "lightfm":
+            return self.family
+        features = self.params.get("features", "none")
+        return "lightfm" if features == "none" else f"lightfm+{features}"
+
+    @property
+    def complexity(self) -> int:
+        """Rank of simplicity: ties of the primary metric go to the lower one."""
+        return COMPLEXITY.index(self.name) if self.name in COMPLEXITY else len(COMPLEXITY)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"family": self.family, "params": dict(self.params)}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Config:
+        """The config saved by :meth:`to_json`.
+
+        Raises:
+            ModelError: Unknown family.
+        """
+        family = data.get("family")
+        if family not in FAMILIES:
+            raise ModelError(f"unknown model family {family!r}; known: {', '.join(FAMILIES)}")
+        return cls(family, dict(data.get("params", {})))
+
+    def with_params(self, **changes: Any) -> Config:
+        return Config(self.family, {**self.params, **changes})
+
+    def same_as(self, other: Config | None) -> bool:
+        if other is None:
+            return False
+        return json.dumps(self.to_json(), sort_keys=True) == json.dumps(other.to_json(),
+                                                                         sort_keys=True)
+
+
+@dataclass
+class TrainData:
+    """What a family fits on: listen counts over a fixed set of users and tracks."""
+
+    users: np.ndarray                   # sorted user ids, one per matrix row
+    items: np.ndarray                   # sorted track ids, one per column
+    user_meta: Mapping[int, Tokens]
+    item_meta: Mapping[int, Tokens]
+    matrix: sp.csr_matrix               # listen counts, users x items
+
+    @property
+    def warm_users(self) -> np.ndarray:
+        return self.users[np.diff(self.matrix.indptr) > 0]
+
+    @property
+    def warm_items(self) -> np.ndarray:
+        return self.items[np.diff(self.matrix.tocsc().indptr) > 0]
+
+
+class Recommender(ABC):
+    """One fitted (or fittable) model of some family."""
+
+    family: ClassVar[str]
+
+    def __init__(self, config: Config):
+        self.config = config
+        self.epochs_run = 0
+
+    @abstractmethod
+    def fit(self, data: TrainData, on_epoch: EpochCallback | None = None,
+            threads: int | None = None) -> None:
+        """Fit on ``data.matrix``.
+
+        Args:
+            data: Listen counts and metadata.
+            on_epoch: Called after each epoch of iterative families; True stops.
+            threads: Training threads (None: the CPUs this process may use).
+        """
+
+    @abstractmethod
+    def user_vectors(self, ids: np.ndarray, meta: Mapping[int, Tokens]) -> np.ndarray:
+        """One float32 row per user id, so that ``users @ items.T`` ranks tracks."""
+
+    @abstractmethod
+    def item_vectors(self, ids: np.ndarray, meta: Mapping[int, Tokens]) -> np.ndarray:
+        """One float32 row per track id."""
+
+    @abstractmethod
+    def known_users(self) -> np.ndarray:
+        """Sorted ids of the users the model learned from (its warm users)."""
+
+    @abstractmethod
+    def to_arrays(self) -> dict[str, np.ndarray]:
+        """Everything needed to rebuild the fitted model, as plain arrays."""
+
+    @classmethod
+    @abstractmethod
+    def from_arrays(cls, config: Config, arrays: Mapping[str, np.ndarray]) -> Recommender:
+        """The model saved by :meth:`to_arrays`."""
+
+    def knows(self, ids: np.ndarray) -> np.ndarray:
+        """Boolean mask: which of ``ids`` are warm users of this model."""
+        return np.isin(ids, self.known_users())
+
+    @property
+    def can_score_new_users(self) -> bool:
+        """Whether users without listens get more than a constant ranking."""
+        return False
+
+
+def _lookup(ids: np.ndarray, known: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Positions of ``ids`` in sorted ``known``, and which were found."""
+    pos = np.searchsorted(known, ids)
+    ok = pos < len(known)
+    ok[ok] = known[pos[ok]] == ids[ok]
+    return np.where(ok, pos, 0), ok
+
+
+class Popularity(Recommender):
+    """Tracks ranked by their number of distinct listeners; the same for everyone."""
+
+    family = "popularity"
+
+    def __init__(self, config: Config):
+        super().__init__(config)
+        self.item_ids = np.empty(0, np.int64)
+        self.listeners = np.empty(0, np.float32)
+        self.user_ids = np.empty(0, np.int64)
+
+    def fit(self, data: TrainData, on_epoch: EpochCallback | None = None,
+            threads: int | None = None) -> None:
+        self.item_ids = np.asarray(data.items, np.int64)
+        self.listeners = np.asarray((data.matrix > 0).sum(axis=0), np.float32).ravel()
+        self.user_ids = np.asarray(data.warm_users, np.int64)
+
+    def user_vectors(self, ids: np.ndarray, meta: Mapping[int, Tokens]) -> np.ndarray:
+        return np.ones((len(ids), 1), np.float32)
+
+    def item_vectors(self, ids: np.ndarray, meta: Mapping[int, Tokens]) -> np.ndarray:
+        pos, ok = _lookup(np.asarray(ids, np.int64), self.item_ids)
+        return np.where(ok, self.listeners[pos] if len(self.listeners) else 0, 0) \
+            .astype(np.float32)[:, None]
+
+    def known_users(self) -> np.ndarray:
+        return self.user_ids
+
+    def to_arrays(self) -> dict[str, np.ndarray]:
+        return {"item_ids": self.item_ids, "listeners": self.listeners,
+                "user_ids": self.user_ids}
+
+    @classmethod
+    def from_arrays(cls, config: Config, arrays: Mapping[str, np.ndarray]) -> Popularity:
+        model = cls(config)
+        model.item_ids = np.asarray(arrays["item_ids"], np.int64)
+        model.listeners = np.asarray(arrays["listeners"], np.float32)
+        model.user_ids = np.asarray(arrays["user_ids"], np.int64)
+        return model
+
+
+class LightFMRecommender(Recommender):
+    """LightFM with identity features and, per ``features``, weighted metadata."""
+
+    family = "lightfm"
+
+    def __init__(self, config: Config, model: RecModel | None = None):
+        super().__init__(config)
+        p = config.params
+        if p.get("features", "none") not in FEATURES:
+            raise ConfigError(f"unknown LightFM features {p.get('features')!r}; "
+                              f"use one of {', '.join(FEATURES)}")
+        if p.get("loss", "warp") not in LOSSES:
+            raise ConfigError(f"unknown loss {p.get('loss')!r}; use one of {', '.join(LOSSES)}")
+        if int(p.get("components", 64)) < 1 or int(p.get("epochs", 30)) < 1:
+            raise ConfigError("components and epochs must be at least 1")
+        self.model = model
+
+    @property
+    def features(self) -> str:
+        return str(self.config.params.get("features", "none"))
+
+    @property
+    def can_score_new_users(self) -> bool:
+        return self.features in ("user", "both")
+
+    def _lightfm(self):
+        from lightfm import LightFM
+
+        p = self.config.params
+        return LightFM(no_components=int(p.get("components", 64)), loss=p.get("loss", "warp"),
+                       learning_rate=float(p.get("learning_rate", 0.05)),
+                       item_alpha=float(p.get("item_alpha", 0.0)),
+                       user_alpha=float(p.get("user_alpha", 0.0)),
+                       max_sampled=int(p.get("max_sampled", 10)),
+                       random_state=int(p.get("seed", 0)))
+
+    def fit(self, data: TrainData, on_epoch: EpochCallback | None = None,
+            threads: int | None = None) -> None:
+        use_user = self.features in ("user", "both")
+        use_item = self.features in ("item", "both")
+        user_vocab = sorted({t for v in data.user_meta.values() for t in v}) if use_user else []
+        item_vocab = sorted({t for v in data.item_meta.values() for t in v}) if use_item else []
+        weight = self.config.params.get("meta_weight", 1.0)
+        self.model = RecModel(self._lightfm(), data.warm_users, data.warm_items, user_vocab,
+                              item_vocab, meta_weight=None if weight is None else float(weight))
+        user_features = self.model.user_features(data.users, data.user_meta)
+        item_features = self.model.item_features(data.items, data.item_meta)
+        interactions = data.matrix.tocoo()
+        interactions.data = np.ones_like(interactions.data)
+        threads = threads or default_threads()
+        for epoch in range(1, int(self.config.params.get("epochs", 30)) + 1):
+            self.model.lightfm.fit_partial(interactions, user_features=user_features,
+                                           item_features=item_features, epochs=1,
+                                           num_threads=threads)
+            self.epochs_run = epoch
+            if on_epoch is not None and on_epoch(epoch, self):
+                break
+
+    def _fitted(self) -> RecModel:
+        if self.model is None:
+            raise ModelError("the LightFM model is not fitted yet")
+        return self.model
+
+    def user_vectors(self, ids: np.ndarray, meta: Mapping[int, Tokens]) -> np.ndarray:
+        return self._fitted().user_vectors(ids, meta)
+
+    def item_vectors(self, ids: np.ndarray, meta: Mapping[int, Tokens]) -> np.ndarray:
+        return self._fitted().item_vectors(ids, meta)
+
+    def known_users(self) -> np.ndarray:
+        return self._fitted().user_ids
+
+    def snapshot(self) -> dict[str, np.ndarray]:
+        """The learned parameters, to restore the best epoch after early stopping."""
+        m = self._fitted().lightfm
+        return {a: getattr(m, a).copy() for a in
+                ("user_embeddings", "user_biases", "item_embeddings", "item_biases")}
+
+    def restore(self, snapshot: Mapping[str, np.ndarray], epochs: int) -> None:
+        for name, value in snapshot.items():
+            setattr(self._fitted().lightfm, name, value)
+        self.epochs_run = epochs
+
+    def to_arrays(self) -> dict[str, np.ndarray]:
+        return self._fitted().to_arrays()
+
+    @classmethod
+    def from_arrays(cls, config: Config, arrays: Mapping[str, np.ndarray]
+                    ) -> LightFMRecommender:
+        return cls(config, RecModel.from_arrays(arrays, config.params))
+
+
+class ALSRecommender(Recommender):
+    """implicit's ALS (CPU), threads capped to this process's CPUs."""
+
+    family = "als"
+
+    def __init__(self, config: Config):
+        super().__init__(config)
+        p = config.params
+        if p.get("confidence", "log") not in CONFIDENCE:
+            raise ConfigError(f"unknown ALS confidence {p.get('confidence')!r}; "
+                              f"use one of {', '.join(CONFIDENCE)}")
+        if int(p.get("factors", 64)) < 1 or int(p.get("iterations", 15)) < 1:
+            raise ConfigError("ALS factors and iterations must be at least 1")
+        self.user_ids = np.empty(0, np.int64)
+        self.item_ids = np.empty(0, np.int64)
+        self.user_factors = np.empty((0, 0), np.float32)
+        self.item_factors = np.empty((0, 0), np.float32)
+
+    def fit(self, data: TrainData, on_epoch: EpochCallback | None = None,
+            threads: int | None = None) -> None:
+        from implicit.cpu.als import AlternatingLeastSquares
+        from threadpoolctl import threadpool_limits
+
+        p = self.config.params
+        counts = data.matrix.astype(np.float32).tocsr()
+        if p.get("confidence", "log") == "log":
+            counts.data = np.log1p(counts.data)
+        # implicit's own threads do the work; BLAS threads on top would oversubscribe the
+        # cores (implicit warns about exactly this).
+        with threadpool_limits(limits=1, user_api="blas"):
+            als = AlternatingLeastSquares(
+                factors=int(p.get("factors", 64)),
+                regularization=float(p.get("regularization", 0.05)),
+                alpha=float(p.get("alpha", 10.0)), iterations=int(p.get("iterations", 15)),
+                random_state=int(p.get("seed", 0)),
+                num_threads=threads or default_threads())
+            als.fit(counts, show_progress=False)
+        self.epochs_run = int(p.get("iterations", 15))
+        warm = np.diff(counts.indptr) > 0
+        warm_items = np.diff(counts.tocsc().indptr) > 0
+        self.user_ids = np.asarray(data.users[warm], np.int64)
+        self.item_ids = np.asarray(data.items[warm_items], np.int64)
+        self.user_factors = np.ascontiguousarray(als.user_factors[warm], np.float32)
+        self.item_factors = np.ascontiguousarray(als.item_factors[warm_items], np.float32)
+
+    def _vectors(self, ids: np.ndarray, known: np.ndarray, factors: np.ndarray) -> np.ndarray:
+        pos, ok = _lookup(np.asarray(ids, np.int64), known)
+        out = np.zeros((len(ids), factors.shape[1] if factors.ndim == 2 else 0), np.float32)
+        if len(known):
+            out[ok] = factors[pos[ok]]
+        return out
+
+    def user_vectors(self, ids: np.ndarray, meta: Mapping[int, Tokens]) -> np.ndarray:
+        return self._vectors(ids, self.user_ids, self.user_factors)
+
+    def item_vectors(self, ids: np.ndarray, meta: Mapping[int, Tokens]) -> np.ndarray:
+        return self._vectors(ids, self.item_ids, self.item_factors)
+
+    def known_users(self) -> np.ndarray:
+        return self.user_ids
+
+    def to_arrays(self) -> dict[str, np.ndarray]:
+        return {"user_ids": self.user_ids, "item_ids": self.item_ids,
+                "user_factors": self.user_factors, "item_factors": self.item_factors}
+
+    @classmethod
+    def from_arrays(cls, config: Config, arrays: Mapping[str, np.ndarray]) -> ALSRecommender:
+        model = cls(config)
+        model.user_ids = np.asarray(arrays["user_ids"], np.int64)
+        model.item_ids = np.asarray(arrays["item_ids"], np.int64)
+        model.user_factors = np.asarray(arrays["user_factors"], np.float32)
+        model.item_factors = np.asarray(arrays["item_factors"], np.float32)
+        return model
+
+
+FAMILIES: dict[str, type[Recommender]] = {
+    "popularity": Popularity, "lightfm": LightFMRecommender, "als": ALSRecommender}
+
+
+def make(config: Config) -> Recommender:
+    """An unfitted model of ``config``'s family.
+
+    Raises:
+        ConfigError: Unknown family or bad hyperparameter.
+    """
+    if config.family not in FAMILIES:
+        raise ConfigError(f"unknown model family {config.family!r}; "
+                          f"use one of {', '.join(FAMILIES)}")
+    return FAMILIES[config.family](config)
+
+
+def fit(config: Config, data: TrainData, on_epoch: EpochCallback | None = None,
+        threads: int | None = None) -> Recommender:
+    """A model of ``config`` fitted on ``data`` with ``threads`` (None: every CPU)."""
+    model = make(config)
+    model.fit(data, on_epoch, threads)
+    return model
+
+
+@dataclass
+class Routed:
+    """What the registry serves: a warm model, and the model for users it does not know.
+
+    ``cold`` is None when the warm model also serves cold users (e.g. LightFM
+    with user metadata that won on the holdout's cold-start users too).
+    """
+
+    warm: Recommender
+    cold: Recommender | None = None
+
+    @property
+    def cold_model(self) -> Recommender:
+        return self.cold if self.cold is not None else self.warm
+
+    def routes(self, users: np.ndarray) -> tuple[np.ndarray, list[str]]:
+        """Per user a route index (0 warm, 1 cold), and the route names."""
+        names = [f"warm:{self.warm.config.name}", f"cold:{self.cold_model.config.name}"]
+        return np.where(self.warm.knows(users), 0, 1), names
+
+    def to_arrays(self) -> dict[str, np.ndarray]:
+        arrays = {f"warm__{k}": v for k, v in self.warm.to_arrays().items()}
+        if self.cold is not None:
+            arrays |= {f"cold__{k}": v for k, v in self.cold.to_arrays().items()}
+        return arrays
+
+    def params(self) -> dict[str, Any]:
+        """The registry's ``params``: both configs, plus the warm one's flat keys."""
+        out: dict[str, Any] = {"family": self.warm.config.family,
+                               "candidate": self.warm.config.name,
+                               "config": self.warm.config.to_json(),
+                               "cold_config": None if self.cold is None
+                               else self.cold.config.to_json()}
+        # Flat keys keep 'lakehouse models list' (epochs, components) readable.
+        return {**self.warm.config.params, **out}
+
+    @classmethod
+    def from_arrays(cls, params: Mapping[str, Any], arrays: Mapping[str, np.ndarray]
+                    ) -> Routed:
+        """The bundle saved by :meth:`to_arrays` with :meth:`params` (or a legacy LightFM)."""
+        warm_config, cold_config = configs_of(params)
+        if "config" not in params:  # a model saved before families existed
+            return cls(LightFMRecommender.from_arrays(warm_config, arrays))
+
+        def part(prefix: str) -> dict[str, np.ndarray]:
+            return {k[len(prefix):]: v for k, v in arrays.items() if k.startswith(prefix)}
+
+        warm = FAMILIES[warm_config.family].from_arrays(warm_config, part("warm__"))
+        cold = None if cold_config is None else \
+            FAMILIES[cold_config.family].from_arrays(cold_config, part("cold__"))
+        return cls(warm, cold)
+
+
+def configs_of(params: Mapping[str, Any]) -> tuple[Config, Config | None]:
+    """The warm and cold configs recorded in a registry entry's ``params``.
+
+    A legacy entry (LightFM with metadata tokens weighted like the identity)
+    maps to ``lightfm`` with ``features="both"`` and ``meta_weight=None``.
+    """
+    if "config" in params:
+        cold = params.get("cold_config")
+        return Config.from_json(params["config"]), (Config.from_json(cold) if cold else None)
+    keys = ("components", "epochs", "learning_rate", "loss", "item_alpha", "user_alpha",
+            "max_sampled", "seed")
+    legacy = {k: params[k] for k in keys if k in params}
+    return Config("lightfm", {**legacy, "features": "both", "meta_weight": None}), None
