@@ -34,9 +34,10 @@ def check_bind(host: str, token: str | None) -> None:
         ConfigError: ``host`` is not loopback and ``token`` is empty.
     """
     if not is_loopback(host) and not token:
-        raise ConfigError(f"refusing to serve on {host} without a token: set {TOKEN_ENV} "
-                          "(clients then send 'Authorization: Bearer <token>'), or bind "
-                          "127.0.0.1")
+        # Worded so that the CLI's credential scrubber has nothing to redact in it.
+        raise ConfigError(f"refusing to serve on {host} without a token; set {TOKEN_ENV}, "
+                          "which clients then send in their Authorization header, "
+                          "or bind 127.0.0.1")
 
 
 def serve(settings: Settings, *, host: str = "127.0.0.1", port: int = 8080,

@@ -27,7 +27,7 @@ from typing import Any
 
 from lakehouse import names
 from lakehouse.config import Settings
-from lakehouse.errors import ConfigError, KLimitError, NothingToServeError, NotServedError
+from lakehouse.errors import KLimitError, NothingToServeError, NotServedError
 from lakehouse.lake import Lake, utc_now
 from lakehouse.serve import worker
 from lakehouse.serve.coldstart import CHAMPION, POPULARITY, ColdStartLists, Ranked, load_popularity
@@ -104,13 +104,9 @@ class Service:
 
     Raises:
         LakeError: There is no lake at ``settings.lake``.
-        ConfigError: ``serve_reload_seconds`` is not positive.
     """
 
     def __init__(self, settings: Settings, *, health_seconds: float = HEALTH_SECONDS):
-        if not settings.serve_reload_seconds > 0:
-            raise ConfigError("serve_reload_seconds (LAKEHOUSE_SERVE_RELOAD_SECONDS) must be "
-                              f"positive, got {settings.serve_reload_seconds:g}")
         self.settings = settings
         self.lake = Lake(settings.lake, create=False)
         self.reload_seconds = float(settings.serve_reload_seconds)

@@ -31,7 +31,6 @@ from typing import Any
 
 import numpy as np
 
-from lakehouse import names
 from lakehouse.config import Settings
 from lakehouse.errors import LakehouseError
 from lakehouse.lake import Lake
@@ -56,47 +55,51 @@ def freshness_report(settings: Settings) -> dict[str, Any]:
 def cold_start_lists(settings: Settings, version: str) -> dict[str, Any]:
     """The champion ``version``'s top :data:`MAX_K` tracks per user-feature combination.
 
-    Only the registry, ``load_model`` and the model's public
-    ``user_vocab``/``user_vectors``/``item_vectors`` are used, so a reworked
-    recommender keeps working as long as those stay.
+    The ranking is the one batch scoring gives a user without listens: the
+    bundle's cold-start model (:attr:`Routed.cold_model`, the route written as
+    ``cold:<family>`` in ``consumption.recommendations``) over the catalogue
+    of :func:`load_scoring_inputs`, through the families' public
+    ``user_vectors``/``item_vectors``. Only a model that scores new users
+    from their metadata (``can_score_new_users``: LightFM with user features)
+    has lists; for any other cold route (popularity, ALS, LightFM without user
+    features) ``features`` is empty and the server serves popularity.
 
     Returns:
-        ``{"version", "features": [names used], "lists": [{"features": {name:
-        value}, "track_ids": [...], "scores": [...]}, ...]}``; ``features`` is
-        empty when the model uses none (then popularity serves unknown users).
+        ``{"version", "route": "cold:<family>", "features": [names used],
+        "lists": [{"features": {name: value}, "track_ids": [...], "scores":
+        [...]}, ...]}``.
     """
-    from lakehouse.recsys.data import item_tokens
+    from lakehouse.recsys.data import load_scoring_inputs
+    from lakehouse.recsys.families import LightFMRecommender
     from lakehouse.recsys.registry import Registry
     from lakehouse.recsys.train import load_model
 
-    model = load_model(Registry(settings.models_dir), version)
-    vocab = set(model.user_vocab)
+    cold = load_model(Registry(settings.models_dir), version).cold_model
+    answer: dict[str, Any] = {"version": version, "route": f"cold:{cold.config.name}",
+                              "features": [], "lists": []}
+    if not (cold.can_score_new_users and isinstance(cold, LightFMRecommender)):
+        return answer
+    vocab = set(cold.model.user_vocab)
     values = {f: [v for v in allowed if f"{f}={v}" in vocab] for f, allowed in FEATURES.items()}
     used = [f for f, found in values.items() if found]
     if not used:
-        return {"version": version, "features": [], "lists": []}
-    lake = Lake(settings.lake, create=False)
-    features = lake.to_arrow(names.CONS_TRACK_FEATURES) \
-        if lake.exists(names.CONS_TRACK_FEATURES) else None
-    item_meta = item_tokens(features) if features is not None else {}
-    known = [np.asarray(features.column(names.TRACK_ID).to_numpy(), np.int64)] \
-        if features is not None else []
-    catalogue = np.unique(np.concatenate(known + [np.asarray(model.item_ids, np.int64)]))
-    items = model.item_vectors(catalogue, item_meta)
+        return answer
+    inputs = load_scoring_inputs(Lake(settings.lake, create=False))
+    items = cold.item_vectors(inputs.items, inputs.item_meta)
     combos = [dict(zip(used, c, strict=True)) for c in
               itertools.product(*[[None, *values[f]] for f in used])]
     combos = [c for c in combos if any(v is not None for v in c.values())]
     ids = np.arange(-1, -len(combos) - 1, -1, dtype=np.int64)  # no real user: metadata only
     meta = {int(i): [f"{f}={v}" for f, v in c.items() if v is not None]
             for i, c in zip(ids, combos, strict=True)}
-    users = model.user_vectors(ids, meta)
-    lists = []
+    users = cold.user_vectors(ids, meta)
     for combo, user in zip(combos, users, strict=True):
-        ranked = top_ranked(catalogue, items @ user, MAX_K)
-        lists.append({"features": {f: v for f, v in combo.items() if v is not None},
-                      "track_ids": ranked.track_ids.tolist(),
-                      "scores": ranked.scores.tolist()})
-    return {"version": version, "features": used, "lists": lists}
+        ranked = top_ranked(inputs.items, items @ user, MAX_K)
+        answer["lists"].append({"features": {f: v for f, v in combo.items() if v is not None},
+                                "track_ids": ranked.track_ids.tolist(),
+                                "scores": ranked.scores.tolist()})
+    answer["features"] = used
+    return answer
 
 
 def call(settings: Settings, *args: str, timeout: float = TIMEOUT_SECONDS) -> dict[str, Any]:

@@ -138,10 +138,12 @@ def test_a_new_version_is_served_without_a_restart(server, served_lake):
     day, rows = latest_rows(lake)
     before = server.get("/health").json()["table_version"]
     user = int(rows.column(names.USER_ID)[0].as_py())
-    # New scores and an extra column, as a reworked recommender might write.
+    # New scores, routes and an extra column, as a reworked recommender might write.
     changed = rows.set_column(rows.schema.get_field_index("score"), "score",
                               pc.add(rows.column("score"), pa.scalar(1.0, pa.float32())))
-    changed = changed.append_column("route", pa.array(["warm"] * changed.num_rows))
+    changed = changed.set_column(changed.schema.get_field_index("route"), "route",
+                                 pa.array(["warm:reworked"] * changed.num_rows))
+    changed = changed.append_column("reason", pa.array(["because"] * changed.num_rows))
     result = lake.write(names.CONS_RECOMMENDATIONS, changed, mode="replace_partition",
                         partition={names.SCORE_DATE: day})
     assert result.version > before
@@ -153,7 +155,8 @@ def test_a_new_version_is_served_without_a_restart(server, served_lake):
     expected = rows_of(changed, user)
     assert [np.float32(i["score"]) for i in body["items"]] == \
         [np.float32(r["score"]) for r in expected]
-    assert {i["route"] for i in body["items"]} == {"warm"}
+    assert {i["route"] for i in body["items"]} == {"warm:reworked"}
+    assert {i["reason"] for i in body["items"]} == {"because"}
     assert server.process.poll() is None
 
 
