@@ -28,7 +28,6 @@ import pandas as pd
 
 from lakehouse import names
 from lakehouse.config import Settings
-from lakehouse.errors import ConfigError
 from lakehouse.lake import Lake
 from lakehouse.monitor.alerts import WARNING, Alert
 from lakehouse.monitor.runs import details_of
@@ -40,21 +39,6 @@ METRICS = ("precision_at_10", "ndcg_at_10", "coverage")
 COLUMNS = ["score_date", "model_version", "users", "slots", "tracks", "coverage",
            "top1_share", "overlap", "cold_start_share",
            *(f"holdout_{m}" for m in METRICS)]
-
-
-def check_thresholds(settings: Settings) -> None:
-    """Refuse thresholds that cannot mean anything.
-
-    Raises:
-        ConfigError: ``max_coverage_change`` is not positive, or
-            ``max_overlap_change`` is not in (0, 1].
-    """
-    if not settings.max_coverage_change > 0:
-        raise ConfigError("max_coverage_change (LAKEHOUSE_MAX_COVERAGE_CHANGE) must be "
-                          f"positive, e.g. 0.25, got {settings.max_coverage_change:g}")
-    if not 0 < settings.max_overlap_change <= 1:
-        raise ConfigError("max_overlap_change (LAKEHOUSE_MAX_OVERLAP_CHANGE) must be in "
-                          f"(0, 1], e.g. 0.25, got {settings.max_overlap_change:g}")
 
 
 def recommendation_kpis(lake: Lake, runs: pd.DataFrame | None = None,
@@ -137,10 +121,8 @@ def _cold_share(runs: pd.DataFrame | None, day: Any) -> float | None:
 def recommendation_alerts(settings: Settings, kpis: pd.DataFrame) -> list[Alert]:
     """Alerts for the newest score date against the one before; nothing is sent.
 
-    Raises:
-        ConfigError: A threshold is out of range (see :func:`check_thresholds`).
+    The thresholds' ranges are checked when the settings are made (``config._RANGES``).
     """
-    check_thresholds(settings)
     if len(kpis) < 2:
         return []
     prev, last = kpis.iloc[-2], kpis.iloc[-1]

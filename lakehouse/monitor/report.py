@@ -39,11 +39,7 @@ from lakehouse.monitor.kpis import (
     user_kpis,
 )
 from lakehouse.monitor.recommendations import COLUMNS as REC_COLUMNS
-from lakehouse.monitor.recommendations import (
-    check_thresholds,
-    recommendation_alerts,
-    recommendation_kpis,
-)
+from lakehouse.monitor.recommendations import recommendation_alerts, recommendation_kpis
 from lakehouse.monitor.runs import details_of, empty_runs, read_runs
 from lakehouse.monitor.status import METRIC_KEYS, Status, status
 from lakehouse.output import format_cell, human_bytes
@@ -82,7 +78,7 @@ def write_report(target: RunContext | Settings | None = None, out: Path | None =
 
     Raises:
         LakeError: There is no lake at ``settings.lake``.
-        ConfigError: ``out`` cannot be written, or a threshold is out of range.
+        ConfigError: ``out`` cannot be written.
     """
     ctx = as_context(target)
     settings = ctx.settings
@@ -147,7 +143,6 @@ def _render(ctx: RunContext) -> tuple[str, dt.date | None]:
     pipe = _unless_broken(lambda: pipeline_kpis(ctx, runs=runs),
                           lambda: pipeline_kpis(ctx, runs=empty_runs()))
     models, champion = _models(settings)
-    check_thresholds(settings)
     recs = _unless_broken(lambda: recommendation_kpis(lake, runs, models),
                           lambda: pd.DataFrame(columns=REC_COLUMNS))
     sections = [

@@ -9,19 +9,20 @@ import pytest
 
 from lakehouse import names
 from lakehouse.config import Settings
+from lakehouse.context import RunContext
 from lakehouse.errors import ConfigError
 from lakehouse.lake import Lake
-from lakehouse.monitor.alerts import notify_runs
+from lakehouse.monitor.alerts import notify_runs, read_alerts
 from lakehouse.monitor.recommendations import (
     COVERAGE_CHANGE,
     OVERLAP_CHANGE,
-    check_thresholds,
     recommendation_alerts,
     recommendation_kpis,
 )
 from lakehouse.monitor.report import LATEST, write_report
 from lakehouse.monitor.runs import read_runs
 from lakehouse.recsys.score import RECOMMENDATIONS_ARROW
+from lakehouse.steps import run_step
 
 from .conftest import DAY1, DAY2, DAY3, healthy_runs, run, write_runs
 
@@ -45,6 +46,7 @@ def write_lists(lake: Lake, lists=LISTS) -> None:
             "score": pa.array([1.0] * n, pa.float32()),
             "model_version": pa.array(["v0001"] * n),
             "input_versions": pa.array(["{}"] * n),
+            "route": pa.array(["warm:lightfm"] * n),
         }, schema=RECOMMENDATIONS_ARROW), mode="replace_partition",
             partition={names.SCORE_DATE: day.isoformat()}, partition_by=[names.SCORE_DATE])
     lake.write(names.CONS_TRACK_FEATURES, pa.table({
@@ -98,15 +100,22 @@ def test_a_scoring_run_sends_the_recommendation_alerts(lake_settings):
     ("LAKEHOUSE_MAX_COVERAGE_CHANGE", "0"), ("LAKEHOUSE_MAX_COVERAGE_CHANGE", "-1"),
     ("LAKEHOUSE_MAX_OVERLAP_CHANGE", "0"), ("LAKEHOUSE_MAX_OVERLAP_CHANGE", "1.5")])
 def test_thresholds_are_validated(variable, value, lake_settings):
-    settings = Settings.load(env={variable: value}, lake=lake_settings.lake)
+    # Refused when the settings are made, like every numeric setting: no report or
+    # scoring run gets as far as comparing against a meaningless threshold.
     with pytest.raises(ConfigError, match=variable):
-        check_thresholds(settings)
-    Lake(settings.lake)
-    with pytest.raises(ConfigError, match=variable):
-        write_report(settings)
+        Settings.load(env={variable: value}, lake=lake_settings.lake)
     with pytest.raises(ConfigError, match="must be a number"):
         Settings.load(env={variable: "a lot"})
-    check_thresholds(Settings.load(env={}))
+
+
+def test_the_step_runner_sends_them_after_a_recommend_step(lake_settings):
+    # Where every run notification goes since the step runner: so the CLI, the daily
+    # job, the demo and a notebook's recommend all alert alike.
+    write_lists(Lake(lake_settings.lake))
+    ctx = RunContext.open(lake_settings, date=DAY3)
+    run_step(ctx, names.RECOMMEND, lambda step: step.start(names.CONS_RECOMMENDATIONS))
+    kinds = {a["kind"] for a in read_alerts(ctx)}
+    assert {COVERAGE_CHANGE, OVERLAP_CHANGE} <= kinds
 
 
 def test_the_report_is_named_after_the_latest_run_and_copied_to_latest(lake_settings, tmp_path):
