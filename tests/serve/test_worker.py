@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -58,3 +63,24 @@ def test_a_cold_route_without_user_features_leaves_it_to_popularity(
     monkeypatch.setattr(train_module, "load_model", lambda registry, version: bundle)
     answer = cold_start_lists(trained_lake, "v0042")
     assert answer == {"version": "v0042", "route": route, "features": [], "lists": []}
+
+
+def test_the_serving_process_keeps_the_analytical_stack_out(trained_lake, tmp_path):
+    # The champion's lists come from the helper child; loading them, the partition and
+    # popularity must not pull DuckDB, ibis or the model libraries into the server.
+    # (pandas is not in the list: pyarrow.dataset, which reads the partition, imports it.)
+    script = (
+        "import sys\n"
+        "from lakehouse.config import Settings\n"
+        "from lakehouse.serve.service import Service\n"
+        f"service = Service(Settings.load(env={{}}, lake={str(trained_lake.lake)!r}))\n"
+        "service.refresh()\n"
+        "assert service._snap.champion is not None and len(service._snap.champion)\n"
+        "print(sorted(m for m in ('duckdb', 'ibis', 'lightfm', 'implicit', 'scipy',\n"
+        "                         'pandera', 'sqlglot') if m in sys.modules))\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LAKEHOUSE_")}
+    env["PYTHONPATH"] = str(Path(__file__).resolve().parents[2])
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          env=env, timeout=300, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip().splitlines()[-1] == "[]"
