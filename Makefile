@@ -9,7 +9,7 @@ LAKEHOUSE := $(BIN)/lakehouse
 export LAKEHOUSE_LAKE ?= $(CURDIR)/lake
 
 .PHONY: help install test test-fast lint format lab demo ingest build train recommend \
-        status report daily mock-api bench clean
+        status report daily mock-api bench clean serve
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -69,6 +69,9 @@ status: $(STAMP) ## Show pipeline health (exit 1 when unhealthy)
 
 report: $(STAMP) ## Write the HTML monitoring report
 	$(LAKEHOUSE) report
+
+serve: $(STAMP) ## Serve the recommendations on 127.0.0.1:8080 (GET /recommendations/{user_id}, /health)
+	$(LAKEHOUSE) serve --port 8080
 
 daily: $(STAMP) ## The scheduled job (lakehouse daily, logged, one at a time): ingest .. status
 	scripts/daily.sh

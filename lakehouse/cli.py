@@ -878,6 +878,41 @@ def daily_command(date: dt.date | None, retrain: bool | None, wait: bool,
         sys.exit(result.exit_code)
 
 
+# ---- serve ----
+@cli.command("serve")
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Interface to bind; anything but loopback needs LAKEHOUSE_SERVE_TOKEN.")
+@click.option("--port", type=click.IntRange(0, 65535), default=8080, show_default=True,
+              help="TCP port (0: any free port).")
+@click.option("--reload-seconds", type=click.FloatRange(min=0, min_open=True), metavar="S",
+              help="How often to look for a new recommendations version "
+                   "[env LAKEHOUSE_SERVE_RELOAD_SECONDS; default 5].")
+@click.option("--access-log/--no-access-log", default=False, show_default=True,
+              help="Log one line per request.")
+@with_settings(reload_seconds="serve_reload_seconds")
+def serve_command(host: str, port: int, access_log: bool) -> None:
+    """Serve the champion's recommendations over HTTP until Ctrl-C.
+
+    GET /recommendations/{user_id}?k=10 answers from the newest score_date of
+    consumption.recommendations (?date= picks another); a user it does not
+    know gets the champion's cold-start tracks (?favorite_genre=Rock) or
+    popular ones. GET /health says what is served and whether it is stale.
+    A new table version is served without a restart. Binding anything but
+    127.0.0.1 needs LAKEHOUSE_SERVE_TOKEN, sent by clients as a bearer token.
+
+    \b
+    Example:
+      lakehouse serve --port 8080
+      curl -s 'http://127.0.0.1:8080/recommendations/42?k=5'
+      LAKEHOUSE_SERVE_TOKEN=s3cret lakehouse serve --host 0.0.0.0
+    """
+    from lakehouse.serve.server import serve
+
+    if logging.getLogger().level > logging.INFO:
+        logging.getLogger("lakehouse.serve").setLevel(logging.INFO)  # reloads are news
+    serve(settings(), host=host, port=port, access_log=access_log, announce=click.echo)
+
+
 # ---- demo ----
 @cli.command()
 @click.option("--days", type=click.IntRange(3, 30), default=5, show_default=True,
@@ -911,9 +946,26 @@ def demo(days: int, seed: int) -> None:
     me = me if os.path.basename(me) == "lakehouse" and not me.startswith("..") else "lakehouse"
     click.echo(f"Done in {result.seconds:.0f} s. Next: {me} --lake {result.lake} status | "
                "tables | sql \"SELECT ...\"; make lab")
+    _demo_next_steps(result, me)
     if result.failed_steps:
         raise click.ClickException(f"{len(result.failed_steps)} step(s) failed, first: "
                                    f"{result.failed_steps[0]}")
+
+
+def _demo_next_steps(result, me: str) -> None:
+    """How to open the report, serve the recommendations and query one user."""
+    from lakehouse.lake import Lake
+    from lakehouse.monitor.report import LATEST
+    from lakehouse.serve.store import a_served_user
+
+    if result.report is not None:
+        latest = (result.report.parent / LATEST).resolve()
+        click.echo(f"Open the report in a browser: {latest.as_uri()}")
+    user = a_served_user(Lake(result.lake, create=False))
+    if user is not None:
+        click.echo(f"Serve the recommendations: {me} --lake {result.lake} serve --port 8080 "
+                   "(or: make serve), then, from another terminal, query one user:\n"
+                   f"  curl -s 'http://127.0.0.1:8080/recommendations/{user}?k=5'")
 
 
 def main() -> None:

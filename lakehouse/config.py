@@ -73,6 +73,11 @@ class Settings:
     alert_window_minutes: float = 360.0
     max_quarantine_share: float = 0.05
     max_row_change: float = 0.5
+    # Recommendations: alert when catalogue coverage moves by more than this share of its
+    # previous value, or the overlap with the previous day's lists by more than this many
+    # points (0.25 = 25 points), from one score date to the next.
+    max_coverage_change: float = 0.25
+    max_overlap_change: float = 0.25
     retrain_weekday: int = 0
     # Build: days of consumption.daily_kpis, ending on the build date.
     kpi_days: int = 90
@@ -93,6 +98,10 @@ class Settings:
     engine: str = "duckdb"
     # Build on Spark: the master URL when SPARK_REMOTE (Spark Connect) is not set.
     spark_master: str = "local[*]"
+    # Serving (lakehouse serve): the bearer token a non-loopback bind needs (a secret),
+    # and how often to look for a new version of the recommendations.
+    serve_token: str | None = field(default=None, repr=False)
+    serve_reload_seconds: float = 5.0
 
     def __post_init__(self) -> None:
         # Every way of making Settings (defaults, environment, options, replace)
@@ -202,6 +211,10 @@ _RANGES: dict[str, tuple[str, str | None]] = {
     "raw_retention_days": ("1", None), "time_travel_days": ("0", None),
     # -1: no maintenance weekday (lakehouse maintain then runs only when called).
     "reset_threshold": ("0", "1"), "maintain_weekday": ("-1", "6"),
+    # Coverage moves by a share of its previous value (a doubling is 1.0); overlap is
+    # itself a share, so it cannot move by more than 1.
+    "max_coverage_change": ("(0", None), "max_overlap_change": ("(0", "1"),
+    "serve_reload_seconds": ("(0", None),
 }
 
 

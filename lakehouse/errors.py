@@ -56,3 +56,27 @@ class ValidationError(LakehouseError):
 
 class ModelError(LakehouseError):
     """A model cannot be trained, found, loaded or promoted."""
+
+
+class ServeError(LakehouseError):
+    """The recommendation service cannot answer a request as asked."""
+
+
+class NothingToServeError(ServeError):
+    """There are no recommendations (or no ranking for unknown users) to serve yet."""
+
+
+class NotServedError(ServeError):
+    """The request names something the service does not hold, e.g. a score date."""
+
+
+class KLimitError(ServeError):
+    """More tracks were asked for than the served partition holds per user.
+
+    Attributes:
+        limit: The largest k that can be answered.
+    """
+
+    def __init__(self, message: str, limit: int):
+        super().__init__(message)
+        self.limit = limit

@@ -108,7 +108,7 @@ METRIC_KEYS = (PRECISION_AT_10, RECALL_AT_10, NDCG_AT_10, AUC, COVERAGE)
 SUCCESS = "success"
 FAILED = "failed"
 
-# Contract value lists (../shared/API_CONTRACT.md).
+# Contract value lists (docs/API_CONTRACT.md).
 GENDERS = (
     "Male", "Female", "Non-binary", "Genderqueer", "Genderfluid", "Agender",
     "Bigender", "Gender questioning", "Gender nonconforming",

@@ -1,6 +1,6 @@
 """The bundled MooVitamix API: the reference contract over :mod:`lakehouse.mockapi.data`.
 
-Same contract as the reference server (``/work/shared/API_CONTRACT.md``): ``GET /users``,
+Same contract as the reference server (``docs/API_CONTRACT.md``): ``GET /users``,
 ``/tracks`` and ``/listen_history`` with ``page`` >= 1 and ``size`` 1..100 (default 100), the
 ``{items, total, page, size, pages}`` envelope, FastAPI's 422 body for bad parameters, 200
 with empty ``items`` past the last page, ``/`` redirecting to ``/docs``, and an OpenAPI

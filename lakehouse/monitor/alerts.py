@@ -8,7 +8,11 @@ Rules (:func:`notify_runs`, called by the CLI after every pipeline command):
 - ``row_change``: an ingest or build wrote a row count that differs from the
   previous day's (same pipeline and target) by more than
   ``settings.max_row_change`` (0.5 = +-50 %);
-- ``gate_failed``: a trained challenger was not promoted.
+- ``gate_failed``: a trained challenger was not promoted;
+- ``recommendation_coverage_change`` / ``recommendation_overlap_change``: after
+  a scoring run, the lists' catalogue coverage or their overlap with the
+  previous day's moved beyond a threshold
+  (:mod:`lakehouse.monitor.recommendations`).
 
 :func:`lakehouse.monitor.status.status` adds ``stale`` and ``missed_scoring``
 alerts (``lakehouse status --alert``, run by ``scripts/daily.sh``).
@@ -245,7 +249,21 @@ def notify_runs(settings: Settings, records: Sequence[RunRecord]) -> list[Alert]
         log.exception("could not evaluate alert rules; no alert sent for %d run(s)",
                       len(records))
         return []
+    if any(r.ok and r.pipeline == names.RECOMMEND for r in records):
+        alerts += _recommendation_alerts(settings)
     return send_alerts(settings, alerts)
+
+
+def _recommendation_alerts(settings: Settings) -> list[Alert]:
+    """Coverage and overlap moves of the newest score date (never raises)."""
+    try:
+        from lakehouse.monitor.recommendations import recommendation_alerts, recommendation_kpis
+
+        lake = Lake(settings.lake, create=False)
+        return recommendation_alerts(settings, recommendation_kpis(lake))
+    except Exception as exc:  # a monitoring failure must never fail the scoring it watches
+        log.warning("cannot evaluate the recommendation alerts: %s", exc)
+        return []
 
 
 def send_alerts(settings: Settings, alerts: Sequence[Alert], *, dedup: bool = True) -> list[Alert]:

@@ -4,13 +4,16 @@ Charts are inline SVG (:mod:`lakehouse.monitor.charts`), styles are inline,
 there is no script, font or image to fetch: the file can be mailed, archived
 or opened from a laptop with no network. Contents: health, user KPIs, pipeline
 KPIs (runs, durations, records, cost, table and lake sizes), recent failures,
-quarantine by reason, model metrics per version against the popularity
-baseline, and recent alerts.
+quarantine by reason, the recommendations over score dates (coverage,
+popularity concentration, overlap, cold-start share, holdout metrics, with
+alerts), model metrics per version against the popularity baseline, and
+recent alerts.
 """
 
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import logging
 import os
 from collections import defaultdict
@@ -35,6 +38,8 @@ from lakehouse.monitor.kpis import (
     pipeline_kpis,
     user_kpis,
 )
+from lakehouse.monitor.recommendations import COLUMNS as REC_COLUMNS
+from lakehouse.monitor.recommendations import recommendation_alerts, recommendation_kpis
 from lakehouse.monitor.runs import details_of, empty_runs, read_runs
 from lakehouse.monitor.status import METRIC_KEYS, Status, status
 from lakehouse.output import format_cell, human_bytes
@@ -47,8 +52,10 @@ CHARTS = (
     "users", "new_users", "listens", "history_size",
     "runs", "duration_avg", "duration_p95", "records", "cost", "lake_size", "table_sizes",
     "quarantine_reasons", "quarantine_trend",
+    "recs_coverage", "recs_concentration", "recs_cold_start",
     *(f"model_{k}" for k in METRIC_KEYS),
 )
+LATEST = "latest.html"
 MAX_TABLE_LINES = 8
 
 
@@ -60,7 +67,11 @@ def write_report(target: RunContext | Settings | None = None, out: Path | None =
             and cost rate).
         out: The file to write, or a folder to write it in (default:
             ``<lake>/reports/``); the file name defaults to
-            ``report-<UTC date>.html``.
+            ``report-<date>.html``, the date being the lake's latest run date
+            (today, UTC, before any run). A report written into a folder is
+            also copied to that folder's ``latest.html`` (it is the newest: it
+            shows the lake as it is now). A copy, not a symlink: it opens in
+            any browser from any copy of the folder (a zip, a mail, a share).
 
     Returns:
         The path written.
@@ -71,25 +82,34 @@ def write_report(target: RunContext | Settings | None = None, out: Path | None =
     """
     ctx = as_context(target)
     settings = ctx.settings
-    default_name = f"report-{utc_now().date().isoformat()}.html"
+    into_folder = out is None or Path(out).expanduser().is_dir()
+    if out is not None:
+        out = Path(out).expanduser()
+        # Refused before the (slow) render; a folder's report and latest.html go in it.
+        _refuse_inside_tables(settings, out / LATEST if into_folder else out)
+    html, latest_run = _render(ctx)
+    default_name = f"report-{(latest_run or utc_now().date()).isoformat()}.html"
     if out is None:
         path = settings.reports_dir / default_name
     else:
-        out = Path(out).expanduser()
-        path = out / default_name if out.is_dir() else out
-        _refuse_inside_tables(settings, path)
-    html = render_report(ctx)
+        path = out / default_name if into_folder else out
+    _write_atomic(path, html)
+    if into_folder:
+        _write_atomic(path.parent / LATEST, html)
+    return path
+
+
+def _write_atomic(path: Path, text: str) -> None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp.write_text(html, encoding="utf-8")
+        tmp.write_text(text, encoding="utf-8")
         os.replace(tmp, path)
     except OSError as exc:
         with contextlib.suppress(OSError):
             tmp.unlink(missing_ok=True)
         raise ConfigError(f"cannot write the report to {path}: {exc.strerror}; "
                           "choose another --out") from None
-    return path
 
 
 def _refuse_inside_tables(settings: Settings, path: Path) -> None:
@@ -107,7 +127,11 @@ def render_report(target: RunContext | Settings | None = None) -> str:
 
     The lake is opened once and ``meta.runs`` read once, for every section.
     """
-    ctx = as_context(target)
+    return _render(as_context(target))[0]
+
+
+def _render(ctx: RunContext) -> tuple[str, dt.date | None]:
+    """The report, and the lake's latest run date (what its data is as of; None: no run)."""
     settings, lake = ctx.settings, ctx.lake()
     # A broken table is shown as a problem in the health section (status found
     # it); the sections that read it are then empty rather than the report lost.
@@ -119,16 +143,21 @@ def render_report(target: RunContext | Settings | None = None) -> str:
     pipe = _unless_broken(lambda: pipeline_kpis(ctx, runs=runs),
                           lambda: pipeline_kpis(ctx, runs=empty_runs()))
     models, champion = _models(settings)
+    recs = _unless_broken(lambda: recommendation_kpis(lake, runs, models),
+                          lambda: pd.DataFrame(columns=REC_COLUMNS))
     sections = [
         _health(st),
         _section("User KPIs", "users", _user_charts(users)),
         _section("Pipeline KPIs", "pipeline", _pipeline_charts(pipe) + _monthly_table(pipe)),
         _section("Recent failures", "failures", _failures(runs)),
         _section("Quarantine", "quarantine", _quarantine(runs)),
+        _section("Recommendations", "recommendations",
+                 _recommendations(recs, recommendation_alerts(settings, recs))),
         _section("Models", "models", _model_charts(models, champion)),
         _section("Recent alerts", "alerts", _alerts(ctx)),
     ]
     title = f"Lakehouse report: {lake.root.name}"
+    latest_run = max(runs["run_date"]) if not runs.empty else None
     return (
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
         f"<title>{escape(title)}</title>"
@@ -138,7 +167,7 @@ def render_report(target: RunContext | Settings | None = None) -> str:
         f" &middot; generated {escape(st.checked_at.isoformat(timespec='seconds'))}"
         f" &middot; lakehouse {escape(__version__)}</p></header>"
         + "".join(sections) + "</body></html>\n"
-    )
+    ), latest_run
 
 
 # ---------------------------------------------------------------- sections
@@ -301,6 +330,40 @@ def _quarantine(runs: pd.DataFrame) -> str:
                                {t: [per.get(d, 0.0) for d in days]
                                 for t, per in sorted(trend.items())},
                                stacked=True, empty="nothing quarantined"))
+
+
+def _recommendations(recs: pd.DataFrame, alerts: list[Any]) -> str:
+    days = [str(d) for d in recs["score_date"]]
+    empty = "no recommendations yet: run 'lakehouse recommend'"
+    flagged = "".join(f'<p><span class="badge bad">alert</span> {escape(a.message)}</p>'
+                      for a in alerts)
+    table = _table(
+        ["score date", "model", "users", "tracks", "coverage", "top 1% share", "overlap",
+         "cold start", "holdout p@10", "holdout ndcg@10"],
+        [(r.score_date, r.model_version, r.users, r.tracks, _pct(r.coverage),
+          _pct(r.top1_share), _pct(r.overlap), _pct(r.cold_start_share),
+          r.holdout_precision_at_10, r.holdout_ndcg_at_10)
+         for r in recs.iloc[::-1].head(30).itertuples()], empty)
+    return flagged + "".join([
+        charts.line_chart("recs_coverage", "Catalogue coverage and overlap with the previous day",
+                          days, {"coverage": _series(recs, "coverage"),
+                                 "overlap": _series(recs, "overlap")},
+                          y_fmt=_pct, empty=empty,
+                          note="Coverage: distinct tracks recommended / catalogue. Overlap: "
+                               "share of a user's tracks also in their previous list."),
+        charts.line_chart("recs_concentration", "Share of slots going to the top 1% of tracks",
+                          days, {"top 1% by listeners": _series(recs, "top1_share")},
+                          y_fmt=_pct, empty=empty),
+        charts.line_chart("recs_cold_start", "Cold-start share of scored users", days,
+                          {"cold start": _series(recs, "cold_start_share")},
+                          y_fmt=_pct, empty=empty,
+                          note="Users without training listens, scored through their "
+                               "features."),
+    ]) + "<h3>Per score date (newest first)</h3>" + table
+
+
+def _pct(value: Any) -> str:
+    return "" if value is None or pd.isna(value) else f"{float(value):.1%}"
 
 
 def _models(settings: Settings) -> tuple[list[Any], str | None]:

@@ -128,7 +128,7 @@ class Status:
 
 
 def status(target: RunContext | Settings | None = None, now: dt.datetime | None = None, *,
-           runs: pd.DataFrame | None = None) -> Status:
+           runs: pd.DataFrame | None = None, tables: bool = True) -> Status:
     """The lake's health: freshness, last runs, tables, model, recommendations.
 
     Args:
@@ -137,6 +137,8 @@ def status(target: RunContext | Settings | None = None, now: dt.datetime | None 
         now: The time to judge freshness against (default: now, UTC).
         runs: ``meta.runs`` as :func:`read_runs` returns it, when the caller
             has read it already (the report); else it is read here.
+        tables: Also list every table and measure the lake on disk (what
+            costs the most on a big lake; ``lakehouse serve`` skips it).
 
     Returns:
         A :class:`Status`; ``healthy`` is False if any problem is an error.
@@ -151,8 +153,11 @@ def status(target: RunContext | Settings | None = None, now: dt.datetime | None 
     if runs is None:
         try:
             runs = read_runs(lake)
-        except BrokenTableError:
+        except BrokenTableError as exc:
             runs = empty_runs()  # meta.runs itself is reported unreadable with the tables
+            if not tables:  # ... which are not listed this time, so say it here
+                st.problems.append(Problem(TABLE_UNREADABLE, names.META_RUNS, al.ERROR,
+                                           first_line(exc)))
     limit = dt.timedelta(hours=settings.stale_hours)
     _judge_ingest(st, runs, limit)
     _judge_build(st, runs, limit)
@@ -160,7 +165,8 @@ def status(target: RunContext | Settings | None = None, now: dt.datetime | None 
     st.model, model_problem = _champion(settings)
     st.last_recommendations = _last_score_date(lake)
     _judge_scoring(st, runs, limit, model_problem)
-    _list_tables(st, lake)
+    if tables:
+        _list_tables(st, lake)
     st.problems.sort(key=lambda p: p.severity != al.ERROR)
     st.healthy = not st.errors
     return st

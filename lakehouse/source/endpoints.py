@@ -1,6 +1,6 @@
 """The three endpoints of the source API and the raw schema of their items.
 
-Field types follow ../shared/API_CONTRACT.md. Raw is faithful, so timestamps
+Field types follow docs/API_CONTRACT.md. Raw is faithful, so timestamps
 stay the ISO strings the source sent; only ``items`` of ``listen_history`` is
 a native ``list<int64>``.
 """
