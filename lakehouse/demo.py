@@ -124,8 +124,11 @@ def run_demo(settings: Settings, *, days: int = 5, seed: int = 42,
     registry = Registry(settings.models_dir)
     result.champion = registry.alias(names.CHAMPION)
     if result.champion:
-        metrics = registry.get(result.champion).metrics
-        result.precision = (metrics[names.MODEL_METRICS][names.PRECISION_AT_10],
-                            metrics[names.BASELINE_METRICS][names.PRECISION_AT_10])
+        metrics = registry.get(result.champion).metrics or {}
+        # A champion registered before any holdout existed has no metrics to show.
+        model = (metrics.get(names.MODEL_METRICS) or {}).get(names.PRECISION_AT_10)
+        baseline = (metrics.get(names.BASELINE_METRICS) or {}).get(names.PRECISION_AT_10)
+        if model is not None and baseline is not None:
+            result.precision = (model, baseline)
     result.seconds = time.perf_counter() - t0
     return result
