@@ -77,6 +77,8 @@ def make_lake(root: Path, users: int, k: int, seed: int = 0) -> None:
             "score": pa.array(np.sort(rng.random((users, k), np.float32))[:, ::-1].ravel()),
             "model_version": pa.array(["v0003"] * n),
             "input_versions": pa.array([versions] * n),
+            # The route that produced each row (every one a warm, batch-scored user here).
+            "route": pa.array(["warm:als"] * n),
         }, schema=RECOMMENDATIONS_ARROW), mode="replace_partition",
             partition={names.SCORE_DATE: day.isoformat()}, partition_by=[names.SCORE_DATE])
     pairs = users * 20
