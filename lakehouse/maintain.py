@@ -39,7 +39,7 @@ from lakehouse.context import RunContext, as_context
 from lakehouse.errors import ConfigError, LakeError, LakehouseError, LockedError
 from lakehouse.lake import _TARGET_FILE_BYTES, Lake, first_line, writer_properties
 from lakehouse.locking import lake_lock
-from lakehouse.source.scrub import scrub
+from lakehouse.steps import alert_failed
 
 log = logging.getLogger(__name__)
 
@@ -128,11 +128,7 @@ def maintain(target: RunContext | Settings | None = None,
     except (ConfigError, LockedError):
         raise  # a typo or a deliberate --no-wait: the user is there to read it
     except LakehouseError as exc:
-        message = scrub(f"lakehouse {PIPELINE} failed: {exc}", [settings.api_token])
-        try:
-            ctx.alerts.job_failed(PIPELINE, message)
-        except Exception:  # noqa: BLE001 - alerting must not hide the failure it reports
-            log.exception("could not send the %s job_failed alert", PIPELINE)
+        alert_failed(ctx, PIPELINE, exc)
         raise
 
 

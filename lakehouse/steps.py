@@ -124,12 +124,20 @@ def run_step(ctx: RunContext, name: str, body: Callable[[StepRun], T], *,
     except (ConfigError, LockedError):
         raise  # a typo or a deliberate --no-wait: the user is there to read it
     except LakehouseError as exc:
-        # The message can quote the server: no secret or control character goes out.
-        message = scrub(f"lakehouse {name} failed: {exc}", [ctx.settings.api_token])
-        _safely(ctx.alerts.job_failed, name, message)
+        alert_failed(ctx, name, exc)
         raise
     _safely(ctx.alerts.runs_finished, run.recorded)
     return result
+
+
+def alert_failed(ctx: RunContext, name: str, exc: BaseException) -> None:
+    """Send the ``job_failed`` alert of a failed command ``name``; never raises.
+
+    For commands that are not steps (``maintain``) as for steps. The message
+    can quote the server: no secret or control character goes out.
+    """
+    message = scrub(f"lakehouse {name} failed: {exc}", [ctx.settings.api_token])
+    _safely(ctx.alerts.job_failed, name, message)
 
 
 def _safely(send: Callable, *args: object) -> None:

@@ -131,3 +131,21 @@ def test_sigkill_during_maintenance_loses_nothing_and_a_rerun_completes(busy_lak
     assert all(t.files_after <= 3 for t in report.tables), report
     for table, content in latest.items():
         assert rows(Lake(busy_lake.lake).to_arrow(table)) == content, table
+
+
+def test_a_failed_maintenance_sends_one_job_failed_alert_like_a_step(busy_lake):
+    from lakehouse.context import RunContext
+    from lakehouse.errors import LakehouseError
+    from tests.test_broken_table import tear_the_log
+    from tests.test_steps import Sinks
+
+    tear_the_log(Lake(busy_lake.lake), REPLACED)
+    sinks = Sinks()
+    with pytest.raises(LakehouseError, match=REPLACED):
+        maintain(RunContext.open(busy_lake, alerts=sinks), [REPLACED])
+    assert [job for job, _ in sinks.jobs] == [names.MAINTAIN]
+    assert sinks.jobs[0][1].startswith("lakehouse maintain failed: ")
+    with pytest.raises(LockedError):  # a busy lake is the user's to read, not an alert
+        with lake_lock(busy_lake.locks_dir, names.BUILD):
+            maintain(RunContext.open(busy_lake, alerts=sinks), wait=False)
+    assert len(sinks.jobs) == 1
