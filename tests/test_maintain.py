@@ -145,7 +145,7 @@ def test_a_failed_maintenance_sends_one_job_failed_alert_like_a_step(busy_lake):
         maintain(RunContext.open(busy_lake, alerts=sinks), [REPLACED])
     assert [job for job, _ in sinks.jobs] == [names.MAINTAIN]
     assert sinks.jobs[0][1].startswith("lakehouse maintain failed: ")
-    with pytest.raises(LockedError):  # a busy lake is the user's to read, not an alert
-        with lake_lock(busy_lake.locks_dir, names.BUILD):
-            maintain(RunContext.open(busy_lake, alerts=sinks), wait=False)
+    # A busy lake is the user's to read, not an alert.
+    with pytest.raises(LockedError), lake_lock(busy_lake.locks_dir, names.BUILD):
+        maintain(RunContext.open(busy_lake, alerts=sinks), wait=False)
     assert len(sinks.jobs) == 1
