@@ -141,14 +141,21 @@ class Recommender(ABC):
     def known_users(self) -> np.ndarray:
         """Sorted ids of the users the model learned from (its warm users)."""
 
-    @abstractmethod
+    # The fitted state as named arrays and their dtypes: what the default
+    # :meth:`to_arrays` saves and :meth:`from_arrays` restores, as attributes.
+    ARRAYS: dict[str, type] = {}
+
     def to_arrays(self) -> dict[str, np.ndarray]:
         """Everything needed to rebuild the fitted model, as plain arrays."""
+        return {name: getattr(self, name) for name in self.ARRAYS}
 
     @classmethod
-    @abstractmethod
     def from_arrays(cls, config: Config, arrays: Mapping[str, np.ndarray]) -> Recommender:
         """The model saved by :meth:`to_arrays`."""
+        model = cls(config)
+        for name, dtype in cls.ARRAYS.items():
+            setattr(model, name, np.asarray(arrays[name], dtype))
+        return model
 
     def knows(self, ids: np.ndarray) -> np.ndarray:
         """Boolean mask: which of ``ids`` are warm users of this model."""
@@ -172,6 +179,7 @@ class Popularity(Recommender):
     """Tracks ranked by their number of distinct listeners; the same for everyone."""
 
     family = "popularity"
+    ARRAYS = {"item_ids": np.int64, "listeners": np.float32, "user_ids": np.int64}
 
     def __init__(self, config: Config):
         super().__init__(config)
@@ -196,17 +204,6 @@ class Popularity(Recommender):
     def known_users(self) -> np.ndarray:
         return self.user_ids
 
-    def to_arrays(self) -> dict[str, np.ndarray]:
-        return {"item_ids": self.item_ids, "listeners": self.listeners,
-                "user_ids": self.user_ids}
-
-    @classmethod
-    def from_arrays(cls, config: Config, arrays: Mapping[str, np.ndarray]) -> Popularity:
-        model = cls(config)
-        model.item_ids = np.asarray(arrays["item_ids"], np.int64)
-        model.listeners = np.asarray(arrays["listeners"], np.float32)
-        model.user_ids = np.asarray(arrays["user_ids"], np.int64)
-        return model
 
 
 class LightFMRecommender(Recommender):
@@ -305,6 +302,8 @@ class ALSRecommender(Recommender):
     """implicit's ALS (CPU), threads capped to this process's CPUs."""
 
     family = "als"
+    ARRAYS = {"user_ids": np.int64, "item_ids": np.int64, "user_factors": np.float32,
+              "item_factors": np.float32}
 
     def __init__(self, config: Config):
         super().__init__(config)
@@ -362,18 +361,6 @@ class ALSRecommender(Recommender):
     def known_users(self) -> np.ndarray:
         return self.user_ids
 
-    def to_arrays(self) -> dict[str, np.ndarray]:
-        return {"user_ids": self.user_ids, "item_ids": self.item_ids,
-                "user_factors": self.user_factors, "item_factors": self.item_factors}
-
-    @classmethod
-    def from_arrays(cls, config: Config, arrays: Mapping[str, np.ndarray]) -> ALSRecommender:
-        model = cls(config)
-        model.user_ids = np.asarray(arrays["user_ids"], np.int64)
-        model.item_ids = np.asarray(arrays["item_ids"], np.int64)
-        model.user_factors = np.asarray(arrays["user_factors"], np.float32)
-        model.item_factors = np.asarray(arrays["item_factors"], np.float32)
-        return model
 
 
 FAMILIES: dict[str, type[Recommender]] = {
