@@ -158,7 +158,7 @@ def maintain_table(lake: Lake, name: str, time_travel_days: int) -> TableMainten
         table = lake.delta(name)
         metrics = table.optimize.compact(
             target_size=_TARGET_FILE_BYTES, commit_properties=meta,
-            writer_properties=writer_properties(name))
+            writer_properties=writer_properties(name, lake.schema(name)))
         table = lake.delta(name)
         table.create_checkpoint()
         if time_travel_days <= LOG_RETENTION_DAYS:

@@ -244,3 +244,30 @@ def test_two_processes_creating_the_same_table_lose_nothing(tmp_path):
     root = str(tmp_path / "lake")
     _appenders(root, 5)
     assert _counts(root) == [(1, 5), (2, 5)]
+
+
+def _column_chunks(lake: Lake, name: str) -> dict[str, tuple[str, tuple[str, ...]]]:
+    import pyarrow.parquet as pq
+
+    (path,) = lake.delta(name).file_uris()
+    meta = pq.ParquetFile(path).metadata.row_group(0)
+    return {meta.column(i).path_in_schema: (meta.column(i).compression, meta.column(i).encodings)
+            for i in range(meta.num_columns)}
+
+
+def test_raw_and_history_are_written_for_size_the_other_zones_for_reading(lake):
+    table = pa.table({"id": [1, 2, 3],
+                      "created_at": ["2026-11-01T00:00:01", "2026-11-01T00:00:02", None],
+                      "name": ["a", "b", "a"], "ingest_date": pa.array([DAY1] * 3, pa.date32())})
+    for name in ("raw.users", "history.users", "standardized.users"):
+        lake.write(name, table, mode="replace")
+        assert lake.to_arrow(name).sort_by("id").equals(table), name
+    raw = _column_chunks(lake, "raw.users")
+    assert raw["created_at"][0] == "ZSTD"  # text timestamps: delta-encoded, no dictionary
+    assert "DELTA_BYTE_ARRAY" in raw["created_at"][1]
+    assert "RLE_DICTIONARY" not in raw["created_at"][1]
+    assert raw["name"][0] == "ZSTD" and "RLE_DICTIONARY" in raw["name"][1]
+    assert "DELTA_BYTE_ARRAY" in _column_chunks(lake, "history.users")["created_at"][1]
+    standardized = _column_chunks(lake, "standardized.users")
+    assert standardized["created_at"][0] == "SNAPPY"
+    assert "RLE_DICTIONARY" in standardized["created_at"][1]
