@@ -8,8 +8,9 @@ raw retention included); then ``build`` runs. Printed per day: records,
 versions opened and closed, ingest seconds (raw write + merge), build seconds.
 
 Then, in the same run, a one-snapshot lake gets only day D's snapshot and one
-build, and the lake of today's code layout (``--baseline-code``, e.g.
-/work/main before the history) builds that same one snapshot from raw. Each
+build, and the lake of today's code layout (``--baseline-code``, e.g. a
+checkout of main before the history) writes that same one snapshot to raw
+with its own writer settings and builds it. Each
 final build runs in its own spawned process, for its own peak RSS. Reported:
 build time and peak RSS, bytes of raw, history and the zones (live: files the
 latest versions reference; on disk: everything, time travel included), data
@@ -38,6 +39,7 @@ import time
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from lakehouse import history, names
 from lakehouse.config import Settings
@@ -113,6 +115,19 @@ def measured_build(root: Path, date: dt.date) -> tuple[float, int]:
     result = queue.get()
     proc.join()
     return result
+
+
+def baseline_ingest(code: Path, root: Path, snapshot: dict[str, Path], date: dt.date) -> None:
+    """Today's code (another checkout) writing one raw snapshot with its own settings."""
+    script = ("import datetime, sys\n"
+              "import pyarrow.parquet as pq\n"
+              "from lakehouse.lake import Lake\n"
+              f"lake, day = Lake({str(root)!r}), datetime.date.fromisoformat({str(date)!r})\n"
+              f"for endpoint, path in {({k: str(v) for k, v in snapshot.items()})!r}.items():\n"
+              "    lake.write('raw.' + endpoint, pq.read_table(path), mode='replace_partition',\n"
+              "               partition={'ingest_date': day}, partition_by=['ingest_date'])\n")
+    subprocess.run([sys.executable, "-c", script], env={**os.environ, "PYTHONPATH": str(code)},
+                   cwd=code, check=True)
 
 
 def baseline_build(code: Path, root: Path, date: dt.date) -> tuple[float, int]:
@@ -240,7 +255,17 @@ def run_days(args: argparse.Namespace, days: int, base: Path) -> None:
     if args.baseline_code:
         old = base / f"old-{days}"
         shutil.rmtree(old, ignore_errors=True)
-        shutil.copytree(one / names.RAW, old / names.RAW)
+        dump = base / f"snapshot-{days}"
+        dump.mkdir(exist_ok=True)
+        final_data = generate(cfg.replace(as_of=final))
+        snapshot = {}
+        for endpoint in names.ENDPOINTS:
+            snapshot[endpoint] = dump / f"{endpoint}.parquet"
+            pq.write_table(raw_snapshot(final_data.arrow(endpoint), final),
+                           snapshot[endpoint])
+        del final_data
+        baseline_ingest(args.baseline_code, old, snapshot, final)
+        shutil.rmtree(dump)
         runs[f"today's code ({args.baseline_code.name}), one snapshot"] = (
             lambda: baseline_build(args.baseline_code, old, final), Lake(old))
     # Interleaved, best of each: the machine is shared, a burst of load must not
@@ -294,9 +319,17 @@ def report(rows: list, days: int) -> None:
         z = zone_bytes(lake)
         return z[names.RAW][0] + z[names.HISTORY][0]
 
+    def live(lake: Lake) -> int:
+        return sum(v[0] for v in zone_bytes(lake).values())
+
     print(f"build day {days} / one-snapshot build: {hist[1] / one[1]:.2f}x; lake on disk: "
           f"{_du(hist[3].root) / _du(one[3].root):.2f}x; live raw+history: "
-          f"{raw_and_history(hist[3]) / max(1, raw_and_history(one[3])):.2f}x")
+          f"{raw_and_history(hist[3]) / max(1, raw_and_history(one[3])):.2f}x; live total: "
+          f"{mib(live(hist[3])).strip()} / {mib(live(one[3])).strip()} MiB = "
+          f"{live(hist[3]) / live(one[3]):.2f}x")
+    for label, seconds, _, lake in rows[2:]:
+        print(f"vs {label}: build {hist[1] / seconds:.2f}x; live total "
+              f"{mib(live(lake)).strip()} MiB, {live(hist[3]) / live(lake):.2f}x")
 
 
 def main(argv: list[str] | None = None) -> int:
