@@ -16,7 +16,10 @@ Per ``score_date`` of ``consumption.recommendations``:
 Alerts (:func:`recommendation_alerts`, sent after each ``lakehouse
 recommend``): coverage moved by more than ``settings.max_coverage_change``
 (relative) from the previous date, or overlap by more than
-``settings.max_overlap_change`` (absolute) from the previous date's.
+``settings.max_overlap_change`` (absolute) from the previous date's. A new
+model (another ``model_version`` than the previous date's) is expected to
+change the lists: the overlap alert waits for two dates of the same model,
+and a coverage alert says the model changed.
 """
 
 from __future__ import annotations
@@ -128,19 +131,24 @@ def recommendation_alerts(settings: Settings, kpis: pd.DataFrame) -> list[Alert]
     prev, last = kpis.iloc[-2], kpis.iloc[-1]
     base = {"score_date": str(last["score_date"]), "previous_date": str(prev["score_date"]),
             "model_version": last["model_version"]}
+    new_model = prev["model_version"] != last["model_version"]
+    if new_model:
+        base["previous_model_version"] = prev["model_version"]
     alerts = []
     if _known(prev["coverage"]) and prev["coverage"] > 0 and _known(last["coverage"]):
         change = (last["coverage"] - prev["coverage"]) / prev["coverage"]
         if abs(change) > settings.max_coverage_change:
+            because = (f"; the model changed from {prev['model_version']} to "
+                       f"{last['model_version']}" if new_model else "")
             alerts.append(Alert(
                 COVERAGE_CHANGE, names.CONS_RECOMMENDATIONS, WARNING,
                 f"recommendations of {last['score_date']} cover {last['coverage']:.1%} of the "
                 f"catalogue, {change:+.0%} from {prev['coverage']:.1%} on {prev['score_date']} "
-                f"(more than +-{settings.max_coverage_change:.0%})",
+                f"(more than +-{settings.max_coverage_change:.0%}){because}",
                 {**base, "coverage": float(last["coverage"]),
                  "previous_coverage": float(prev["coverage"]), "change": round(float(change), 4),
                  "threshold": settings.max_coverage_change}))
-    if _known(prev["overlap"]) and _known(last["overlap"]):
+    if not new_model and _known(prev["overlap"]) and _known(last["overlap"]):
         moved = last["overlap"] - prev["overlap"]
         if abs(moved) > settings.max_overlap_change:
             alerts.append(Alert(

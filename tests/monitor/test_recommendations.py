@@ -34,8 +34,9 @@ LISTS = {
 }
 
 
-def write_lists(lake: Lake, lists=LISTS) -> None:
+def write_lists(lake: Lake, lists=LISTS, versions=None) -> None:
     for day, per_user in lists.items():
+        version = (versions or {}).get(day, "v0001")
         rows = [(u, r, t) for u, ts in per_user.items() for r, t in enumerate(ts, start=1)]
         n = len(rows)
         lake.write(names.CONS_RECOMMENDATIONS, pa.table({
@@ -44,7 +45,7 @@ def write_lists(lake: Lake, lists=LISTS) -> None:
             "rank": pa.array([r[1] for r in rows], pa.int64()),
             names.TRACK_ID: pa.array([r[2] for r in rows], pa.int64()),
             "score": pa.array([1.0] * n, pa.float32()),
-            "model_version": pa.array(["v0001"] * n),
+            "model_version": pa.array([version] * n),
             "input_versions": pa.array(["{}"] * n),
             "route": pa.array(["warm:lightfm"] * n),
         }, schema=RECOMMENDATIONS_ARROW), mode="replace_partition",
@@ -85,6 +86,16 @@ def test_alerts_when_coverage_or_overlap_move_beyond_their_thresholds(lake_setti
     assert recommendation_alerts(calm, kpis) == []
     assert recommendation_alerts(lake_settings, kpis.head(2)) == []  # nothing moved
     assert recommendation_alerts(lake_settings, kpis.head(1)) == []
+
+
+def test_a_new_model_changes_the_lists_without_an_overlap_alert(lake_settings):
+    # The demo's refit day: the champion changed, so the lists did; that is not drift.
+    lake = Lake(lake_settings.lake)
+    write_lists(lake, versions={DAY3: "v0002"})
+    alerts = recommendation_alerts(lake_settings, recommendation_kpis(lake))
+    assert [a.kind for a in alerts] == [COVERAGE_CHANGE]
+    assert alerts[0].message.endswith("; the model changed from v0001 to v0002")
+    assert alerts[0].details["previous_model_version"] == "v0001"
 
 
 def test_a_scoring_run_sends_the_recommendation_alerts(lake_settings):
