@@ -58,7 +58,6 @@ _COMMIT_TRIES = 8
 _ROW_GROUP_ROWS = 20_000  # measured: peak RSS flat from 100k to 900k streamed rows
 # Raw and history: the retained snapshots are most of the lake's bytes (see writer_properties).
 _ARCHIVE_ROW_GROUP_ROWS = 250_000
-_ARCHIVE_ZSTD_LEVEL = 9
 _TARGET_FILE_BYTES = 32 * 1024 * 1024
 
 
@@ -102,11 +101,13 @@ def writer_properties(name: str, schema: pa.Schema | None = None) -> WriterPrope
 
     Raw and history hold most of the lake's bytes (raw keeps a window of full
     daily snapshots) and are read once a day, so they are written for size:
-    ZSTD level 9, row groups of 250,000 rows, and timestamps sent as text
-    (``*_at`` string columns) delta-encoded without a dictionary. Measured on
-    a 1.24 M-record snapshot (scripts/bench_days.py sizes): 38.6 MiB against
-    50.8 MiB with the zones' settings (20,000-row groups, default level), for
-    about 40 MB more memory while a write streams (scripts/bench_lake_write.py).
+    ZSTD, row groups of 250,000 rows, and timestamps sent as text (``*_at``
+    string columns) delta-encoded without a dictionary. Measured on a
+    1.24 M-record snapshot (scripts/bench_days.py sizes): raw 39.7 MiB and
+    history 69 MiB, against 50.9 and 80 with 20,000-row groups; a streamed
+    write of 900,000 rows grows 25-35 MB more (scripts/bench_lake_write.py),
+    below an ingest's peak (1.68 GiB either way, its history merge). ZSTD
+    level 9 saved 2.5% more for another 40 MB, so the default level it is.
     Other zones are read all day: small row groups and Snappy, Spark's default
     (without a ``compression`` delta-rs writes them uncompressed).
     """
@@ -119,7 +120,6 @@ def writer_properties(name: str, schema: pa.Schema | None = None) -> WriterPrope
         if f.name.endswith("_at") and (pa.types.is_string(f.type)
                                        or pa.types.is_large_string(f.type))}
     return WriterProperties(max_row_group_size=_ARCHIVE_ROW_GROUP_ROWS, compression="ZSTD",
-                            compression_level=_ARCHIVE_ZSTD_LEVEL,
                             column_properties=columns or None)
 
 

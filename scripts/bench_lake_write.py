@@ -1,10 +1,12 @@
-"""Peak memory of a streamed ``Lake.write``: the lake's row-group bound vs delta-rs's default.
+"""Peak memory of a streamed ``Lake.write``: the lake's row-group bounds vs delta-rs's default.
 
 A raw ingest streams pages into one Delta commit. delta-rs buffers a whole
 Parquet row group before flushing it, so with its default (about a million
-rows) memory grows with the table. ``Lake.write`` bounds row groups; this
-script shows the effect, each write in its own spawned process (peak RSS is
-per process), on listen_history-shaped batches of 5,000 rows.
+rows) memory grows with the table. ``Lake.write`` bounds row groups: 20,000
+rows in the zones read all day, 250,000 (with ZSTD) in raw and
+history, written for size. This script shows the effect, each write in its
+own spawned process (peak RSS is per process), on listen_history-shaped
+batches of 5,000 rows, and the bytes written.
 
 Usage:
     .venv/bin/python scripts/bench_lake_write.py [--sizes 100000 300000 900000]
@@ -21,13 +23,15 @@ import tempfile
 DAY = dt.date(2026, 11, 1)
 
 
-def _write(n: int, row_group_rows: int | None, out: mp.Queue) -> None:
+def _write(n: int, table: str, out: mp.Queue) -> None:
     import numpy as np
     import pyarrow as pa
 
     import lakehouse.lake as lake_module
 
-    lake_module._ROW_GROUP_ROWS = row_group_rows  # None: delta-rs's default
+    if table == "default":  # delta-rs's own settings: Snappy, ~1 M-row groups
+        lake_module.writer_properties = lambda name, schema=None: None
+        table = "standardized.listen_history"
     lake = lake_module.Lake(tempfile.mkdtemp())
     base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     rng = np.random.default_rng(0)
@@ -51,29 +55,32 @@ def _write(n: int, row_group_rows: int | None, out: mp.Queue) -> None:
                 pa.array([now] * m, pa.timestamp("us", tz="UTC")),
                 pa.array(np.arange(m) // 100), pa.array([DAY] * m, pa.date32())], schema=schema)
 
-    lake.write("raw.listen_history", batches(), schema=schema, mode="replace_partition",
+    lake.write(table, batches(), schema=schema, mode="replace_partition",
                partition_by=["ingest_date"], partition={"ingest_date": DAY})
-    out.put(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 - base)
+    grown = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 - base
+    out.put((grown, lake.info(table).size_bytes / 2**20))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[100_000, 300_000, 900_000])
     args = parser.parse_args()
-    from lakehouse.lake import _ROW_GROUP_ROWS
-
     ctx = mp.get_context("spawn")
     out = ctx.Queue()
-    print(f"{'rows':>9}  {'delta-rs default':>18}  {f'lake ({_ROW_GROUP_ROWS} rows/group)':>26}")
+    tables = {"delta-rs default": "default", "zones (20k rows, Snappy)": "standardized.listens",
+              "raw (250k rows, ZSTD)": "raw.listen_history"}
+    print(f"{'rows':>9}" + "".join(f"  {label:>26}" for label in tables))
     for n in args.sizes:
-        growth = []
-        for rows in (None, _ROW_GROUP_ROWS):
-            proc = ctx.Process(target=_write, args=(n, rows, out))
+        cells = []
+        for table in tables.values():
+            proc = ctx.Process(target=_write, args=(n, table, out))
             proc.start()
             proc.join()
-            growth.append(out.get())
-        print(f"{n:>9}  {growth[0]:>15.0f} MB  {growth[1]:>23.0f} MB", flush=True)
-    print("(peak RSS growth of the writing process over its RSS before the write)")
+            grown, size = out.get()
+            cells.append(f"{grown:.0f} MB, {size:.1f} MiB")
+        print(f"{n:>9}" + "".join(f"  {cell:>26}" for cell in cells), flush=True)
+    print("(peak RSS growth of the writing process over its RSS before the write; "
+          "bytes of the table written)")
 
 
 if __name__ == "__main__":
