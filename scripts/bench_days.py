@@ -327,6 +327,17 @@ def report(rows: list, days: int) -> None:
           f"{raw_and_history(hist[3]) / max(1, raw_and_history(one[3])):.2f}x; live total: "
           f"{mib(live(hist[3])).strip()} / {mib(live(one[3])).strip()} MiB = "
           f"{live(hist[3]) / live(one[3]):.2f}x")
+    # What each retained raw day costs: the lake a shorter LAKEHOUSE_RAW_RETENTION_DAYS keeps.
+    per_day: dict = {}
+    for endpoint in names.ENDPOINTS:
+        actions = pa.table(hist[3].delta(names.raw_table(endpoint)).get_add_actions(flatten=True))
+        for day, size in zip(actions[f"partition.{names.INGEST_DATE}"].to_pylist(),
+                             actions["size_bytes"].to_pylist(), strict=True):
+            per_day[str(day)] = per_day.get(str(day), 0) + size
+    kept = live(hist[3]) - sum(per_day.values())
+    print("live total by raw retention (newest days kept):", ", ".join(
+        f"{n}: {(kept := kept + size) / live(one[3]):.2f}x"
+        for n, (_, size) in enumerate(sorted(per_day.items(), reverse=True), start=1)))
     for label, seconds, _, lake in rows[2:]:
         print(f"vs {label}: build {hist[1] / seconds:.2f}x; live total "
               f"{mib(live(lake)).strip()} MiB, {live(hist[3]) / live(lake):.2f}x")
