@@ -488,6 +488,9 @@ def maintain_command(tables: tuple[str, ...], wait: bool, fmt: str) -> None:
                      sum(t.vacuumed for t in report.tables), None))
     click.echo(render(["table", "files_before", "files_after", "bytes_before", "bytes_after",
                        "compacted", "vacuumed", "version"], rows, fmt))
+    if report.scratch_bytes:
+        click.echo(f"removed {human_bytes(report.scratch_bytes)} of scratch files killed "
+                   "builds left in .tmp", err=True)
 
 
 # ---- train, recommend, models ----

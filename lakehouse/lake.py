@@ -1026,6 +1026,22 @@ def _local_file(root: Path, path: str) -> Path:
     return root / path
 
 
+BUILD_SCRATCH = "spark-build-*"  # under <lake>/.tmp: a Spark build's intermediate results
+
+
+def remove_build_scratch(root: Path) -> int:
+    """Delete the scratch folders killed builds left under ``root/.tmp``; bytes freed.
+
+    The caller holds the lake's build lock: no build is running, so nothing
+    reads them.
+    """
+    freed = 0
+    for stale in (Path(root) / ".tmp").glob(BUILD_SCRATCH):
+        freed += _du(stale)
+        shutil.rmtree(stale, ignore_errors=True)
+    return freed
+
+
 def _du(path: Path) -> int:
     total = 0
     for dirpath, _dirs, files in os.walk(path):

@@ -37,7 +37,13 @@ from lakehouse import names
 from lakehouse.config import Settings
 from lakehouse.context import RunContext, as_context
 from lakehouse.errors import ConfigError, LakeError, LakehouseError, LockedError
-from lakehouse.lake import _TARGET_FILE_BYTES, Lake, first_line, writer_properties
+from lakehouse.lake import (
+    _TARGET_FILE_BYTES,
+    Lake,
+    first_line,
+    remove_build_scratch,
+    writer_properties,
+)
 from lakehouse.locking import lake_lock
 from lakehouse.steps import alert_failed
 
@@ -69,6 +75,7 @@ class MaintenanceReport:
 
     tables: list[TableMaintenance] = field(default_factory=list)
     time_travel_days: int = 30
+    scratch_bytes: int = 0   # left under .tmp by killed builds, deleted
 
     @property
     def files_before(self) -> int:
@@ -139,6 +146,8 @@ def _maintain(lake: Lake, settings: Settings, tables: Sequence[str] | None,
     report = MaintenanceReport(time_travel_days=settings.time_travel_days)
     with lake_lock(settings.locks_dir, names.INGEST, wait=wait, timeout=timeout), \
             lake_lock(settings.locks_dir, names.BUILD, wait=wait, timeout=timeout):
+        if not tables:
+            report.scratch_bytes = remove_build_scratch(lake.root)
         names_ = list(tables) if tables else lake.table_names()
         for name in names_:
             report.tables.append(maintain_table(lake, name, settings.time_travel_days))

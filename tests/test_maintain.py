@@ -149,3 +149,19 @@ def test_a_failed_maintenance_sends_one_job_failed_alert_like_a_step(busy_lake):
     with pytest.raises(LockedError), lake_lock(busy_lake.locks_dir, names.BUILD):
         maintain(RunContext.open(busy_lake, alerts=sinks), wait=False)
     assert len(sinks.jobs) == 1
+
+
+def test_maintain_deletes_the_scratch_of_a_killed_spark_build(busy_lake):
+    # A killed `build --engine spark` leaves its intermediate Parquet under .tmp; only the
+    # next Spark build removed it, so a lake back on DuckDB kept it for good.
+    scratch = busy_lake.lake / ".tmp" / "spark-build-0123456789ab" / "listens"
+    scratch.mkdir(parents=True)
+    (scratch / "part-00000.parquet").write_bytes(b"x" * 4096)
+    other = busy_lake.lake / ".tmp" / "something-else"
+    other.mkdir()
+    assert maintain(busy_lake, [APPENDED]).scratch_bytes == 0  # one table: the lake is left
+    assert scratch.exists()
+    result = CliRunner().invoke(cli, ["--lake", str(busy_lake.lake), "maintain"])
+    assert result.exit_code == 0, result.output
+    assert "removed 4.0 KiB of scratch files killed builds left in .tmp" in result.stderr
+    assert not scratch.parent.exists() and other.exists()

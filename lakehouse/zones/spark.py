@@ -38,7 +38,7 @@ import ibis.expr.operations as ops
 
 from lakehouse.delta_files import SPARK_FOLDER_PREFIX
 from lakehouse.errors import ConfigError, LakeError
-from lakehouse.lake import WriteResult, describe_schema_changes
+from lakehouse.lake import WriteResult, describe_schema_changes, remove_build_scratch
 from lakehouse.zones.engine import SPARK, Engine
 
 if TYPE_CHECKING:
@@ -146,12 +146,9 @@ class SparkEngine(Engine):
         from pyspark.errors import PySparkException
 
         self.started = time.time()
-        tmp = self.lake.root / ".tmp"
-        # Builds hold the lake's build lock: any scratch folder here is from one
-        # that was killed, and nothing reads it.
-        for stale in tmp.glob("spark-build-*"):
-            shutil.rmtree(stale, ignore_errors=True)
-        self._scratch = tmp / f"spark-build-{uuid.uuid4().hex[:12]}"
+        # Builds hold the lake's build lock: any scratch folder is from one that was killed.
+        remove_build_scratch(self.lake.root)
+        self._scratch = self.lake.root / ".tmp" / f"spark-build-{uuid.uuid4().hex[:12]}"
         try:
             yield
         except (PySparkException, Py4JError) as exc:
