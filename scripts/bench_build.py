@@ -3,8 +3,10 @@
 Generates a raw zone directly on disk (no HTTP) with the bundled mock API's
 data generator: two daily full snapshots of the source, by default in the
 reference profile with 1,000,000 users and 200,000 tracks, so about
-2,000,000 listen records and 10,000,000 listened tracks. Then, each in its
-own freshly spawned process (so peak RSS is each one's own), it runs:
+2,000,000 listen records and 10,000,000 listened tracks, and merges both
+days into the history as ingest does (the lakehouse build reads the history;
+the SQL and pandas builds read raw). Then, each in its own freshly spawned
+process (so peak RSS is each one's own), it runs:
 
 - ``lakehouse``: :func:`lakehouse.zones.build.build` (validation, quarantine,
   Delta writes and run records included);
@@ -179,7 +181,22 @@ def lake_for(base: Path, raw_root: Path, impl: str) -> Path:
     shutil.rmtree(root, ignore_errors=True)
     root.mkdir(parents=True)
     (root / names.RAW).symlink_to(raw_root / names.RAW, target_is_directory=True)
+    # The history too, as ingest leaves it: the build reads it (SQL and pandas read raw).
+    (root / names.HISTORY).symlink_to(raw_root / names.HISTORY, target_is_directory=True)
     return root
+
+
+def merge_history(root: Path) -> None:
+    """Merge the raw dates into the history, as each day's ingest does after its raw commit.
+
+    Without it the lakehouse build would merge both snapshots itself (its catch-up of a
+    lake written before the history), work that ingest does in production.
+    """
+    from lakehouse import history
+
+    settings = Settings.load(env={}, lake=root)
+    history.bound_memory(Lake(root), settings)
+    history.catch_up(Lake(root), settings)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -213,6 +230,8 @@ def main(argv: list[str] | None = None) -> int:
         shutil.rmtree(raw_root, ignore_errors=True)
         date, raw_rows = generate_raw(raw_root, args.profile, args.users, args.tracks,
                                       args.listens, args.seed)
+    if not Lake(raw_root).exists(names.history_table(names.USERS)):
+        merge_history(raw_root)
     items = Lake(raw_root).sql("SELECT sum(len(items)) FROM raw.listen_history").fetchone()[0]
     origin = "reused" if args.reuse_raw else f"{args.profile}, generated in " \
         f"{time.perf_counter() - t0:.1f} s"
