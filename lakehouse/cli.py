@@ -517,7 +517,8 @@ def parse_budget(_ctx: click.Context | None, _param: Any, value: str | None) -> 
               help="auto: promote if the bootstrap interval of (challenger - champion "
                    "retrained on the same split) clears the margin; never; force.")
 @click.option("--budget", callback=parse_budget, metavar="DURATION",
-              help="Time for the hyperparameter search, e.g. 90s, 5m "
+              help="Time for the hyperparameter search, e.g. 90s, 5m (each family's "
+                   "first trial runs even past it; the refit and the gate come after) "
                    "[env LAKEHOUSE_TRAIN_BUDGET in seconds; default 30].")
 @click.option("--trials", type=click.IntRange(min=0), metavar="N",
               help="At most N trials per family (0: the budget decides) "
