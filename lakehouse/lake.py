@@ -1026,7 +1026,7 @@ def _local_file(root: Path, path: str) -> Path:
     return root / path
 
 
-BUILD_SCRATCH = "spark-build-*"  # under <lake>/.tmp: a Spark build's intermediate results
+BUILD_SCRATCH_PREFIX = "spark-build-"  # <lake>/.tmp/spark-build-*: a Spark build's scratch
 
 
 def remove_build_scratch(root: Path) -> int:
@@ -1036,7 +1036,7 @@ def remove_build_scratch(root: Path) -> int:
     reads them.
     """
     freed = 0
-    for stale in (Path(root) / ".tmp").glob(BUILD_SCRATCH):
+    for stale in (Path(root) / ".tmp").glob(BUILD_SCRATCH_PREFIX + "*"):
         freed += _du(stale)
         shutil.rmtree(stale, ignore_errors=True)
     return freed

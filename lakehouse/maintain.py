@@ -30,6 +30,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import pyarrow as pa
 from deltalake import CommitProperties
 from deltalake.exceptions import DeltaError
 
@@ -167,7 +168,7 @@ def maintain_table(lake: Lake, name: str, time_travel_days: int) -> TableMainten
         table = lake.delta(name)
         metrics = table.optimize.compact(
             target_size=_TARGET_FILE_BYTES, commit_properties=meta,
-            writer_properties=writer_properties(name, lake.schema(name)))
+            writer_properties=writer_properties(name, pa.schema(table.schema().to_arrow())))
         table = lake.delta(name)
         table.create_checkpoint()
         if time_travel_days <= LOG_RETENTION_DAYS:

@@ -194,9 +194,9 @@ def merge_history(root: Path) -> None:
     """
     from lakehouse import history
 
-    settings = Settings.load(env={}, lake=root)
-    history.bound_memory(Lake(root), settings)
-    history.catch_up(Lake(root), settings)
+    lake, settings = Lake(root), Settings.load(env={}, lake=root)
+    history.bound_memory(lake, settings)
+    history.catch_up(lake, settings)
 
 
 def main(argv: list[str] | None = None) -> int:

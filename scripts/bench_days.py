@@ -255,15 +255,13 @@ def run_days(args: argparse.Namespace, days: int, base: Path) -> None:
     if args.baseline_code:
         old = base / f"old-{days}"
         shutil.rmtree(old, ignore_errors=True)
+        # The one-snapshot lake's raw rows, for the other code to write with its own writer.
         dump = base / f"snapshot-{days}"
         dump.mkdir(exist_ok=True)
-        final_data = generate(cfg.replace(as_of=final))
         snapshot = {}
         for endpoint in names.ENDPOINTS:
             snapshot[endpoint] = dump / f"{endpoint}.parquet"
-            pq.write_table(raw_snapshot(final_data.arrow(endpoint), final),
-                           snapshot[endpoint])
-        del final_data
+            pq.write_table(one_lake.to_arrow(names.raw_table(endpoint)), snapshot[endpoint])
         baseline_ingest(args.baseline_code, old, snapshot, final)
         shutil.rmtree(dump)
         runs[f"today's code ({args.baseline_code.name}), one snapshot"] = (
@@ -322,11 +320,12 @@ def report(rows: list, days: int) -> None:
     def live(lake: Lake) -> int:
         return sum(v[0] for v in zone_bytes(lake).values())
 
+    live_hist, live_one = live(hist[3]), live(one[3])
     print(f"build day {days} / one-snapshot build: {hist[1] / one[1]:.2f}x; lake on disk: "
           f"{_du(hist[3].root) / _du(one[3].root):.2f}x; live raw+history: "
           f"{raw_and_history(hist[3]) / max(1, raw_and_history(one[3])):.2f}x; live total: "
-          f"{mib(live(hist[3])).strip()} / {mib(live(one[3])).strip()} MiB = "
-          f"{live(hist[3]) / live(one[3]):.2f}x")
+          f"{mib(live_hist).strip()} / {mib(live_one).strip()} MiB = "
+          f"{live_hist / live_one:.2f}x")
     # What each retained raw day costs: the lake a shorter LAKEHOUSE_RAW_RETENTION_DAYS keeps.
     per_day: dict = {}
     for endpoint in names.ENDPOINTS:
@@ -334,13 +333,13 @@ def report(rows: list, days: int) -> None:
         for day, size in zip(actions[f"partition.{names.INGEST_DATE}"].to_pylist(),
                              actions["size_bytes"].to_pylist(), strict=True):
             per_day[str(day)] = per_day.get(str(day), 0) + size
-    kept = live(hist[3]) - sum(per_day.values())
+    kept = live_hist - sum(per_day.values())
     print("live total by raw retention (newest days kept):", ", ".join(
-        f"{n}: {(kept := kept + size) / live(one[3]):.2f}x"
+        f"{n}: {(kept := kept + size) / live_one:.2f}x"
         for n, (_, size) in enumerate(sorted(per_day.items(), reverse=True), start=1)))
     for label, seconds, _, lake in rows[2:]:
         print(f"vs {label}: build {hist[1] / seconds:.2f}x; live total "
-              f"{mib(live(lake)).strip()} MiB, {live(hist[3]) / live(lake):.2f}x")
+              f"{mib(live(lake)).strip()} MiB, {live_hist / live(lake):.2f}x")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -38,7 +38,12 @@ import ibis.expr.operations as ops
 
 from lakehouse.delta_files import SPARK_FOLDER_PREFIX
 from lakehouse.errors import ConfigError, LakeError
-from lakehouse.lake import WriteResult, describe_schema_changes, remove_build_scratch
+from lakehouse.lake import (
+    BUILD_SCRATCH_PREFIX,
+    WriteResult,
+    describe_schema_changes,
+    remove_build_scratch,
+)
 from lakehouse.zones.engine import SPARK, Engine
 
 if TYPE_CHECKING:
@@ -148,7 +153,7 @@ class SparkEngine(Engine):
         self.started = time.time()
         # Builds hold the lake's build lock: any scratch folder is from one that was killed.
         remove_build_scratch(self.lake.root)
-        self._scratch = self.lake.root / ".tmp" / f"spark-build-{uuid.uuid4().hex[:12]}"
+        self._scratch = self.lake.root / ".tmp" / f"{BUILD_SCRATCH_PREFIX}{uuid.uuid4().hex[:12]}"
         try:
             yield
         except (PySparkException, Py4JError) as exc:
