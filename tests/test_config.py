@@ -46,7 +46,7 @@ def test_every_numeric_setting_has_a_validated_range():
 
     numeric = [f.name for f in dataclasses.fields(Settings) if f.type in ("int", "float")]
     assert numeric, "Settings has numeric fields"
-    assert sorted(set(numeric) - set(config._RANGES)) == []
+    assert sorted(set(numeric) - set(config.BOUNDS)) == []
 
 
 @pytest.mark.parametrize("value", ["-1", "nan", "inf"])
