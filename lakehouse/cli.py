@@ -18,7 +18,7 @@ from typing import Any
 import click
 
 from lakehouse import __version__
-from lakehouse.config import BOUNDS, ENGINES, MAX_K, Settings, check_date
+from lakehouse.config import BOUNDS, CHOICES, ENGINES, MAX_K, Settings, check_date
 from lakehouse.config import parse_date as config_parse_date
 from lakehouse.errors import ConfigError, LakehouseError
 from lakehouse.output import FORMATS, human_bytes, render
@@ -143,16 +143,19 @@ format_option = click.option(
              epilog="Example:\n  lakehouse --lake ./lake tables")
 @click.option("--lake", type=click.Path(), metavar="PATH",
               help="Lake root folder [env LAKEHOUSE_LAKE; default ./lake].")
+@click.option("--env-file", type=click.Path(dir_okay=False), metavar="PATH",
+              help="Settings from LAKEHOUSE_<SETTING>=value lines, under the environment "
+                   "and options; mode 0600 (it holds secrets) [env LAKEHOUSE_ENV_FILE].")
 @click.option("-v", "--verbose", count=True, help="More log output (-vv for debug).")
 @click.version_option(__version__, prog_name="lakehouse")
 @click.pass_context
-def cli(ctx: click.Context, lake: str | None, verbose: int) -> None:
+def cli(ctx: click.Context, lake: str | None, env_file: str | None, verbose: int) -> None:
     """MooVitamix lakehouse: ingest, build, monitor and recommend on a local Delta lake."""
     level = logging.WARNING - 10 * verbose
     logging.basicConfig(level=max(level, logging.DEBUG), stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
-        ctx.obj = Settings.load(lake=lake)
+        ctx.obj = Settings.load(env_file=env_file, lake=lake)
     except LakehouseError as exc:
         raise click.ClickException(str(exc)) from None
 
@@ -535,7 +538,7 @@ def parse_budget(_ctx: click.Context | None, _param: Any, value: str | None) -> 
 @click.option("--learning-rate", type=setting_range("learning_rate"), metavar="F",
               help="LightFM's first-trial learning rate [env LAKEHOUSE_LEARNING_RATE; "
                    "default 0.05].")
-@click.option("--loss", type=click.Choice(["warp", "bpr", "logistic", "warp-kos"]),
+@click.option("--loss", type=click.Choice(CHOICES["loss"]),
               help="LightFM loss [env LAKEHOUSE_LOSS; default warp].")
 @click.option("--seed", type=setting_range("seed"),
               help="Random seed [env LAKEHOUSE_SEED; default 42].")
