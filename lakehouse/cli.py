@@ -18,8 +18,9 @@ from typing import Any
 import click
 
 from lakehouse import __version__
-from lakehouse.config import ENGINES, MAX_DATE, MAX_K, MIN_DATE, Settings
-from lakehouse.errors import LakehouseError
+from lakehouse.config import BOUNDS, CHOICES, ENGINES, MAX_K, Settings, check_date
+from lakehouse.config import parse_date as config_parse_date
+from lakehouse.errors import ConfigError, LakehouseError
 from lakehouse.output import FORMATS, human_bytes, render
 
 
@@ -98,20 +99,23 @@ def with_settings(**option_to_field: str) -> Callable:
 
 
 def parse_date(_ctx: click.Context | None, _param: Any, value: str | None) -> dt.date | None:
-    """Click callback: ``YYYY-MM-DD`` -> date, with a usable message."""
+    """Click callback: ``YYYY-MM-DD`` (or ``today``) -> date, with a usable message."""
     if value is None:
         return None
-    if value == "today":
-        return dt.datetime.now(dt.UTC).date()
     try:
-        date = dt.date.fromisoformat(value)
-    except ValueError:
-        raise click.BadParameter(f"{value!r} is not a date; use YYYY-MM-DD, e.g. 2026-11-26") \
-            from None
-    if not MIN_DATE <= date <= MAX_DATE:
-        raise click.BadParameter(f"{value} is out of range; use a date from {MIN_DATE} to "
-                                 f"{MAX_DATE}")
-    return date
+        return check_date(config_parse_date(value), "date")
+    except ConfigError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+def setting_range(name: str) -> click.ParamType:
+    """The click type of an option that sets ``name``: the setting's own range."""
+    bounds = BOUNDS[name]
+    if Settings.__dataclass_fields__[name].type == "int":
+        return click.IntRange(bounds.low, bounds.high, min_open=bounds.low_open,
+                              max_open=bounds.high_open)
+    return click.FloatRange(bounds.low, bounds.high, min_open=bounds.low_open,
+                            max_open=bounds.high_open)
 
 
 # Bounds of the mock's data set: beyond them generation runs out of memory (--listens
@@ -139,16 +143,19 @@ format_option = click.option(
              epilog="Example:\n  lakehouse --lake ./lake tables")
 @click.option("--lake", type=click.Path(), metavar="PATH",
               help="Lake root folder [env LAKEHOUSE_LAKE; default ./lake].")
+@click.option("--env-file", type=click.Path(dir_okay=False), metavar="PATH",
+              help="Settings from LAKEHOUSE_<SETTING>=value lines, under the environment "
+                   "and options; mode 0600 (it holds secrets) [env LAKEHOUSE_ENV_FILE].")
 @click.option("-v", "--verbose", count=True, help="More log output (-vv for debug).")
 @click.version_option(__version__, prog_name="lakehouse")
 @click.pass_context
-def cli(ctx: click.Context, lake: str | None, verbose: int) -> None:
+def cli(ctx: click.Context, lake: str | None, env_file: str | None, verbose: int) -> None:
     """MooVitamix lakehouse: ingest, build, monitor and recommend on a local Delta lake."""
     level = logging.WARNING - 10 * verbose
     logging.basicConfig(level=max(level, logging.DEBUG), stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
-        ctx.obj = Settings.load(lake=lake)
+        ctx.obj = Settings.load(env_file=env_file, lake=lake)
     except LakehouseError as exc:
         raise click.ClickException(str(exc)) from None
 
@@ -341,7 +348,7 @@ def mock_api(host: str, port: int, seed: int, profile: str, users: int | None,
 @click.argument("endpoints", nargs=-1, metavar="[ENDPOINT]...")
 @api_url_option
 @date_option
-@click.option("--workers", type=click.IntRange(min=1), metavar="N",
+@click.option("--workers", type=setting_range("workers"), metavar="N",
               help="Concurrent page requests [env LAKEHOUSE_WORKERS; default 8].")
 @wait_option
 @click.option("--progress/--no-progress", default=None,
@@ -388,7 +395,7 @@ def ingest(endpoints: tuple[str, ...], date: dt.date | None, wait: bool,
 # ---- build ----
 @cli.command()
 @date_option
-@click.option("--kpi-days", type=click.IntRange(min=1), metavar="N",
+@click.option("--kpi-days", type=setting_range("kpi_days"), metavar="N",
               help="Days of consumption.daily_kpis ending on --date "
                    "[env LAKEHOUSE_KPI_DAYS; default 90].")
 @click.option("--engine", type=click.Choice(ENGINES),
@@ -459,7 +466,7 @@ def snapshot_command(endpoint: str, date: dt.date, out: str | None, limit: int,
 
 @cli.command("maintain")
 @click.argument("tables", nargs=-1, metavar="[TABLE]...")
-@click.option("--time-travel-days", type=click.IntRange(min=0), metavar="N",
+@click.option("--time-travel-days", type=setting_range("time_travel_days"), metavar="N",
               help="Keep every version of the last N days readable "
                    "[env LAKEHOUSE_TIME_TRAVEL_DAYS; default 30].")
 @wait_option
@@ -520,24 +527,25 @@ def parse_budget(_ctx: click.Context | None, _param: Any, value: str | None) -> 
               help="Time for the hyperparameter search, e.g. 90s, 5m (each family's "
                    "first trial runs even past it; the refit and the gate come after) "
                    "[env LAKEHOUSE_TRAIN_BUDGET in seconds; default 30].")
-@click.option("--trials", type=click.IntRange(min=0), metavar="N",
+@click.option("--trials", type=setting_range("train_trials"), metavar="N",
               help="At most N trials per family (0: the budget decides) "
                    "[env LAKEHOUSE_TRAIN_TRIALS].")
-@click.option("--epochs", type=click.IntRange(min=1), metavar="N",
+@click.option("--epochs", type=setting_range("epochs"), metavar="N",
               help="LightFM's maximum epochs (early stopping picks fewer) "
                    "[env LAKEHOUSE_EPOCHS; default 30].")
-@click.option("--components", type=click.IntRange(min=1), metavar="N",
+@click.option("--components", type=setting_range("components"), metavar="N",
               help="LightFM's first-trial embedding size [env LAKEHOUSE_COMPONENTS; default 64].")
-@click.option("--learning-rate", type=click.FloatRange(min=0, min_open=True), metavar="F",
+@click.option("--learning-rate", type=setting_range("learning_rate"), metavar="F",
               help="LightFM's first-trial learning rate [env LAKEHOUSE_LEARNING_RATE; "
                    "default 0.05].")
-@click.option("--loss", type=click.Choice(["warp", "bpr", "logistic", "warp-kos"]),
+@click.option("--loss", type=click.Choice(CHOICES["loss"]),
               help="LightFM loss [env LAKEHOUSE_LOSS; default warp].")
-@click.option("--seed", type=int, help="Random seed [env LAKEHOUSE_SEED; default 42].")
-@click.option("--holdout-share", type=click.FloatRange(0, 1, min_open=True, max_open=True),
+@click.option("--seed", type=setting_range("seed"),
+              help="Random seed [env LAKEHOUSE_SEED; default 42].")
+@click.option("--holdout-share", type=setting_range("holdout_share"),
               metavar="F", help="Share of the most recent listens held out "
                                 "[env LAKEHOUSE_HOLDOUT_SHARE; default 0.2].")
-@click.option("--promote-margin", type=click.FloatRange(min=0), metavar="F",
+@click.option("--promote-margin", type=setting_range("promote_margin"), metavar="F",
               help="Lower bound of (challenger - champion) needed, in the primary metric "
                    "[env LAKEHOUSE_PROMOTE_MARGIN; default 0].")
 @with_settings(epochs="epochs", components="components", learning_rate="learning_rate",
@@ -570,7 +578,7 @@ def train_command(date: dt.date | None, wait: bool, promote: str) -> None:
 
 @cli.command("recommend")
 @date_option
-@click.option("--k", type=click.IntRange(1, MAX_K), metavar="N",
+@click.option("--k", type=setting_range("k"), metavar="N",
               help=f"Tracks per user, at most {MAX_K} and the catalogue's size "
                    "[env LAKEHOUSE_K; default 10].")
 @wait_option
@@ -888,7 +896,7 @@ def daily_command(date: dt.date | None, retrain: bool | None, wait: bool,
               help="Interface to bind; anything but loopback needs LAKEHOUSE_SERVE_TOKEN.")
 @click.option("--port", type=click.IntRange(0, 65535), default=8080, show_default=True,
               help="TCP port (0: any free port).")
-@click.option("--reload-seconds", type=click.FloatRange(min=0, min_open=True), metavar="S",
+@click.option("--reload-seconds", type=setting_range("serve_reload_seconds"), metavar="S",
               help="How often to look for a new recommendations version "
                    "[env LAKEHOUSE_SERVE_RELOAD_SECONDS; default 5].")
 @click.option("--access-log/--no-access-log", default=False, show_default=True,

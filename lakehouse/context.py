@@ -26,9 +26,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
-from lakehouse.config import Settings
-from lakehouse.errors import ConfigError
-from lakehouse.lake import Lake, utc_now
+from lakehouse.config import Settings, parse_date
+from lakehouse.lake import Lake
 
 if TYPE_CHECKING:
     from lakehouse.runlog import RunRecord
@@ -89,24 +88,6 @@ class SettingsSinks:
             job_failed_alert(self.settings, job, message)
 
 
-def check_date(date: dt.date | str | None) -> dt.date:
-    """``date`` as a date (default: today, UTC).
-
-    Raises:
-        ConfigError: ``date`` is not a date or ``YYYY-MM-DD``.
-    """
-    if date is None:
-        return utc_now().date()
-    if isinstance(date, dt.datetime):
-        return date.date()
-    if isinstance(date, dt.date):
-        return date
-    try:
-        return dt.date.fromisoformat(str(date))
-    except ValueError:
-        raise ConfigError(f"bad date {date!r}: use YYYY-MM-DD, e.g. 2026-11-26") from None
-
-
 @dataclass
 class RunContext:
     """Everything a pipeline step needs besides its own arguments.
@@ -137,14 +118,14 @@ class RunContext:
             ConfigError: A bad date or setting.
         """
         settings = settings or Settings.load()
-        return cls(settings=settings, date=check_date(date),
+        return cls(settings=settings, date=parse_date(date),
                    alerts=alerts or SettingsSinks(settings), progress=progress, wait=wait)
 
     def replace(self, **changes: Any) -> RunContext:
         """A copy with some fields changed (``None`` ignored), sharing the lake handle."""
         given = {k: v for k, v in changes.items() if v is not None}
         if "date" in given:
-            given["date"] = check_date(given["date"])
+            given["date"] = parse_date(given["date"])
         if "settings" in given and given["settings"].lake != self.settings.lake:
             given["_lake"] = None
         return dataclasses.replace(self, **given)

@@ -295,12 +295,8 @@ def sync(lake: Lake, settings: Settings, endpoint: str, *, accept_reset: bool = 
         SourceResetError: A date shares less than ``settings.reset_threshold``
             of the previous date's keys; it and later dates are not merged.
         HistoryError: A date to merge again has no raw partition any more.
-        ConfigError: ``reset_threshold`` is not between 0 and 1.
     """
     _check_endpoint(endpoint)
-    if not 0.0 <= settings.reset_threshold <= 1.0:
-        raise ConfigError(f"reset_threshold must be between 0 and 1, got "
-                          f"{settings.reset_threshold} (LAKEHOUSE_RESET_THRESHOLD)")
     raw = raw_partitions(lake, endpoint)
     if empty_day is not None and empty_day not in raw:
         raw[empty_day] = "empty"
@@ -553,13 +549,7 @@ def prune_raw(lake: Lake, settings: Settings, endpoint: str, today: dt.date) -> 
 
     Returns:
         The dates dropped.
-
-    Raises:
-        ConfigError: ``raw_retention_days`` is below 1.
     """
-    if settings.raw_retention_days < 1:
-        raise ConfigError(f"raw_retention_days must be at least 1, got "
-                          f"{settings.raw_retention_days} (LAKEHOUSE_RAW_RETENTION_DAYS)")
     horizon = today - dt.timedelta(days=settings.raw_retention_days)
     raw = raw_partitions(lake, endpoint)
     merged = merged_days(lake, endpoint)

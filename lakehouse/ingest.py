@@ -42,7 +42,7 @@ from lakehouse.context import ProgressFn, RunContext, as_context
 from lakehouse.errors import ConfigError, LakehouseError, SourceError
 from lakehouse.lake import Lake, WriteResult
 from lakehouse.runlog import RunRecord
-from lakehouse.source.client import MAX_PAGE_SIZE, ApiClient, Page, check_base_url, redact
+from lakehouse.source.client import ApiClient, Page, check_base_url, redact
 from lakehouse.source.endpoints import ENDPOINTS, META_FIELDS, EndpointSpec
 from lakehouse.source.errors import (
     EmptySourceError,
@@ -670,15 +670,8 @@ def _specs(endpoints: Sequence[str] | None) -> list[EndpointSpec]:
 
 
 def _check_settings(settings: Settings) -> None:
+    # Ranges (page size, workers, retries) were checked when the settings loaded.
     check_base_url(settings.api_url)
-    if not 1 <= settings.page_size <= MAX_PAGE_SIZE:
-        raise ConfigError(f"page size {settings.page_size} is out of range: the API "
-                          f"serves 1..{MAX_PAGE_SIZE} (LAKEHOUSE_PAGE_SIZE)")
-    if settings.workers < 1:
-        raise ConfigError(f"workers must be at least 1, got {settings.workers} "
-                          "(--workers or LAKEHOUSE_WORKERS)")
-    if settings.max_retries < 0:
-        raise ConfigError(f"max_retries must be >= 0, got {settings.max_retries}")
 
 
 def _one_line(exc: BaseException, prefix: str = "", secrets: Sequence[str | None] = ()) -> str:

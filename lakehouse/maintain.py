@@ -120,15 +120,11 @@ def maintain(target: RunContext | Settings | None = None,
         Files and bytes before and after, per table.
 
     Raises:
-        ConfigError: ``time_travel_days`` is negative.
         LockedError: A pipeline holds the lake and ``wait`` is False.
         LakeError: A table could not be maintained (the others are done).
     """
     ctx = as_context(target, wait=wait)
     settings = ctx.settings
-    if settings.time_travel_days < 0:
-        raise ConfigError(f"time_travel_days must be >= 0, got {settings.time_travel_days} "
-                          "(LAKEHOUSE_TIME_TRAVEL_DAYS)")
     try:
         lake = ctx.lake(create=False)
         lake.check_writable()

@@ -117,3 +117,6 @@ GENRES = (
     "Rock", "Pop", "Hip Hop", "Jazz", "Electronic", "Classical", "Country", "Blues",
     "R&B", "Reggae", "Folk", "Metal", "Punk", "Funk", "Indie", "Alternative", "Techno",
 )
+
+# Per-user holdout metrics: the ones that can rank candidates (Settings.primary_metric).
+PER_USER_METRICS = ("precision_at_10", "recall_at_10", "ndcg_at_10")

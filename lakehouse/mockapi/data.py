@@ -83,6 +83,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from lakehouse.config import parse_date
 from lakehouse.errors import ConfigError
 from lakehouse.names import ENDPOINTS, GENDERS, GENRES, LISTEN_HISTORY, TRACKS, USERS
 
@@ -163,9 +164,9 @@ class MockConfig:
         else:
             object.__setattr__(self, "faults", tuple(str(f) for f in self.faults))
         if isinstance(self.start, str):
-            object.__setattr__(self, "start", _parse_date(self.start, "start"))
+            object.__setattr__(self, "start", parse_date(self.start, "mock start"))
         if isinstance(self.as_of, str):
-            object.__setattr__(self, "as_of", _parse_date(self.as_of, "as_of"))
+            object.__setattr__(self, "as_of", parse_date(self.as_of, "mock as_of"))
         if self.profile not in PROFILES:
             raise ConfigError(f"unknown mock profile {self.profile!r}; use one of "
                               f"{', '.join(PROFILES)}")
@@ -206,13 +207,6 @@ class MockConfig:
     def replace(self, **changes) -> MockConfig:
         """A copy with some fields changed (validated again)."""
         return dataclasses.replace(self, **changes)
-
-
-def _parse_date(value: str, name: str) -> dt.date:
-    try:
-        return dt.date.fromisoformat(value)
-    except ValueError:
-        raise ConfigError(f"mock {name} {value!r} is not a date; use YYYY-MM-DD") from None
 
 
 class Dataset:

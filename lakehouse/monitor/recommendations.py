@@ -124,7 +124,7 @@ def _cold_share(runs: pd.DataFrame | None, day: Any) -> float | None:
 def recommendation_alerts(settings: Settings, kpis: pd.DataFrame) -> list[Alert]:
     """Alerts for the newest score date against the one before; nothing is sent.
 
-    The thresholds' ranges are checked when the settings are made (``config._RANGES``).
+    The thresholds' ranges are checked when the settings are made (``config.BOUNDS``).
     """
     if len(kpis) < 2:
         return []

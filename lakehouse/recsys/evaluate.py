@@ -23,6 +23,7 @@ import scipy.sparse as sp
 from scipy.stats import rankdata
 
 from lakehouse import names
+from lakehouse.names import PER_USER_METRICS
 from lakehouse.recsys.topk import top_k
 
 K = 10
@@ -137,7 +138,6 @@ def metrics_table(metrics: dict[str, dict | None]) -> pd.DataFrame:
 
 
 # Metrics that are a mean over users, so a paired bootstrap over users applies to them.
-PER_USER_METRICS = ("precision_at_10", "recall_at_10", "ndcg_at_10")
 
 
 def per_user(metric: str, user_vectors: np.ndarray, item_vectors: np.ndarray,

@@ -31,12 +31,12 @@ from typing import Any, ClassVar
 import numpy as np
 import scipy.sparse as sp
 
+from lakehouse.config import LOSSES
 from lakehouse.errors import ConfigError, ModelError
 from lakehouse.recsys.model import RecModel, Tokens
 from lakehouse.recsys.topk import default_threads
 
 FEATURES = ("none", "user", "item", "both")
-LOSSES = ("warp", "bpr", "logistic", "warp-kos")
 CONFIDENCE = ("log", "linear")
 # Simpler first: on a tie of the primary metric the earlier family wins.
 COMPLEXITY = ("popularity", "als", "lightfm", "lightfm+item", "lightfm+user", "lightfm+both")

@@ -44,7 +44,7 @@ from urllib3.exceptions import MaxRetryError, ProtocolError
 from urllib3.util.retry import Retry
 
 from lakehouse import __version__
-from lakehouse.config import check_http_url
+from lakehouse.config import MAX_PAGE_SIZE, check_http_url
 from lakehouse.source.errors import (
     HttpStatusError,
     NotTheApiError,
@@ -67,7 +67,6 @@ class _QuietRetries(logging.Filter):
 logging.getLogger("urllib3.connectionpool").addFilter(_QuietRetries())
 
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
-MAX_PAGE_SIZE = 100
 USER_AGENT = f"lakehouse/{__version__} (MooVitamix ingest)"
 # Errors while reading a body that urllib3 handed back before reading it.
 _BODY_ERRORS = (requests.exceptions.ChunkedEncodingError, requests.exceptions.ConnectionError,
