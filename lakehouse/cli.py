@@ -453,10 +453,11 @@ def snapshot_command(endpoint: str, date: dt.date, out: str | None, limit: int,
     """
     from lakehouse.history import snapshot, write_records
 
-    table = snapshot(open_lake_for(), endpoint, date)
+    lake = open_lake_for()
+    table = snapshot(lake, endpoint, date)
     if out:
-        write_records(table, out)
-        click.echo(f"{table.num_rows} {endpoint} records of {date} written to {out}")
+        path = write_records(table, out, lake=lake)
+        click.echo(f"{table.num_rows} {endpoint} records of {date} written to {path}")
         return
     shown = table if not limit else table.slice(0, limit)
     click.echo(render(shown.column_names, [tuple(r.values()) for r in shown.to_pylist()], fmt))
