@@ -56,6 +56,17 @@ CASES = [
     c("train-date-out-of-range", "train", "--date", "9999-12-31", expect="out of range"),
     c("recommend-date-out-of-range", "recommend", "--date", "9999-12-31", expect="out of range"),
     c("recommend-date-ancient", "recommend", "--date", "0001-01-01", expect="out of range"),
+    # Dates after tomorrow (UTC) (issue 21, item 2): refused by every step, in one place.
+    *[c(f"{cmd}-date-in-the-future", cmd, "--date", "2999-12-31", expect="after today")
+      for cmd in ("ingest", "build", "train", "recommend", "daily")],
+    c("recommend-date-next-century", "recommend", "--date", "2100-01-01", expect="after today"),
+    c("drop-date-recommendations-not-a-score-date", "drop-date", "recommendations", "--date",
+      "2999-12-31", expect="has no score_date"),
+    c("drop-date-ingest-not-an-ingest-date", "drop-date", "ingest", "--date", "2001-01-01",
+      expect="nothing dropped"),
+    c("drop-date-ingest-unknown-endpoint", "drop-date", "ingest", "--date", "2001-01-01",
+      "songs", expect="songs"),
+    c("drop-date-without-a-date", "drop-date", "recommendations", expect="--date"),
     c("kpis-since-invalid", "kpis", "--since", "2026-13-01", expect="not a date"),
     c("mock-api-start-invalid", "mock-api", "--start", "2026-02-30", expect="not a date"),
     c("mock-api-as-of-out-of-range", "mock-api", "--as-of", "9999-12-31", expect="out of range"),
