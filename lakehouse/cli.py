@@ -453,15 +453,86 @@ def snapshot_command(endpoint: str, date: dt.date, out: str | None, limit: int,
     """
     from lakehouse.history import snapshot, write_records
 
-    table = snapshot(open_lake_for(), endpoint, date)
+    lake = open_lake_for()
+    table = snapshot(lake, endpoint, date)
     if out:
-        write_records(table, out)
-        click.echo(f"{table.num_rows} {endpoint} records of {date} written to {out}")
+        path = write_records(table, out, lake=lake)
+        click.echo(f"{table.num_rows} {endpoint} records of {date} written to {path}")
         return
     shown = table if not limit else table.slice(0, limit)
     click.echo(render(shown.column_names, [tuple(r.values()) for r in shown.to_pylist()], fmt))
     if fmt == "table":
         click.echo(f"({shown.num_rows} of {table.num_rows} records)")
+
+
+@cli.group("drop-date")
+def drop_date() -> None:
+    """Remove a date written by mistake: a score date, or an ingest date.
+
+    Both go through the lock of the step that writes the date, delete in
+    atomic Delta commits and add a drop_date record to meta.runs. Runs can
+    no longer be for a date more than one day after today (UTC); these
+    commands remove such a date written before.
+
+    \b
+    Example:
+      lakehouse drop-date recommendations --date 2999-12-31
+      lakehouse drop-date ingest --date 2026-12-24 users
+    """
+
+
+@drop_date.command("recommendations")
+@click.option("--date", "date", callback=parse_date, metavar="YYYY-MM-DD", required=True,
+              help="The score_date to delete.")
+@wait_option
+def drop_date_recommendations(date: dt.date, wait: bool) -> None:
+    """Delete one score_date of consumption.recommendations (one commit).
+
+    serve and status then use the newest remaining date.
+
+    \b
+    Example:
+      lakehouse drop-date recommendations --date 2999-12-31
+    """
+    from lakehouse.drop import drop_score_date
+
+    record = drop_score_date(step_context(False).replace(wait=wait), date)
+    click.echo(f"Dropped score_date {date}: {record.records} rows deleted from "
+               f"consumption.recommendations (version {record.table_version}).")
+
+
+@drop_date.command("ingest")
+@click.argument("endpoints", nargs=-1, metavar="[ENDPOINT]...",
+                type=click.Choice(["users", "tracks", "listen_history"]))
+@click.option("--date", "date", callback=parse_date, metavar="YYYY-MM-DD", required=True,
+              help="The ingest_date to remove.")
+@wait_option
+def drop_date_ingest(endpoints: tuple[str, ...], date: dt.date, wait: bool) -> None:
+    """Remove ingest date --date of ENDPOINTs (default: all that have it) from raw and history.
+
+    The raw partition is deleted, the history's events of that date removed,
+    and every later merged date merged again from its raw snapshot, as if
+    the date had never been ingested; the snapshots of the other dates stay
+    exactly what was served. Refused, with nothing deleted, when a later
+    date's raw snapshot was already dropped by raw retention
+    (LAKEHOUSE_RAW_RETENTION_DAYS): the history after it could not be
+    rebuilt. Run 'lakehouse build' afterwards: the zones keep what they were
+    built from until then.
+
+    \b
+    Example:
+      lakehouse drop-date ingest --date 2026-12-24
+      lakehouse drop-date ingest --date 2026-12-24 users tracks
+    """
+    from lakehouse.drop import drop_ingest_date
+
+    records = drop_ingest_date(step_context(False).replace(wait=wait), date,
+                               list(endpoints) or None)
+    for r in records:
+        again = r.details.get("history_replayed") or []
+        click.echo(f"Dropped ingest date {date} of {r.target.split('.', 1)[1]}: {r.records} "
+                   f"raw rows deleted, {len(again)} later date(s) merged again.")
+    click.echo("Run 'lakehouse build' to rebuild the zones without it.")
 
 
 @cli.command("maintain")

@@ -27,7 +27,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 from lakehouse.config import Settings, parse_date
-from lakehouse.lake import Lake
+from lakehouse.errors import ConfigError
+from lakehouse.lake import Lake, utc_now
 
 if TYPE_CHECKING:
     from lakehouse.runlog import RunRecord
@@ -88,6 +89,28 @@ class SettingsSinks:
             job_failed_alert(self.settings, job, message)
 
 
+# A run may be for tomorrow (UTC): a job scheduled east of UTC starts "its" day before
+# UTC does. Anything later is a typo, and would take over serving and status for good.
+FUTURE_DAYS = 1
+
+
+def check_not_future(day: dt.date, what: str = "date") -> dt.date:
+    """``day`` if it is at most :data:`FUTURE_DAYS` after today (UTC).
+
+    Every step's date passes here (a context's date, and
+    :func:`lakehouse.steps.run_step` checks it again), so a date in the future
+    is refused in one place.
+
+    Raises:
+        ConfigError: It is later (9999-12-31 included).
+    """
+    today = utc_now().date()
+    if (day - today).days > FUTURE_DAYS:
+        raise ConfigError(f"{what} {day} is out of range: it is more than {FUTURE_DAYS} day "
+                          f"after today ({today}, UTC); use --date {today} or earlier")
+    return day
+
+
 @dataclass
 class RunContext:
     """Everything a pipeline step needs besides its own arguments.
@@ -118,14 +141,14 @@ class RunContext:
             ConfigError: A bad date or setting.
         """
         settings = settings or Settings.load()
-        return cls(settings=settings, date=parse_date(date),
+        return cls(settings=settings, date=check_not_future(parse_date(date)),
                    alerts=alerts or SettingsSinks(settings), progress=progress, wait=wait)
 
     def replace(self, **changes: Any) -> RunContext:
         """A copy with some fields changed (``None`` ignored), sharing the lake handle."""
         given = {k: v for k, v in changes.items() if v is not None}
         if "date" in given:
-            given["date"] = parse_date(given["date"])
+            given["date"] = check_not_future(parse_date(given["date"]))
         if "settings" in given and given["settings"].lake != self.settings.lake:
             given["_lake"] = None
         return dataclasses.replace(self, **given)

@@ -45,6 +45,7 @@ from lakehouse.runlog import RunRecord
 from lakehouse.source.client import ApiClient, Page, check_base_url, redact
 from lakehouse.source.endpoints import ENDPOINTS, META_FIELDS, EndpointSpec
 from lakehouse.source.errors import (
+    CutShortError,
     EmptySourceError,
     FieldTypeError,
     HttpStatusError,
@@ -123,7 +124,20 @@ def ingest(target: RunContext | Settings | None = None, endpoints: Sequence[str]
     _check_settings(settings)
 
     def body(run: StepRun) -> list[RunRecord]:
-        preflight(settings, specs[0])
+        try:
+            preflight(settings, specs)
+        except SourceError as exc:
+            # Nothing can be read today: every endpoint's run failed, and says so in
+            # meta.runs (status turns unhealthy, the daily job skips the build).
+            error = _one_line(exc, secrets=[settings.api_token])
+            failed = [RunRecord(pipeline=PIPELINE, target=spec.name, run_date=run.date)
+                      .finish(names.FAILED, error) for spec in specs]
+            try:
+                run.record(*failed)
+            except LakehouseError as record_error:
+                log.error("could not append the failed ingest runs to %s: %s",
+                          names.META_RUNS, record_error)
+            raise
         records: list[RunRecord] = []
         for spec in specs:
             record = ingest_endpoint(
@@ -144,25 +158,42 @@ def ingest(target: RunContext | Settings | None = None, endpoints: Sequence[str]
     return run_step(ctx, PIPELINE, body, create=True)
 
 
-def preflight(settings: Settings, spec: EndpointSpec) -> None:
+def preflight(settings: Settings, specs: Sequence[EndpointSpec] | EndpointSpec) -> None:
     """Check once, before any work, that the URL is the API and answers.
 
-    Statuses that may be transient (429, 5xx) pass: that endpoint's own run
-    will fail or succeed on its own, leaving the others alone.
+    One small page of the first endpoint is asked for. What cannot be one
+    endpoint's problem stops the ingest: no answer at all, or a refused
+    credential (401/403). What can (a body cut short, an error status, a
+    page that is not the envelope) sends the check to the next endpoint:
+    the URL is the API as soon as one of them answers properly, and the
+    broken endpoint then fails on its own, leaving the others alone. Only
+    when every endpoint answers that way is the URL not the API.
 
     Raises:
-        SourceError: Unreachable, not the API, or refused (e.g. 401/404).
+        SourceError: Unreachable, refused, or no endpoint answered as the API.
     """
+    specs = [specs] if isinstance(specs, EndpointSpec) else list(specs)
+    first: SourceError | None = None
     with ApiClient.from_settings(settings.replace(workers=1)) as client:
-        try:
-            client.get_page(spec.path, 1, 1)
-        except HttpStatusError as exc:
-            if exc.status == 429 or exc.status >= 500:
-                log.warning("pre-flight: %s", exc)
+        for spec in specs:
+            try:
+                client.get_page(spec.path, 1, 1)
                 return
-            hint = ("set LAKEHOUSE_API_TOKEN" if exc.status in (401, 403)
-                    else "is --api-url the MooVitamix API?")
-            raise NotTheApiError(f"{redact(client.base_url)}: {exc}; {hint}") from None
+            except HttpStatusError as exc:
+                if exc.status == 429 or exc.status >= 500:
+                    log.warning("pre-flight: %s", exc)
+                    return  # the API is there; this endpoint's own run will tell
+                if exc.status in (401, 403):
+                    raise NotTheApiError(f"{redact(client.base_url)}: {exc}; set "
+                                         "LAKEHOUSE_API_TOKEN") from None
+                first = first or NotTheApiError(f"{redact(client.base_url)}: {exc}; is "
+                                                "--api-url the MooVitamix API?")
+            except (NotTheApiError, CutShortError) as exc:
+                first = first or exc
+            log.warning("pre-flight: %s did not answer as the API; trying the next endpoint",
+                        spec.path)
+    if first is not None:
+        raise first
 
 
 def ingest_endpoint(lake: Lake, settings: Settings, spec: EndpointSpec | str,

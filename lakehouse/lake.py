@@ -39,7 +39,13 @@ from deltalake.exceptions import CommitFailedError, DeltaError
 from deltalake.exceptions import TableNotFoundError as _DeltaMissing
 
 from lakehouse import names
-from lakehouse.errors import BrokenTableError, LakeError, SchemaError, TableNotFoundError
+from lakehouse.errors import (
+    BrokenTableError,
+    ConfigError,
+    LakeError,
+    SchemaError,
+    TableNotFoundError,
+)
 from lakehouse.sqlguard import first_line, read_only_query
 
 if TYPE_CHECKING:
@@ -126,6 +132,40 @@ def writer_properties(name: str, schema: pa.Schema | None = None) -> WriterPrope
 def utc_now() -> dt.datetime:
     """The current time as a UTC-aware datetime (the only kind the lake stores)."""
     return dt.datetime.now(dt.UTC)
+
+
+def check_outside_lake(root: str | os.PathLike[str], path: str | os.PathLike[str],
+                       what: str, option: str = "--out") -> Path:
+    """``path`` if writing ``what`` there cannot touch the lake at ``root``; else raise.
+
+    Every command that writes a path the user gives (``snapshot --out``,
+    ``report --out``, their library functions) goes through here: a file
+    written inside the lake could replace a table's data file or Delta log, a
+    model, a lock or the run log, and the next read would fail. Only the
+    lake's ``reports`` folder (where ``report`` writes by default) is open.
+    Symbolic links are followed, so a link out of the lake pointing back in
+    is refused too.
+
+    Args:
+        root: The lake's folder.
+        path: The file (or folder) about to be written.
+        what: What would be written, for the message (``the report``).
+        option: The option the path came from, for the message.
+
+    Returns:
+        ``path``, with ``~`` expanded.
+
+    Raises:
+        ConfigError: ``path`` is inside the lake (and not in its reports folder).
+    """
+    target = Path(path).expanduser()
+    lake = Path(root).expanduser().resolve()
+    resolved = target.resolve()
+    if resolved.is_relative_to(lake) and not resolved.is_relative_to(lake / "reports"):
+        raise ConfigError(f"refusing to write {what} to {target}: it is inside the lake "
+                          f"{root}, where it could replace table, log or model files; "
+                          f"choose an {option} outside the lake")
+    return target
 
 
 def parse_table_name(name: str) -> tuple[str, str]:

@@ -25,7 +25,7 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from lakehouse import names
-from lakehouse.context import RunContext
+from lakehouse.context import RunContext, check_not_future
 from lakehouse.errors import ConfigError, LakehouseError, LockedError
 from lakehouse.lake import Lake
 from lakehouse.locking import lake_lock
@@ -90,7 +90,7 @@ class StepRun:
 
 
 def run_step(ctx: RunContext, name: str, body: Callable[[StepRun], T], *,
-             create: bool = False) -> T:
+             create: bool = False, lock: str | None = None) -> T:
     """Run ``body`` as the pipeline step ``name``: checked, locked, recorded, alerted.
 
     Args:
@@ -99,21 +99,25 @@ def run_step(ctx: RunContext, name: str, body: Callable[[StepRun], T], *,
         body: The step's own work, given the :class:`StepRun`.
         create: Create the lake if it does not exist yet (ingest); the other
             steps refuse a missing lake.
+        lock: The lock to take, when it is another step's (``drop-date``
+            takes the lock of the step that writes what it drops); default ``name``.
 
     Returns:
         What ``body`` returned.
 
     Raises:
+        ConfigError: The run date is more than a day after today (UTC).
         LakeError: No lake, or it is not writable.
         LockedError: Another run of this step holds the lock (``ctx.wait``
             False, or the wait timed out).
         Whatever ``body`` raised, after its records were appended.
     """
+    check_not_future(ctx.date, f"{name} date")
     try:
         lake = ctx.lake(create=create)
         lake.check_writable()
         timeout = ctx.settings.lock_timeout if ctx.wait else None
-        with lake_lock(ctx.settings.locks_dir, name, wait=ctx.wait, timeout=timeout):
+        with lake_lock(ctx.settings.locks_dir, lock or name, wait=ctx.wait, timeout=timeout):
             run = StepRun(ctx, name, lake)
             try:
                 result = body(run)

@@ -56,6 +56,17 @@ CASES = [
     c("train-date-out-of-range", "train", "--date", "9999-12-31", expect="out of range"),
     c("recommend-date-out-of-range", "recommend", "--date", "9999-12-31", expect="out of range"),
     c("recommend-date-ancient", "recommend", "--date", "0001-01-01", expect="out of range"),
+    # Dates after tomorrow (UTC) (issue 21, item 2): refused by every step, in one place.
+    *[c(f"{cmd}-date-in-the-future", cmd, "--date", "2999-12-31", expect="after today")
+      for cmd in ("ingest", "build", "train", "recommend", "daily")],
+    c("recommend-date-next-century", "recommend", "--date", "2100-01-01", expect="after today"),
+    c("drop-date-recommendations-not-a-score-date", "drop-date", "recommendations", "--date",
+      "2999-12-31", expect="has no score_date"),
+    c("drop-date-ingest-not-an-ingest-date", "drop-date", "ingest", "--date", "2001-01-01",
+      expect="nothing dropped"),
+    c("drop-date-ingest-unknown-endpoint", "drop-date", "ingest", "--date", "2001-01-01",
+      "songs", expect="songs"),
+    c("drop-date-without-a-date", "drop-date", "recommendations", expect="--date"),
     c("kpis-since-invalid", "kpis", "--since", "2026-13-01", expect="not a date"),
     c("mock-api-start-invalid", "mock-api", "--start", "2026-02-30", expect="not a date"),
     c("mock-api-as-of-out-of-range", "mock-api", "--as-of", "9999-12-31", expect="out of range"),
@@ -71,6 +82,19 @@ CASES = [
       "{lake}/raw/users/_delta_log/00000000000000000000.json", expect="refusing to write"),
     c("report-out-into-the-registry", "report", "--out", "{lake}/models/aliases.json",
       expect="refusing to write"),
+    # Paths given to write to (issue 21, item 1): never inside the lake, links followed.
+    c("snapshot-out-over-a-history-data-file", "snapshot", "users", "--date", "{day}",
+      "--out", "{history_file}", expect="refusing to write"),
+    c("snapshot-out-into-a-delta-log", "snapshot", "users", "--date", "{day}", "--out",
+      "{lake}/raw/users/_delta_log/00000000000000000099.jsonl", expect="refusing to write"),
+    c("snapshot-out-into-the-registry", "snapshot", "tracks", "--date", "{day}", "--out",
+      "{lake}/models/aliases.csv", expect="refusing to write"),
+    c("snapshot-out-through-a-link-into-the-lake", "snapshot", "users", "--date", "{day}",
+      "--out", "{link}/history/users/part-0.parquet", expect="refusing to write"),
+    c("snapshot-out-under-a-file", "snapshot", "users", "--date", "{day}", "--out",
+      "{file}/users.csv", expect="cannot write"),
+    c("report-out-through-a-link-into-the-lake", "report", "--out",
+      "{link}/history/users/_delta_log/00000000000000000000.json", expect="refusing to write"),
     c("demo-folder-of-other-files", "demo", "--days", "3", lake="thesis",
       expect="nothing was deleted"),
     c("lake-env-is-a-file", "tables", lake="none", lakehouse_lake="/etc/hostname",
@@ -189,6 +213,16 @@ def damage_registry(models: Path, how: str) -> None:
 
 
 @pytest.fixture(scope="module")
+def places(lakes, sample_days) -> dict[str, str]:
+    """What the cases' ``{placeholders}`` stand for, beside ``{lake}``."""
+    good = lakes["good"]
+    return {"{file}": str(lakes["file"]), "{day}": sample_days[-1].isoformat(),
+            "{link}": str(lakes["link"]),
+            "{history_file}": str(next(Lake(good).path(
+                names.history_table(names.USERS)).rglob("*.parquet")))}
+
+
+@pytest.fixture(scope="module")
 def lakes(tmp_path_factory, trained_lake) -> dict[str, Path]:
     """One lake per kind of case, made once: the cases must not change them."""
     root = tmp_path_factory.mktemp("bad-input")
@@ -202,6 +236,8 @@ def lakes(tmp_path_factory, trained_lake) -> dict[str, Path]:
     found = {"good": good, "broken": broken, "missing": root / "missing",
              "file": root / "a-file", "none": good, "bracket": root / "lake[1]"}
     (root / "a-file").write_text("not a lake")
+    found["link"] = root / "link-to-the-good-lake"
+    found["link"].symlink_to(good, target_is_directory=True)
     thesis = root / "thesis"
     thesis.mkdir()
     (thesis / "chapter1.tex").write_text("years of work")
@@ -250,10 +286,13 @@ def before(lakes) -> dict[str, tuple[dict, dict]]:
     return {kind: (data_files(path), reading(path)) for kind, path in lakes.items()}
 
 
-def argv(case: Case, lakes: dict[str, Path]) -> list[str]:
+def argv(case: Case, lakes: dict[str, Path], places: dict[str, str]) -> list[str]:
     lake = lakes[case.lake]
-    args = [a.replace("{lake}", str(lake)).replace("{file}", str(lakes["file"]))
-            for a in case.args]
+    args = []
+    for arg in case.args:
+        for name, value in {"{lake}": str(lake), **places}.items():
+            arg = arg.replace(name, value)
+        args.append(arg)
     return args if case.lake == "none" else ["--lake", str(lake), *args]
 
 
@@ -268,10 +307,10 @@ def check_output(output: str, code: int, case: Case) -> None:
 
 @pytest.mark.parametrize("case", CASES, ids=lambda case: case.id)
 def test_bad_input_fails_in_at_most_two_lines_and_the_lake_reads_as_before(case, lakes,
-                                                                            before):
+                                                                            before, places):
     lake = lakes[case.lake]
     env = {"LAKEHOUSE_ALERT_WEBHOOK": None, "LAKEHOUSE_ALERT_COMMAND": None, **case.env}
-    result = CliRunner().invoke(cli, argv(case, lakes), env=env)
+    result = CliRunner().invoke(cli, argv(case, lakes, places), env=env)
     assert result.exception is None or isinstance(result.exception, SystemExit), \
         (case.id, repr(result.exception))
     check_output(result.output, result.exit_code, case)
@@ -285,11 +324,11 @@ SUBPROCESS_CASES = ["sql-copy-over-a-log", "sql-broken-table", "build-broken-tab
 
 @pytest.mark.parametrize("case", [k for k in CASES if k.id in SUBPROCESS_CASES],
                          ids=lambda case: case.id)
-def test_the_real_command_too_with_rust_backtraces_on(case, lakes, before):
+def test_the_real_command_too_with_rust_backtraces_on(case, lakes, before, places):
     lake = lakes[case.lake]
     env = {k: v for k, v in os.environ.items() if not k.startswith("LAKEHOUSE_")}
     env |= {"RUST_BACKTRACE": "1", "PYTHONPATH": os.getcwd(), **case.env}
-    done = subprocess.run([sys.executable, "-m", "lakehouse", *argv(case, lakes)],
+    done = subprocess.run([sys.executable, "-m", "lakehouse", *argv(case, lakes, places)],
                           capture_output=True, text=True, env=env, timeout=300)
     check_output(done.stdout + done.stderr, done.returncode, case)
     assert data_files(lake) == before[case.lake][0], case.id

@@ -28,7 +28,7 @@ from lakehouse import __version__, names
 from lakehouse.config import Settings
 from lakehouse.context import RunContext, as_context
 from lakehouse.errors import BrokenTableError, ConfigError
-from lakehouse.lake import utc_now
+from lakehouse.lake import check_outside_lake, utc_now
 from lakehouse.monitor import charts
 from lakehouse.monitor.alerts import read_alerts
 from lakehouse.monitor.kpis import (
@@ -86,7 +86,7 @@ def write_report(target: RunContext | Settings | None = None, out: Path | None =
     if out is not None:
         out = Path(out).expanduser()
         # Refused before the (slow) render; a folder's report and latest.html go in it.
-        _refuse_inside_tables(settings, out / LATEST if into_folder else out)
+        check_outside_lake(settings.lake, out / LATEST if into_folder else out, "the report")
     html, latest_run = _render(ctx)
     default_name = f"report-{(latest_run or utc_now().date()).isoformat()}.html"
     if out is None:
@@ -110,16 +110,6 @@ def _write_atomic(path: Path, text: str) -> None:
             tmp.unlink(missing_ok=True)
         raise ConfigError(f"cannot write the report to {path}: {exc.strerror}; "
                           "choose another --out") from None
-
-
-def _refuse_inside_tables(settings: Settings, path: Path) -> None:
-    """A report written into a table's or the registry's folder could replace a data file."""
-    target = path.resolve()
-    for folder in [settings.lake / zone for zone in names.ZONES] + [settings.models_dir]:
-        if target.is_relative_to(folder.resolve()):
-            raise ConfigError(f"refusing to write the report to {path}: it is inside the "
-                              f"lake's {folder.name} folder, where it could replace table or "
-                              f"model files; write it elsewhere, e.g. {settings.reports_dir}")
 
 
 def render_report(target: RunContext | Settings | None = None) -> str:

@@ -27,11 +27,12 @@ from typing import Any
 
 from lakehouse import names
 from lakehouse.config import Settings
-from lakehouse.errors import KLimitError, NothingToServeError, NotServedError
+from lakehouse.errors import KLimitError, LakeError, NothingToServeError, NotServedError
 from lakehouse.lake import Lake, utc_now
 from lakehouse.serve import worker
 from lakehouse.serve.coldstart import CHAMPION, POPULARITY, ColdStartLists, Ranked, load_popularity
 from lakehouse.serve.store import BatchStore, load_batch, score_dates
+from lakehouse.sqlguard import first_line
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +41,8 @@ HEALTH_SECONDS = 60.0
 # A part that failed to load is not retried with the same inputs sooner than this.
 RETRY_SECONDS = 60.0
 OTHER_DATES_KEPT = 3
+# The key of /health's reload_errors for a reload check that failed as a whole.
+RELOAD_CHECK = "reload check"
 BATCH, COLD_START = "batch", "cold_start"
 
 
@@ -166,9 +169,16 @@ class Service:
         with self._refresh_lock:
             try:
                 changed = self._refresh()
-            except Exception:  # noqa: BLE001 - the previous snapshot keeps serving
-                log.exception("reload check failed; still serving what was loaded")
+            except Exception as exc:  # noqa: BLE001 - the previous snapshot keeps serving
+                # A bug, not a damaged table (see _version): its traceback once, then the
+                # line in /health, not a traceback at every check (issue 21).
+                message = f"reload check failed: {first_line(exc)}"
+                if self._errors.get(RELOAD_CHECK) != message:
+                    log.exception("%s; still serving what was loaded", message)
+                self._errors[RELOAD_CHECK] = message
                 changed = False
+            else:
+                self._errors.pop(RELOAD_CHECK, None)
             if changed:
                 _release_memory()
             return changed
@@ -232,7 +242,12 @@ class Service:
         return result
 
     def _version(self, name: str) -> int | None:
-        """The table's Delta version, re-read only when its log folder changed."""
+        """The table's Delta version, re-read only when its log folder changed.
+
+        A log that does not read (torn, garbled) is logged once and shown in
+        ``/health`` under the table's name until it reads again; meanwhile the
+        version last seen is returned, so what was loaded keeps serving.
+        """
         try:
             mtime = (self.lake.path(name) / "_delta_log").stat().st_mtime_ns
         except FileNotFoundError:
@@ -241,9 +256,24 @@ class Service:
         seen = self._stamps.get(name)
         if seen and seen[0] == mtime and now - seen[1] < FULL_CHECK_SECONDS:
             return seen[2]
-        version = self.lake.version(name)
+        try:
+            version = self.lake.version(name)
+        except LakeError as exc:
+            message = f"cannot read the Delta log of {name}: {first_line(exc)}"
+            if self._errors.get(name) != message:
+                log.error("%s; still serving what was loaded", message)
+            self._errors[name] = message
+            # Not stamped: the next check reads the log again (a repair shows at once).
+            return seen[2] if seen else self._served_version(name)
+        self._errors.pop(name, None)
         self._stamps[name] = (mtime, now, version)
         return version
+
+    def _served_version(self, name: str) -> int | None:
+        snap = self._snap
+        return {names.CONS_RECOMMENDATIONS: snap.recs_version,
+                names.CONS_INTERACTIONS: snap.interactions_version}.get(
+            name, snap.champion_key[1] if name == names.CONS_TRACK_FEATURES else None)
 
     def _champion_version(self) -> str | None:
         try:

@@ -46,6 +46,7 @@ from urllib3.util.retry import Retry
 from lakehouse import __version__
 from lakehouse.config import MAX_PAGE_SIZE, check_http_url
 from lakehouse.source.errors import (
+    CutShortError,
     HttpStatusError,
     NotTheApiError,
     SourceUnreachableError,
@@ -296,8 +297,10 @@ class ApiClient:
                 body = b"".join(resp.iter_content(chunk_size=None)) or b""
             except _BODY_ERRORS as exc:
                 resp.close()
-                retry = self._again(retry, where, exc,
-                                    lambda n, e=exc: self._unreachable(e, n), inner)
+                retry = self._again(retry, where, exc, lambda n, e=exc: CutShortError(
+                    f"{where} at {redact(self.base_url)}: the answer broke off before its end "
+                    f"({_reason(e)}) after {n} retries; the API answers, this endpoint does "
+                    "not"), inner)
                 continue
             self._count(nbytes=len(body))
             status = resp.status_code
@@ -340,9 +343,15 @@ def _envelope(body: bytes, page: int) -> tuple[list, int, int, int] | str:
     """The envelope's (items, total, pages, size), or what is wrong with it."""
     try:
         doc = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        start = body[:40].decode("utf-8", "replace").strip()
-        return f"the body is not JSON (starts {start!r})" if start else "the body is empty"
+    except orjson.JSONDecodeError as exc:
+        # Never quote the body: a page cut short starts with a user's record (issue 21).
+        start = body.lstrip()[:1].decode("ascii", "replace")
+        if not start:
+            return "the body is empty"
+        if start == "<":
+            return "the body is not JSON (it starts with '<': an HTML or XML page?)"
+        return (f"the body is not JSON (invalid at byte {exc.pos} of {len(body)}: cut short "
+                "or malformed)")
     if not isinstance(doc, dict) or "items" not in doc or "total" not in doc:
         return "the JSON is not a page envelope (items, total, page, size, pages)"
     items, total, pages, size = doc.get("items"), doc.get("total"), doc.get("pages"), \

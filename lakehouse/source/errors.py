@@ -13,6 +13,14 @@ class SourceUnreachableError(SourceError):
     """No HTTP answer at all (refused, DNS, timeouts) after the retries."""
 
 
+class CutShortError(SourceUnreachableError):
+    """The API answered, but the body broke off before its end, every try.
+
+    Unlike no answer at all, it can be one endpoint's problem: the others are
+    still read.
+    """
+
+
 class NotTheApiError(SourceError):
     """Something answered, but not with the API's page envelope."""
 

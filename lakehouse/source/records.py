@@ -176,5 +176,20 @@ def _describe_value(value: Any) -> str:
 
 
 def _example(value: Any) -> str:
-    text = json.dumps(value)
-    return text if len(text) <= 60 else text[:57] + "..."
+    """The offending value, told without its content when it could be someone's data.
+
+    A number or a boolean shows the type clash (1.5 for an integer); a string,
+    a list or an object could hold a name or an e-mail, which must not reach an
+    error line, the run log or an alert: their shape is told instead.
+    """
+    if isinstance(value, bool | int | float) or value is None:
+        text = json.dumps(value)
+        return text if len(text) <= 60 else text[:57] + "..."
+    if isinstance(value, str):
+        return f"a {len(value)}-character string"
+    if isinstance(value, dict):
+        keys = ", ".join(sorted(str(k) for k in value)[:5])
+        return f"an object with keys {keys}" if keys else "an empty object"
+    if isinstance(value, list):
+        return f"a list of {len(value)} item(s)"
+    return type(value).__name__

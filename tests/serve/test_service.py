@@ -176,3 +176,35 @@ def test_the_fast_path_takes_only_what_it_can_answer_exactly(loaded, path, query
     assert guarded._answer(scope) is None  # no token: FastAPI answers the 401
     good = {**scope, "headers": [(b"authorization", b"Bearer s3cret")]}
     assert (guarded._answer(good) is not None) is answered
+
+
+def test_a_torn_recommendations_log_is_logged_once_and_shown_in_health(tmp_path, trained_lake,
+                                                                       caplog):
+    # Issue 21: a traceback at every reload check (13 in 13 s) and /health said ok.
+    settings = copy_lake(trained_lake, tmp_path)
+    lake = Lake(settings.lake, create=False)
+    service = Service(settings)
+    assert service.refresh()
+    served = service.snapshot.batch
+    user = int(served.user_ids[0])
+    answer = service.recommend(user)
+    last = sorted((lake.path(names.CONS_RECOMMENDATIONS) / "_delta_log").glob("*.json"))[-1]
+    # The next commit, torn mid-write (a copy of the last one, cut in half).
+    torn = last.with_name(f"{int(last.stem) + 1:020d}.json")
+    good = last.read_bytes()
+    torn.write_bytes(good[: len(good) // 2])
+    with caplog.at_level(logging.INFO, logger="lakehouse.serve"):
+        for _ in range(5):
+            assert not service.refresh()
+    problems = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(problems) == 1, [r.getMessage() for r in problems]
+    assert problems[0].exc_info is None and "Traceback" not in caplog.text
+    assert names.CONS_RECOMMENDATIONS in problems[0].getMessage()
+    assert service.recommend(user) == answer
+    ok, health = service.health()
+    assert ok and health["table_version"] == served.table_version
+    assert "cannot read the Delta log" in health["reload_errors"][names.CONS_RECOMMENDATIONS]
+
+    torn.unlink()
+    service.refresh()
+    assert service.health()[1]["reload_errors"] == {}

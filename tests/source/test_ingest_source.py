@@ -17,6 +17,7 @@ from lakehouse.errors import ConfigError, LakeError, LockedError
 from lakehouse.ingest import ingest
 from lakehouse.lake import Lake
 from lakehouse.locking import lake_lock
+from lakehouse.monitor.status import status
 from lakehouse.source.errors import NotTheApiError, SourceUnreachableError
 
 DAY = dt.date(2026, 11, 26)
@@ -224,11 +225,20 @@ def test_transient_faults_give_the_clean_result(tmp_path, fake_api, fault):
         assert strip == want
 
 
+def test_the_daily_job_still_builds_when_one_endpoint_is_broken(tmp_path, fake_api):
+    from lakehouse.daily import daily
+
+    api = fake_api()
+    s = settings(tmp_path, api, retrain_weekday=-1)
+    assert all(r.ok for r in ingest(s, date=DAY - dt.timedelta(days=1)))
+    api.hook = cut_json(api)
+    result = daily(s, date=DAY, retrain=False, report=False)
+    steps = {step.name: step.status for step in result.steps}
+    assert steps["ingest"] == "failed" and steps["build"] == "success", result.steps
+    assert steps["status"] == "failed"  # the failed users run makes the lake unhealthy
+
+
 # --------------------------------------------------------------------- bad input
-def assert_lake_untouched(s: Settings) -> None:
-    assert not (s.lake / "raw").exists() and not (s.lake / "meta").exists()
-
-
 def test_unknown_endpoint(tmp_path, fake_api):
     s = settings(tmp_path, fake_api())
     with pytest.raises(ConfigError, match="unknown endpoint.*'songs'.*users, tracks"):
@@ -251,25 +261,79 @@ def test_bad_date_and_page_size(tmp_path, fake_api):
         ingest(s.replace(page_size=101), date=DAY)
 
 
-def test_unreachable_url_is_one_error_and_no_change(tmp_path):
+def failed_runs(s: Settings) -> list[tuple[str, str]]:
+    return Lake(s.lake).sql("SELECT target, error FROM meta.runs WHERE status = 'failed' "
+                            "ORDER BY target").fetchall()
+
+
+def assert_no_raw(s: Settings) -> None:
+    assert not (s.lake / "raw").exists()
+
+
+def test_unreachable_url_is_one_error_and_a_failed_run_per_endpoint(tmp_path):
     s = Settings.load(env={}, lake=tmp_path / "lake", api_url="http://127.0.0.1:9",
                       max_retries=1, backoff_factor=0.01, backoff_max=0.02)
     with pytest.raises(SourceUnreachableError, match="cannot reach the API"):
         ingest(s, date=DAY)
-    assert_lake_untouched(s)
+    assert_no_raw(s)
+    # Issue 21: the run log said nothing, and status stayed healthy.
+    failed = failed_runs(s)
+    assert [t for t, _ in failed] == sorted(names.ENDPOINTS)
+    assert all(e.startswith("cannot reach the API") for _, e in failed)
+    assert any("ingest of users" in p.message and "cannot reach" in p.message
+               for p in status(s).errors)
 
 
 def test_a_url_that_is_not_this_api(tmp_path, fake_api):
     html = fake_api(hook=lambda r: (200, {"Content-Type": "text/html"}, b"<!doctype html>"))
     with pytest.raises(NotTheApiError, match="not JSON"):
         ingest(settings(tmp_path / "a", html), date=DAY)
-    assert_lake_untouched(settings(tmp_path / "a", html))
+    assert_no_raw(settings(tmp_path / "a", html))
+    assert len(failed_runs(settings(tmp_path / "a", html))) == 3
+    # Every endpoint was asked before the URL was called wrong.
+    assert {r.endpoint for r in html.log} == {"users", "tracks", "listen_history"}
     missing = fake_api(hook=lambda r: (404, {}, b'{"detail":"Not Found"}'))
     with pytest.raises(NotTheApiError, match="404.*MooVitamix API"):
         ingest(settings(tmp_path / "b", missing), date=DAY)
     other = fake_api(hook=lambda r: (200, {}, b'[{"id": 1}]'))
     with pytest.raises(NotTheApiError, match="envelope"):
         ingest(settings(tmp_path / "c", other), date=DAY)
+
+
+def test_a_refused_token_stops_at_once(tmp_path, fake_api):
+    api = fake_api(hook=lambda r: (401, {}, b'{"detail":"no"}'))
+    with pytest.raises(NotTheApiError, match="401.*LAKEHOUSE_API_TOKEN"):
+        ingest(settings(tmp_path, api), date=DAY)
+    assert {r.endpoint for r in api.log} == {"users"}
+    assert len(failed_runs(settings(tmp_path, api))) == 3
+
+
+def cut_json(api):
+    """A 200 whose JSON stops half-way, Content-Length matching (the mock's 'truncated')."""
+    def hook(req):
+        if req.endpoint != "users":
+            return None
+        body = json.dumps(api.envelope(req.endpoint, req.page, req.size)).encode()
+        return (200, {}, body[: len(body) // 2])
+    return hook
+
+
+@pytest.mark.parametrize("how", ["json cut, length matching", "body cut on the wire"])
+def test_a_broken_first_endpoint_leaves_the_others_independent(tmp_path, fake_api, how):
+    api = fake_api()
+    api.hook = cut_json(api) if how.startswith("json") else \
+        (lambda r: "truncate" if r.endpoint == "users" else None)
+    s = settings(tmp_path, api)
+    runs = ingest(s, date=DAY)
+    assert [(r.target, r.status) for r in runs] == [
+        ("users", "failed"), ("tracks", "success"), ("listen_history", "success")]
+    assert len(rows(s, names.RAW_TRACKS)) == 250
+    assert [t for t, _ in failed_runs(s)] == ["users"]
+    # The error line says what broke, never what the body held (it quoted a first name).
+    error = runs[0].error
+    assert "F1" not in error and "first_name" not in error and "u1@" not in error, error
+    assert ("not JSON" if how.startswith("json") else "broke off") in error
+    assert any(p.subject == "ingest:users" for p in status(s).errors)
 
 
 def test_persistent_5xx_on_the_first_endpoint_is_not_a_bad_url(tmp_path, fake_api):

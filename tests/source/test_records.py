@@ -23,13 +23,13 @@ def test_columns_keep_exact_types_and_nulls():
 
 
 @pytest.mark.parametrize("field, values, got, example", [
-    (INT, [1, "2"], "string", '"2"'),
+    (INT, [1, "2"], "string", "a 1-character string"),
     (INT, [1, 1.5], "number", "1.5"),     # Arrow alone would truncate 1.5 to 1
     (INT, [True], "boolean", "true"),
     (STR, ["a", 7], "integer", "7"),
-    (STR, [{"x": 1}], "object", '{"x": 1}'),
-    (LIST, [[1], "1,2"], "string", '"1,2"'),
-    (LIST, [[1, "a"]], "a list of integer/string", '[1, "a"]'),
+    (STR, [{"x": 1}], "object", "an object with keys x"),
+    (LIST, [[1], "1,2"], "string", "a 3-character string"),
+    (LIST, [[1, "a"]], "a list of integer/string", "a list of 2 item(s)"),
 ])
 def test_type_change_names_field_and_example(field, values, got, example):
     with pytest.raises(FieldTypeError) as err:
@@ -37,6 +37,13 @@ def test_type_change_names_field_and_example(field, values, got, example):
     msg = str(err.value)
     assert f"field {field.name!r} changed type" in msg
     assert f"got {got}" in msg and example in msg
+
+
+def test_a_type_change_never_quotes_a_text_value():
+    # Issue 21: an error line quoted a user's first name; text is someone's data.
+    with pytest.raises(FieldTypeError) as err:
+        column(INT, [1, "Marguerite", "ann@example.org"])
+    assert "Marguerite" not in str(err.value) and "10-character string" in str(err.value)
 
 
 def test_scan_keys_counts_missing_and_finds_new_fields():
