@@ -4,33 +4,43 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed
 LAKEHOUSE := $(BIN)/lakehouse
 export LAKEHOUSE_LAKE ?= $(CURDIR)/lake
 
-.PHONY: help install test test-fast lint format lab demo ingest build train recommend \
+.PHONY: help install lock test test-fast lint format lab mlflow demo ingest build train recommend \
         status report daily mock-api bench clean serve
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
-$(STAMP): setup.cfg pyproject.toml
+# Every install takes the versions of constraints.txt (what the tests ran on); `make lock`
+# renews it. One stamp per set of extras: `.installed-dev+lab` is `pip install -e '.[dev,lab]'`.
+CONSTRAINTS := constraints.txt
+comma := ,
+$(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip setuptools wheel
-	$(BIN)/pip install --quiet -e '.[dev]'
-	touch $(STAMP)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -c $(CONSTRAINTS) setuptools wheel
 
-install: $(STAMP) ## Create .venv and install the package with dev tools
+$(VENV)/.installed-%: setup.cfg pyproject.toml $(CONSTRAINTS) | $(BIN)/python
+	$(BIN)/pip install --quiet -c $(CONSTRAINTS) -e '.[$(subst +,$(comma),$*)]'
+	touch $@
 
-SPARK_STAMP := $(VENV)/.installed-spark
-$(SPARK_STAMP): $(STAMP)
-	$(BIN)/pip install --quiet -e '.[dev,spark]'
-	touch $(SPARK_STAMP)
+STAMP := $(VENV)/.installed-dev
+LAB_STAMP := $(VENV)/.installed-dev+lab
+MLFLOW_STAMP := $(VENV)/.installed-mlflow+mlflow-ui
+# The tests need every extra but the MLflow UI: Spark, the notebooks' widgets, MLflow.
+TEST_STAMP := $(VENV)/.installed-dev+lab+mlflow+spark
 
-test: $(SPARK_STAMP) ## Run every test, slow and Spark ones included (installs lakehouse[spark]; needs Java 17)
+install: $(STAMP) ## Create .venv and install the package with dev tools (versions of constraints.txt)
+
+lock: ## Re-resolve every requirement and extra of setup.cfg into constraints.txt (~2 min)
+	$(PYTHON) scripts/lock.py
+
+test: $(TEST_STAMP) ## Run every test, slow and Spark ones included (installs every extra; needs Java 17)
 	$(BIN)/python -m pytest
 
-test-fast: $(STAMP) ## Run the tests not marked slow
+test-fast: $(TEST_STAMP) ## Run the tests not marked slow
 	$(BIN)/python -m pytest -m "not slow"
 
 lint: $(STAMP) ## Check style with ruff
@@ -43,8 +53,16 @@ format: $(STAMP) ## Fix what ruff can fix
 LAB_ARGS ?=
 ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root,)
 
-lab: $(STAMP) ## Open JupyterLab on notebooks/ (the lake is $$LAKEHOUSE_LAKE)
+lab: $(LAB_STAMP) ## Open JupyterLab on notebooks/ (installs lakehouse[lab]; the lake is $$LAKEHOUSE_LAKE)
 	$(BIN)/jupyter lab --notebook-dir=notebooks $(ROOT_FLAG) $(LAB_ARGS)
+
+# MLflow's own UI on the lake's store (LAKEHOUSE_MLFLOW_TRACKING_URI, default the lake's
+# mlflow.db); telemetry off, nothing leaves the machine.
+MLFLOW_URI ?= $(or $(LAKEHOUSE_MLFLOW_TRACKING_URI),sqlite:///$(LAKEHOUSE_LAKE)/mlflow.db)
+MLFLOW_ARGS ?= --host 127.0.0.1 --port 5000
+
+mlflow: $(MLFLOW_STAMP) ## Open the MLflow UI on the lake's tracking store (installs mlflow for its UI)
+	MLFLOW_DISABLE_TELEMETRY=true $(BIN)/mlflow ui --backend-store-uri '$(MLFLOW_URI)' $(MLFLOW_ARGS)
 
 demo: $(STAMP) ## Run the whole job end to end on the bundled mock API (several days)
 	$(LAKEHOUSE) demo

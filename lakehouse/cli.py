@@ -751,7 +751,10 @@ def models_promote(version: str, reason: str) -> None:
     Example:
       lakehouse models promote v0003 --reason "validated offline"
     """
+    from lakehouse.recsys.tracking import track_aliases
+
     entry = _registry().promote(version, reason)
+    track_aliases(settings())
     click.echo(f"Champion is now {entry['to']} (was {entry['from'] or 'none'}).")
 
 
@@ -765,7 +768,10 @@ def models_rollback(reason: str) -> None:
     Example:
       lakehouse models rollback --reason "complaints about v0004"
     """
+    from lakehouse.recsys.tracking import track_aliases
+
     entry = _registry().rollback(reason)
+    track_aliases(settings())
     click.echo(f"Champion is now {entry['to']} (rolled back from {entry['from']}).")
 
 

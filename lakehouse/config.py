@@ -190,6 +190,12 @@ class Settings:
     # and how often to look for a new version of the recommendations.
     serve_token: str | None = setting(None, secret=True)
     serve_reload_seconds: float = setting(5.0, above=0, high=DAY_SECONDS)
+    # MLflow tracking (pip install 'lakehouse[mlflow]'; lakehouse.recsys.tracking): where
+    # every train is logged besides the lake's registry, e.g. sqlite:///<lake>/mlflow.db or
+    # databricks; None: not logged. A secret (a server URL may carry credentials). Seconds
+    # each request to a tracking server may take before the train warns and goes on.
+    mlflow_tracking_uri: str | None = setting(None, secret=True)
+    mlflow_timeout: float = setting(10.0, above=0, high=600)
 
     def __post_init__(self) -> None:
         # Every way of making Settings (defaults, environment, options, replace)
@@ -373,6 +379,8 @@ def _validate(settings: Settings) -> None:
     check_http_url(settings.api_url, "api_url", secret=False)
     if settings.alert_webhook is not None:
         check_http_url(settings.alert_webhook, "alert_webhook", secret=True)
+    if settings.mlflow_tracking_uri is not None:
+        check_tracking_uri(settings.mlflow_tracking_uri)
     if settings.alert_command is not None:
         import shlex
 
@@ -416,6 +424,29 @@ def check_http_url(value: str, name: str, *, secret: bool) -> str:
                           f"{'https://hooks.slack.com/services/...' if secret else 'http://127.0.0.1:8000'}"
                           f"; {shown}")
     return value.rstrip("/")
+
+
+# MLflow stores the tracking code can write to: a database, a file folder, a server.
+TRACKING_SCHEMES = ("sqlite", "postgresql", "mysql", "mssql", "file", "http", "https",
+                    "databricks")
+
+
+def check_tracking_uri(value: str) -> str:
+    """``value`` if MLflow can track to it (a URI whose scheme is in ``TRACKING_SCHEMES``).
+
+    Raises:
+        ConfigError: No such scheme; the value is shown only when it cannot hold a
+            credential.
+    """
+    # "databricks" alone is a URI (the default profile); sqlite+... names a driver.
+    scheme = value.split(":", 1)[0].split("+", 1)[0].lower()
+    if scheme not in TRACKING_SCHEMES:
+        shown = ("its value is not shown" if "@" in value or "token" in value.lower()
+                 else f"got {value[:200]!r}")
+        raise ConfigError(f"bad MLflow tracking URI ({ENV_PREFIX}MLFLOW_TRACKING_URI): use "
+                          f"one of {', '.join(s + ':' for s in TRACKING_SCHEMES)}, e.g. "
+                          f"sqlite:///lake/mlflow.db, or unset it; {shown}")
+    return value
 
 
 def parse_date(value: dt.date | str | None, what: str = "date") -> dt.date:

@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 
 NOTEBOOKS = sorted((Path(__file__).parent.parent / "notebooks").glob("*.ipynb"))
+WIDGET = "application/vnd.jupyter.widget-view+json"
+PLOTLY = "application/vnd.plotly.v1+json"
 
 
 def test_notebooks_are_stored_without_outputs():
@@ -51,3 +53,11 @@ def test_notebook_runs(path, trained_lake, tmp_path, monkeypatch):
               if o.output_type == "error"]
     assert not errors
     assert all(c.execution_count for c in nb.cells if c.cell_type == "code")
+    # Real widgets (ipywidgets controls, tqdm bars) and Plotly figures, not text
+    # fallbacks: the kernel sends their own MIME types, which JupyterLab renders offline.
+    outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs]
+    mimetypes = {m for o in outputs for m in o.get("data", {})}
+    assert WIDGET in mimetypes, sorted(mimetypes)
+    assert PLOTLY in mimetypes, sorted(mimetypes)
+    stderr = "".join(o.get("text", "") for o in outputs if o.get("name") == "stderr")
+    assert "TqdmWarning" not in stderr and "IProgress not found" not in stderr, stderr

@@ -64,6 +64,7 @@ from lakehouse.recsys.search import (
     train_data,
 )
 from lakehouse.recsys.topk import default_threads
+from lakehouse.recsys.tracking import track_train
 from lakehouse.runlog import RunRecord
 from lakehouse.steps import StepRun, run_step
 
@@ -232,7 +233,10 @@ def train(target: RunContext | Settings | None = None, *, promote: str = "auto",
         return _train(settings, run.lake, promote, run.date, progress, record,
                       budget=budget, max_trials=max_trials)
 
-    return run_step(ctx, names.TRAIN, body)
+    result = run_step(ctx, names.TRAIN, body)
+    # After the step (the lake's registry is done and its lock released): MLflow mirrors it.
+    track_train(settings, result)
+    return result
 
 
 def _progress_events(ctx: RunContext) -> Progress | None:
