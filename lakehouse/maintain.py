@@ -38,14 +38,10 @@ from lakehouse import names
 from lakehouse.config import Settings
 from lakehouse.context import RunContext, as_context
 from lakehouse.errors import ConfigError, LakeError, LakehouseError, LockedError
-from lakehouse.lake import (
-    _TARGET_FILE_BYTES,
-    Lake,
-    first_line,
-    remove_build_scratch,
-    writer_properties,
-)
+from lakehouse.lake import Lake, remove_build_scratch, writer_properties
+from lakehouse.lake.storage import _TARGET_FILE_BYTES
 from lakehouse.locking import lake_lock
+from lakehouse.sqlguard import first_line
 from lakehouse.steps import alert_failed
 
 log = logging.getLogger(__name__)

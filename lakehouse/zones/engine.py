@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from lakehouse.config import ENGINES
 from lakehouse.errors import ConfigError, LakeError
+from lakehouse.sqltext import literal
 
 if TYPE_CHECKING:
     import ibis
@@ -103,8 +104,8 @@ class DuckDBEngine(Engine):
         spill = tempfile.mkdtemp(prefix="lakehouse-build-")
         try:
             # Bounded memory: DuckDB spills the temporary tables beyond it.
-            self.con.raw_sql(f"SET memory_limit = '{_sql_quote(self.memory)}'")
-            self.con.raw_sql(f"SET temp_directory = '{_sql_quote(spill)}'")
+            self.con.raw_sql(f"SET memory_limit = {literal(self.memory)}")
+            self.con.raw_sql(f"SET temp_directory = {literal(spill)}")
         except duckdb.Error as exc:
             shutil.rmtree(spill, ignore_errors=True)
             raise LakeError(f"bad build_memory {self.memory!r} "
@@ -161,7 +162,3 @@ def engine_for(lake: Lake, settings: Settings, spark: Any = None) -> Engine:
         return SparkEngine.open(lake, settings, spark)
     raise ConfigError(f"unknown engine {settings.engine!r} (LAKEHOUSE_ENGINE); "
                       f"use one of {', '.join(ENGINES)}")
-
-
-def _sql_quote(value: str) -> str:
-    return str(value).replace("'", "''")
