@@ -36,7 +36,6 @@ from lakehouse.recsys.data import ScoringInputs, load_scoring_inputs
 from lakehouse.recsys.families import Routed
 from lakehouse.recsys.registry import Registry
 from lakehouse.recsys.topk import top_k
-from lakehouse.recsys.train import load_model
 from lakehouse.runlog import RunRecord
 from lakehouse.steps import StepRun, run_step
 
@@ -232,7 +231,7 @@ def _recommend(settings: Settings, lake: Lake, k: int, date: dt.date,
                record: RunRecord) -> None:
     registry = Registry(settings.models_dir)
     info = registry.get(names.CHAMPION)
-    model = load_model(registry, info.version)
+    model = registry.load_bundle(info.version)
     inputs = load_scoring_inputs(lake)
     k = max(1, min(k, len(inputs.items)))  # no user can get more tracks than there are
     t0 = time.perf_counter()
