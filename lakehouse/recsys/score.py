@@ -29,9 +29,10 @@ import pyarrow.compute as pc
 
 from lakehouse import names
 from lakehouse.config import MAX_K, Settings, check_date
-from lakehouse.context import RunContext, as_context
+from lakehouse.context import RunContext
 from lakehouse.errors import ConfigError, ValidationError
 from lakehouse.lake import Lake
+from lakehouse.monitor.sinks import step_context
 from lakehouse.recsys.data import ScoringInputs, load_scoring_inputs
 from lakehouse.recsys.families import Routed
 from lakehouse.recsys.registry import Registry
@@ -213,7 +214,7 @@ def recommend(target: RunContext | Settings | None = None, *, k: int | None = No
         LockedError: Another scoring run holds the lake's lock.
         LakeError: The lake is missing or not writable.
     """
-    ctx = as_context(target, date=date, wait=wait)
+    ctx = step_context(target, date=date, wait=wait)
     k = ctx.settings.k if k is None else k
     if not 1 <= k <= MAX_K:
         raise ConfigError(f"k must be from 1 to {MAX_K}, got {k}")

@@ -42,9 +42,10 @@ import numpy as np
 
 from lakehouse import names
 from lakehouse.config import Settings, check_date
-from lakehouse.context import RunContext, as_context
+from lakehouse.context import RunContext
 from lakehouse.errors import ConfigError, LakehouseError
 from lakehouse.lake import Lake
+from lakehouse.monitor.sinks import step_context
 from lakehouse.recsys.data import Inputs, Split, load_inputs, split
 from lakehouse.recsys.evaluate import summarize
 from lakehouse.recsys.promotion import cold_config, decide, holdout_metrics, versus_champion
@@ -186,7 +187,7 @@ def train(target: RunContext | Settings | None = None, *, promote: str = "auto",
     """
     if promote not in PROMOTE_MODES:
         raise ConfigError(f"promote must be one of {', '.join(PROMOTE_MODES)}, got {promote!r}")
-    ctx = as_context(target, date=date, wait=wait)
+    ctx = step_context(target, date=date, wait=wait)
     settings = ctx.settings
     check_primary(settings.primary_metric)
     budget = settings.train_budget if budget is None else budget
