@@ -205,8 +205,11 @@ class TerminalProgress:
 def step_context(progress: bool | None = None):
     """The run context of a pipeline command: the settings, bars or lines on stderr."""
     from lakehouse.context import RunContext
+    from lakehouse.monitor.sinks import SettingsSinks
 
-    return RunContext.open(settings(), progress=TerminalProgress.for_stderr(progress))
+    current = settings()
+    return RunContext.open(current, alerts=SettingsSinks(current),
+                           progress=TerminalProgress.for_stderr(progress))
 
 
 def open_lake_for(write: bool = False):

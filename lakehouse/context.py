@@ -14,7 +14,10 @@ callback. Build it once and pass it to every step::
     build(ctx)
 
 A step given plain :class:`~lakehouse.config.Settings` builds a context of
-its own (:func:`as_context`), so it records and alerts the same way.
+its own (:func:`as_context`), so it records the same way. Alerts go to the
+sinks handed in: the CLI, the daily job and the demo hand in the settings'
+webhook and command (:class:`lakehouse.monitor.alerts.SettingsSinks`); a
+notebook passes ``alerts=SettingsSinks(settings)`` if its runs should alert.
 """
 
 from __future__ import annotations
@@ -70,23 +73,19 @@ class AlertSinks(Protocol):
         """Alert that a job stopped with an error before or instead of a run record."""
 
 
-@dataclass(frozen=True)
-class SettingsSinks:
-    """The sinks configured in the settings (webhook, command), de-duplicated in the lake."""
+class NoSinks:
+    """Alert nobody: the sinks of a context opened without any.
 
-    settings: Settings
+    The sinks configured in the settings (webhook, command) are
+    :class:`lakehouse.monitor.alerts.SettingsSinks`; the CLI, the daily job
+    and the demo hand them in. The core never reaches up to the monitor.
+    """
 
     def runs_finished(self, records: Sequence[RunRecord]) -> None:
-        from lakehouse.monitor.alerts import notify_runs
-
-        notify_runs(self.settings, records)
+        """Nothing to alert."""
 
     def job_failed(self, job: str, message: str) -> None:
-        # Without a sink the error line the caller sees is all there is to say.
-        if self.settings.alert_webhook or self.settings.alert_command:
-            from lakehouse.monitor.alerts import job_failed_alert
-
-            job_failed_alert(self.settings, job, message)
+        """Nothing to alert."""
 
 
 # A run may be for tomorrow (UTC): a job scheduled east of UTC starts "its" day before
@@ -118,7 +117,7 @@ class RunContext:
     Attributes:
         settings: The settings (lake root, API, tunables, sinks).
         date: The run date: ingest partition, build date, score date.
-        alerts: The alert sinks.
+        alerts: The alert sinks (:class:`NoSinks` unless some are handed in).
         progress: Called with :class:`ProgressEvent`; None: nobody watches.
         wait: Wait for a step of the same name holding the lake's lock (up
             to ``settings.lock_timeout`` seconds); False: fail at once.
@@ -142,7 +141,7 @@ class RunContext:
         """
         settings = settings or Settings.load()
         return cls(settings=settings, date=check_not_future(parse_date(date)),
-                   alerts=alerts or SettingsSinks(settings), progress=progress, wait=wait)
+                   alerts=alerts or NoSinks(), progress=progress, wait=wait)
 
     def replace(self, **changes: Any) -> RunContext:
         """A copy with some fields changed (``None`` ignored), sharing the lake handle."""

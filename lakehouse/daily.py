@@ -43,7 +43,7 @@ from typing import Any
 
 from lakehouse import names
 from lakehouse.config import Settings
-from lakehouse.context import RunContext, as_context
+from lakehouse.context import RunContext
 from lakehouse.errors import LakehouseError
 from lakehouse.runlog import RunRecord
 
@@ -140,7 +140,9 @@ def daily(target: RunContext | Settings | None = None, *, date: dt.date | str | 
     Raises:
         ConfigError: A bad date or setting, before any step runs.
     """
-    ctx = as_context(target, date=date)
+    from lakehouse.monitor.sinks import step_context
+
+    ctx = step_context(target, date=date)
     job = _Job(ctx, DailyResult(ctx.date))
     ingested = job.run(names.INGEST, _ingest)
     no_data = None if any(r.ok for r in ingested.records) else "nothing was ingested"

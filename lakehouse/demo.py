@@ -97,6 +97,7 @@ def run_demo(settings: Settings, *, days: int = 5, seed: int = 42,
     from lakehouse.daily import SKIPPED, SUCCESS, daily
     from lakehouse.mockapi.data import MockConfig
     from lakehouse.mockapi.testing import running_mock_api
+    from lakehouse.monitor.sinks import SettingsSinks
     from lakehouse.recsys.registry import Registry
 
     days = max(days, 3)
@@ -111,7 +112,8 @@ def run_demo(settings: Settings, *, days: int = 5, seed: int = 42,
     echo(f"Demo lake: {settings.lake}  ({days} simulated days, "
          f"{dates[0]} .. {dates[-1]}, mock seed {seed})")
     with running_mock_api(config, admin=True) as api:
-        ctx = RunContext.open(settings.replace(api_url=api.url))
+        live = settings.replace(api_url=api.url)
+        ctx = RunContext.open(live, alerts=SettingsSinks(live))
         echo(f"Bundled MooVitamix API on {api.url}")
         for day in dates:
             api.set_as_of(day)

@@ -32,8 +32,9 @@ from collections.abc import Sequence
 
 from lakehouse import history, names
 from lakehouse.config import Settings, parse_date
-from lakehouse.context import RunContext, as_context
+from lakehouse.context import RunContext
 from lakehouse.errors import ConfigError, HistoryError, TableNotFoundError
+from lakehouse.monitor.sinks import step_context
 from lakehouse.runlog import RunRecord
 from lakehouse.steps import StepRun, run_step
 
@@ -62,7 +63,7 @@ def drop_score_date(target: RunContext | Settings | None, day: dt.date | str, *,
         ConfigError: ``day`` is not a score date of the table.
         LockedError: A scoring run holds the lock (and not waiting).
     """
-    ctx = as_context(target, wait=wait)
+    ctx = step_context(target, wait=wait)
     day = parse_date(day)
     table = names.CONS_RECOMMENDATIONS
 
@@ -117,7 +118,7 @@ def drop_ingest_date(target: RunContext | Settings | None, day: dt.date | str,
             before it, and ``lakehouse ingest --accept-reset`` merges the rest.
         LockedError: An ingest holds the lock (and not waiting).
     """
-    ctx = as_context(target, wait=wait)
+    ctx = step_context(target, wait=wait)
     day = parse_date(day)
     unknown = [e for e in endpoints or () if e not in names.ENDPOINTS]
     if unknown:

@@ -62,6 +62,7 @@ from lakehouse.errors import (
 from lakehouse.lake import Lake, check_outside_lake, parse_table_name
 from lakehouse.locking import lake_lock
 from lakehouse.sqlguard import first_line
+from lakehouse.sqltext import ident, literal
 
 if TYPE_CHECKING:
     import ibis.expr.types as ir
@@ -98,19 +99,11 @@ class DayMerge:
 
 
 # ------------------------------------------------------------------ helpers
-def _q(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
-def _lit(value: object) -> str:
-    return "'" + str(value).replace("'", "''") + "'"
-
-
 def _rel(lake: Lake, name: str) -> str:
     """The DuckDB name of table ``name``, its view refreshed to the latest commit."""
     lake.table(name)
     zone, table = parse_table_name(name)
-    return f"{_q(zone)}.{_q(table)}"
+    return f"{ident(zone)}.{ident(table)}"
 
 
 def source_columns(schema: pa.Schema) -> list[str]:
@@ -127,8 +120,8 @@ def hash_sql(columns: Sequence[str], alias: str = "") -> str:
     different contents can serialize alike.
     """
     prefix = f"{alias}." if alias else ""
-    parts = [f"CASE WHEN {prefix}{_q(c)} IS NULL THEN NULL ELSE {_lit(c)} || chr(30) || "
-             f"to_json({prefix}{_q(c)}) END" for c in sorted(columns)]
+    parts = [f"CASE WHEN {prefix}{ident(c)} IS NULL THEN NULL ELSE {literal(c)} || chr(30) || "
+             f"to_json({prefix}{ident(c)}) END" for c in sorted(columns)]
     return f"unhex(md5(concat_ws(chr(31), {', '.join(parts) or 'NULL'})))"
 
 
@@ -177,7 +170,7 @@ def merged_days(lake: Lake, endpoint: str) -> dict[dt.date, dict]:
         return {}
     rows = lake.duckdb.sql(
         f"SELECT {names.H_CHANGE_DATE}, {names.H_NOTE} FROM {_rel(lake, name)} "
-        f"WHERE {names.H_EVENT} = {_lit(names.H_DAY)}").fetchall()
+        f"WHERE {names.H_EVENT} = {literal(names.H_DAY)}").fetchall()
     return {day: json.loads(note or "{}") for day, note in rows}
 
 
@@ -191,17 +184,17 @@ def _require_history(lake: Lake, endpoint: str) -> str:
 
 def _closes_sql(hist: str, cond: str) -> str:
     return (f"(SELECT {', '.join(_VERSION)}, {names.H_LAST_SEEN} FROM {hist} "
-            f"WHERE {names.H_EVENT} = {_lit(names.H_CLOSE)} AND {cond})")
+            f"WHERE {names.H_EVENT} = {literal(names.H_CLOSE)} AND {cond})")
 
 
 def _snapshot_sql(hist: str, columns: Sequence[str], day: dt.date) -> str:
     """SQL of the records served on merged day ``day``: open on it, not closed by it."""
-    cols = ", ".join(f"o.{_q(c)}" for c in columns)
-    when = f"DATE {_lit(day)}"
+    cols = ", ".join(f"o.{ident(c)}" for c in columns)
+    when = f"DATE {literal(day)}"
     return (f"SELECT {cols} FROM {hist} o ANTI JOIN "
             f"{_closes_sql(hist, f'{names.H_CHANGE_DATE} <= {when}')} c "
             f"USING ({', '.join(_VERSION)}) "
-            f"WHERE o.{names.H_EVENT} = {_lit(names.H_OPEN)} AND o.{names.H_CHANGE_DATE} <= {when}")
+            f"WHERE o.{names.H_EVENT} = {literal(names.H_OPEN)} AND o.{names.H_CHANGE_DATE} <= {when}")
 
 
 # ------------------------------------------------------------------ reading
@@ -236,15 +229,15 @@ def versions(lake: Lake, endpoint: str) -> ir.Table:
     """
     name = _require_history(lake, endpoint)
     hist = _rel(lake, name)
-    cols = ", ".join(f"o.{_q(c)}" for c in (*source_columns(lake.schema(name)), *META))
+    cols = ", ".join(f"o.{ident(c)}" for c in (*source_columns(lake.schema(name)), *META))
     return lake.con.sql(
         f"SELECT {cols}, o.{names.H_HASH}, o.{names.H_ORDINAL}, o.{names.H_FIRST_SEEN}, "
         f"coalesce(c.{names.H_LAST_SEEN}, d.last) AS {names.H_LAST_SEEN}, "
         f"c.{names.H_LAST_SEEN} IS NULL AS _current "
         f"FROM {hist} o LEFT JOIN {_closes_sql(hist, 'true')} c USING ({', '.join(_VERSION)}) "
         f"CROSS JOIN (SELECT max({names.H_CHANGE_DATE}) AS last FROM {hist} "
-        f"WHERE {names.H_EVENT} = {_lit(names.H_DAY)}) d "
-        f"WHERE o.{names.H_EVENT} = {_lit(names.H_OPEN)}")
+        f"WHERE {names.H_EVENT} = {literal(names.H_DAY)}) d "
+        f"WHERE o.{names.H_EVENT} = {literal(names.H_OPEN)}")
 
 
 def build_input(events: ir.Table, day: dt.date) -> ir.Table:
@@ -352,7 +345,7 @@ def merge_day(lake: Lake, settings: Settings, endpoint: str, day: dt.date,
     with _temps(lake) as temps:
         today, before = f"_hist_today_{endpoint}", f"_hist_prev_{endpoint}"
         temps += [today, before]
-        _snapshot_table(lake, endpoint, columns, f"DATE {_lit(day)}", today)
+        _snapshot_table(lake, endpoint, columns, f"DATE {literal(day)}", today)
         _previous_state(lake, endpoint, prev, key, before)
         overlap = _overlap(db, today, before, key)
         if overlap is not None and overlap < settings.reset_threshold and not accept_reset:
@@ -372,7 +365,7 @@ def merge_day(lake: Lake, settings: Settings, endpoint: str, day: dt.date,
         # Materialized, not streamed: delta-rs pulling a live DuckDB stream was seen to
         # deadlock; a table is also replayable if the commit conflicts. A day's events
         # are its changes (the whole snapshot only on the first date).
-        events_table = db.sql(events.replace("__NOTE__", _lit(note))).to_arrow_table()
+        events_table = db.sql(events.replace("__NOTE__", literal(note))).to_arrow_table()
         if replace:
             written = lake.write(hist, events_table, mode="replace", metadata=meta)
         else:
@@ -386,7 +379,7 @@ def merge_day(lake: Lake, settings: Settings, endpoint: str, day: dt.date,
 def _snapshot_table(lake: Lake, endpoint: str, columns: Sequence[str], day_sql: str,
                     into: str) -> None:
     """Temp table ``into``: raw partition ``day_sql`` with content hash and copy ordinal."""
-    cols = ", ".join(_q(c) for c in (*columns, *META))
+    cols = ", ".join(ident(c) for c in (*columns, *META))
     lake.duckdb.execute(
         f"CREATE OR REPLACE TEMP TABLE {into} AS SELECT *, (row_number() OVER "
         f"(PARTITION BY {names.H_HASH}) - 1)::INTEGER AS {names.H_ORDINAL} FROM (SELECT {cols}, "
@@ -419,15 +412,15 @@ def _previous_state(lake: Lake, endpoint: str, prev: dt.date | None, key: str,
                    f"{names.H_ORDINAL} INTEGER, {names.H_FIRST_SEEN} DATE, _key VARCHAR)")
         return
     rel = _rel(lake, hist)
-    when = f"DATE {_lit(prev)}"
+    when = f"DATE {literal(prev)}"
     has_key = key != names.H_HASH and key in lake.schema(hist).names
-    key_sql = f"CAST(o.{_q(key)} AS VARCHAR)" if has_key else f"o.{names.H_HASH}::VARCHAR"
+    key_sql = f"CAST(o.{ident(key)} AS VARCHAR)" if has_key else f"o.{names.H_HASH}::VARCHAR"
     db.execute(
         f"CREATE OR REPLACE TEMP TABLE {into} AS SELECT o.{names.H_HASH}, o.{names.H_ORDINAL}, "
         f"o.{names.H_FIRST_SEEN}, {key_sql} AS _key "
         f"FROM {rel} o ANTI JOIN {_closes_sql(rel, f'{names.H_CHANGE_DATE} <= {when}')} c "
         f"USING ({', '.join(_VERSION)}) "
-        f"WHERE o.{names.H_EVENT} = {_lit(names.H_OPEN)} AND o.{names.H_CHANGE_DATE} <= {when}")
+        f"WHERE o.{names.H_EVENT} = {literal(names.H_OPEN)} AND o.{names.H_CHANGE_DATE} <= {when}")
 
 
 def _overlap(db, today: str, before: str, key: str) -> float | None:
@@ -435,7 +428,7 @@ def _overlap(db, today: str, before: str, key: str) -> float | None:
     (n_prev,) = db.execute(f"SELECT count(DISTINCT _key) FROM {before}").fetchone()
     if not n_prev:
         return None
-    today_key = f"CAST({_q(key)} AS VARCHAR)" if key != names.H_HASH else f"{names.H_HASH}::VARCHAR"
+    today_key = f"CAST({ident(key)} AS VARCHAR)" if key != names.H_HASH else f"{names.H_HASH}::VARCHAR"
     (kept,) = db.execute(
         f"SELECT count(*) FROM (SELECT DISTINCT _key FROM {before}) p SEMI JOIN "
         f"(SELECT DISTINCT {today_key} AS _key FROM {today}) t USING (_key)").fetchone()
@@ -446,20 +439,20 @@ def _events_sql(db, today: str, before: str, columns: Sequence[str], day: dt.dat
                 prev: dt.date | None) -> tuple[str, int, int]:
     """SQL of the day's events (note as ``__NOTE__``), and the opened and closed counts."""
     version = f"{names.H_HASH}, {names.H_ORDINAL}"
-    d = f"DATE {_lit(day)}"
-    p = f"DATE {_lit(prev)}" if prev else "NULL::DATE"
-    opens = (f"SELECT t.* , {_lit(names.H_OPEN)} AS {names.H_EVENT}, {d} AS {names.H_FIRST_SEEN}, "
+    d = f"DATE {literal(day)}"
+    p = f"DATE {literal(prev)}" if prev else "NULL::DATE"
+    opens = (f"SELECT t.* , {literal(names.H_OPEN)} AS {names.H_EVENT}, {d} AS {names.H_FIRST_SEEN}, "
              f"NULL::DATE AS {names.H_LAST_SEEN} FROM {today} t ANTI JOIN {before} b "
              f"USING ({version})")
     closes = (f"SELECT b.{names.H_HASH}, b.{names.H_ORDINAL}, "
-              f"{_lit(names.H_CLOSE)} AS {names.H_EVENT}, "
+              f"{literal(names.H_CLOSE)} AS {names.H_EVENT}, "
               f"b.{names.H_FIRST_SEEN}, {p} AS {names.H_LAST_SEEN} FROM {before} b ANTI JOIN "
               f"{today} t USING ({version})")
     (opened,) = db.execute(f"SELECT count(*) FROM ({opens})").fetchone()
     (closed,) = db.execute(f"SELECT count(*) FROM ({closes})").fetchone()
-    day_row = (f"SELECT {_lit(names.H_DAY)} AS {names.H_EVENT}, {d} AS {names.H_FIRST_SEEN}, "
+    day_row = (f"SELECT {literal(names.H_DAY)} AS {names.H_EVENT}, {d} AS {names.H_FIRST_SEEN}, "
                f"{d} AS {names.H_LAST_SEEN}, __NOTE__ AS {names.H_NOTE}")
-    order = ", ".join(_q(c) for c in (*columns, *META, names.H_HASH, names.H_ORDINAL, names.H_EVENT,
+    order = ", ".join(ident(c) for c in (*columns, *META, names.H_HASH, names.H_ORDINAL, names.H_EVENT,
                                        names.H_FIRST_SEEN, names.H_LAST_SEEN))
     sql = (f"SELECT {order}, {d} AS {names.H_CHANGE_DATE}, "
            f"{names.H_NOTE}::VARCHAR AS {names.H_NOTE} FROM (({opens}) UNION ALL BY NAME "
@@ -511,8 +504,8 @@ def bound_memory(lake: Lake, settings: Settings) -> None:
     # DuckDB creates the folder when it first spills and removes its files on close.
     spill = os.path.join(tempfile.gettempdir(), f"lakehouse-history-{os.getpid()}")
     try:
-        lake.duckdb.execute(f"SET memory_limit = {_lit(settings.build_memory)}")
-        lake.duckdb.execute(f"SET temp_directory = {_lit(spill)}")
+        lake.duckdb.execute(f"SET memory_limit = {literal(settings.build_memory)}")
+        lake.duckdb.execute(f"SET temp_directory = {literal(spill)}")
     except Exception as exc:  # duckdb.Error; the message names the bad value
         raise ConfigError(f"bad build_memory {settings.build_memory!r} "
                           f"(LAKEHOUSE_BUILD_MEMORY): {str(exc).splitlines()[0]}") from None
@@ -532,7 +525,7 @@ def verify_day(lake: Lake, endpoint: str, day: dt.date) -> bool:
     hist_cols = source_columns(lake.schema(hist))
     snap = _snapshot_sql(_rel(lake, hist), hist_cols, day)
     sql = (f"WITH r AS (SELECT {hash_sql(raw_cols)} AS k, count(*) AS n "
-           f"FROM {_rel(lake, raw_name)} WHERE {names.INGEST_DATE} = DATE {_lit(day)} "
+           f"FROM {_rel(lake, raw_name)} WHERE {names.INGEST_DATE} = DATE {literal(day)} "
            f"GROUP BY 1), s AS (SELECT {hash_sql(hist_cols)} AS k, count(*) AS n "
            f"FROM ({snap}) GROUP BY 1) "
            f"SELECT count(*) FROM r FULL OUTER JOIN s USING (k) WHERE r.n IS DISTINCT FROM s.n")

@@ -8,7 +8,6 @@ record to ``meta.runs``. Endpoints are independent: one failing is a failed reco
 never an exception, and never touches the other tables::
 
     from lakehouse.config import Settings
-from lakehouse.context import ProgressFn, RunContext, as_context
     from lakehouse.ingest import ingest
     runs = ingest(Settings.load(), ["users"], date=datetime.date(2026, 11, 26))
     assert all(r.ok for r in runs)
@@ -38,9 +37,10 @@ import pyarrow as pa
 
 from lakehouse import history, names
 from lakehouse.config import Settings, check_date
-from lakehouse.context import ProgressFn, RunContext, as_context
+from lakehouse.context import ProgressFn, RunContext
 from lakehouse.errors import ConfigError, LakehouseError, SourceError
 from lakehouse.lake import Lake, WriteResult
+from lakehouse.monitor.sinks import step_context
 from lakehouse.runlog import RunRecord
 from lakehouse.source.client import ApiClient, Page, check_base_url, redact
 from lakehouse.source.endpoints import ENDPOINTS, META_FIELDS, EndpointSpec
@@ -117,7 +117,7 @@ def ingest(target: RunContext | Settings | None = None, endpoints: Sequence[str]
         SourceError: The API is unreachable or is not the MooVitamix API
             (checked once before any endpoint is read).
     """
-    ctx = as_context(target, date=date, wait=wait, progress=progress)
+    ctx = step_context(target, date=date, wait=wait, progress=progress)
     check_date(ctx.date, "ingest date")
     settings = ctx.settings
     specs = _specs(endpoints)

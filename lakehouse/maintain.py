@@ -36,16 +36,13 @@ from deltalake.exceptions import DeltaError
 
 from lakehouse import names
 from lakehouse.config import Settings
-from lakehouse.context import RunContext, as_context
+from lakehouse.context import RunContext
 from lakehouse.errors import ConfigError, LakeError, LakehouseError, LockedError
-from lakehouse.lake import (
-    _TARGET_FILE_BYTES,
-    Lake,
-    first_line,
-    remove_build_scratch,
-    writer_properties,
-)
+from lakehouse.lake import Lake, remove_build_scratch, writer_properties
+from lakehouse.lake.storage import _TARGET_FILE_BYTES
 from lakehouse.locking import lake_lock
+from lakehouse.monitor.sinks import step_context
+from lakehouse.sqlguard import first_line
 from lakehouse.steps import alert_failed
 
 log = logging.getLogger(__name__)
@@ -123,7 +120,7 @@ def maintain(target: RunContext | Settings | None = None,
         LockedError: A pipeline holds the lake and ``wait`` is False.
         LakeError: A table could not be maintained (the others are done).
     """
-    ctx = as_context(target, wait=wait)
+    ctx = step_context(target, wait=wait)
     settings = ctx.settings
     try:
         lake = ctx.lake(create=False)

@@ -43,7 +43,8 @@ import pyarrow.parquet as pq
 
 from lakehouse import history, names
 from lakehouse.config import Settings
-from lakehouse.lake import Lake, _du
+from lakehouse.lake import Lake
+from lakehouse.lake.health import du as _du
 from lakehouse.mockapi.data import MockConfig, generate
 
 ZONE_ORDER = (names.RAW, names.HISTORY, names.STANDARDIZED, names.CONSUMPTION,

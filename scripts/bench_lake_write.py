@@ -28,9 +28,10 @@ def _write(n: int, table: str, out: mp.Queue) -> None:
     import pyarrow as pa
 
     import lakehouse.lake as lake_module
+    import lakehouse.lake.storage as storage_module
 
     if table == "default":  # delta-rs's own settings: Snappy, ~1 M-row groups
-        lake_module.writer_properties = lambda name, schema=None: None
+        storage_module.writer_properties = lambda name, schema=None: None
         table = "standardized.listen_history"
     lake = lake_module.Lake(tempfile.mkdtemp())
     base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

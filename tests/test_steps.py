@@ -187,8 +187,16 @@ def test_one_lake_handle_per_context(tmp_path):
 
 
 def test_plain_settings_get_the_settings_sinks(tmp_path):
-    ctx = as_context(Settings.load(env={}, lake=tmp_path), date=DAY)
+    from lakehouse.context import NoSinks
+    from lakehouse.monitor.sinks import SettingsSinks, step_context
+
+    ctx = step_context(Settings.load(env={}, lake=tmp_path), date=DAY)
     assert ctx.alerts.settings.lake == tmp_path and ctx.date == DAY and ctx.wait
+    # The core alone alerts nobody (it never imports the monitor); a context handed in
+    # keeps the sinks its caller chose.
+    assert isinstance(as_context(Settings.load(env={}, lake=tmp_path)).alerts, NoSinks)
+    chosen = context(tmp_path / "lake")
+    assert step_context(chosen) is chosen and not isinstance(chosen.alerts, SettingsSinks)
 
 
 def _alerts_of(path: Path) -> list[tuple[str, str, str]]:

@@ -32,7 +32,7 @@ import pandas as pd
 from lakehouse import names
 from lakehouse.config import Settings
 from lakehouse.lake import Lake
-from lakehouse.monitor.alerts import WARNING, Alert
+from lakehouse.monitor.alert import WARNING, Alert
 from lakehouse.monitor.runs import details_of
 
 COVERAGE_CHANGE = "recommendation_coverage_change"

@@ -30,7 +30,7 @@ import uuid
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -38,6 +38,9 @@ from lakehouse import names
 from lakehouse.errors import ModelError
 from lakehouse.lake import utc_now
 from lakehouse.locking import lake_lock
+
+if TYPE_CHECKING:
+    from lakehouse.recsys.families import Routed
 
 ALIASES = (names.CHAMPION, names.CHALLENGER)
 ARTIFACT = "model.npz"
@@ -228,6 +231,19 @@ class Registry:
                                  "lines)")
             entries.append(entry)
         return entries
+
+    def load_bundle(self, version: str) -> Routed:
+        """The served bundle of ``version`` (or alias), checksum verified first.
+
+        Scoring and serving load models here, never through training.
+
+        Raises:
+            ModelError: Missing version or tampered artifact.
+        """
+        from lakehouse.recsys.families import Routed
+
+        info = self.get(version)
+        return Routed.from_arrays(info.params, self.load_arrays(info.version))
 
     def load_arrays(self, version: str) -> dict[str, np.ndarray]:
         """The artifact's arrays, after checking its sha256.

@@ -29,14 +29,14 @@ import pyarrow.compute as pc
 
 from lakehouse import names
 from lakehouse.config import MAX_K, Settings, check_date
-from lakehouse.context import RunContext, as_context
+from lakehouse.context import RunContext
 from lakehouse.errors import ConfigError, ValidationError
 from lakehouse.lake import Lake
+from lakehouse.monitor.sinks import step_context
 from lakehouse.recsys.data import ScoringInputs, load_scoring_inputs
 from lakehouse.recsys.families import Routed
 from lakehouse.recsys.registry import Registry
 from lakehouse.recsys.topk import top_k
-from lakehouse.recsys.train import load_model
 from lakehouse.runlog import RunRecord
 from lakehouse.steps import StepRun, run_step
 
@@ -214,7 +214,7 @@ def recommend(target: RunContext | Settings | None = None, *, k: int | None = No
         LockedError: Another scoring run holds the lake's lock.
         LakeError: The lake is missing or not writable.
     """
-    ctx = as_context(target, date=date, wait=wait)
+    ctx = step_context(target, date=date, wait=wait)
     k = ctx.settings.k if k is None else k
     if not 1 <= k <= MAX_K:
         raise ConfigError(f"k must be from 1 to {MAX_K}, got {k}")
@@ -232,7 +232,7 @@ def _recommend(settings: Settings, lake: Lake, k: int, date: dt.date,
                record: RunRecord) -> None:
     registry = Registry(settings.models_dir)
     info = registry.get(names.CHAMPION)
-    model = load_model(registry, info.version)
+    model = registry.load_bundle(info.version)
     inputs = load_scoring_inputs(lake)
     k = max(1, min(k, len(inputs.items)))  # no user can get more tracks than there are
     t0 = time.perf_counter()

@@ -23,6 +23,9 @@ One call of :func:`train`:
    over (a *refresh*), so the served model never misses the newest listens.
 
 The first training always leaves a champion (popularity if nothing beats it).
+This module orchestrates; the gate and the refresh are
+:mod:`lakehouse.recsys.promotion`'s, and every version is registered through
+:func:`lakehouse.recsys.register.register`.
 """
 
 from __future__ import annotations
@@ -30,40 +33,25 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import logging
-import os
-import platform
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from importlib.metadata import PackageNotFoundError
-from importlib.metadata import version as package_version
 from typing import Any
 
 import numpy as np
 
-from lakehouse import __version__, names
+from lakehouse import names
 from lakehouse.config import Settings, check_date
-from lakehouse.context import RunContext, as_context
+from lakehouse.context import RunContext
 from lakehouse.errors import ConfigError, LakehouseError
 from lakehouse.lake import Lake
+from lakehouse.monitor.sinks import step_context
 from lakehouse.recsys.data import Inputs, Split, load_inputs, split
-from lakehouse.recsys.evaluate import evaluate, paired_bootstrap, per_user, summarize
-from lakehouse.recsys.families import Config, Routed, configs_of
-from lakehouse.recsys.families import fit as fit_config
-from lakehouse.recsys.registry import ModelInfo, Registry
-from lakehouse.recsys.search import (
-    Candidate,
-    Holdout,
-    Selection,
-    check_primary,
-    default_configs,
-    holdout_rows,
-    scorer,
-    search,
-    select,
-    train_data,
-)
-from lakehouse.recsys.topk import default_threads
+from lakehouse.recsys.evaluate import summarize
+from lakehouse.recsys.promotion import cold_config, decide, holdout_metrics, versus_champion
+from lakehouse.recsys.register import TrainingRun, refit, register
+from lakehouse.recsys.registry import Registry
+from lakehouse.recsys.search import check_primary, default_configs, holdout_rows, search, select
 from lakehouse.recsys.tracking import track_train
 from lakehouse.runlog import RunRecord
 from lakehouse.steps import StepRun, run_step
@@ -157,25 +145,6 @@ class TrainResult:
         return "\n".join(lines)
 
 
-def _library_versions() -> dict[str, str]:
-    out = {"python": platform.python_version()}
-    for dist in ("rectools-lightfm", "implicit", "optuna", "numpy", "scipy", "pyarrow",
-                 "deltalake"):
-        with contextlib.suppress(PackageNotFoundError):
-            out[dist] = package_version(dist)
-    return out
-
-
-def load_model(registry: Registry, version: str) -> Routed:
-    """The served bundle of ``version`` (or alias), checksum verified first.
-
-    Raises:
-        ModelError: Missing version or tampered artifact.
-    """
-    info = registry.get(version)
-    return Routed.from_arrays(info.params, registry.load_arrays(info.version))
-
-
 def train(target: RunContext | Settings | None = None, *, promote: str = "auto",
           date: dt.date | str | None = None, progress: Progress | None = None,
           budget: float | None = None, max_trials: int | None = None,
@@ -218,7 +187,7 @@ def train(target: RunContext | Settings | None = None, *, promote: str = "auto",
     """
     if promote not in PROMOTE_MODES:
         raise ConfigError(f"promote must be one of {', '.join(PROMOTE_MODES)}, got {promote!r}")
-    ctx = as_context(target, date=date, wait=wait)
+    ctx = step_context(target, date=date, wait=wait)
     settings = ctx.settings
     check_primary(settings.primary_metric)
     budget = settings.train_budget if budget is None else budget
@@ -260,96 +229,6 @@ def _progress_events(ctx: RunContext) -> Progress | None:
     return report
 
 
-@dataclass
-class _Versus:
-    """The champion's configuration retrained on this split, against the challenger."""
-
-    version: str | None = None
-    configs: tuple[Config, Config | None] | None = None
-    metrics: dict[str, Any] | None = None
-    interval: dict[str, Any] | None = None
-    error: str | None = None
-
-
-def refit(warm: Config, cold: Config | None, inputs: Inputs,
-          threads: int | None = None) -> Routed:
-    """The served bundle of these configurations, fitted on every listen of ``inputs``.
-
-    Args:
-        warm: The configuration for users with listens.
-        cold: The cold-start route's (None, or the same as ``warm``: ``warm`` serves both).
-        inputs: Everything the lake knows.
-        threads: Training threads (None: the CPUs this process may use).
-    """
-    everything = train_data(inputs, all_listens(inputs))
-    warm_model = fit_config(warm, everything, threads=threads)
-    cold_model = None
-    if cold is not None and not cold.same_as(warm):
-        cold_model = fit_config(cold, everything, threads=threads)
-    return Routed(warm_model, cold_model)
-
-
-def all_listens(inputs: Inputs):
-    """Listen counts of every (user, track) of ``inputs``, users x items."""
-    import scipy.sparse as sp
-
-    mat = sp.csr_matrix((np.ones(len(inputs.ev_user), np.float32),
-                         (inputs.ev_user, inputs.ev_item)), shape=(inputs.n_users, inputs.n_items))
-    mat.sum_duplicates()
-    return mat
-
-
-def _cold_config(selection: Selection) -> Config | None:
-    """The cold route's config; None when the warm model serves cold users itself."""
-    return None if selection.cold.config.same_as(selection.warm.config) else selection.cold.config
-
-
-def _versus_champion(registry: Registry, challenger: Candidate, inputs: Inputs, data: Split,
-                     holdout: Holdout, metric: str, seed: int,
-                     threads: int | None = None) -> _Versus:
-    """Retrain the champion's configuration on ``data.train``; bootstrap the difference."""
-    version = registry.alias("champion")
-    if version is None:
-        return _Versus()
-    try:
-        info = registry.get(version)
-        configs = configs_of(info.params)
-        if configs[0].same_as(challenger.config):
-            theirs, values = challenger.test, challenger.test_user
-        else:
-            model = fit_config(configs[0], train_data(inputs, data.train), threads=threads)
-            users, items = scorer(model, inputs, holdout.test)
-            train_rows, held = data.train[holdout.test], data.holdout[holdout.test]
-            theirs = evaluate(users, items, train_rows, held)
-            values = per_user(metric, users, items, train_rows, held)
-    except (LakehouseError, KeyError, ValueError) as exc:
-        log.warning("champion %s could not be retrained: %s", version, exc)
-        return _Versus(version, error=str(exc))
-    interval = paired_bootstrap(challenger.test_user, values, seed=seed)
-    return _Versus(version, configs, theirs, interval)
-
-
-def _gate(selection: Selection, versus: _Versus, margin: float, metric: str
-          ) -> tuple[bool, str]:
-    """Whether the challenger replaces the champion, and why, in words."""
-    if versus.version is None:
-        # The selection line of the output holds the numbers; the log keeps the interval.
-        if selection.beats_popularity:
-            return True, f"first model: {selection.warm.name} beats popularity"
-        return True, "first model: popularity, as nothing beats it"
-    if versus.error:
-        return True, (f"champion {versus.version} could not be retrained ({versus.error}); "
-                      f"{selection.reason}")
-    i = versus.interval
-    text = (f"{selection.warm.name} - champion {versus.version} "
-            f"({versus.configs[0].name}, retrained on this split): {metric} "
-            f"{i['diff']:+.4f}, 95% interval {i['low']:+.4f} .. {i['high']:+.4f}, "
-            f"needs lower bound > {margin:g}")
-    if i["low"] > margin:
-        return True, text
-    return False, f"{text}: within the noise"
-
-
 def _train(settings: Settings, lake: Lake, promote: str, date: dt.date,
            progress: Progress | None, record: RunRecord, *, budget: float,
            max_trials: int | None) -> TrainResult:
@@ -367,20 +246,21 @@ def _train(settings: Settings, lake: Lake, promote: str, date: dt.date,
     selection = select(candidates, metric, settings.seed)
     registry = Registry(settings.models_dir)
     threads = settings.train_threads or None
-    versus = _versus_champion(registry, selection.warm, inputs, data, holdout, metric,
+    versus = versus_champion(registry, selection.warm, inputs, data, holdout, metric,
                               settings.seed, threads)
     t1 = time.perf_counter()
-    bundle = refit(selection.warm.config, _cold_config(selection), inputs, threads)
+    bundle = refit(selection.warm.config, cold_config(selection), inputs, threads)
     refit_seconds = time.perf_counter() - t1
     if progress is not None:
         progress({"event": "refit", "candidate": selection.warm.name,
                   "seconds": round(refit_seconds, 3)})
-    metrics = _metrics(selection, candidates, versus)
-    context = _Context(settings, inputs, data, holdout, date, metric, candidates)
-    info = _register(registry, bundle, metrics, selection, context, search_seconds,
-                     refit_seconds)
+    metrics = holdout_metrics(selection, candidates, versus)
+    context = TrainingRun(settings, inputs, data, holdout, date, metric, candidates)
+    info = register(registry, bundle, context, metrics, reason=selection.reason,
+                    vs_popularity=selection.vs_popularity, search_seconds=search_seconds,
+                    refit_seconds=refit_seconds)
     registry.set_alias("challenger", info.version)
-    promoted, reason, champion = _decide(registry, info, selection, versus, promote, context)
+    promoted, reason, champion = decide(registry, info, selection, versus, promote, context)
     record.records = 1
     record.details = {"version": info.version, "promoted": promoted, "reason": reason,
                       "champion": champion, "chosen": selection.warm.name,
@@ -434,8 +314,9 @@ def _train_unevaluated(settings: Settings, inputs: Inputs, data: Split, promote:
         bundle = refit(default_configs(settings)["popularity"], None, inputs,
                        settings.train_threads or None)
         seconds = time.perf_counter() - t0
-        version = _register_unevaluated(registry, bundle, settings, inputs, data, date,
-                                        why, seconds).version
+        run = TrainingRun(settings, inputs, data, None, date, settings.primary_metric, [])
+        version = register(registry, bundle, run, {}, reason=why,
+                           refit_seconds=seconds).version
         promoted = promote != "never"
         if promoted:
             reason = f"{why}: popularity ({version}) is champion until there is a holdout"
@@ -455,117 +336,3 @@ def _train_unevaluated(settings: Settings, inputs: Inputs, data: Split, promote:
                        cold_route="popularity", selection=why, evaluated=False, run=record)
 
 
-def _register_unevaluated(registry: Registry, bundle: Routed, settings: Settings,
-                          inputs: Inputs, data: Split, date: dt.date, reason: str,
-                          seconds: float) -> ModelInfo:
-    """Register ``bundle`` with null metrics and ``reason``: why nothing was evaluated."""
-    lineage = {"as_of": date.isoformat(), "tables": inputs.lineage, "split": data.describe(),
-               "holdout": None, "users": inputs.n_users, "tracks": inputs.n_items,
-               "warm_users": len(bundle.warm.known_users()), "listens": len(inputs.ev_user)}
-    params = {**bundle.params(), "holdout_share": settings.holdout_share,
-              "primary_metric": settings.primary_metric, "k": settings.k,
-              "num_threads": settings.train_threads or default_threads()}
-    return registry.save(bundle.to_arrays(), {
-        "params": params, "lineage": lineage, "refit": True, "candidates": [], "trials": [],
-        "metrics": {"model": None, "baseline": None, "cold_start": None,
-                    "cold_start_baseline": None},
-        "selection": {"chosen": bundle.warm.config.name, "cold_route": bundle.warm.config.name,
-                      "reason": reason, "evaluated": False, "vs_popularity": None,
-                      "refreshed_from": None},
-        "training_seconds": round(seconds, 3), "search_seconds": 0.0,
-        "refit_seconds": round(seconds, 3), "package_version": __version__,
-        "library_versions": _library_versions(), "host": os.uname().nodename,
-    })
-
-
-@dataclass
-class _Context:
-    settings: Settings
-    inputs: Inputs
-    data: Split
-    holdout: Holdout
-    date: dt.date
-    metric: str
-    candidates: list[Candidate]
-
-
-def _metrics(selection: Selection, candidates: list[Candidate], versus: _Versus
-             ) -> dict[str, Any]:
-    popularity = candidates[0]
-    return {"model": selection.warm.test, "baseline": popularity.test,
-            "cold_start": selection.cold.cold, "cold_start_baseline": popularity.cold,
-            "champion": versus.metrics}
-
-
-def _register(registry: Registry, bundle: Routed, metrics: dict[str, Any],
-              selection: Selection, ctx: _Context, search_seconds: float,
-              refit_seconds: float, refreshed_from: str | None = None) -> ModelInfo:
-    inputs = ctx.inputs
-    lineage = {"as_of": ctx.date.isoformat(), "tables": inputs.lineage,
-               "split": ctx.data.describe(), "holdout": ctx.holdout.describe(),
-               "users": inputs.n_users, "tracks": inputs.n_items,
-               "warm_users": len(bundle.warm.known_users()),
-               "listens": len(inputs.ev_user)}
-    stored = {k: metrics[k] for k in ("model", "baseline", "cold_start", "cold_start_baseline")}
-    params = {**bundle.params(), "holdout_share": ctx.settings.holdout_share,
-              "primary_metric": ctx.metric, "k": ctx.settings.k,
-              "num_threads": ctx.settings.train_threads or default_threads()}
-    trials = [t.to_json() for c in ctx.candidates for t in c.trials]
-    return registry.save(bundle.to_arrays(), {
-        "params": params, "metrics": stored, "lineage": lineage, "refit": True,
-        "candidates": [c.to_json(ctx.metric) for c in ctx.candidates], "trials": trials,
-        "selection": {"chosen": bundle.warm.config.name,
-                      "cold_route": bundle.cold_model.config.name,
-                      "reason": selection.reason, "vs_popularity": selection.vs_popularity,
-                      "refreshed_from": refreshed_from},
-        "training_seconds": round(search_seconds + refit_seconds, 3),
-        "search_seconds": round(search_seconds, 3), "refit_seconds": round(refit_seconds, 3),
-        "package_version": __version__, "library_versions": _library_versions(),
-        "host": os.uname().nodename,
-    })
-
-
-def _decide(registry: Registry, info: ModelInfo, selection: Selection, versus: _Versus,
-            promote: str, ctx: _Context) -> tuple[bool, str, str | None]:
-    """Promote, keep, or refresh the champion; returns (promoted, reason, champion)."""
-    margin = ctx.settings.promote_margin
-    if promote == "force":
-        promoted, reason = True, "forced (--promote force)"
-    else:
-        promoted, reason = _gate(selection, versus, margin, ctx.metric)
-        if promote == "never":
-            reason = (f"--promote never (the gate says: {'promote' if promoted else 'keep'}, "
-                      f"{reason})")
-            registry_champion = registry.alias("champion")
-            return False, reason, registry_champion
-    if promoted:
-        registry.promote(info.version, reason, _deltas(info.metrics, versus.metrics),
-                         interval=versus.interval or selection.vs_popularity)
-        return True, reason, info.version
-    # Keep the champion's configuration, but serve it refit on every listen known now.
-    warm, cold = versus.configs
-    if warm.same_as(selection.warm.config) and _same(cold, _cold_config(selection)):
-        fresh = info
-    else:
-        bundle = refit(warm, cold, ctx.inputs, ctx.settings.train_threads or None)
-        fresh = _register(registry, bundle, {"model": versus.metrics,
-                                             "baseline": ctx.candidates[0].test,
-                                             "cold_start": None,
-                                             "cold_start_baseline": ctx.candidates[0].cold},
-                          selection, ctx, 0.0, 0.0, refreshed_from=versus.version)
-    registry.promote(fresh.version, f"refresh: configuration of {versus.version} refit on "
-                     f"every listen up to {ctx.date} ({reason})", {},
-                     interval=versus.interval, action="refresh")
-    return False, reason, fresh.version
-
-
-def _same(a: Config | None, b: Config | None) -> bool:
-    return (a is None and b is None) or (a is not None and a.same_as(b))
-
-
-def _deltas(new: dict[str, Any], old: dict[str, Any] | None) -> dict[str, float] | None:
-    if not old:
-        return None
-    a = new.get("model") or {}
-    return {k: round(a[k] - old[k], 6) for k in a if k != "users"
-            and isinstance(a.get(k), int | float) and isinstance(old.get(k), int | float)}

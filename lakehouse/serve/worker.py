@@ -72,9 +72,8 @@ def cold_start_lists(settings: Settings, version: str) -> dict[str, Any]:
     from lakehouse.recsys.data import load_scoring_inputs
     from lakehouse.recsys.families import LightFMRecommender
     from lakehouse.recsys.registry import Registry
-    from lakehouse.recsys.train import load_model
 
-    cold = load_model(Registry(settings.models_dir), version).cold_model
+    cold = Registry(settings.models_dir).load_bundle(version).cold_model
     answer: dict[str, Any] = {"version": version, "route": f"cold:{cold.config.name}",
                               "features": [], "lists": []}
     if not (cold.can_score_new_users and isinstance(cold, LightFMRecommender)):

@@ -37,17 +37,18 @@ import ibis.expr.types as ir
 import pandera.errors as pandera_errors
 
 from lakehouse import history, names
-from lakehouse.config import Settings, check_date
-from lakehouse.context import RunContext, as_context
-from lakehouse.errors import BrokenTableError, LakeError, ValidationError
-from lakehouse.lake import WriteResult
+from lakehouse.config import ENGINES, Settings, check_date
+from lakehouse.context import RunContext
+from lakehouse.errors import BrokenTableError, ConfigError, LakeError, ValidationError
+from lakehouse.lake import Lake, WriteResult
+from lakehouse.monitor.sinks import step_context
 from lakehouse.runlog import RunRecord, _cpu_seconds
 from lakehouse.source.endpoints import ENDPOINTS, META_FIELDS
 from lakehouse.steps import StepRun, run_step
 from lakehouse.zones import consumption, standardized
 from lakehouse.zones.base import KEY_UNIQUE, BuildContext, View, duplicate_keys
 from lakehouse.zones.checks import failed_checks
-from lakehouse.zones.engine import Engine, engine_for
+from lakehouse.zones.engine import DUCKDB, SPARK, DuckDBEngine, Engine
 
 log = logging.getLogger(__name__)
 
@@ -125,7 +126,7 @@ def build(target: RunContext | Settings | None = None, date: dt.date | str | Non
         LockedError: Another build is running on this lake.
         ConfigError: Unknown engine, or Spark without ``lakehouse[spark]``.
     """
-    ctx = as_context(target, date=date, wait=wait)
+    ctx = step_context(target, date=date, wait=wait)
     check_date(ctx.date, "build date")
 
     def body(run: StepRun) -> list[RunRecord]:
@@ -351,3 +352,28 @@ def _describe(view: View, table: ir.Table, error: pandera_errors.SchemaError) ->
         examples = cases
     where = f" on {column}" if column else ""
     return f"{view.name} failed check {check_name}{where}: e.g. {examples}"
+
+
+def engine_for(lake: Lake, settings: Settings, spark: Any = None) -> Engine:
+    """The engine ``settings.engine`` names, on ``lake``.
+
+    Args:
+        lake: The lake the build reads and writes.
+        settings: ``engine``, ``build_memory`` (DuckDB), ``spark_master`` (Spark).
+        spark: An existing SparkSession to run on (Spark only; default: one
+            from ``SPARK_REMOTE`` or ``settings.spark_master``).
+
+    Raises:
+        ConfigError: Unknown engine, or Spark asked for without PySpark.
+    """
+    if settings.engine == DUCKDB:
+        if spark is not None:
+            raise ConfigError("a Spark session was given but the engine is duckdb; "
+                              "use --engine spark (LAKEHOUSE_ENGINE=spark)")
+        return DuckDBEngine(lake, settings.build_memory)
+    if settings.engine == SPARK:
+        from lakehouse.zones.spark import SparkEngine
+
+        return SparkEngine.open(lake, settings, spark)
+    raise ConfigError(f"unknown engine {settings.engine!r} (LAKEHOUSE_ENGINE); "
+                      f"use one of {', '.join(ENGINES)}")

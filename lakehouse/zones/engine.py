@@ -21,13 +21,13 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from lakehouse.config import ENGINES
-from lakehouse.errors import ConfigError, LakeError
+from lakehouse.errors import LakeError
+from lakehouse.sqltext import literal
 
 if TYPE_CHECKING:
     import ibis
     import ibis.expr.types as ir
 
-    from lakehouse.config import Settings
     from lakehouse.lake import Lake, WriteResult
 
 DUCKDB, SPARK = ENGINES
@@ -103,8 +103,8 @@ class DuckDBEngine(Engine):
         spill = tempfile.mkdtemp(prefix="lakehouse-build-")
         try:
             # Bounded memory: DuckDB spills the temporary tables beyond it.
-            self.con.raw_sql(f"SET memory_limit = '{_sql_quote(self.memory)}'")
-            self.con.raw_sql(f"SET temp_directory = '{_sql_quote(spill)}'")
+            self.con.raw_sql(f"SET memory_limit = {literal(self.memory)}")
+            self.con.raw_sql(f"SET temp_directory = {literal(spill)}")
         except duckdb.Error as exc:
             shutil.rmtree(spill, ignore_errors=True)
             raise LakeError(f"bad build_memory {self.memory!r} "
@@ -136,32 +136,3 @@ class DuckDBEngine(Engine):
         self.remove_uncommitted(name)
         return self.lake.write(name, table.to_pyarrow_batches(), mode="replace",
                                metadata=metadata)
-
-
-def engine_for(lake: Lake, settings: Settings, spark: Any = None) -> Engine:
-    """The engine ``settings.engine`` names, on ``lake``.
-
-    Args:
-        lake: The lake the build reads and writes.
-        settings: ``engine``, ``build_memory`` (DuckDB), ``spark_master`` (Spark).
-        spark: An existing SparkSession to run on (Spark only; default: one
-            from ``SPARK_REMOTE`` or ``settings.spark_master``).
-
-    Raises:
-        ConfigError: Unknown engine, or Spark asked for without PySpark.
-    """
-    if settings.engine == DUCKDB:
-        if spark is not None:
-            raise ConfigError("a Spark session was given but the engine is duckdb; "
-                              "use --engine spark (LAKEHOUSE_ENGINE=spark)")
-        return DuckDBEngine(lake, settings.build_memory)
-    if settings.engine == SPARK:
-        from lakehouse.zones.spark import SparkEngine
-
-        return SparkEngine.open(lake, settings, spark)
-    raise ConfigError(f"unknown engine {settings.engine!r} (LAKEHOUSE_ENGINE); "
-                      f"use one of {', '.join(ENGINES)}")
-
-
-def _sql_quote(value: str) -> str:
-    return str(value).replace("'", "''")

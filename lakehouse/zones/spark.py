@@ -36,7 +36,6 @@ import ibis
 import ibis.expr.datatypes as dt
 import ibis.expr.operations as ops
 
-from lakehouse.delta_files import SPARK_FOLDER_PREFIX
 from lakehouse.errors import ConfigError, LakeError
 from lakehouse.lake import (
     BUILD_SCRATCH_PREFIX,
@@ -44,6 +43,7 @@ from lakehouse.lake import (
     describe_schema_changes,
     remove_build_scratch,
 )
+from lakehouse.lake.external import SPARK_FOLDER_PREFIX
 from lakehouse.zones.engine import SPARK, Engine
 
 if TYPE_CHECKING:

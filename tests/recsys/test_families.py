@@ -12,7 +12,7 @@ from lakehouse.recsys.families import Config, configs_of, make
 from lakehouse.recsys.model import feature_matrix
 from lakehouse.recsys.registry import Registry
 from lakehouse.recsys.score import score_users
-from lakehouse.recsys.train import load_model, refit
+from lakehouse.recsys.train import refit
 
 LIGHTFM = {"components": 8, "epochs": 5, "seed": 3, "meta_weight": 0.3}
 CONFIGS = [
@@ -34,7 +34,7 @@ def test_save_then_load_gives_identical_recommendations(tiny_settings, config):
     bundle = refit(config, cold, inputs, threads=1)
     registry = Registry(tiny_settings.models_dir)
     info = registry.save(bundle.to_arrays(), {"params": bundle.params(), "metrics": {}})
-    loaded = load_model(registry, info.version)
+    loaded = registry.load_bundle(info.version)
     assert type(loaded.warm) is type(bundle.warm) and loaded.warm.config == config
     scoring = load_scoring_inputs(lake)
     before = score_users(bundle, scoring, 10)

@@ -25,7 +25,7 @@ from lakehouse.recsys.score import (
     recommendations_table,
     score_users,
 )
-from lakehouse.recsys.train import load_model, refit, train
+from lakehouse.recsys.train import refit, train
 
 from .conftest import GENRES, LAST_DAY, START, TS, write_tiny_lake
 
@@ -132,7 +132,7 @@ def test_the_check_rereads_the_interactions_instead_of_trusting_the_mask(champio
     inputs = load_scoring_inputs(lake)
     # A scorer whose mask forgot every listen: its own check would pass.
     blind = dataclasses.replace(inputs, seen=sp.csr_matrix(inputs.seen.shape, dtype=np.float32))
-    model = load_model(Registry(champion.models_dir), "champion")
+    model = Registry(champion.models_dir).load_bundle("champion")
     idx, scores, route, route_names = score_users(model, blind, 10)
     table = recommendations_table(blind, idx, scores, LAST_DAY, "v0001", route, route_names)
     with pytest.raises(ValidationError, match="already listened"):

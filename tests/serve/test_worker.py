@@ -11,7 +11,6 @@ import numpy as np
 import pytest
 
 from lakehouse.lake import Lake
-from lakehouse.recsys import train as train_module
 from lakehouse.recsys.data import load_scoring_inputs
 from lakehouse.recsys.families import (
     ALSRecommender,
@@ -28,7 +27,7 @@ from lakehouse.serve.worker import cold_start_lists
 def test_the_lists_are_the_champions_cold_route_ranking(trained_lake):
     registry = Registry(trained_lake.models_dir)
     version = registry.alias("champion")
-    bundle = train_module.load_model(registry, version)
+    bundle = registry.load_bundle(version)
     cold = bundle.cold_model
     answer = cold_start_lists(trained_lake, version)
     assert answer["version"] == version
@@ -60,7 +59,7 @@ def test_a_cold_route_without_user_features_leaves_it_to_popularity(
         bundle, route, trained_lake, monkeypatch):
     # Nothing is ranked (not even the model's arrays are touched): the server's popularity
     # list answers unknown users, as batch scoring's cold route would not use features.
-    monkeypatch.setattr(train_module, "load_model", lambda registry, version: bundle)
+    monkeypatch.setattr(Registry, "load_bundle", lambda registry, version: bundle)
     answer = cold_start_lists(trained_lake, "v0042")
     assert answer == {"version": "v0042", "route": route, "features": [], "lists": []}
 

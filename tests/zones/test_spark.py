@@ -283,7 +283,7 @@ class Killed(BaseException):
 def test_a_build_killed_between_moving_a_result_in_and_committing_leaves_nothing_behind(
         spark, tmp_path, monkeypatch, next_engine):
     import lakehouse.zones.spark as spark_engine
-    from lakehouse.zones.engine import engine_for
+    from lakehouse.zones.build import engine_for
 
     lake = Lake(tmp_path / "lake")
     name = "standardized.x"

@@ -1,4 +1,4 @@
-"""Delta add actions for Parquet files written by another engine (see :meth:`Lake.commit_files`).
+"""External commits: Parquet files another engine wrote, committed to Delta by delta-rs.
 
 Spark without the Delta jars can write Parquet but not a Delta log; delta-rs
 can commit files it did not write. What it needs for each file is an add
@@ -10,15 +10,22 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING, Literal
 from urllib.parse import unquote
 
 import pyarrow as pa
 import pyarrow.parquet as pq
-from deltalake import Schema
+from deltalake import CommitProperties, DeltaTable, Schema
+from deltalake.exceptions import DeltaError
 from deltalake.transaction import AddAction
 
 from lakehouse.errors import LakeError, SchemaError
+from lakehouse.lake.storage import WriteResult, describe_schema_changes, normalize_schema, same_type
+
+if TYPE_CHECKING:
+    from lakehouse.lake.front import Lake
 
 # The folder a Spark build moves one result into, inside the table's folder.
 SPARK_FOLDER_PREFIX = "spark-"
@@ -73,15 +80,13 @@ def _partition_values(rel: str) -> dict[str, str | None]:
 
 
 def _check_schema(rel: str, found: pa.Schema, want: pa.Schema, partitions: set[str]) -> None:
-    from lakehouse.lake import _same_type
-
     expected = [f for f in want if f.name not in partitions]
     if found.names != [f.name for f in expected]:
         raise SchemaError(f"{rel} has columns {found.names}, the table "
                           f"{[f.name for f in expected]}")
     for f in expected:
         got = found.field(f.name).type
-        if not _same_type(got, f.type):
+        if not same_type(got, f.type):
             hint = (" (Spark writes INT96 timestamps unless spark.sql.parquet."
                     "outputTimestampType is TIMESTAMP_MICROS)" if pa.types.is_timestamp(got) else "")
             raise SchemaError(f"{rel}: column {f.name} is {got}, the table has {f.type}{hint}")
@@ -167,3 +172,34 @@ def _as_relative(logged: set[str], table_dir: Path) -> set[str]:
             if local.is_relative_to(root):
                 out.add(local.relative_to(root).as_posix())
     return out
+
+
+def commit_files(lake: Lake, name: str, files: list[str], schema: pa.Schema, *,
+                 mode: Literal["append", "replace"] = "replace",
+                 metadata: Mapping[str, str] | None = None) -> WriteResult:
+    """Commit Parquet files another engine wrote inside the table's folder, as one commit.
+
+    Documented at :meth:`~lakehouse.lake.Lake.commit_files`.
+    """
+    target = normalize_schema(schema)
+    actions, rows, partition_by = add_actions(lake.path(name), files, target)
+    exists = lake.exists(name)
+    changes: list[str] = []
+    if exists and mode == "replace":
+        changes = describe_schema_changes(lake.schema(name), target)
+    props = CommitProperties(custom_metadata=dict(metadata or {}), max_commit_retries=50)
+    try:
+        if exists:
+            lake.delta(name).create_write_transaction(
+                actions, "overwrite" if mode == "replace" else "append", target,
+                partition_by=partition_by or None, commit_properties=props)
+        else:
+            from deltalake.transaction import create_table_with_add_actions
+
+            create_table_with_add_actions(str(lake.path(name)), delta_schema(target),
+                                          actions, mode="error",
+                                          partition_by=partition_by or None,
+                                          commit_properties=props)
+    except (DeltaError, OSError) as exc:
+        raise LakeError(f"cannot commit files to {name}: {exc}") from None
+    return WriteResult(name, DeltaTable(str(lake.path(name))).version(), rows, mode, changes)
