@@ -17,7 +17,7 @@ from typing import Any
 
 import click
 
-from lakehouse import __version__
+from lakehouse import __version__, names
 from lakehouse.config import BOUNDS, CHOICES, ENGINES, MAX_K, Settings, check_date
 from lakehouse.config import parse_date as config_parse_date
 from lakehouse.errors import ConfigError, LakehouseError
@@ -678,6 +678,43 @@ def recommend_command(date: dt.date | None, wait: bool, k: int | None) -> None:
                f"in {record.duration_s:.1f}s.")
 
 
+@cli.command("outcomes")
+@click.option("--full", is_flag=True, default=False,
+              help="Recompute every score date, not only the open, new or re-scored ones "
+                   "(after past listens changed, e.g. a re-ingested day).")
+@click.option("--horizon-days", type=setting_range("online_horizon_days"), metavar="N",
+              help="Ingest days after a score date whose new listens judge its lists "
+                   "[env LAKEHOUSE_ONLINE_HORIZON_DAYS; default 7].")
+@wait_option
+@with_settings(horizon_days="online_horizon_days")
+def outcomes_command(full: bool, wait: bool) -> None:
+    """Measure the served lists against what users played next: recommendation_outcomes.
+
+    For each score date, the users who started a track of that day's catalogue
+    on a later ingest date (within the horizon) are judged: the served top-k's
+    precision, recall, hit rate and nDCG against popularity's top-k as of that
+    date. The daily job runs this after recommend; 'lakehouse kpis' shows it.
+
+    \b
+    Example:
+      lakehouse outcomes
+      lakehouse sql "SELECT score_date, lift, complete FROM consumption.recommendation_outcomes"
+    """
+    from lakehouse.monitor.outcomes import refresh_outcomes
+
+    record = refresh_outcomes(step_context(), full=full, wait=wait)
+    d = record.details
+    if not d["computed"]:
+        click.echo(f"No score date to measure in {names.CONS_RECOMMENDATION_OUTCOMES} "
+                   f"({record.records} rows, last ingest date {d['observed_through']}).")
+        return
+    written = f"version {record.table_version}" if d["written"] else "unchanged"
+    click.echo(f"Measured {len(d['computed'])} score date(s) ({d['computed'][0]} .. "
+               f"{d['computed'][-1]}) through ingest date {d['observed_through']}, horizon "
+               f"{d['horizon_days']} days: {record.records} rows in "
+               f"{names.CONS_RECOMMENDATION_OUTCOMES} ({written}).")
+
+
 @cli.group("models")
 def models() -> None:
     """List, inspect, promote and roll back the registered models.
@@ -942,13 +979,15 @@ def alert_command(test: bool, message: str | None, job: str, limit: int, fmt: st
 @with_settings(api_url="api_url")
 def daily_command(date: dt.date | None, retrain: bool | None, wait: bool,
                   progress: bool | None) -> None:
-    """Run the scheduled daily job: ingest, build, train (when due), recommend, report, status.
+    """Run the scheduled daily job: ingest, build, train (when due), recommend, outcomes, report,
+    status.
 
     One failing endpoint does not stop the others; the build needs at least
     one endpoint ingested, train and recommend a successful build. Each step
     records and alerts as its own command does, and a failed job sends one
     job_failed alert. Exit code: 0 all well, else the sum of 1 (unhealthy),
-    4 (ingest), 8 (build), 16 (train), 32 (recommend), 64 (report).
+    4 (ingest), 8 (build), 16 (train), 32 (recommend), 64 (report), 128 (maintain),
+    256 (outcomes).
 
     \b
     Example:
