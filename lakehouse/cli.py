@@ -643,8 +643,14 @@ def train_command(date: dt.date | None, wait: bool, promote: str) -> None:
     """
     from lakehouse.recsys.train import train
 
-    result = train(step_context(), promote=promote, date=date, wait=wait)
+    ctx = step_context()
+    result = train(ctx, promote=promote, date=date, wait=wait)
     click.echo(result.summary())
+    if result.previous_champion:
+        from lakehouse.monitor.outcomes import champion_lift_line
+
+        line = champion_lift_line(ctx.lake(), ctx.settings, result.previous_champion)
+        click.echo(f"in production: {line}")
 
 
 @cli.command("recommend")
@@ -764,6 +770,9 @@ def models_list(fmt: str) -> None:
 def models_show(version: str) -> None:
     """Show everything stored about VERSION (or 'champion'/'challenger') as JSON.
 
+    "metrics" holds its holdout metrics; "online" the outcome of each score
+    date it served (consumption.recommendation_outcomes).
+
     \b
     Example:
       lakehouse models show champion
@@ -771,9 +780,18 @@ def models_show(version: str) -> None:
     import dataclasses
     import json
 
+    from lakehouse.lake import Lake
+    from lakehouse.monitor.outcomes import online_metrics
+
     info = _registry().get(version)
     # Every trial is in model.json; here it would bury the rest.
     data = {k: v for k, v in dataclasses.asdict(info).items() if k not in ("history", "trials")}
+    root = settings().lake
+    lake = Lake(root, create=False) if root.is_dir() else None
+    # Beside the holdout metrics: how the lists it served did in production.
+    online = online_metrics(lake, info.version) if lake is not None else []
+    data = {**{k: v for k, v in data.items() if k != "metrics"},
+            "metrics": data.get("metrics"), "online": online}
     click.echo(json.dumps(data, indent=2, default=str))
 
 
@@ -863,7 +881,7 @@ def status_command(fmt: str, send: bool) -> None:
 @click.option("--since", callback=parse_date, metavar="YYYY-MM-DD",
               help="Only dates on or after this one.")
 @click.option("--section", "sections", multiple=True,
-              type=click.Choice(["users", "daily", "monthly", "tables", "lake"]),
+              type=click.Choice(["users", "daily", "monthly", "tables", "lake", "outcomes"]),
               help="Only these sections (repeatable; default: all). csv needs exactly one.")
 @format_option
 def kpis_command(since: dt.date | None, sections: tuple[str, ...], fmt: str) -> None:
@@ -873,7 +891,10 @@ def kpis_command(since: dt.date | None, sections: tuple[str, ...], fmt: str) -> 
     listeners, average listen-history size per day); daily and monthly
     (runs succeeded and failed, average and p95 duration, records, CPU
     seconds and estimated cost per pipeline); tables and lake (size over
-    time). json prints one object keyed by section.
+    time); outcomes (per score date: the served top-k's precision against
+    popularity's for the users who started new tracks afterwards, the lift,
+    and a note while a date is open or too few users had new listens). json
+    prints one object keyed by section.
 
     \b
     Example:

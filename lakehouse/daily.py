@@ -237,6 +237,11 @@ def _train(ctx: RunContext, why: str | None = None) -> StepOutcome:
         f"kept the champion's configuration, refit as {result.champion}"
     if not result.evaluated:  # no holdout: the reason says what happened, in one line
         decision = result.reason
+    if result.previous_champion:
+        from lakehouse.monitor.outcomes import champion_lift_line
+
+        line = champion_lift_line(ctx.lake(), ctx.settings, result.previous_champion)
+        decision += f"; in production: {line}"
     return StepOutcome(names.TRAIN, SUCCESS, f"{why}: {result.version} ({result.chosen}) "
                                              f"{decision}",
                        [result.run] if result.run else [], result)

@@ -42,6 +42,7 @@ import hashlib
 import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import pandas as pd
 import pyarrow as pa
@@ -371,3 +372,121 @@ def refresh_outcomes(target: RunContext | Settings | None = None, *, full: bool 
         return record
 
     return run_step(ctx, names.OUTCOMES, body)
+
+
+# ------------------------------------------------------------------ reading it
+ONLINE_LIFT = "online_lift_below_popularity"
+KPI_COLUMNS = ["score_date", "model_version", "k", "users", "precision_at_k",
+               "popularity_precision_at_k", "lift", "recall_at_k", "hit_rate_at_k",
+               "ndcg_at_k", "days_observed", "complete", "note"]
+
+
+def judged(row: Any) -> bool:
+    """Whether a row can judge its lists: its horizon closed, enough users with new listens."""
+    return bool(row[names.O_COMPLETE]) and int(row[names.O_USERS] or 0) >= MIN_USERS
+
+
+def note(row: Any) -> str:
+    """Why a row cannot judge its lists yet, or ``""``."""
+    parts = []
+    if not row[names.O_COMPLETE]:
+        parts.append(f"open ({row['days_observed']}/{row['horizon_days']} days)")
+    users = int(row[names.O_USERS] or 0)
+    if users < MIN_USERS:
+        parts.append(f"too few users with new listens to judge ({users} < {MIN_USERS})")
+    return "; ".join(parts)
+
+
+def outcome_kpis(lake: Lake, since: dt.date | None = None) -> pd.DataFrame:
+    """The outcomes as ``lakehouse kpis`` shows them (:data:`KPI_COLUMNS`), oldest first."""
+    frame = read_outcomes(lake)
+    if since is not None:
+        frame = frame[frame[names.SCORE_DATE] >= since]
+    frame = frame.assign(note=[note(r) for _, r in frame.iterrows()])
+    return frame[KPI_COLUMNS].reset_index(drop=True)
+
+
+def recent_lift(frame: pd.DataFrame, version: str | None, days: int) -> pd.DataFrame:
+    """The last ``days`` judged rows (:func:`judged`) of model ``version``, oldest first."""
+    if version is None or frame.empty:
+        return frame.iloc[0:0]
+    ok = pd.Series([judged(r) for _, r in frame.iterrows()], index=frame.index, dtype=bool)
+    mine = frame[(frame[names.MODEL_VERSION] == version) & ok]
+    return mine.sort_values(names.SCORE_DATE).tail(days)
+
+
+def lift_summary(frame: pd.DataFrame, version: str | None, days: int) -> str:
+    """One line on ``version``'s recent online lift, for the promotion gate and the report."""
+    if version is None:
+        return "no champion: no online lift"
+    recent = recent_lift(frame, version, days)
+    if recent.empty:
+        return (f"{version} has no complete online outcome with at least {MIN_USERS} users "
+                "yet (lakehouse outcomes)")
+    lifts = ", ".join("-" if pd.isna(v) else f"{v:.2f}" for v in recent[names.O_LIFT])
+    first, last = recent[names.SCORE_DATE].iloc[0], recent[names.SCORE_DATE].iloc[-1]
+    return (f"{version} online lift over popularity {lifts} on the last {len(recent)} complete "
+            f"score date(s) {first} .. {last}")
+
+
+def online_alerts(settings: Settings, frame: pd.DataFrame, champion: str | None) -> list[Any]:
+    """The online-lift alert; nothing is sent.
+
+    Fires when the champion's lift is below 1 on each of its last
+    ``settings.online_lift_days`` judged score dates: the model does worse than
+    popularity in production. Dates too few users judged are not counted.
+    """
+    from lakehouse.monitor.alerts import WARNING, Alert
+
+    days = settings.online_lift_days
+    recent = recent_lift(frame, champion, days)
+    if len(recent) < days:
+        return []
+    lifts = recent[names.O_LIFT].tolist()
+    if not all(v is not None and not pd.isna(v) and v < 1 for v in lifts):
+        return []
+    dates = [str(d) for d in recent[names.SCORE_DATE]]
+    return [Alert(
+        ONLINE_LIFT, TABLE, WARNING,
+        f"the model does worse than popularity in production: champion {champion}'s online "
+        f"lift is below 1 on its last {days} complete score dates ({dates[0]} .. {dates[-1]}: "
+        + ", ".join(f"{v:.2f}" for v in lifts) + ")",
+        {"model_version": champion, "score_dates": dates,
+         "lift": [round(float(v), 4) for v in lifts], "days": days,
+         "precision_at_k": [round(float(v), 4) for v in recent[names.O_PRECISION]],
+         "popularity_precision_at_k": [round(float(v), 4)
+                                       for v in recent[names.O_POP_PRECISION]]})]
+
+
+def version_outcomes(lake: Lake, version: str) -> pd.DataFrame:
+    """The outcome rows of the score dates model ``version`` served, oldest first."""
+    frame = read_outcomes(lake)
+    return frame[frame[names.MODEL_VERSION] == version].reset_index(drop=True)
+
+
+def online_metrics(lake: Lake, version: str) -> list[dict[str, Any]]:
+    """The online outcome of every score date ``version`` served, as plain values.
+
+    What ``lakehouse models show`` prints beside the version's holdout metrics.
+    """
+    if not lake.exists(TABLE):
+        return []
+    keep = [names.SCORE_DATE, "k", names.O_USERS, *METRICS, *POPULARITY_METRICS, names.O_LIFT,
+            "days_observed", names.O_COMPLETE]
+    rows = []
+    for _, row in version_outcomes(lake, version).iterrows():
+        plain = {c: (None if pd.isna(row[c]) else row[c]) for c in keep}
+        plain[names.SCORE_DATE] = row[names.SCORE_DATE].isoformat()
+        plain = {c: (v.item() if hasattr(v, "item") else v) for c, v in plain.items()}
+        plain["note"] = note(row)
+        rows.append(plain)
+    return rows
+
+
+def champion_lift_line(lake: Lake, settings: Settings, champion: str | None) -> str:
+    """The promotion gate's line on the champion's recent online lift (never raises)."""
+    try:
+        return lift_summary(read_outcomes(lake), champion, settings.online_lift_days)
+    except Exception as exc:  # noqa: BLE001 - a monitoring read must not fail training
+        log.warning("cannot read the online outcomes: %s", exc)
+        return f"online lift unknown ({exc})"

@@ -22,22 +22,31 @@ User 2: no hit; popularity without track 1 is [2, 3]: a hit.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import math
 
+import pandas as pd
 import pyarrow as pa
 import pytest
+from click.testing import CliRunner
 
 from lakehouse import names
+from lakehouse.cli import cli
 from lakehouse.config import Settings
 from lakehouse.lake import Lake
 from lakehouse.monitor.outcomes import (
+    MIN_USERS,
+    ONLINE_LIFT,
     OUTCOMES_ARROW,
     TABLE,
     measure,
+    note,
+    online_alerts,
     read_outcomes,
     refresh,
     refresh_outcomes,
 )
+from lakehouse.monitor.report import write_report
 
 D0, D1, D2, D3, D4 = (dt.date(2026, 3, 1) + dt.timedelta(days=n) for n in range(5))
 CATALOGUE = {t: D0 for t in range(1, 7)} | {7: D1}
@@ -256,3 +265,108 @@ def test_a_lake_without_recommendations_has_nothing_to_measure(tmp_path):
     done = refresh(lake, settings)
     assert (done.computed, done.written, done.rows) == ([], False, 0)
     assert read_outcomes(lake).empty
+
+
+# ------------------------------------------------------------------ kpis, report, alerts
+def frame_of(rows: list[tuple]) -> pd.DataFrame:
+    """Outcome rows: (day, version, users, precision, popularity precision, complete)."""
+    out = []
+    for day, version, users, p, pp, complete in rows:
+        out.append({names.SCORE_DATE: day, "model_version": version, "k": 10,
+                    "horizon_days": 7, "scored_users": 500, "users": users, "new_pairs": users,
+                    "precision_at_k": p, "recall_at_k": p, "hit_rate_at_k": p, "ndcg_at_k": p,
+                    "popularity_precision_at_k": pp, "popularity_recall_at_k": pp,
+                    "popularity_hit_rate_at_k": pp, "lift": p / pp if pp else None,
+                    "observed_through": day, "days_observed": 7 if complete else 1,
+                    "complete": complete, "lists_fingerprint": "x"})
+    return pd.DataFrame(out)
+
+
+DAYS = [dt.date(2026, 4, 1) + dt.timedelta(days=n) for n in range(6)]
+
+
+def test_the_lift_alert_fires_after_three_complete_dates_below_popularity():
+    settings = Settings.load(env={})
+    assert settings.online_lift_days == 3 and settings.online_horizon_days == 7
+    below = frame_of([(DAYS[0], "v1", 100, 0.05, 0.04, True),   # lift 1.25
+                      (DAYS[1], "v1", 100, 0.03, 0.04, True),
+                      (DAYS[2], "v1", 100, 0.03, 0.04, True),
+                      (DAYS[3], "v1", 100, 0.02, 0.04, True),
+                      (DAYS[4], "v1", 100, 0.01, 0.04, False)])  # open: not counted
+    [alert] = online_alerts(settings, below, "v1")
+    assert alert.kind == ONLINE_LIFT and alert.severity == "warning"
+    assert "does worse than popularity in production" in alert.message
+    assert alert.details["score_dates"] == [str(d) for d in DAYS[1:4]]
+    assert alert.details["lift"] == [0.75, 0.75, 0.5]
+    # Another model's dates, a shorter streak, or a longer setting: no alert.
+    assert online_alerts(settings, below, "v2") == []
+    assert online_alerts(settings.replace(online_lift_days=4), below, "v1") == []
+    assert online_alerts(settings, below, None) == []
+    broken = below.copy()
+    broken.loc[2, "precision_at_k"], broken.loc[2, "lift"] = 0.08, 2.0
+    assert online_alerts(settings, broken, "v1") == []
+
+
+def test_dates_with_too_few_users_neither_count_nor_break_the_streak():
+    settings = Settings.load(env={}, online_lift_days=2)
+    rows = frame_of([(DAYS[0], "v1", 100, 0.03, 0.04, True),
+                     (DAYS[1], "v1", MIN_USERS - 1, 0.09, 0.01, True),  # too few: skipped
+                     (DAYS[2], "v1", 100, 0.03, 0.04, True)])
+    [alert] = online_alerts(settings, rows, "v1")
+    assert alert.details["score_dates"] == [str(DAYS[0]), str(DAYS[2])]
+    assert "too few users with new listens" in note(rows.iloc[1])
+    assert note(rows.iloc[0]) == ""
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "367", "x"])
+def test_the_settings_are_bounded(value):
+    from lakehouse.errors import ConfigError
+
+    for var in ("LAKEHOUSE_ONLINE_HORIZON_DAYS", "LAKEHOUSE_ONLINE_LIFT_DAYS"):
+        with pytest.raises(ConfigError, match=var):
+            Settings.load(env={var: value})
+
+
+def test_kpis_show_the_outcomes_with_their_notes(lake, settings):
+    refresh(lake, settings)
+    result = CliRunner().invoke(cli, ["--lake", str(settings.lake), "kpis", "--section",
+                                      "outcomes"], env={"LAKEHOUSE_ONLINE_HORIZON_DAYS": "2"})
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith("Online outcomes per score date")
+    line = next(x for x in result.output.splitlines() if x.startswith(str(D0)))
+    assert "v0001" in line and "0.25" in line and "0.5" in line
+    assert f"too few users with new listens to judge (2 < {MIN_USERS})" in line
+    as_json = CliRunner().invoke(cli, ["--lake", str(settings.lake), "kpis", "--section",
+                                       "outcomes", "--format", "json"])
+    [row] = json.loads(as_json.output)["outcomes"]
+    assert row["lift"] == pytest.approx(0.5) and row["users"] == 2
+
+
+def test_the_outcomes_command_measures_and_says_what_it_did(lake, settings):
+    run = ["--lake", str(settings.lake), "outcomes", "--horizon-days", "2"]
+    first = CliRunner().invoke(cli, run)
+    assert first.exit_code == 0, first.output
+    assert f"Measured 1 score date(s) ({D0} .. {D0}) through ingest date {D3}" in first.output
+    again = CliRunner().invoke(cli, run)
+    assert again.output.startswith("No score date to measure")
+    bad = CliRunner().invoke(cli, [*run[:3], "--horizon-days", "0"])
+    assert bad.exit_code == 2 and "Traceback" not in bad.output
+
+
+def test_the_report_charts_online_precision_against_popularity_with_the_version(
+        lake, settings):
+    write_lists(lake, D1, {1: [5, 6], 2: [3, 5]}, version="v0002")
+    refresh(lake, settings)
+    html = write_report(settings).read_text()
+    assert 'id="chart-online_precision"' in html
+    chart = html.split('id="chart-online_precision"')[1].split("</figure>")[0]
+    assert "served v0001" in chart and "served v0002" in chart and "popularity" in chart
+    assert "<script" not in html and "http" not in chart
+    assert "favours the served model" in chart
+    assert "too few (under 30) to judge the lists" in html
+
+
+def test_the_alert_hook_never_fails_the_step(tmp_path):
+    from lakehouse.monitor.alerts import _outcome_alerts
+
+    assert _outcome_alerts(Settings.load(env={}, lake=tmp_path / "none")) == []
