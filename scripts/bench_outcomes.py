@@ -17,7 +17,9 @@ Then, timed in the same process, best of ``--repeat``:
 - ``daily``: the refresh of a daily run, which measures the dates still open
   (the last ``--horizon``) and keeps the complete ones.
 
-and prints both against the build's time, with the rows measured.
+and prints both against the build's time, with the rows measured. The build runs
+again after them (the load of a shared machine moves) and the faster build is the
+baseline.
 
 Usage:
     .venv/bin/python scripts/bench_outcomes.py                    # the size, minutes
@@ -167,6 +169,15 @@ def main(argv: list[str] | None = None) -> dict:
               f"of the build", flush=True)
         print(f"outcomes daily refresh ({len(open_days)} open dates): {daily_s:.2f}s = "
               f"{daily_s / build_s:.1%} of the build", flush=True)
+        # The machine is shared and its load moves: build again after the outcomes (it
+        # rewrites the re-dated tables, which are no longer needed) and keep the faster.
+        t0 = time.perf_counter()
+        build(settings, date=end)
+        build_again = time.perf_counter() - t0
+        print(f"build again: {build_again:.1f}s; outcomes full / fastest build "
+              f"{full_s / min(build_s, build_again):.1%}, daily / fastest build "
+              f"{daily_s / min(build_s, build_again):.1%}", flush=True)
+        build_s = min(build_s, build_again)
         lifts = [v for v in table.column(names.O_LIFT).to_pylist() if v is not None]
         print(f"lift over dates: min {min(lifts, default=float('nan')):.2f}, "
               f"max {max(lifts, default=float('nan')):.2f}")
