@@ -17,7 +17,7 @@ from typing import Any
 
 import click
 
-from lakehouse import __version__
+from lakehouse import __version__, names
 from lakehouse.config import BOUNDS, CHOICES, ENGINES, MAX_K, Settings, check_date
 from lakehouse.config import parse_date as config_parse_date
 from lakehouse.errors import ConfigError, LakehouseError
@@ -646,8 +646,14 @@ def train_command(date: dt.date | None, wait: bool, promote: str) -> None:
     """
     from lakehouse.recsys.train import train
 
-    result = train(step_context(), promote=promote, date=date, wait=wait)
+    ctx = step_context()
+    result = train(ctx, promote=promote, date=date, wait=wait)
     click.echo(result.summary())
+    if result.previous_champion:
+        from lakehouse.monitor.outcomes import champion_lift_line
+
+        line = champion_lift_line(ctx.lake(), ctx.settings, result.previous_champion)
+        click.echo(f"in production: {line}")
 
 
 @cli.command("recommend")
@@ -679,6 +685,43 @@ def recommend_command(date: dt.date | None, wait: bool, k: int | None) -> None:
                f"{d['model_version']} to consumption.recommendations "
                f"(score_date {record.run_date}, version {record.table_version}) "
                f"in {record.duration_s:.1f}s.")
+
+
+@cli.command("outcomes")
+@click.option("--full", is_flag=True, default=False,
+              help="Recompute every score date, not only the open, new or re-scored ones "
+                   "(after past listens changed, e.g. a re-ingested day).")
+@click.option("--horizon-days", type=setting_range("online_horizon_days"), metavar="N",
+              help="Ingest days after a score date whose new listens judge its lists "
+                   "[env LAKEHOUSE_ONLINE_HORIZON_DAYS; default 7].")
+@wait_option
+@with_settings(horizon_days="online_horizon_days")
+def outcomes_command(full: bool, wait: bool) -> None:
+    """Measure the served lists against what users played next: recommendation_outcomes.
+
+    For each score date, the users who started a track of that day's catalogue
+    on a later ingest date (within the horizon) are judged: the served top-k's
+    precision, recall, hit rate and nDCG against popularity's top-k as of that
+    date. The daily job runs this after recommend; 'lakehouse kpis' shows it.
+
+    \b
+    Example:
+      lakehouse outcomes
+      lakehouse sql "SELECT score_date, lift, complete FROM consumption.recommendation_outcomes"
+    """
+    from lakehouse.monitor.outcomes import refresh_outcomes
+
+    record = refresh_outcomes(step_context(), full=full, wait=wait)
+    d = record.details
+    if not d["computed"]:
+        click.echo(f"No score date to measure in {names.CONS_RECOMMENDATION_OUTCOMES} "
+                   f"({record.records} rows, last ingest date {d['observed_through']}).")
+        return
+    written = f"version {record.table_version}" if d["written"] else "unchanged"
+    click.echo(f"Measured {len(d['computed'])} score date(s) ({d['computed'][0]} .. "
+               f"{d['computed'][-1]}) through ingest date {d['observed_through']}, horizon "
+               f"{d['horizon_days']} days: {record.records} rows in "
+               f"{names.CONS_RECOMMENDATION_OUTCOMES} ({written}).")
 
 
 @cli.group("models")
@@ -730,6 +773,9 @@ def models_list(fmt: str) -> None:
 def models_show(version: str) -> None:
     """Show everything stored about VERSION (or 'champion'/'challenger') as JSON.
 
+    "metrics" holds its holdout metrics; "online" the outcome of each score
+    date it served (consumption.recommendation_outcomes).
+
     \b
     Example:
       lakehouse models show champion
@@ -737,9 +783,18 @@ def models_show(version: str) -> None:
     import dataclasses
     import json
 
+    from lakehouse.lake import Lake
+    from lakehouse.monitor.outcomes import online_metrics
+
     info = _registry().get(version)
     # Every trial is in model.json; here it would bury the rest.
     data = {k: v for k, v in dataclasses.asdict(info).items() if k not in ("history", "trials")}
+    root = settings().lake
+    lake = Lake(root, create=False) if root.is_dir() else None
+    # Beside the holdout metrics: how the lists it served did in production.
+    online = online_metrics(lake, info.version) if lake is not None else []
+    data = {**{k: v for k, v in data.items() if k != "metrics"},
+            "metrics": data.get("metrics"), "online": online}
     click.echo(json.dumps(data, indent=2, default=str))
 
 
@@ -829,7 +884,7 @@ def status_command(fmt: str, send: bool) -> None:
 @click.option("--since", callback=parse_date, metavar="YYYY-MM-DD",
               help="Only dates on or after this one.")
 @click.option("--section", "sections", multiple=True,
-              type=click.Choice(["users", "daily", "monthly", "tables", "lake"]),
+              type=click.Choice(["users", "daily", "monthly", "tables", "lake", "outcomes"]),
               help="Only these sections (repeatable; default: all). csv needs exactly one.")
 @format_option
 def kpis_command(since: dt.date | None, sections: tuple[str, ...], fmt: str) -> None:
@@ -839,7 +894,10 @@ def kpis_command(since: dt.date | None, sections: tuple[str, ...], fmt: str) -> 
     listeners, average listen-history size per day); daily and monthly
     (runs succeeded and failed, average and p95 duration, records, CPU
     seconds and estimated cost per pipeline); tables and lake (size over
-    time). json prints one object keyed by section.
+    time); outcomes (per score date: the served top-k's precision against
+    popularity's for the users who started new tracks afterwards, the lift,
+    and a note while a date is open or too few users had new listens). json
+    prints one object keyed by section.
 
     \b
     Example:
@@ -945,13 +1003,15 @@ def alert_command(test: bool, message: str | None, job: str, limit: int, fmt: st
 @with_settings(api_url="api_url")
 def daily_command(date: dt.date | None, retrain: bool | None, wait: bool,
                   progress: bool | None) -> None:
-    """Run the scheduled daily job: ingest, build, train (when due), recommend, report, status.
+    """Run the scheduled daily job: ingest, build, train (when due), recommend, outcomes, report,
+    status.
 
     One failing endpoint does not stop the others; the build needs at least
     one endpoint ingested, train and recommend a successful build. Each step
     records and alerts as its own command does, and a failed job sends one
     job_failed alert. Exit code: 0 all well, else the sum of 1 (unhealthy),
-    4 (ingest), 8 (build), 16 (train), 32 (recommend), 64 (report).
+    4 (ingest), 8 (build), 16 (train), 32 (recommend), 64 (report), 128 (maintain),
+    256 (outcomes).
 
     \b
     Example:

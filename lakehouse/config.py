@@ -166,6 +166,11 @@ class Settings:
     max_overlap_change: float = setting(0.25, above=0, high=1)
     # -1: no retrain weekday (lakehouse daily then trains only while there is no champion).
     retrain_weekday: int = setting(0, low=-1, high=6)
+    # Online outcomes (lakehouse.monitor.outcomes): days after a score date whose new
+    # listens judge its lists (beyond a year every score date would stay open, recomputed
+    # daily), and complete dates of champion lift below 1 before an alert.
+    online_horizon_days: int = setting(7, low=1, high=366)
+    online_lift_days: int = setting(3, low=1, high=366)
     # Build: days of consumption.daily_kpis, ending on the build date.
     kpi_days: int = setting(90, low=1, high=MAX_DAYS)
     # Build: DuckDB memory before it spills to a temporary folder (DuckDB size syntax).

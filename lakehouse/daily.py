@@ -1,4 +1,4 @@
-"""The daily job: ingest -> build -> train (when due) -> recommend -> report -> status.
+"""The daily job: ingest -> build -> train (when due) -> recommend -> outcomes -> report -> status.
 
 ``lakehouse daily`` (``make daily``, cron through ``scripts/daily.sh``) and
 ``lakehouse demo`` (once per simulated day) run :func:`daily`; a notebook can
@@ -18,6 +18,8 @@ Policy:
 - training is due on ``settings.retrain_weekday`` (0 = Monday; -1: never by
   weekday) or whenever there is no champion model;
 - recommend runs when there is a champion (after training);
+- outcomes (:mod:`lakehouse.monitor.outcomes`) runs after a successful build,
+  whatever recommend did: the new ingest date may judge earlier days' lists;
 - the report and the status always run; the status sends its alerts
   (stale data, missed scoring);
 - ``lakehouse maintain`` (compaction, checkpoints, vacuum) runs after the
@@ -54,9 +56,9 @@ STATUS = "status"
 SUCCESS, FAILED, SKIPPED = names.SUCCESS, names.FAILED, "skipped"
 # What failed, as bits of the exit code (1 is also click's "Error:", 2 its usage error).
 EXIT_BITS = {STATUS: 1, names.INGEST: 4, names.BUILD: 8, names.TRAIN: 16,
-             names.RECOMMEND: 32, REPORT: 64, names.MAINTAIN: 128}
-JOB_STEPS = (names.INGEST, names.BUILD, names.TRAIN, names.RECOMMEND, REPORT, names.MAINTAIN,
-             STATUS)
+             names.RECOMMEND: 32, REPORT: 64, names.MAINTAIN: 128, names.OUTCOMES: 256}
+JOB_STEPS = (names.INGEST, names.BUILD, names.TRAIN, names.RECOMMEND, names.OUTCOMES, REPORT,
+             names.MAINTAIN, STATUS)
 
 
 @dataclass
@@ -156,6 +158,7 @@ def daily(target: RunContext | Settings | None = None, *, date: dt.date | str | 
     job.run(names.TRAIN, _train, skip=no_build or not_due, why=due)
     no_model = None if _champion(ctx) else "no champion model to score with"
     job.run(names.RECOMMEND, _recommend, skip=no_build or no_model)
+    job.run(names.OUTCOMES, _outcomes, skip=no_build)
     if report:
         job.run(REPORT, _report)
     maintain_day = ctx.settings.maintain_weekday == ctx.date.weekday()
@@ -236,6 +239,11 @@ def _train(ctx: RunContext, why: str | None = None) -> StepOutcome:
         f"kept the champion's configuration, refit as {result.champion}"
     if not result.evaluated:  # no holdout: the reason says what happened, in one line
         decision = result.reason
+    if result.previous_champion:
+        from lakehouse.monitor.outcomes import champion_lift_line
+
+        line = champion_lift_line(ctx.lake(), ctx.settings, result.previous_champion)
+        decision += f"; in production: {line}"
     return StepOutcome(names.TRAIN, SUCCESS, f"{why}: {result.version} ({result.chosen}) "
                                              f"{decision}",
                        [result.run] if result.run else [], result)
@@ -248,6 +256,17 @@ def _recommend(ctx: RunContext) -> StepOutcome:
     detail = (f"{record.records} rows for {record.details['users']} users with "
               f"{record.details['model_version']}")
     return StepOutcome(names.RECOMMEND, SUCCESS, detail, [record])
+
+
+def _outcomes(ctx: RunContext) -> StepOutcome:
+    from lakehouse.monitor.outcomes import refresh_outcomes
+
+    record = refresh_outcomes(ctx)
+    computed = record.details["computed"]
+    detail = (f"{len(computed)} score date(s) measured through "
+              f"{record.details['observed_through']}" if computed else
+              "no score date to measure")
+    return StepOutcome(names.OUTCOMES, SUCCESS, detail, [record])
 
 
 def _report(ctx: RunContext) -> StepOutcome:

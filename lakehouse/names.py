@@ -28,6 +28,7 @@ CONS_USER_FEATURES = f"{CONSUMPTION}.user_features"
 CONS_TRACK_FEATURES = f"{CONSUMPTION}.track_features"
 CONS_DAILY_KPIS = f"{CONSUMPTION}.daily_kpis"
 CONS_RECOMMENDATIONS = f"{CONSUMPTION}.recommendations"
+CONS_RECOMMENDATION_OUTCOMES = f"{CONSUMPTION}.recommendation_outcomes"
 META_RUNS = f"{META}.runs"
 META_ALERTS = f"{META}.alerts"
 
@@ -86,6 +87,8 @@ RECOMMEND = "recommend"
 STEPS = (INGEST, BUILD, TRAIN, RECOMMEND)
 # The scheduled job that runs them (its job_failed alerts, its lock).
 DAILY = "daily"
+# Online outcomes of the served lists (lakehouse.monitor.outcomes), a step of the daily job.
+OUTCOMES = "outcomes"
 # Compaction, checkpoints and vacuum (lakehouse maintain), weekly in the daily job.
 MAINTAIN = "maintain"
 
@@ -103,6 +106,20 @@ NDCG_AT_10 = "ndcg_at_10"
 AUC = "auc"
 COVERAGE = "coverage"
 METRIC_KEYS = (PRECISION_AT_10, RECALL_AT_10, NDCG_AT_10, AUC, COVERAGE)
+
+# Columns of consumption.recommendation_outcomes that other modules read (the table's
+# schema is declared once, in lakehouse.monitor.outcomes.OUTCOMES_ARROW).
+MODEL_VERSION = "model_version"
+O_USERS = "users"                      # scored users with at least one new pair
+O_PRECISION = "precision_at_k"
+O_RECALL = "recall_at_k"
+O_HIT_RATE = "hit_rate_at_k"
+O_NDCG = "ndcg_at_k"
+O_POP_PRECISION = "popularity_precision_at_k"
+O_POP_RECALL = "popularity_recall_at_k"
+O_POP_HIT_RATE = "popularity_hit_rate_at_k"
+O_LIFT = "lift"                        # precision_at_k / popularity_precision_at_k
+O_COMPLETE = "complete"                # the horizon's days have all been ingested
 
 # Run statuses in meta.runs.
 SUCCESS = "success"

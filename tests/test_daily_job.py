@@ -41,18 +41,20 @@ def test_daily_on_the_mock_records_every_step_in_meta_runs(tmp_path, raw_lake, m
     assert result.stdout.startswith(f"Daily job for {day} on {settings.lake}: done")
     steps = [line.split()[:2] for line in result.stdout.splitlines()[3:]]
     assert steps == [["ingest", "success"], ["build", "success"], ["train", "success"],
-                     ["recommend", "success"], ["report", "success"], ["maintain", "skipped"],
+                     ["recommend", "success"], ["outcomes", "success"], ["report", "success"],
+                     ["maintain", "skipped"],
                      ["status", "success"]]
     # No champion yet, so training was due although today is no retrain weekday.
     assert re.search(r"no champion model yet: v0001 \(\S+\) promoted", result.stdout)
     runs = runs_of(settings.lake, day)
     pipelines = [p for p, _, _ in runs]
-    # The fixture's ingest of that day, then the job's: ingest, build, train, recommend.
+    # The fixture's ingest of that day, then the job's: ingest, build, train, recommend,
+    # outcomes.
     assert pipelines[:6] == ["ingest"] * 6
     views = len(standardized.VIEWS) + len(consumption.VIEWS)
-    assert pipelines[6:-2] == ["build"] * views
+    assert pipelines[6:-3] == ["build"] * views
     assert all(status == "success" for _, _, status in runs)
-    assert pipelines[-2:] == ["train", "recommend"]
+    assert pipelines[-3:] == ["train", "recommend", "outcomes"]
     # Not a terminal: one line per endpoint, trial, refit and step on stderr (the cron log).
     assert f"daily {day} status: success, healthy" in result.stderr
     assert f"ingest users {day}: success" in result.stderr and " (best " in result.stderr
@@ -72,7 +74,8 @@ def test_a_failing_endpoint_does_not_stop_the_day_and_the_exit_code_says_so(
         result = daily(ctx, retrain=False, report=False)
     outcome = {s.name: s.status for s in result.steps}
     assert outcome == {"ingest": "failed", "build": "success", "train": "skipped",
-                       "recommend": "success", "maintain": "skipped", "status": "failed"}
+                       "recommend": "success", "outcomes": "success", "maintain": "skipped",
+                       "status": "failed"}
     assert "listen_history FAILED" in result.step("ingest").detail
     assert "users 300" in result.step("ingest").detail
     assert result.exit_code == EXIT_BITS["ingest"] + EXIT_BITS["status"] == 5
@@ -97,7 +100,8 @@ def test_nothing_ingested_skips_the_rest_but_still_reports_status(tmp_path):
     result = daily(ctx, report=False)  # http://127.0.0.1:9 does not answer
     outcome = {s.name: s.status for s in result.steps}
     assert outcome == {"ingest": "failed", "build": "skipped", "train": "skipped",
-                       "recommend": "skipped", "maintain": "skipped", "status": "failed"}
+                       "recommend": "skipped", "outcomes": "skipped", "maintain": "skipped",
+                       "status": "failed"}
     assert result.step("ingest").detail.startswith("cannot reach the API")
     assert result.exit_code == 5
     assert [job for job, _ in sinks.jobs] == ["ingest", "daily"]

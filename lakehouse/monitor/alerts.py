@@ -201,7 +201,23 @@ def notify_runs(settings: Settings, records: Sequence[RunRecord]) -> list[Alert]
         return []
     if any(r.ok and r.pipeline == names.RECOMMEND for r in records):
         alerts += _recommendation_alerts(settings)
+    if any(r.ok and r.pipeline == names.OUTCOMES for r in records):
+        alerts += _outcome_alerts(settings)
     return send_alerts(settings, alerts)
+
+
+def _outcome_alerts(settings: Settings) -> list[Alert]:
+    """The champion's online lift below 1 for days on end (never raises)."""
+    try:
+        from lakehouse.monitor.outcomes import online_alerts, read_outcomes
+        from lakehouse.recsys.registry import Registry
+
+        champion = Registry(settings.models_dir).alias(names.CHAMPION)
+        return online_alerts(settings, read_outcomes(Lake(settings.lake, create=False)),
+                             champion)
+    except Exception as exc:  # a monitoring failure must never fail the step it watches
+        log.warning("cannot evaluate the online outcome alerts: %s", exc)
+        return []
 
 
 def _recommendation_alerts(settings: Settings) -> list[Alert]:

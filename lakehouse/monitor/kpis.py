@@ -277,6 +277,7 @@ KPI_SECTIONS = {
     "monthly": "Pipeline runs per month",
     "tables": "Table sizes over time",
     "lake": "Lake size over time",
+    "outcomes": "Online outcomes per score date (served top-k against popularity's)",
 }
 
 
@@ -303,7 +304,11 @@ def kpi_tables(target: RunContext | Settings | None, since: dt.date | None = Non
     ctx.lake()  # one handle for both kinds of KPIs
     if "users" in wanted:
         out["users"] = user_kpis(ctx, since)
-    if set(wanted) - {"users"}:
+    if "outcomes" in wanted:
+        from lakehouse.monitor.outcomes import outcome_kpis
+
+        out["outcomes"] = outcome_kpis(ctx.lake(), since)
+    if set(wanted) - {"users", "outcomes"}:
         pipe = pipeline_kpis(ctx, since)
         frames = {"daily": pipe.daily, "monthly": pipe.monthly, "tables": pipe.table_sizes,
                   "lake": pipe.lake_size}

@@ -6,8 +6,9 @@ or opened from a laptop with no network. Contents: health, user KPIs, pipeline
 KPIs (runs, durations, records, cost, table and lake sizes), recent failures,
 quarantine by reason, the recommendations over score dates (coverage,
 popularity concentration, overlap, cold-start share, holdout metrics, with
-alerts), model metrics per version against the popularity baseline, and
-recent alerts.
+alerts), the online outcomes (served precision against popularity's over score
+dates, per model version, with the online-lift alert), model metrics per
+version against the popularity baseline, and recent alerts.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from lakehouse.context import RunContext, as_context
 from lakehouse.errors import BrokenTableError, ConfigError
 from lakehouse.lake import check_outside_lake, utc_now
 from lakehouse.monitor import charts
+from lakehouse.monitor import outcomes as online
 from lakehouse.monitor.alerts import read_alerts
 from lakehouse.monitor.kpis import (
     USER_KPI_COLUMNS,
@@ -52,7 +54,7 @@ CHARTS = (
     "users", "new_users", "listens", "history_size",
     "runs", "duration_avg", "duration_p95", "records", "cost", "lake_size", "table_sizes",
     "quarantine_reasons", "quarantine_trend",
-    "recs_coverage", "recs_concentration", "recs_cold_start",
+    "recs_coverage", "recs_concentration", "recs_cold_start", "online_precision",
     *(f"model_{k}" for k in METRIC_KEYS),
 )
 LATEST = "latest.html"
@@ -135,6 +137,8 @@ def _render(ctx: RunContext) -> tuple[str, dt.date | None]:
     models, champion = _models(settings)
     recs = _unless_broken(lambda: recommendation_kpis(lake, runs, models),
                           lambda: pd.DataFrame(columns=REC_COLUMNS))
+    outcomes = _unless_broken(lambda: online.read_outcomes(lake),
+                              lambda: pd.DataFrame(columns=online.COLUMNS))
     sections = [
         _health(st),
         _section("User KPIs", "users", _user_charts(users)),
@@ -143,6 +147,7 @@ def _render(ctx: RunContext) -> tuple[str, dt.date | None]:
         _section("Quarantine", "quarantine", _quarantine(runs)),
         _section("Recommendations", "recommendations",
                  _recommendations(recs, recommendation_alerts(settings, recs))),
+        _section("Online outcomes", "outcomes", _online_outcomes(settings, outcomes, champion)),
         _section("Models", "models", _model_charts(models, champion)),
         _section("Recent alerts", "alerts", _alerts(ctx)),
     ]
@@ -352,6 +357,42 @@ def _recommendations(recs: pd.DataFrame, alerts: list[Any]) -> str:
     ]) + "<h3>Per score date (newest first)</h3>" + table
 
 
+def _online_outcomes(settings: Settings, frame: pd.DataFrame, champion: str | None) -> str:
+    days = [str(d) for d in frame[names.SCORE_DATE]]
+    empty = "no outcome yet: lists need a later ingest date ('lakehouse outcomes')"
+    series: dict[str, list[float | None]] = {}
+    for version in dict.fromkeys(frame[names.MODEL_VERSION]):
+        mine = frame[names.MODEL_VERSION] == version
+        series[f"served {version}"] = [None if not m or pd.isna(v) else float(v) for m, v in
+                                       zip(mine, frame[names.O_PRECISION], strict=True)]
+    series["popularity"] = _series(frame, names.O_POP_PRECISION)
+    flagged = "".join(f'<p><span class="badge bad">alert</span> {escape(a.message)}</p>'
+                      for a in online.online_alerts(settings, frame, champion))
+    latest = frame[frame[names.O_COMPLETE].astype(bool)].tail(1)
+    if not latest.empty and int(latest[names.O_USERS].iloc[0]) < online.MIN_USERS:
+        flagged += (f'<p><span class="badge warn">note</span> only '
+                    f"{int(latest[names.O_USERS].iloc[0])} users had new listens after "
+                    f"{latest[names.SCORE_DATE].iloc[0]}: too few (under {online.MIN_USERS}) "
+                    "to judge the lists</p>")
+    lift = online.lift_summary(frame, champion, settings.online_lift_days)
+    summary = f'<p class="note">{escape(lift)}.</p>' if champion else ""
+    table = _table(
+        ["score date", "model", "k", "users", "precision", "popularity precision", "lift",
+         "recall", "hit rate", "ndcg", "note"],
+        [(r[names.SCORE_DATE], r[names.MODEL_VERSION], r["k"], r[names.O_USERS],
+          r[names.O_PRECISION], r[names.O_POP_PRECISION], r[names.O_LIFT], r[names.O_RECALL],
+          r[names.O_HIT_RATE], r[names.O_NDCG], online.note(r))
+         for _, r in frame.iloc[::-1].head(30).iterrows()], empty)
+    return flagged + summary + charts.line_chart(
+        "online_precision", "Online precision@k: the served lists against popularity's",
+        days, series, empty=empty,
+        note=f"Per score date: the served top-k against what users started playing in the "
+             f"next {settings.online_horizon_days} ingest days, beside popularity's top-k "
+             "as of that date for the same users. Recent dates are open (partial). The "
+             "served lists influence what users play, so this favours the served "
+             "model.") + "<h3>Per score date (newest first)</h3>" + table
+
+
 def _pct(value: Any) -> str:
     return "" if value is None or pd.isna(value) else f"{float(value):.1%}"
 
@@ -420,5 +461,5 @@ table{border-collapse:collapse;font-size:13px;margin:8px 0}
 th,td{border:1px solid #ddd;padding:3px 8px;text-align:left;vertical-align:top}
 th{background:#f5f5f5}td{max-width:520px;overflow-wrap:anywhere}
 .badge{padding:2px 10px;border-radius:10px;color:#fff;font-weight:600}
-.ok{background:#1a7f37}.bad{background:#cf222e}
+.ok{background:#1a7f37}.bad{background:#cf222e}.warn{background:#9a6700}
 """

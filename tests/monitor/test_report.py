@@ -95,6 +95,8 @@ def test_the_report_of_the_trained_sample_lake_draws_real_charts(trained_lake, t
     for chart in CHARTS:
         if chart.startswith("quarantine"):
             continue  # the sample data may have nothing to quarantine
+        if chart == "online_precision":
+            continue  # one score date, no later ingest date: nothing to measure yet
         body = html.split(f'id="chart-{chart}"')[1].split("</figure>")[0]
         assert "<circle" in body or "<rect x=\"" in body and 'class="empty"' not in body, chart
     assert "champion" in html
