@@ -19,7 +19,8 @@ import pyarrow.compute as pc
 
 from lakehouse.errors import ConfigError
 from lakehouse.mockapi.words import DOMAINS
-from lakehouse.names import ENDPOINTS, LISTEN_HISTORY, TRACKS, USERS
+from lakehouse.names import LISTEN_HISTORY, TRACKS, USERS
+from lakehouse.source.endpoints import ENDPOINTS
 
 if TYPE_CHECKING:
     from lakehouse.mockapi.data import MockConfig
@@ -31,24 +32,9 @@ _US_PER_DAY = 86_400_000_000
 _EPOCH = dt.date(1970, 1, 1)
 
 
-# Arrow schemas of the contract's items (timestamps as the ISO strings the API sends).
-SCHEMAS: dict[str, pa.Schema] = {
-    USERS: pa.schema([
-        ("id", pa.int64()), ("first_name", pa.string()), ("last_name", pa.string()),
-        ("email", pa.string()), ("gender", pa.string()), ("favorite_genres", pa.string()),
-        ("created_at", pa.string()), ("updated_at", pa.string()),
-    ]),
-    TRACKS: pa.schema([
-        ("id", pa.int64()), ("name", pa.string()), ("artist", pa.string()),
-        ("songwriters", pa.string()), ("duration", pa.string()), ("genres", pa.string()),
-        ("album", pa.string()), ("created_at", pa.string()), ("updated_at", pa.string()),
-    ]),
-    LISTEN_HISTORY: pa.schema([
-        pa.field("user_id", pa.int64(), nullable=True),
-        pa.field("items", pa.list_(pa.int64()), nullable=True),
-        ("created_at", pa.string()), ("updated_at", pa.string()),
-    ]),
-}
+# Arrow schemas of the contract's items (timestamps as the ISO strings the API sends):
+# the source client's endpoint specs, so the mock serves exactly what ingest expects.
+SCHEMAS: dict[str, pa.Schema] = {name: pa.schema(spec.fields) for name, spec in ENDPOINTS.items()}
 
 
 class Dataset:

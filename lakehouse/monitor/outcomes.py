@@ -38,7 +38,6 @@ counterfactual that was never served favours the served model.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -136,19 +135,7 @@ def list_fingerprints(lake: Lake) -> dict[dt.date, str]:
     Re-scoring a date replaces its partition with new files, hence a new
     fingerprint; reading the Delta log costs no data scan.
     """
-    if not lake.exists(names.CONS_RECOMMENDATIONS):
-        return {}
-    actions = pa.table(lake.delta(names.CONS_RECOMMENDATIONS)
-                       .get_add_actions(flatten=True)).to_pylist()
-    paths: dict[dt.date, list[str]] = {}
-    for action in actions:
-        value = action.get(f"partition.{names.SCORE_DATE}")
-        if value is None:
-            continue
-        day = value if isinstance(value, dt.date) else dt.date.fromisoformat(str(value))
-        paths.setdefault(day, []).append(action["path"])
-    return {day: hashlib.md5("\n".join(sorted(p)).encode()).hexdigest()
-            for day, p in paths.items()}
+    return lake.partition_fingerprints(names.CONS_RECOMMENDATIONS, names.SCORE_DATE)
 
 
 # ------------------------------------------------------------------ the measure
