@@ -709,7 +709,7 @@ def outcomes_command(full: bool, wait: bool) -> None:
       lakehouse outcomes
       lakehouse sql "SELECT score_date, lift, complete FROM consumption.recommendation_outcomes"
     """
-    from lakehouse.monitor.outcomes import refresh_outcomes
+    from lakehouse.monitor.outcomes_step import refresh_outcomes
 
     record = refresh_outcomes(step_context(), full=full, wait=wait)
     d = record.details

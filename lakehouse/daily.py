@@ -259,7 +259,7 @@ def _recommend(ctx: RunContext) -> StepOutcome:
 
 
 def _outcomes(ctx: RunContext) -> StepOutcome:
-    from lakehouse.monitor.outcomes import refresh_outcomes
+    from lakehouse.monitor.outcomes_step import refresh_outcomes
 
     record = refresh_outcomes(ctx)
     computed = record.details["computed"]

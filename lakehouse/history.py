@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import hashlib
 import json
 import logging
 import os
@@ -148,19 +147,7 @@ def raw_partitions(lake: Lake, endpoint: str) -> dict[dt.date, str]:
 
     A re-ingested date gets new files, hence a new fingerprint.
     """
-    name = names.raw_table(endpoint)
-    if not lake.exists(name):
-        return {}
-    actions = pa.table(lake.delta(name).get_add_actions(flatten=True)).to_pylist()
-    paths: dict[dt.date, list[str]] = {}
-    for action in actions:
-        value = action.get(f"partition.{names.INGEST_DATE}")
-        if value is None:
-            continue
-        day = value if isinstance(value, dt.date) else dt.date.fromisoformat(str(value))
-        paths.setdefault(day, []).append(action["path"])
-    return {day: hashlib.md5("\n".join(sorted(p)).encode()).hexdigest()
-            for day, p in paths.items()}
+    return lake.partition_fingerprints(names.raw_table(endpoint), names.INGEST_DATE)
 
 
 def merged_days(lake: Lake, endpoint: str) -> dict[dt.date, dict]:

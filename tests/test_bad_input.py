@@ -132,18 +132,12 @@ CASES = [
       expect="build_memory"),
     c("env-page-size-too-big", "ingest", lakehouse_page_size="1000", expect="page size"),
     # Issue 21 item 6: every setting has an upper bound too, checked as settings load.
-    c("env-stale-hours-huge", "status", lakehouse_stale_hours="1e23",
-      expect="LAKEHOUSE_STALE_HOURS"),
-    c("env-read-timeout-huge", "ingest", lakehouse_read_timeout="1e23",
-      expect="LAKEHOUSE_READ_TIMEOUT"),
-    c("env-connect-timeout-huge", "ingest", lakehouse_connect_timeout="1e23",
-      expect="LAKEHOUSE_CONNECT_TIMEOUT"),
-    c("env-raw-retention-days-huge", "ingest", lakehouse_raw_retention_days="1" + "0" * 23,
-      expect="LAKEHOUSE_RAW_RETENTION_DAYS"),
-    c("env-time-travel-days-huge", "maintain", lakehouse_time_travel_days="1" + "0" * 23,
-      expect="LAKEHOUSE_TIME_TRAVEL_DAYS"),
-    c("env-workers-huge", "ingest", lakehouse_workers="1" + "0" * 23,
-      expect="LAKEHOUSE_WORKERS"),
+    *[c(f"env-{setting.replace('_', '-')}-huge", command, expect=f"LAKEHOUSE_{setting.upper()}",
+        **{f"lakehouse_{setting}": value})
+      for setting, command, value in [
+          ("stale_hours", "status", "1e23"), ("read_timeout", "ingest", "1e23"),
+          ("connect_timeout", "ingest", "1e23"), ("raw_retention_days", "ingest", "1" + "0" * 23),
+          ("time_travel_days", "maintain", "1" + "0" * 23), ("workers", "ingest", "1" + "0" * 23)]],
     c("env-loss-unknown", "train", lakehouse_loss="abc", expect="LAKEHOUSE_LOSS"),
     # Options.
     c("recommend-k-huge", "recommend", "--k", "1000000000", expect="--k"),

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import hashlib
 import os
 import re
 import shutil
@@ -285,6 +286,28 @@ class Lake:
             LakeError: The commit failed; the table is left at its last version.
         """
         return external.commit_files(self, name, files, schema, mode=mode, metadata=metadata)
+
+    def partition_fingerprints(self, name: str, column: str) -> dict[dt.date, str]:
+        """Each date of date-partitioned table ``name`` -> a fingerprint of its data files.
+
+        Replacing a partition writes new files, hence a new fingerprint; only
+        the Delta log is read, no data. An absent table has no partitions.
+
+        Args:
+            name: ``zone.name``.
+            column: The date partition column (``ingest_date``, ``score_date``).
+        """
+        if not self.exists(name):
+            return {}
+        paths: dict[dt.date, list[str]] = {}
+        for action in pa.table(self.delta(name).get_add_actions(flatten=True)).to_pylist():
+            value = action.get(f"partition.{column}")
+            if value is None:
+                continue
+            day = value if isinstance(value, dt.date) else dt.date.fromisoformat(str(value))
+            paths.setdefault(day, []).append(action["path"])
+        return {day: hashlib.md5("\n".join(sorted(p)).encode()).hexdigest()
+                for day, p in paths.items()}
 
     def history(self, name: str, limit: int | None = None) -> list[dict]:
         """The commits of table ``name``, newest first."""

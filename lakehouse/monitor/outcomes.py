@@ -38,7 +38,6 @@ counterfactual that was never served favours the served model.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -49,10 +48,7 @@ import pyarrow as pa
 
 from lakehouse import names
 from lakehouse.config import MAX_K, Settings
-from lakehouse.context import RunContext, as_context
 from lakehouse.lake import Lake, parse_table_name
-from lakehouse.runlog import RunRecord
-from lakehouse.steps import StepRun, run_step
 
 log = logging.getLogger(__name__)
 
@@ -139,19 +135,7 @@ def list_fingerprints(lake: Lake) -> dict[dt.date, str]:
     Re-scoring a date replaces its partition with new files, hence a new
     fingerprint; reading the Delta log costs no data scan.
     """
-    if not lake.exists(names.CONS_RECOMMENDATIONS):
-        return {}
-    actions = pa.table(lake.delta(names.CONS_RECOMMENDATIONS)
-                       .get_add_actions(flatten=True)).to_pylist()
-    paths: dict[dt.date, list[str]] = {}
-    for action in actions:
-        value = action.get(f"partition.{names.SCORE_DATE}")
-        if value is None:
-            continue
-        day = value if isinstance(value, dt.date) else dt.date.fromisoformat(str(value))
-        paths.setdefault(day, []).append(action["path"])
-    return {day: hashlib.md5("\n".join(sorted(p)).encode()).hexdigest()
-            for day, p in paths.items()}
+    return lake.partition_fingerprints(names.CONS_RECOMMENDATIONS, names.SCORE_DATE)
 
 
 # ------------------------------------------------------------------ the measure
@@ -368,50 +352,6 @@ def refresh(lake: Lake, settings: Settings, *, full: bool = False) -> OutcomesRe
     return result
 
 
-def refresh_outcomes(target: RunContext | Settings | None = None, *, full: bool = False,
-                     wait: bool | None = None) -> RunRecord:
-    """The ``outcomes`` step: refresh the online outcomes, recorded in ``meta.runs``.
-
-    A pipeline step (:func:`lakehouse.steps.run_step`): takes the lake's
-    ``outcomes`` lock, records the run (failed ones too) and alerts.
-
-    Example::
-
-        from lakehouse.monitor.outcomes import refresh_outcomes, read_outcomes
-        refresh_outcomes(RunContext.open(date="2026-11-26"))
-
-    Args:
-        target: The run context, or settings.
-        full: Recompute every score date (see :func:`refresh`).
-        wait: Wait for another run holding the lock (default: the context's policy).
-
-    Returns:
-        The run record; ``details`` holds the dates computed and the last
-        ingest date counted.
-
-    Raises:
-        LockedError: Another refresh holds the lock.
-        LakeError: The lake is missing or not writable.
-    """
-    ctx = as_context(target, wait=wait)
-
-    def body(run: StepRun) -> RunRecord:
-        record = run.start(TABLE)
-        done = refresh(run.lake, ctx.settings, full=full)
-        record.records = done.rows
-        record.rows_in = len(done.computed)
-        record.table_version = done.version if done.written else None
-        record.details = {
-            "observed_through": done.observed_through.isoformat()
-            if done.observed_through else None,
-            "computed": [d.isoformat() for d in done.computed], "written": done.written,
-            "horizon_days": ctx.settings.online_horizon_days}
-        record.finish(names.SUCCESS)
-        return record
-
-    return run_step(ctx, names.OUTCOMES, body)
-
-
 # ------------------------------------------------------------------ reading it
 ONLINE_LIFT = "online_lift_below_popularity"
 KPI_COLUMNS = ["score_date", "model_version", "k", "users", "precision_at_k",
@@ -474,7 +414,7 @@ def online_alerts(settings: Settings, frame: pd.DataFrame, champion: str | None)
     ``settings.online_lift_days`` judged score dates: the model does worse than
     popularity in production. Dates too few users judged are not counted.
     """
-    from lakehouse.monitor.alerts import WARNING, Alert
+    from lakehouse.monitor.alert import WARNING, Alert
 
     days = settings.online_lift_days
     recent = recent_lift(frame, champion, days)

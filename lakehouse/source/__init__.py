@@ -1,7 +1,8 @@
-"""The source API: HTTP client, pagination and endpoint specs.
+"""The source API: HTTP client, pagination, page checks and drift, endpoint specs.
 
-The client only yields pages; :mod:`lakehouse.ingest` turns them into raw
-tables.
+The client only yields pages; :mod:`lakehouse.source.stream` checks them
+against the endpoint specs (the contract), confirms drift and batches them;
+:mod:`lakehouse.ingest` writes the batches to raw tables.
 """
 
 from lakehouse.source.client import ApiClient, Page, check_base_url

@@ -44,8 +44,8 @@ from lakehouse.monitor.outcomes import (
     online_alerts,
     read_outcomes,
     refresh,
-    refresh_outcomes,
 )
+from lakehouse.monitor.outcomes_step import refresh_outcomes
 from lakehouse.monitor.report import write_report
 
 D0, D1, D2, D3, D4 = (dt.date(2026, 3, 1) + dt.timedelta(days=n) for n in range(5))

@@ -9,10 +9,10 @@ import orjson
 import pyarrow as pa
 import pytest
 
-from lakehouse.ingest import _EndpointStream
 from lakehouse.source.client import ApiClient, Page
 from lakehouse.source.endpoints import ENDPOINTS
 from lakehouse.source.records import infer_field
+from lakehouse.source.stream import EndpointStream
 from tests.source.conftest import make_tracks, make_users
 from tests.source.test_ingest_source import DAY, settings
 
@@ -50,10 +50,10 @@ def stream(tmp_path, fake_api):
     s = settings(tmp_path, api)
     clients = []
 
-    def make(endpoint: str, extras: list[pa.Field] | None = None) -> _EndpointStream:
+    def make(endpoint: str, extras: list[pa.Field] | None = None) -> EndpointStream:
         client = ApiClient.from_settings(s)
         clients.append(client)
-        st = _EndpointStream(client, ENDPOINTS[endpoint], s, extras or [], "run", DAY, set())
+        st = EndpointStream(client, ENDPOINTS[endpoint], s, extras or [], "run", DAY, set())
         st.open()
         return st
 
@@ -151,7 +151,7 @@ def test_the_stream_reads_nothing_until_opened(tmp_path, fake_api):
     api = fake_api(DATA)
     s = settings(tmp_path, api)
     with ApiClient.from_settings(s) as client:
-        st = _EndpointStream(client, ENDPOINTS["users"], s, [], "run", DAY, set())
+        st = EndpointStream(client, ENDPOINTS["users"], s, [], "run", DAY, set())
         assert api.log == [] and st.first is None and st.expected_pages == 0
         st.open()
         assert len(api.log) == 1 and st.total == len(DATA["users"])
