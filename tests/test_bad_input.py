@@ -173,8 +173,13 @@ CASES = [
     # Registry files.
     c("models-show-aliases-list", "models", "show", "champion", lake="registry:aliases-list",
       expect="aliases.json"),
-    c("models-list-meta-no-created-at", "models", "list", lake="registry:no-created-at",
-      expect="created_at"),
+    c("models-show-meta-no-created-at", "models", "show", "champion",
+      lake="registry:no-created-at", expect="created_at"),
+    # Bundles rewritten with their sha256 updated (issue 21, item 7): refused as they load.
+    c("recommend-item-ids-cut", "recommend", lake="registry:ids-cut", expect="does not load"),
+    c("recommend-object-array", "recommend", lake="registry:object-array",
+      expect="plain arrays"),
+    c("recommend-nan-in-the-bundle", "recommend", lake="registry:nan", expect="NaN"),
     c("recommend-components-abc", "recommend", lake="registry:components-abc",
       expect="components"),
     c("models-rollback-garbage-log", "models", "rollback", lake="registry:garbage-log",
@@ -210,6 +215,11 @@ def damage_registry(models: Path, how: str) -> None:
             fh.write("garbage\n")
     elif how == "tampered":
         (models / "versions" / "v0001" / "model.npz").write_bytes(b"tampered")
+    else:  # rewritten, checksum updated to match
+        from tests.recsys.test_tampered import cut_ids, nan_scores, object_ids, rewrite
+
+        change = {"ids-cut": cut_ids, "object-array": object_ids, "nan": nan_scores}[how]
+        rewrite(models, champion, change, allow_pickle=how == "object-array")
 
 
 @pytest.fixture(scope="module")
@@ -242,7 +252,8 @@ def lakes(tmp_path_factory, trained_lake) -> dict[str, Path]:
     thesis.mkdir()
     (thesis / "chapter1.tex").write_text("years of work")
     found["thesis"] = thesis
-    for how in ("aliases-list", "no-created-at", "components-abc", "garbage-log", "tampered"):
+    for how in ("aliases-list", "no-created-at", "components-abc", "garbage-log", "tampered",
+                "ids-cut", "object-array", "nan"):
         path = root / f"registry-{how}"
         shutil.copytree(trained_lake.lake, path)
         damage_registry(path / "models", how)
