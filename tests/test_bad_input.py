@@ -166,6 +166,16 @@ CASES = [
       expect="COPY statements are refused"),
     c("sql-copy-partitioned-overwrite", "sql", "COPY (SELECT 1 a, 2 b) TO '{lake}/raw/tracks' "
       "(FORMAT parquet, PARTITION_BY (a), OVERWRITE)", expect="COPY statements are refused"),
+    # Functions that write inside a SELECT (issue 21, item 8).
+    c("sql-enable-logging-into-a-delta-log", "sql", "SELECT * FROM enable_logging("
+      "storage='file', storage_path='{lake}/raw/users/_delta_log')",
+      expect="enable_logging() is refused"),
+    c("sql-enable-logging-in-a-cte", "sql", "WITH x AS (SELECT * FROM main.ENABLE_LOGGING("
+      "storage='file', storage_path='{lake}/raw/users')) SELECT * FROM x",
+      expect="enable_logging() is refused"),
+    c("sql-checkpoint", "sql", "SELECT * FROM force_checkpoint()", expect="is refused"),
+    c("sql-query-runs-sql-unchecked", "sql", "SELECT * FROM query('SELECT 1')",
+      expect="query() is refused"),
     c("sql-two-statements", "sql", "SELECT 1; DROP VIEW raw.users", expect="2 statements"),
     c("sql-syntax", "sql", "SELEC 1", expect="query failed"),
     c("sql-missing-table", "sql", "SELECT * FROM raw.nope", expect="query failed"),
@@ -328,9 +338,9 @@ def test_bad_input_fails_in_at_most_two_lines_and_the_lake_reads_as_before(case,
     assert data_files(lake) == before[case.lake][0], case.id
 
 
-SUBPROCESS_CASES = ["sql-copy-over-a-log", "sql-broken-table", "build-broken-table",
-                    "env-read-timeout-nan", "models-show-aliases-list",
-                    "demo-folder-of-other-files"]
+SUBPROCESS_CASES = ["sql-copy-over-a-log", "sql-enable-logging-into-a-delta-log",
+                    "sql-broken-table", "build-broken-table", "env-read-timeout-nan",
+                    "models-show-aliases-list", "demo-folder-of-other-files"]
 
 
 @pytest.mark.parametrize("case", [k for k in CASES if k.id in SUBPROCESS_CASES],
