@@ -99,6 +99,10 @@ CASES = [
       expect="nothing was deleted"),
     c("lake-env-is-a-file", "tables", lake="none", lakehouse_lake="/etc/hostname",
       expect="is a file"),
+    # An empty lake path is the working directory (issue 21, item 9).
+    *[c(f"{cmd}-lake-empty", "--lake", "", cmd, lake="none", expect="is empty")
+      for cmd in ("ingest", "tables", "build")],
+    c("lake-env-blank", "ingest", lake="none", lakehouse_lake=" ", expect="is empty"),
     c("lake-path-delta-cannot-take", "ingest", lake="bracket", expect="cannot be stored under"),
     # URLs.
     c("ingest-url-no-scheme", "ingest", "--api-url", "localhost:8000", expect="bad API URL"),
