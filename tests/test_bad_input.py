@@ -117,6 +117,12 @@ CASES = [
       lakehouse_alert_webhook="hooks.slack.com/services/T/B/SECRET", expect="alert webhook"),
     c("alert-webhook-no-scheme", "alert", "--test",
       lakehouse_alert_webhook="hooks.slack.com/services/T/B/SECRET", expect="alert webhook"),
+    # Issue 21, item 10: where and why a webhook failed, never its secret path.
+    c("alert-webhook-unreachable", "alert", "--test",
+      lakehouse_alert_webhook="http://127.0.0.1:9/services/T/B/SECRET",
+      expect="Connection refused"),
+    c("serve-public-bind-one-character-token", "serve", "--host", "0.0.0.0", "--port", "0",
+      lakehouse_serve_token="x", expect="1-character"),
     c("alert-test-without-sink", "alert", "--test", expect="no alert sink"),
     # Environment values.
     c("env-read-timeout-negative", "ingest", lakehouse_read_timeout="-1",
