@@ -750,22 +750,31 @@ def models_list(fmt: str) -> None:
     Example:
       lakehouse models list --format csv
     """
+    from lakehouse.recsys.registry import UnreadableVersion
+
     registry = _registry()
-    infos = registry.versions()
-    if not infos and fmt == "table":
+    found = registry.scan()
+    if not found and fmt == "table":
         click.echo(f"No models in {registry.root} yet; run 'lakehouse train'.")
         return
     aliases = {v: a for a in ("champion", "challenger") if (v := registry.alias(a))}
-    rows = [(i.version, aliases.get(i.version), i.params.get("candidate", "lightfm+both"),
-             i.created_at, (i.metrics.get("model") or {}).get("precision_at_10"),
-             (i.metrics.get("baseline") or {}).get("precision_at_10"),
-             (i.metrics.get("model") or {}).get("ndcg_at_10"),
-             (i.metrics.get("model") or {}).get("auc"),
-             (i.metrics.get("model") or {}).get("coverage"),
-             i.params.get("epochs"), i.params.get("components")) for i in infos]
+    rows = []
+    for i in found:
+        if isinstance(i, UnreadableVersion):  # listed, marked; the others still show
+            rows.append((i.version, aliases.get(i.version), "UNREADABLE", *[None] * 8))
+            continue
+        model, baseline = i.metrics.get("model") or {}, i.metrics.get("baseline") or {}
+        rows.append((i.version, aliases.get(i.version), i.params.get("candidate", "lightfm+both"),
+                     i.created_at, model.get("precision_at_10"),
+                     baseline.get("precision_at_10"), model.get("ndcg_at_10"), model.get("auc"),
+                     model.get("coverage"), i.params.get("epochs"), i.params.get("components")))
     click.echo(render(["version", "alias", "model", "created_at", "p@10", "popularity_p@10",
                        "ndcg@10",
                        "auc", "coverage", "epochs", "components"], rows, fmt))
+    broken = [i for i in found if isinstance(i, UnreadableVersion)]
+    if broken:
+        raise click.ClickException(f"{len(broken)} model version(s) cannot be read: "
+                                   + " | ".join(i.problem for i in broken))
 
 
 @models.command("show")

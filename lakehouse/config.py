@@ -336,6 +336,11 @@ def _coerce(name: str, value: Any) -> Any:
     env_name = ENV_PREFIX + name.upper()
     try:
         if kind == "Path":
+            if not str(value).strip():
+                # Path("") is ".": an empty --lake would write raw/, history/ and meta/
+                # into whatever folder the command runs in (issue 21).
+                raise ConfigError(f"setting {name} ({env_name}) is empty; give a folder, "
+                                  "e.g. --lake ./lake")
             return Path(value).expanduser()
         if kind == "int":
             return int(value)

@@ -42,6 +42,7 @@ from lakehouse.lake import Lake, remove_build_scratch, writer_properties
 from lakehouse.lake.storage import _TARGET_FILE_BYTES
 from lakehouse.locking import lake_lock
 from lakehouse.monitor.sinks import step_context
+from lakehouse.panics import quiet_rust_panics
 from lakehouse.sqlguard import first_line
 from lakehouse.steps import alert_failed
 
@@ -158,17 +159,18 @@ def maintain_table(lake: Lake, name: str, time_travel_days: int) -> TableMainten
     files_before, bytes_before = _files(path)
     meta = CommitProperties(custom_metadata={"pipeline": PIPELINE}, max_commit_retries=50)
     try:
-        table = lake.delta(name)
-        metrics = table.optimize.compact(
-            target_size=_TARGET_FILE_BYTES, commit_properties=meta,
-            writer_properties=writer_properties(name, pa.schema(table.schema().to_arrow())))
-        table = lake.delta(name)
-        table.create_checkpoint()
-        if time_travel_days <= LOG_RETENTION_DAYS:
-            table.cleanup_metadata()
-        removed = table.vacuum(retention_hours=int(time_travel_days * 24), dry_run=False,
-                               enforce_retention_duration=False, full=True,
-                               commit_properties=meta)
+        with quiet_rust_panics():
+            table = lake.delta(name)
+            metrics = table.optimize.compact(
+                target_size=_TARGET_FILE_BYTES, commit_properties=meta,
+                writer_properties=writer_properties(name, pa.schema(table.schema().to_arrow())))
+            table = lake.delta(name)
+            table.create_checkpoint()
+            if time_travel_days <= LOG_RETENTION_DAYS:
+                table.cleanup_metadata()
+            removed = table.vacuum(retention_hours=int(time_travel_days * 24), dry_run=False,
+                                   enforce_retention_duration=False, full=True,
+                                   commit_properties=meta)
     except (DeltaError, OSError) as exc:
         raise LakeError(f"cannot maintain {name}: {first_line(exc)}; the table is unchanged or "
                         "compacted, rerun 'lakehouse maintain'") from None

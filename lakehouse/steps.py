@@ -31,6 +31,7 @@ from lakehouse.lake import Lake
 from lakehouse.locking import lake_lock
 from lakehouse.runlog import RunRecord, record_run
 from lakehouse.source.scrub import scrub
+from lakehouse.sqlguard import first_line
 
 log = logging.getLogger(__name__)
 
@@ -85,8 +86,10 @@ class StepRun:
             return
         try:
             self.record(*pending)
-        except LakehouseError:
-            log.exception("could not record the failed %s run", self.name)
+        except LakehouseError as exc:
+            # Expected when the lake cannot be written (a full disk): one line, the
+            # step's own error follows; a traceback here would bury it.
+            log.error("could not record the failed %s run: %s", self.name, first_line(exc))
 
 
 def run_step(ctx: RunContext, name: str, body: Callable[[StepRun], T], *,

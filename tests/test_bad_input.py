@@ -99,6 +99,10 @@ CASES = [
       expect="nothing was deleted"),
     c("lake-env-is-a-file", "tables", lake="none", lakehouse_lake="/etc/hostname",
       expect="is a file"),
+    # An empty lake path is the working directory (issue 21, item 9).
+    *[c(f"{cmd}-lake-empty", "--lake", "", cmd, lake="none", expect="is empty")
+      for cmd in ("ingest", "tables", "build")],
+    c("lake-env-blank", "ingest", lake="none", lakehouse_lake=" ", expect="is empty"),
     c("lake-path-delta-cannot-take", "ingest", lake="bracket", expect="cannot be stored under"),
     # URLs.
     c("ingest-url-no-scheme", "ingest", "--api-url", "localhost:8000", expect="bad API URL"),
@@ -113,6 +117,12 @@ CASES = [
       lakehouse_alert_webhook="hooks.slack.com/services/T/B/SECRET", expect="alert webhook"),
     c("alert-webhook-no-scheme", "alert", "--test",
       lakehouse_alert_webhook="hooks.slack.com/services/T/B/SECRET", expect="alert webhook"),
+    # Issue 21, item 10: where and why a webhook failed, never its secret path.
+    c("alert-webhook-unreachable", "alert", "--test",
+      lakehouse_alert_webhook="http://127.0.0.1:9/services/T/B/SECRET",
+      expect="Connection refused"),
+    c("serve-public-bind-one-character-token", "serve", "--host", "0.0.0.0", "--port", "0",
+      lakehouse_serve_token="x", expect="1-character"),
     c("alert-test-without-sink", "alert", "--test", expect="no alert sink"),
     # Environment values.
     c("env-read-timeout-negative", "ingest", lakehouse_read_timeout="-1",
@@ -160,6 +170,16 @@ CASES = [
       expect="COPY statements are refused"),
     c("sql-copy-partitioned-overwrite", "sql", "COPY (SELECT 1 a, 2 b) TO '{lake}/raw/tracks' "
       "(FORMAT parquet, PARTITION_BY (a), OVERWRITE)", expect="COPY statements are refused"),
+    # Functions that write inside a SELECT (issue 21, item 8).
+    c("sql-enable-logging-into-a-delta-log", "sql", "SELECT * FROM enable_logging("
+      "storage='file', storage_path='{lake}/raw/users/_delta_log')",
+      expect="enable_logging() is refused"),
+    c("sql-enable-logging-in-a-cte", "sql", "WITH x AS (SELECT * FROM main.ENABLE_LOGGING("
+      "storage='file', storage_path='{lake}/raw/users')) SELECT * FROM x",
+      expect="enable_logging() is refused"),
+    c("sql-checkpoint", "sql", "SELECT * FROM force_checkpoint()", expect="is refused"),
+    c("sql-query-runs-sql-unchecked", "sql", "SELECT * FROM query('SELECT 1')",
+      expect="query() is refused"),
     c("sql-two-statements", "sql", "SELECT 1; DROP VIEW raw.users", expect="2 statements"),
     c("sql-syntax", "sql", "SELEC 1", expect="query failed"),
     c("sql-missing-table", "sql", "SELECT * FROM raw.nope", expect="query failed"),
@@ -167,8 +187,13 @@ CASES = [
     # Registry files.
     c("models-show-aliases-list", "models", "show", "champion", lake="registry:aliases-list",
       expect="aliases.json"),
-    c("models-list-meta-no-created-at", "models", "list", lake="registry:no-created-at",
-      expect="created_at"),
+    c("models-show-meta-no-created-at", "models", "show", "champion",
+      lake="registry:no-created-at", expect="created_at"),
+    # Bundles rewritten with their sha256 updated (issue 21, item 7): refused as they load.
+    c("recommend-item-ids-cut", "recommend", lake="registry:ids-cut", expect="does not load"),
+    c("recommend-object-array", "recommend", lake="registry:object-array",
+      expect="plain arrays"),
+    c("recommend-nan-in-the-bundle", "recommend", lake="registry:nan", expect="NaN"),
     c("recommend-components-abc", "recommend", lake="registry:components-abc",
       expect="components"),
     c("models-rollback-garbage-log", "models", "rollback", lake="registry:garbage-log",
@@ -204,6 +229,11 @@ def damage_registry(models: Path, how: str) -> None:
             fh.write("garbage\n")
     elif how == "tampered":
         (models / "versions" / "v0001" / "model.npz").write_bytes(b"tampered")
+    else:  # rewritten, checksum updated to match
+        from tests.recsys.test_tampered import cut_ids, nan_scores, object_ids, rewrite
+
+        change = {"ids-cut": cut_ids, "object-array": object_ids, "nan": nan_scores}[how]
+        rewrite(models, champion, change, allow_pickle=how == "object-array")
 
 
 @pytest.fixture(scope="module")
@@ -236,7 +266,8 @@ def lakes(tmp_path_factory, trained_lake) -> dict[str, Path]:
     thesis.mkdir()
     (thesis / "chapter1.tex").write_text("years of work")
     found["thesis"] = thesis
-    for how in ("aliases-list", "no-created-at", "components-abc", "garbage-log", "tampered"):
+    for how in ("aliases-list", "no-created-at", "components-abc", "garbage-log", "tampered",
+                "ids-cut", "object-array", "nan"):
         path = root / f"registry-{how}"
         shutil.copytree(trained_lake.lake, path)
         damage_registry(path / "models", how)
@@ -311,9 +342,9 @@ def test_bad_input_fails_in_at_most_two_lines_and_the_lake_reads_as_before(case,
     assert data_files(lake) == before[case.lake][0], case.id
 
 
-SUBPROCESS_CASES = ["sql-copy-over-a-log", "sql-broken-table", "build-broken-table",
-                    "env-read-timeout-nan", "models-show-aliases-list",
-                    "demo-folder-of-other-files"]
+SUBPROCESS_CASES = ["sql-copy-over-a-log", "sql-enable-logging-into-a-delta-log",
+                    "sql-broken-table", "build-broken-table", "env-read-timeout-nan",
+                    "models-show-aliases-list", "demo-folder-of-other-files"]
 
 
 @pytest.mark.parametrize("case", [k for k in CASES if k.id in SUBPROCESS_CASES],

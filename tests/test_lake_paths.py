@@ -74,3 +74,26 @@ def test_a_path_delta_rs_cannot_take_is_refused_in_one_line(tmp_path, name):
         result = invoke(tmp_path / name, *args)
         assert result.exit_code == 1 and result.output.count("\n") == 1, result.output
     assert not (tmp_path / name).exists()
+
+
+@pytest.mark.parametrize("args", [["--lake", "", "ingest"], ["--lake", "  ", "tables"],
+                                  ["--lake", "", "drop-date", "ingest", "--date",
+                                   "2026-11-26"]])
+def test_an_empty_lake_path_is_refused_and_nothing_lands_in_the_working_directory(
+        tmp_path, monkeypatch, args):
+    # Issue 21: --lake "" wrote raw/, history/ and meta/ into the working directory.
+    from click.testing import CliRunner
+
+    from lakehouse.cli import cli
+    from lakehouse.config import Settings
+    from lakehouse.errors import ConfigError, LakeError
+    from lakehouse.lake import Lake
+
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(cli, args, env={"LAKEHOUSE_LAKE": None})
+    assert result.exit_code == 1 and "is empty" in result.output, result.output
+    assert list(tmp_path.iterdir()) == []
+    with pytest.raises(LakeError, match="empty"):
+        Lake("")
+    with pytest.raises(ConfigError, match="empty"):
+        Settings.load(env={}, lake="")

@@ -74,6 +74,22 @@ def writes(lake: Lake) -> list[str]:
         "CALL pragma_version()",
         "PRAGMA enable_profiling",
         "LOAD delta",
+        # Issue 21: statement type SELECT, yet each writes or changes the session.
+        f"SELECT * FROM enable_logging(storage='file', storage_path='{users_log.parent}')",
+        f"WITH x AS (SELECT * FROM ENABLE_LOGGING(storage => 'file', "
+        f"storage_path => '{tracks}')) SELECT * FROM x",
+        f"SELECT 1 WHERE 1 IN (SELECT 1 FROM main.enable_logging(storage='file', "
+        f"storage_path='{tracks}'))",
+        f"EXPLAIN ANALYZE SELECT * FROM \"enable_logging\"(storage='file', "
+        f"storage_path='{tracks}')",
+        "SELECT * FROM checkpoint()",
+        "SELECT * FROM force_checkpoint()",
+        "SELECT write_log('x')",
+        "SELECT * FROM enable_profiling()",
+        f"SELECT * FROM query('SELECT * FROM enable_logging(storage=''file'', "
+        f"storage_path=''{tracks}'')')",
+        "SELECT * FROM json_execute_serialized_sql('{}')",
+        "SELECT * FROM a_table_function_duckdb_adds_later()",
     ]
 
 
@@ -89,6 +105,18 @@ def test_every_statement_that_could_write_is_refused_and_the_lake_is_unchanged(l
             lake.sql(statement)
     assert snapshot(lake.root) == before
     assert run(lake, "sql", "SELECT count(*) FROM raw.users").output.splitlines()[-1] == "300"
+
+
+def test_a_function_that_writes_is_refused_through_the_python_api_and_writes_nothing(lake):
+    # Issue 21: through lake.sql it wrote log files into a Delta log folder.
+    folder = last_log(lake, "raw.users").parent
+    before = sorted(p.name for p in folder.iterdir())
+    with pytest.raises(ReadOnlyError, match=r"function enable_logging\(\) is refused"):
+        lake.sql(f"SELECT * FROM enable_logging(storage='file', storage_path='{folder}')")
+    lake.sql("SELECT count(*) FROM raw.users").fetchall()
+    assert sorted(p.name for p in folder.iterdir()) == before
+    assert lake.duckdb.sql("SELECT current_setting('enable_logging')").fetchone()[0] in (
+        False, "false", None)
 
 
 def test_the_refusal_names_the_statement_type(lake):
@@ -120,6 +148,11 @@ def test_several_statements_in_one_string_are_refused(lake):
     "EXPLAIN ANALYZE SELECT count(*) FROM raw.users",
     "SELECT 1;",
     "PRAGMA version",
+    "PRAGMA table_info('raw.users')",
+    "SELECT * FROM range(3)",
+    "SELECT * FROM duckdb_tables()",
+    "SELECT lower(name), hash(id) FROM raw.users LIMIT 1",
+    "SELECT 1 AS \"query\", 2 AS \"checkpoint\"",
 ])
 def test_queries_still_run(lake, query):
     result = run(lake, "sql", query)

@@ -23,6 +23,7 @@ from deltalake.transaction import AddAction
 
 from lakehouse.errors import LakeError, SchemaError
 from lakehouse.lake.storage import WriteResult, describe_schema_changes, normalize_schema, same_type
+from lakehouse.panics import quiet_rust_panics
 
 if TYPE_CHECKING:
     from lakehouse.lake.front import Lake
@@ -189,17 +190,18 @@ def commit_files(lake: Lake, name: str, files: list[str], schema: pa.Schema, *,
         changes = describe_schema_changes(lake.schema(name), target)
     props = CommitProperties(custom_metadata=dict(metadata or {}), max_commit_retries=50)
     try:
-        if exists:
-            lake.delta(name).create_write_transaction(
-                actions, "overwrite" if mode == "replace" else "append", target,
-                partition_by=partition_by or None, commit_properties=props)
-        else:
-            from deltalake.transaction import create_table_with_add_actions
+        with quiet_rust_panics():
+            if exists:
+                lake.delta(name).create_write_transaction(
+                    actions, "overwrite" if mode == "replace" else "append", target,
+                    partition_by=partition_by or None, commit_properties=props)
+            else:
+                from deltalake.transaction import create_table_with_add_actions
 
-            create_table_with_add_actions(str(lake.path(name)), delta_schema(target),
-                                          actions, mode="error",
-                                          partition_by=partition_by or None,
-                                          commit_properties=props)
+                create_table_with_add_actions(str(lake.path(name)), delta_schema(target),
+                                              actions, mode="error",
+                                              partition_by=partition_by or None,
+                                              commit_properties=props)
     except (DeltaError, OSError) as exc:
         raise LakeError(f"cannot commit files to {name}: {exc}") from None
     return WriteResult(name, DeltaTable(str(lake.path(name))).version(), rows, mode, changes)

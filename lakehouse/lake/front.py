@@ -118,6 +118,10 @@ class Lake:
     """
 
     def __init__(self, root: str | os.PathLike[str], *, create: bool = True):
+        if not str(os.fspath(root)).strip():
+            # Path("") is the working directory: the lake would be whatever folder this runs in.
+            raise LakeError("the lake path is empty; give a folder, e.g. open_lake('lake') or "
+                            "--lake ./lake")
         self.root = Path(root).expanduser()
         odd = _UNSUPPORTED_PATH.search(str(self.root.absolute()))
         if odd:

@@ -26,6 +26,7 @@ from deltalake.exceptions import CommitFailedError, DeltaError
 
 from lakehouse import names
 from lakehouse.errors import LakeError, SchemaError
+from lakehouse.panics import quiet_rust_panics
 from lakehouse.sqlguard import first_line
 from lakehouse.sqltext import literal
 
@@ -313,7 +314,8 @@ def commit_stream(lake: Lake, name: str, data: object, reader: pa.RecordBatchRea
     counted = _Counted(reader, target)
     for attempt in range(1, _COMMIT_TRIES + 1):
         try:
-            write_deltalake(path, counted.as_reader(), **kwargs)
+            with quiet_rust_panics():  # a full disk: one error line, no panic text
+                write_deltalake(path, counted.as_reader(), **kwargs)
             return counted.rows
         except CommitFailedError as exc:
             if not replayable or attempt == _COMMIT_TRIES:
@@ -347,9 +349,10 @@ def delete(lake: Lake, name: str, predicate: str, *,
     Documented at :meth:`~lakehouse.lake.Lake.delete`.
     """
     try:
-        metrics = lake.delta(name).delete(
-            predicate, commit_properties=CommitProperties(
-                custom_metadata=dict(metadata or {}), max_commit_retries=50))
+        with quiet_rust_panics():
+            metrics = lake.delta(name).delete(
+                predicate, commit_properties=CommitProperties(
+                    custom_metadata=dict(metadata or {}), max_commit_retries=50))
     except (DeltaError, OSError) as exc:
         raise LakeError(f"cannot delete from {name}: {first_line(exc)}") from None
     return int(metrics.get("num_deleted_rows", 0))

@@ -356,13 +356,51 @@ def _post_webhook(url: str, body: str) -> str:
         with urllib.request.urlopen(request, timeout=WEBHOOK_TIMEOUT) as resp:
             resp.read(1024)
     except urllib.error.HTTPError as exc:
-        log.error("alert webhook answered HTTP %d", exc.code)
+        log.error("alert webhook at %s answered HTTP %d", _webhook_host(url), exc.code)
         return f"HTTP {exc.code}"
     except Exception as exc:  # noqa: BLE001 - a sink failure must never fail the job
-        # str(exc) can include the URL, which is a secret: log the class only.
-        log.error("alert webhook failed: %s", type(exc).__name__)
-        return type(exc).__name__
+        # What failed and where, never the URL's path or query: on Slack or Teams they are
+        # the secret itself (issue 21: the log said only "URLError").
+        reason = _webhook_reason(exc, url)
+        log.error("alert webhook at %s failed: %s", _webhook_host(url), reason)
+        return reason
     return "ok"
+
+
+def _webhook_host(url: str) -> str:
+    """``scheme://host[:port]`` of a webhook URL: where, without the secret path."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or "?"
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:
+        return "(an unparsable URL)"
+    return f"{parts.scheme}://{host}{port}"
+
+
+def _webhook_reason(exc: BaseException, url: str) -> str:
+    """``<class>: <reason>`` of a failed POST, scrubbed of the URL and its parts."""
+    import socket
+    from urllib.parse import urlsplit
+
+    inner = getattr(exc, "reason", None)
+    if isinstance(exc, TimeoutError | socket.timeout) or isinstance(inner, TimeoutError):
+        text = f"timed out after {WEBHOOK_TIMEOUT:g} s"
+    elif isinstance(inner, OSError):
+        text = inner.strerror or str(inner)
+    else:
+        text = str(inner if inner is not None else exc)
+    try:
+        parts = urlsplit(url)
+        secrets = [url, parts.path, parts.query, parts.password or "", parts.username or ""]
+    except ValueError:
+        secrets = [url]
+    for secret in sorted((s for s in secrets if len(s) > 1), key=len, reverse=True):
+        text = text.replace(secret, "<secret>")
+    text = " ".join(text.split())[:200]
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 def _run_command(command: str, body: str) -> str:

@@ -149,13 +149,51 @@ class Recommender(ABC):
         """Everything needed to rebuild the fitted model, as plain arrays."""
         return {name: getattr(self, name) for name in self.ARRAYS}
 
+    # Arrays with one row per id, as {array: its id array}; arrays whose second
+    # dimension must agree (a user row times an item row).
+    ROWS_PER_ID: dict[str, str] = {}
+    SAME_WIDTH: tuple[str, ...] = ()
+
     @classmethod
     def from_arrays(cls, config: Config, arrays: Mapping[str, np.ndarray]) -> Recommender:
-        """The model saved by :meth:`to_arrays`."""
+        """The model saved by :meth:`to_arrays`, checked by :meth:`check_arrays` first.
+
+        Raises:
+            ModelError: The arrays do not make a model of this family.
+        """
+        cls.check_arrays(arrays)
         model = cls(config)
         for name, dtype in cls.ARRAYS.items():
             setattr(model, name, np.asarray(arrays[name], dtype))
         return model
+
+    @classmethod
+    def check_arrays(cls, arrays: Mapping[str, np.ndarray]) -> None:
+        """Refuse arrays that would load but score wrongly, or crash scoring.
+
+        A checksum proves the artifact is the one registered, not that it is
+        sound: one rewritten with its checksum updated (or saved by a bug)
+        could pair 100 item ids with 2,996 factor rows and recommend the wrong
+        tracks with exit code 0. Checked: every array present, of a numeric
+        kind that converts to its dtype without loss, finite; ids unique and
+        sorted (lookups bisect them); one row per id; matching widths.
+
+        Raises:
+            ModelError: What is wrong, naming the array.
+        """
+        for name, dtype in cls.ARRAYS.items():
+            _check_array(name, arrays.get(name), dtype)
+            if name.endswith("_ids"):
+                _check_ids(name, arrays[name])
+        for name, ids in cls.ROWS_PER_ID.items():
+            rows, count = arrays[name].shape[0] if arrays[name].ndim else 0, len(arrays[ids])
+            if rows != count:
+                raise ModelError(f"{name} has {rows} rows for {count} {ids}")
+        widths = {name: arrays[name].shape[1] for name in cls.SAME_WIDTH
+                  if arrays[name].ndim == 2}
+        if len(widths) != len(cls.SAME_WIDTH) or len(set(widths.values())) > 1:
+            shapes = ", ".join(f"{n} {arrays[n].shape}" for n in cls.SAME_WIDTH)
+            raise ModelError(f"factor shapes do not fit together: {shapes}")
 
     def knows(self, ids: np.ndarray) -> np.ndarray:
         """Boolean mask: which of ``ids`` are warm users of this model."""
@@ -165,6 +203,36 @@ class Recommender(ABC):
     def can_score_new_users(self) -> bool:
         """Whether users without listens get more than a constant ranking."""
         return False
+
+
+def _check_array(name: str, value: Any, dtype: type) -> None:
+    """``value`` is an array of ``dtype``'s kind (ints for ints), all finite.
+
+    Raises:
+        ModelError: Missing, of another kind, or holding NaN or infinity.
+    """
+    if value is None:
+        raise ModelError(f"array {name} is missing")
+    if not isinstance(value, np.ndarray):
+        raise ModelError(f"{name} is not an array")
+    want = np.dtype(dtype)
+    if want.kind in "iu":
+        ok = value.dtype.kind in "iu"
+    elif want.kind == "f":
+        ok = value.dtype.kind in "iuf"
+    else:
+        ok = value.dtype.kind == want.kind
+    if not ok:
+        raise ModelError(f"{name} holds {value.dtype}, not {want}")
+    if value.dtype.kind == "f" and value.size and not np.isfinite(value).all():
+        raise ModelError(f"{name} holds NaN or infinite values")
+
+
+def _check_ids(name: str, ids: np.ndarray) -> None:
+    if ids.ndim != 1:
+        raise ModelError(f"{name} has shape {ids.shape}, not one id per row")
+    if len(ids) > 1 and not (np.diff(ids) > 0).all():
+        raise ModelError(f"{name} is not sorted and unique")
 
 
 def _lookup(ids: np.ndarray, known: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -180,6 +248,7 @@ class Popularity(Recommender):
 
     family = "popularity"
     ARRAYS = {"item_ids": np.int64, "listeners": np.float32, "user_ids": np.int64}
+    ROWS_PER_ID = {"listeners": "item_ids"}
 
     def __init__(self, config: Config):
         super().__init__(config)
@@ -289,12 +358,35 @@ class LightFMRecommender(Recommender):
             setattr(self._fitted().lightfm, name, value)
         self.epochs_run = epochs
 
+    # What check_arrays checks (to_arrays and from_arrays are LightFM's own): the
+    # embeddings have one row per feature, each warm id then each vocabulary token,
+    # and the biases one value per feature.
+    ARRAYS = {"user_ids": np.int64, "item_ids": np.int64, "user_embeddings": np.float32,
+              "item_embeddings": np.float32, "user_biases": np.float32,
+              "item_biases": np.float32}
+    SAME_WIDTH = ("user_embeddings", "item_embeddings")
+
+    @classmethod
+    def check_arrays(cls, arrays: Mapping[str, np.ndarray]) -> None:
+        super().check_arrays(arrays)
+        for side in ("user", "item"):
+            vocab = arrays.get(f"{side}_vocab")
+            if not isinstance(vocab, np.ndarray) or vocab.ndim != 1 or \
+                    vocab.dtype.kind not in "U":
+                raise ModelError(f"{side}_vocab is missing or not a list of tokens")
+            features = len(arrays[f"{side}_ids"]) + len(vocab)
+            emb, bias = arrays[f"{side}_embeddings"], arrays[f"{side}_biases"]
+            if emb.ndim != 2 or emb.shape[0] != features or bias.shape != (features,):
+                raise ModelError(f"{side} embeddings {emb.shape} and biases {bias.shape} do not "
+                                 f"match {features} features ({side}_ids and {side}_vocab)")
+
     def to_arrays(self) -> dict[str, np.ndarray]:
         return self._fitted().to_arrays()
 
     @classmethod
     def from_arrays(cls, config: Config, arrays: Mapping[str, np.ndarray]
                     ) -> LightFMRecommender:
+        cls.check_arrays(arrays)
         return cls(config, RecModel.from_arrays(arrays, config.params))
 
 
@@ -304,6 +396,8 @@ class ALSRecommender(Recommender):
     family = "als"
     ARRAYS = {"user_ids": np.int64, "item_ids": np.int64, "user_factors": np.float32,
               "item_factors": np.float32}
+    ROWS_PER_ID = {"user_factors": "user_ids", "item_factors": "item_ids"}
+    SAME_WIDTH = ("user_factors", "item_factors")
 
     def __init__(self, config: Config):
         super().__init__(config)

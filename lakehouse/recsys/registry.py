@@ -27,6 +27,7 @@ import os
 import re
 import shutil
 import uuid
+import zipfile
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,6 +39,7 @@ from lakehouse import names
 from lakehouse.errors import ModelError
 from lakehouse.lake import utc_now
 from lakehouse.locking import lake_lock
+from lakehouse.sqlguard import first_line
 
 if TYPE_CHECKING:
     from lakehouse.recsys.families import Routed
@@ -80,6 +82,14 @@ class ModelInfo:
     def artifact(self) -> Path:
         """The artifact file of this version."""
         return self.path / ARTIFACT
+
+
+@dataclass(frozen=True)
+class UnreadableVersion:
+    """A version folder whose ``model.json`` cannot be read, and why."""
+
+    version: str
+    problem: str
 
 
 def _fsync_dir(path: Path) -> None:
@@ -135,12 +145,30 @@ class Registry:
 
     # ----------------------------------------------------------------- reads
     def versions(self) -> list[ModelInfo]:
-        """Every version, oldest first."""
+        """Every readable version, oldest first (see :meth:`unreadable` for the others).
+
+        One damaged ``model.json`` of an old version must not hide the whole
+        registry: it is left out here, and listed by :meth:`unreadable`.
+        """
+        return [v for v in self.scan() if isinstance(v, ModelInfo)]
+
+    def unreadable(self) -> dict[str, str]:
+        """Version -> why its ``model.json`` cannot be read, oldest first."""
+        return {v.version: v.problem for v in self.scan() if isinstance(v, UnreadableVersion)}
+
+    def scan(self) -> list[ModelInfo | UnreadableVersion]:
+        """Every version folder, oldest first: its info, or why it cannot be read."""
         if not self.versions_dir.is_dir():
             return []
         found = sorted((int(m.group(1)), p.name) for p in self.versions_dir.iterdir()
                        if (m := _VERSION.match(p.name)) and (p / META).is_file())
-        return [self.get(name) for _n, name in found]
+        out: list[ModelInfo | UnreadableVersion] = []
+        for _n, name in found:
+            try:
+                out.append(self.get(name))
+            except ModelError as exc:
+                out.append(UnreadableVersion(name, str(exc)))
+        return out
 
     def get(self, version: str) -> ModelInfo:
         """The version called ``version`` (an alias name works too).
@@ -238,12 +266,23 @@ class Registry:
         Scoring and serving load models here, never through training.
 
         Raises:
-            ModelError: Missing version or tampered artifact.
+            ModelError: Missing version, tampered artifact, or arrays that do not
+                make the model: shapes, dtypes and id maps are checked as the
+                bundle loads (:meth:`~lakehouse.recsys.families.Recommender.check_arrays`).
         """
+        from lakehouse.errors import ConfigError
         from lakehouse.recsys.families import Routed
 
         info = self.get(version)
-        return Routed.from_arrays(info.params, self.load_arrays(info.version))
+        arrays = self.load_arrays(info.version)
+        try:
+            return Routed.from_arrays(info.params, arrays)
+        except (ModelError, ConfigError, KeyError, ValueError, TypeError) as exc:
+            # A tampered or mis-saved artifact fails here in one line (issue 21), not as
+            # a traceback while scoring, nor as wrong lists with exit code 0.
+            text = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+            raise ModelError(f"model {info.version} does not load: {first_line(str(text))}; "
+                             "retrain, or promote another version") from None
 
     def load_arrays(self, version: str) -> dict[str, np.ndarray]:
         """The artifact's arrays, after checking its sha256.
@@ -253,8 +292,15 @@ class Registry:
                 the recorded checksum (it is then not parsed at all).
         """
         data = self.verify(version)
-        with np.load(io.BytesIO(data), allow_pickle=False) as npz:
-            return {k: npz[k] for k in npz.files}
+        try:
+            with np.load(io.BytesIO(data), allow_pickle=False) as npz:
+                return {k: npz[k] for k in npz.files}
+        except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
+            # An object array (refused without pickle) or a damaged archive whose
+            # checksum was updated to match: tampered, not a model.
+            raise ModelError(f"model {version} artifact cannot be read as plain arrays "
+                             f"({first_line(exc)}); retrain or promote another version") \
+                from None
 
     def verify(self, version: str) -> bytes:
         """The artifact of ``version``, checked against its recorded sha256.

@@ -179,13 +179,23 @@ def create_app(service: Service, token: str | None = None) -> FastAPI:
 
     Args:
         service: Where answers come from (started and stopped by the caller).
-        token: When set, every route needs ``Authorization: Bearer <token>``.
+        token: When set, every route needs ``Authorization: Bearer <token>``,
+            ``/openapi.json`` included, and ``/docs`` and ``/redoc`` are not served.
     """
+    # With a token, every route needs it, the OpenAPI document too (it maps the service
+    # for whoever can reach the port); /docs and /redoc are not served then, as a
+    # browser cannot send the header their page needs to load that document.
+    guard = [Depends(_RequireToken(token))] if token else []
     app = FastAPI(title="lakehouse recommendations", version=__version__,
                   description="The champion model's recommendations per user, from "
                               "consumption.recommendations, with a cold start for new users.",
-                  dependencies=[Depends(_RequireToken(token))] if token else [])
+                  dependencies=guard, openapi_url=None if token else "/openapi.json",
+                  docs_url=None if token else "/docs", redoc_url=None if token else "/redoc")
     app.state.service = service
+    if token:
+        @app.get("/openapi.json", include_in_schema=False)
+        async def openapi() -> JSONResponse:
+            return JSONResponse(app.openapi())
 
     @app.exception_handler(NothingToServeError)
     async def nothing(_request: Request, exc: NothingToServeError) -> JSONResponse:
@@ -197,7 +207,7 @@ def create_app(service: Service, token: str | None = None) -> FastAPI:
 
     @app.get("/", include_in_schema=False)
     async def root() -> RedirectResponse:
-        return RedirectResponse("/docs")
+        return RedirectResponse("/openapi.json" if token else "/docs")
 
     @app.get("/recommendations/{user_id}", response_model=Recommendations,
              responses={404: {"model": Detail, "description": "No such score date"},

@@ -15,6 +15,9 @@ from lakehouse.serve.app import create_asgi
 from lakehouse.serve.service import Service
 
 TOKEN_ENV = "LAKEHOUSE_SERVE_TOKEN"
+# A token that guards a public bind must not be guessable by trying: 16 characters of
+# secrets.token_urlsafe are 96 bits. On loopback the token is an extra, any length does.
+MIN_TOKEN_LENGTH = 16
 
 
 def is_loopback(host: str) -> bool:
@@ -28,16 +31,24 @@ def is_loopback(host: str) -> bool:
 
 
 def check_bind(host: str, token: str | None) -> None:
-    """Refuse a non-loopback bind without a token.
+    """Refuse a non-loopback bind without a token, or with a short one.
 
     Raises:
-        ConfigError: ``host`` is not loopback and ``token`` is empty.
+        ConfigError: ``host`` is not loopback and ``token`` is empty or
+            shorter than :data:`MIN_TOKEN_LENGTH` (its value is never shown).
     """
-    if not is_loopback(host) and not token:
+    if is_loopback(host):
+        return
+    if not token:
         # Worded so that the CLI's credential scrubber has nothing to redact in it.
         raise ConfigError(f"refusing to serve on {host} without a token; set {TOKEN_ENV}, "
                           "which clients then send in their Authorization header, "
                           "or bind 127.0.0.1")
+    if len(token) < MIN_TOKEN_LENGTH:
+        raise ConfigError(f"refusing to serve on {host} with a {len(token)}-character "
+                          f"{TOKEN_ENV}: use at least {MIN_TOKEN_LENGTH} random characters, "
+                          "e.g. from python -c \"import secrets; "
+                          "print(secrets.token_urlsafe(24))\"")
 
 
 def serve(settings: Settings, *, host: str = "127.0.0.1", port: int = 8080,
@@ -72,8 +83,8 @@ def serve(settings: Settings, *, host: str = "127.0.0.1", port: int = 8080,
                   else "nothing yet (/health answers 503 until recommendations exist)")
         announce(f"Serving recommendations of {settings.lake} on http://{shown}:"
                  f"{sock.getsockname()[1]}: {served}"
-                 f"{'; bearer token required' if settings.serve_token else ''}. "
-                 "Docs at /docs; Ctrl-C stops it.")
+                 f"{'; bearer token required, /openapi.json included' if settings.serve_token else '; docs at /docs'}"
+                 ". Ctrl-C stops it.")
         uvicorn.Server(uvicorn.Config(app, log_level="info", access_log=access_log,
                                       lifespan="off", timeout_graceful_shutdown=2)).run(
             sockets=[sock])

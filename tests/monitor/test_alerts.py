@@ -115,7 +115,7 @@ def test_a_failing_webhook_is_logged_without_its_url_and_never_raised(
     caplog.set_level(logging.DEBUG)
     [alert] = al.notify_runs(settings, [run("ingest", "users", DAY1, names.FAILED, error="x")])
     assert alert.delivered == {"webhook": "HTTP 500"}
-    assert "webhook answered HTTP 500" in caplog.text
+    assert "answered HTTP 500" in caplog.text
     assert "s3cr3t" not in caplog.text
 
 
@@ -123,8 +123,18 @@ def test_an_unreachable_webhook_is_logged_without_its_url(lake_settings, caplog)
     settings = lake_settings.replace(alert_webhook="http://127.0.0.1:9/hooks/s3cr3t-token")
     caplog.set_level(logging.DEBUG)
     [alert] = al.notify_runs(settings, [run("ingest", "users", DAY1, names.FAILED, error="x")])
-    assert alert.delivered["webhook"] == "URLError"
-    assert "s3cr3t" not in caplog.text
+    # Issue 21: "URLError" alone said nothing; now where and why, still not the path.
+    assert alert.delivered["webhook"] == "URLError: Connection refused"
+    assert "alert webhook at http://127.0.0.1:9 failed: URLError: Connection refused" \
+        in caplog.text
+    assert "s3cr3t" not in caplog.text and "/hooks" not in caplog.text
+
+
+def test_a_webhook_error_quoting_the_url_is_scrubbed():
+    url = "https://hooks.example.org/services/T0/B0/s3cr3t?x=1"
+    error = ValueError(f"unknown url type: {url}")
+    assert "s3cr3t" not in al._webhook_reason(error, url)
+    assert al._webhook_host(url) == "https://hooks.example.org"
 
 
 def test_the_command_sink_gets_the_alert_json_on_stdin(lake_settings, tmp_path):

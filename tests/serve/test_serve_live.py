@@ -181,8 +181,16 @@ def test_a_token_is_required_when_set_and_never_logged(trained_lake):
         assert wrong.status_code == 401
         ok = served.get("/recommendations/1", headers={"Authorization": f"Bearer {token}"})
         assert ok.status_code == 200 and len(ok.json()["items"]) == 10
-        scheme = served.get("/openapi.json").json()["components"]["securitySchemes"]
+        # Decided in issue 21: with a token, the OpenAPI document needs it too, and the
+        # docs pages (which could not send it) are not served.
+        assert served.get("/openapi.json").status_code == 401
+        auth = {"Authorization": f"Bearer {token}"}
+        scheme = served.get("/openapi.json", headers=auth).json()["components"][
+            "securitySchemes"]
         assert scheme["HTTPBearer"]["scheme"] == "bearer"
+        assert served.get("/docs").status_code in (401, 404)
+        assert served.get("/docs", headers=auth).status_code == 404
+        assert served.get("/redoc", headers=auth).status_code == 404
         time.sleep(0.2)
     assert "GET /recommendations/1" in served.output  # the access log is on...
     assert token not in served.output                 # ...and the token is not in it

@@ -74,7 +74,13 @@ def test_other_binds_need_a_token(host):
         check_bind(host, None)
     with pytest.raises(ConfigError):
         check_bind(host, "")
-    check_bind(host, "s3cret")
+    # Issue 21: a one-character token passed for a public bind.
+    for short in ("q", "s3cret", "fifteen-chars-q"):
+        with pytest.raises(ConfigError, match=f"{len(short)}-character") as caught:
+            check_bind(host, short)
+        assert short not in str(caught.value).replace(f"{len(short)}-character", "")
+    check_bind(host, "sixteen-chars-xx")
+    check_bind("127.0.0.1", "x")  # on loopback the token is an extra: any length
 
 
 def test_the_cli_refuses_a_public_bind_without_a_token_in_one_line(trained_lake):
