@@ -76,3 +76,17 @@ def test_the_gate_output_states_the_champions_recent_online_lift(lake_with_outco
     assert result.exit_code == 0, result.output
     assert (f"in production: {champion} online lift over popularity 0.80, 0.70, 0.60 on the "
             "last 3 complete score date(s) 2026-01-02 .. 2026-01-04") in result.output
+
+
+def test_an_outcomes_run_alerts_when_the_champion_trails_popularity(lake_with_outcomes):
+    from lakehouse.monitor.alerts import notify_runs, read_alerts
+    from lakehouse.monitor.outcomes import ONLINE_LIFT
+    from lakehouse.runlog import RunRecord
+
+    settings, champion = lake_with_outcomes
+    record = RunRecord(names.OUTCOMES, TABLE, dt.date(2026, 1, 12)).finish(names.SUCCESS)
+    sent = notify_runs(settings, [record])
+    [alert] = [a for a in sent if a.kind == ONLINE_LIFT]
+    assert alert.details["model_version"] == champion
+    assert alert.details["score_dates"] == ["2026-01-02", "2026-01-03", "2026-01-04"]
+    assert any(row["kind"] == ONLINE_LIFT for row in read_alerts(settings))
