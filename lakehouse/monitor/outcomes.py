@@ -23,8 +23,9 @@ ingest date has been built. For score date S, horizon H
 - ``complete`` is false while S + H has not been ingested (``observed_through``
   says the last ingest date counted); the row is recomputed as days arrive.
 
-Everything is one DuckDB query over the lake (no loop over users), so the
-refresh costs a small fraction of the build (``BENCHMARKS.md``). The daily
+Everything is a few DuckDB SQL steps over the lake, every score date at once
+(no loop over users or dates); ``BENCHMARKS.md`` gives the cost against the
+build ("Online outcomes"). The daily
 job runs it as its own step, ``outcomes``, after ``recommend``
 (:func:`refresh_outcomes`; ``lakehouse outcomes`` by hand). A refresh
 recomputes the dates missing, still open, computed with another horizon, or
