@@ -38,6 +38,7 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute  # noqa: F401 - pa.compute
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -161,9 +162,12 @@ def main(argv: list[str] | None = None) -> dict:
         open_days = [d for d, c in zip(table.column(names.SCORE_DATE).to_pylist(),
                                        table.column(names.O_COMPLETE).to_pylist(),
                                        strict=True) if not c]
-        daily_s, _ = best(lambda: outcomes.measure(lake, open_days,
-                                                   horizon_days=args.horizon, through=end),
-                          args.repeat)
+        daily_s, daily = best(lambda: outcomes.measure(lake, open_days,
+                                                       horizon_days=args.horizon, through=end),
+                              args.repeat)
+        # The daily refresh must give the open dates exactly the full refresh's rows.
+        same = daily.equals(table.filter(pa.compute.invert(table.column(names.O_COMPLETE))))
+        print(f"daily rows equal the full refresh's: {same}", flush=True)
         print(f"outcomes full refresh: {full_s:.2f}s for {measured} score dates "
               f"({complete} complete, {judged} user-dates judged) = {full_s / build_s:.1%} "
               f"of the build", flush=True)

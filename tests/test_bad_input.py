@@ -72,10 +72,13 @@ CASES = [
     c("mock-api-as-of-out-of-range", "mock-api", "--as-of", "9999-12-31", expect="out of range"),
     # Paths.
     *[c(f"{cmd}-lake-is-a-file", cmd, lake="file", expect="is a file")
-      for cmd in ("tables", "status", "kpis", "build", "train", "recommend", "report")],
+      for cmd in ("tables", "status", "kpis", "build", "train", "recommend", "report",
+                  "outcomes")],
     c("sql-lake-is-a-file", "sql", "SELECT 1", lake="file", expect="is a file"),
     *[c(f"{cmd}-no-lake", cmd, lake="missing", expect="no lake")
-      for cmd in ("tables", "status", "kpis", "build", "train", "recommend", "report")],
+      for cmd in ("tables", "status", "kpis", "build", "train", "recommend", "report",
+                  "outcomes")],
+    c("outcomes-horizon-zero", "outcomes", "--horizon-days", "0", expect="0"),
     c("sql-no-lake", "sql", "SELECT 1", lake="missing", expect="no lake"),
     c("report-out-under-a-file", "report", "--out", "{file}/r.html", expect="cannot write"),
     c("report-out-over-a-data-file", "report", "--out",

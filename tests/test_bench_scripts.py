@@ -42,3 +42,10 @@ def test_bench_days_compares_the_history_lake_with_one_snapshot(tmp_path):
 def test_bench_serve_answers_like_the_baseline(tmp_path):
     out = bench(tmp_path, "bench_serve.py", "--users", "500", "--seconds", "1")
     assert "same answer for user" in out and "True" in out.split("same answer for user")[1]
+
+
+def test_bench_outcomes_measures_every_score_date_and_the_daily_refresh_agrees(tmp_path):
+    out = bench(tmp_path, "bench_outcomes.py", "--users", "500", "--tracks", "300",
+                "--listens", "3000", "--dates", "5", "--horizon", "2", "--repeat", "1")
+    assert "for 5 score dates (4 complete" in out
+    assert "daily rows equal the full refresh's: True" in out

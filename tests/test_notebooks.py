@@ -15,7 +15,7 @@ PLOTLY = "application/vnd.plotly.v1+json"
 
 def test_notebooks_are_stored_without_outputs():
     assert [p.name for p in NOTEBOOKS] == ["01-explore-lake.ipynb", "02-train-lightfm.ipynb",
-                                          "03-batch-score.ipynb"]
+                                          "03-batch-score.ipynb", "04-online-outcomes.ipynb"]
     for path in NOTEBOOKS:
         cells = json.loads(path.read_text())["cells"]
         for cell in cells:

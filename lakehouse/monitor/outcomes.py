@@ -23,8 +23,9 @@ ingest date has been built. For score date S, horizon H
 - ``complete`` is false while S + H has not been ingested (``observed_through``
   says the last ingest date counted); the row is recomputed as days arrive.
 
-Everything is one DuckDB query over the lake (no loop over users), so the
-refresh costs a small fraction of the build (``BENCHMARKS.md``). The daily
+Everything is a few DuckDB SQL steps over the lake, every score date at once
+(no loop over users or dates); ``BENCHMARKS.md`` gives the cost against the
+build ("Online outcomes"). The daily
 job runs it as its own step, ``outcomes``, after ``recommend``
 (:func:`refresh_outcomes`; ``lakehouse outcomes`` by hand). A refresh
 recomputes the dates missing, still open, computed with another horizon, or
@@ -266,9 +267,12 @@ def _steps(recs: str, listens: str, tracks: str, dates: str, through: str, h: in
     SELECT g.{s}, g.model_version, g.k::BIGINT AS k, {h}::BIGINT AS horizon_days,
            g.scored::BIGINT AS scored_users, coalesce(a.users, 0)::BIGINT AS users,
            coalesce(a.new_pairs, 0)::BIGINT AS new_pairs,
-           a.p::DOUBLE, a.r::DOUBLE, a.hr::DOUBLE, a.nd::DOUBLE,
-           a.pp::DOUBLE, a.pr::DOUBLE, a.phr::DOUBLE,
-           CASE WHEN a.pp > 0 THEN a.p / a.pp END::DOUBLE AS lift,
+           -- Rounded: parallel sums add in any order, and a re-run must give the same
+           -- row, not one that differs in the 16th digit.
+           round(a.p, 12)::DOUBLE, round(a.r, 12)::DOUBLE, round(a.hr, 12)::DOUBLE,
+           round(a.nd, 12)::DOUBLE, round(a.pp, 12)::DOUBLE, round(a.pr, 12)::DOUBLE,
+           round(a.phr, 12)::DOUBLE,
+           round(CASE WHEN a.pp > 0 THEN a.p / a.pp END, 12)::DOUBLE AS lift,
            least({through}, g.{s} + {h}) AS observed_through,
            least({through} - g.{s}, {h})::BIGINT AS days_observed,
            {through} >= g.{s} + {h} AS complete
