@@ -258,8 +258,9 @@ def data_files(path: Path) -> dict[str, str]:
     out = {}
     for p in sorted(path.rglob("*")):
         rel = p.relative_to(path)
+        # A lock file holds its last holder's pid (models/registry.lock sits beside the models).
         if p.is_file() and rel.parts[0] not in (names.META, "reports", "logs") \
-                and not rel.parts[0].startswith("."):
+                and not rel.parts[0].startswith(".") and p.suffix != ".lock":
             out[str(rel)] = hashlib.sha256(p.read_bytes()).hexdigest()
     return out
 
