@@ -107,6 +107,9 @@ CASES = [
     c("ingest-url-bad-port", "ingest", "--api-url", "http://h:port", expect="bad API URL"),
     c("ingest-url-unreachable", "ingest", "--api-url", "http://127.0.0.1:9",
       expect="cannot reach", **QUICK_SOURCE),
+    # Issue 21, item 4: a source dripping a byte every 0.5 s held the ingest lock for hours.
+    c("ingest-source-drips-bytes", "ingest", "--api-url", "{drip}", expect="sends too slowly",
+      lakehouse_request_deadline="1.5", **QUICK_SOURCE),
     c("ingest-url-env-unparsable", "ingest", lakehouse_api_url="http://[::1",
       expect="bad API URL"),
     c("status-webhook-no-scheme", "status", "--alert",
@@ -213,10 +216,20 @@ def damage_registry(models: Path, how: str) -> None:
 
 
 @pytest.fixture(scope="module")
-def places(lakes, sample_days) -> dict[str, str]:
+def drip_url():
+    """A source on loopback that answers one byte every 0.5 s."""
+    from tests.drip import dripping_server
+
+    with dripping_server(interval=0.5) as drip:
+        yield drip.url
+
+
+@pytest.fixture(scope="module")
+def places(lakes, sample_days, drip_url) -> dict[str, str]:
     """What the cases' ``{placeholders}`` stand for, beside ``{lake}``."""
     good = lakes["good"]
     return {"{file}": str(lakes["file"]), "{day}": sample_days[-1].isoformat(),
+            "{drip}": drip_url,
             "{link}": str(lakes["link"]),
             "{history_file}": str(next(Lake(good).path(
                 names.history_table(names.USERS)).rglob("*.parquet")))}
