@@ -37,11 +37,14 @@ install: $(STAMP) ## Create .venv and install the package with dev tools (versio
 lock: ## Re-resolve every requirement and extra of setup.cfg into constraints.txt (~2 min)
 	$(PYTHON) scripts/lock.py
 
-test: $(TEST_STAMP) ## Run every test, slow and Spark ones included (installs every extra; needs Java 17)
-	$(BIN)/python -m pytest
+# Test processes (pytest-xdist): auto = one per CPU; TEST_WORKERS=0 runs in this process.
+TEST_WORKERS ?= auto
 
-test-fast: $(TEST_STAMP) ## Run the tests not marked slow
-	$(BIN)/python -m pytest -m "not slow"
+test: $(TEST_STAMP) ## Run every test, slow, notebook and Spark ones included (installs every extra; needs Java 17)
+	$(BIN)/python -m pytest -n $(TEST_WORKERS)
+
+test-fast: $(TEST_STAMP) ## The inner loop (under a minute): every test but the slow, notebook and Spark ones
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) -m "not slow and not notebook and not spark"
 
 lint: $(STAMP) ## Check style with ruff
 	$(BIN)/ruff check .

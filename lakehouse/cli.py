@@ -1080,7 +1080,11 @@ def serve_command(host: str, port: int, access_log: bool) -> None:
               help="Simulated days to run.")
 @click.option("--seed", type=click.IntRange(0, 2**32 - 1), default=42, show_default=True,
               help="Mock API seed.")
-def demo(days: int, seed: int) -> None:
+@click.option("--budget", callback=parse_budget, metavar="DURATION", default="5s",
+              show_default=True,
+              help="Hyperparameter search time per training: the demo's own, short "
+                   "(lakehouse train's default is 30s).")
+def demo(days: int, seed: int, budget: float) -> None:
     """Run the whole daily job on the bundled mock API over several simulated days.
 
     Starts the mock API on a free loopback port, ingests, builds, trains and
@@ -1094,7 +1098,7 @@ def demo(days: int, seed: int) -> None:
     """
     from lakehouse.demo import run_demo
 
-    result = run_demo(settings(), days=days, seed=seed, echo=click.echo)
+    result = run_demo(settings(), days=days, seed=seed, train_budget=budget, echo=click.echo)
     if result.precision:
         model, popularity = result.precision
         click.echo(f"Champion model: {result.champion}: precision@10 {model:.3f} on the holdout, "

@@ -122,6 +122,10 @@ class Settings:
                                      f"1..{MAX_PAGE_SIZE} (LAKEHOUSE_PAGE_SIZE)")
     connect_timeout: float = setting(5.0, above=0, high=600)
     read_timeout: float = setting(30.0, above=0, high=3600)
+    # Seconds one HTTP attempt may take in all, connecting to the body's last byte: the
+    # read timeout bounds each wait, so a source dripping a byte a second never hits it
+    # (0: connect_timeout + 2 x read_timeout, 65 s by default).
+    request_deadline: float = setting(0.0, low=0, high=86400)
     max_retries: int = setting(6, low=0, high=100)
     backoff_factor: float = setting(0.25, low=0, high=60)
     backoff_max: float = setting(10.0, low=0, high=3600)

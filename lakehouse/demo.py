@@ -22,6 +22,11 @@ from lakehouse.errors import LakeError
 from lakehouse.lake import Lake
 
 MARKER = ".demo-lake"
+# Seconds of hyperparameter search per training in the demo. The demo trains twice on
+# five small days: with train's default budget (30 s) that alone took a minute of a
+# first run; a few seconds still tunes every family once and picks the same champion
+# kind on the mock data. `lakehouse demo --budget` changes it.
+DEMO_TRAIN_BUDGET = 5.0
 # The daily job's steps shown on each day's line (the report and status are summed up last).
 _SHOWN = names.STEPS
 
@@ -78,6 +83,7 @@ def prepare_demo_lake(root: Path) -> None:
 
 
 def run_demo(settings: Settings, *, days: int = 5, seed: int = 42,
+             train_budget: float = DEMO_TRAIN_BUDGET,
              echo: Callable[[str], None] = print, **mock_fields: object) -> DemoResult:
     """Run ingest -> build -> train -> recommend over ``days`` simulated days.
 
@@ -86,6 +92,8 @@ def run_demo(settings: Settings, *, days: int = 5, seed: int = 42,
             demo lake; a lake with other data is refused.
         days: Simulated days, at least 3 (training needs history).
         seed: The mock API's seed: same seed, same data, same results.
+        train_budget: Seconds of hyperparameter search per training: the
+            demo's own (:data:`DEMO_TRAIN_BUDGET`), not ``settings.train_budget``.
         echo: Where progress lines go.
         **mock_fields: Other :class:`MockConfig` fields (e.g. ``users=300``).
 
@@ -102,6 +110,7 @@ def run_demo(settings: Settings, *, days: int = 5, seed: int = 42,
 
     days = max(days, 3)
     t0 = time.perf_counter()
+    settings = settings.replace(train_budget=train_budget)
     prepare_demo_lake(settings.lake)
     Lake(settings.lake).check_writable()
     config = MockConfig(seed=seed, **mock_fields)
@@ -111,6 +120,8 @@ def run_demo(settings: Settings, *, days: int = 5, seed: int = 42,
     train_on = {dates[len(dates) // 2], dates[-1]}
     echo(f"Demo lake: {settings.lake}  ({days} simulated days, "
          f"{dates[0]} .. {dates[-1]}, mock seed {seed})")
+    echo(f"Training budget: {train_budget:g} s of search per training (the demo's own; "
+         f"lakehouse train uses {Settings().train_budget:g} s, or --budget)")
     with running_mock_api(config, admin=True) as api:
         live = settings.replace(api_url=api.url)
         ctx = RunContext.open(live, alerts=SettingsSinks(live))

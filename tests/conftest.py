@@ -11,12 +11,26 @@ real ``build``. Fixtures are layered so each test asks for only what it needs:
 
 Tests that change a lake must copy it first (``copy_lake``), never mutate the
 session fixtures.
+
+Under pytest-xdist (``make test`` runs ``-n auto``) each worker is its own
+process with its own session: the three lakes are then built once per test run,
+by whichever worker asks first, under a file lock in the run's shared temporary
+folder, and every worker reads a private copy (a lake holds no absolute path
+and copying is what the tests do anyway). The mock API is cheap and seeded, so
+each worker runs its own and its lakes point at it.
+
+Tests that need a Spark session are marked ``spark`` here, so ``make
+test-fast`` can leave them out with the notebooks and the ``slow`` tests.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import fcntl
+import os
 import shutil
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -25,6 +39,45 @@ from lakehouse.config import Settings
 
 SAMPLE_SIZE = {"users": 300, "tracks": 400, "listens": 4000}
 SAMPLE_DAYS = 3
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if "spark" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.spark)
+
+
+@contextlib.contextmanager
+def _run_lock(root: Path, name: str) -> Iterator[None]:
+    with open(root / f"{name}.lock", "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)  # released when the file closes
+        yield
+
+
+def shared_lake(tmp_path_factory: pytest.TempPathFactory, name: str,
+                make: Callable[[Path], None]) -> Path:
+    """A private copy of a lake that ``make(path)`` builds once per test run.
+
+    Without xdist the lake is built in place. Under xdist the first worker to
+    ask builds it in the folder all workers of the run share, holding a file
+    lock so the others wait, and each worker copies it.
+    """
+    if not os.environ.get("PYTEST_XDIST_WORKER"):
+        path = tmp_path_factory.mktemp(name) / "lake"
+        make(path)
+        return path
+    root = tmp_path_factory.getbasetemp().parent / "shared-lakes"
+    root.mkdir(exist_ok=True)
+    built = root / name / "lake"
+    with _run_lock(root, name):
+        if not (root / f"{name}.done").exists():
+            # A worker that failed half way left a partial lake: start afresh.
+            shutil.rmtree(root / name, ignore_errors=True)
+            make(built)
+            (root / f"{name}.done").touch()
+    mine = tmp_path_factory.mktemp(name) / "lake"
+    shutil.copytree(built, mine)
+    return mine
 
 
 @pytest.fixture(scope="session")
@@ -53,13 +106,18 @@ def raw_lake(tmp_path_factory, mock_api, sample_days) -> Settings:
     """Settings of a lake holding three days of raw data ingested over HTTP."""
     from lakehouse.ingest import ingest
 
-    settings = settings_for(tmp_path_factory.mktemp("raw") / "lake", mock_api.url, workers=4)
-    for day in sample_days:
-        mock_api.set_as_of(day)
-        runs = ingest(settings, date=day)
-        assert all(r.ok for r in runs), [r.error for r in runs]
-    mock_api.set_as_of(mock_api.config.end)
-    return settings
+    def make(path: Path) -> None:
+        settings = settings_for(path, mock_api.url, workers=4)
+        try:
+            for day in sample_days:
+                mock_api.set_as_of(day)
+                runs = ingest(settings, date=day)
+                assert all(r.ok for r in runs), [r.error for r in runs]
+        finally:
+            mock_api.set_as_of(mock_api.config.end)
+
+    path = shared_lake(tmp_path_factory, "raw", make)
+    return settings_for(path, mock_api.url, workers=4)
 
 
 def copy_lake(settings: Settings, dest: Path) -> Settings:
@@ -73,9 +131,11 @@ def sample_lake(tmp_path_factory, raw_lake, sample_days) -> Settings:
     """Settings of a lake with raw, standardized and consumption zones."""
     from lakehouse.zones.build import build
 
-    settings = copy_lake(raw_lake, tmp_path_factory.mktemp("sample"))
-    build(settings, date=sample_days[-1])
-    return settings
+    def make(path: Path) -> None:
+        shutil.copytree(raw_lake.lake, path)
+        build(raw_lake.replace(lake=path), date=sample_days[-1])
+
+    return raw_lake.replace(lake=shared_lake(tmp_path_factory, "sample", make))
 
 
 @pytest.fixture(scope="session")
@@ -84,12 +144,15 @@ def trained_lake(tmp_path_factory, sample_lake, sample_days) -> Settings:
     from lakehouse.recsys.score import recommend
     from lakehouse.recsys.train import train
 
-    settings = copy_lake(sample_lake, tmp_path_factory.mktemp("trained"))
     # One trial per family and one thread: a quick, reproducible selection.
-    settings = settings.replace(epochs=10, components=16, train_trials=1, train_threads=1)
-    train(settings, promote="force", date=sample_days[-1])
-    recommend(settings, date=sample_days[-1])
-    return settings
+    settings = sample_lake.replace(epochs=10, components=16, train_trials=1, train_threads=1)
+
+    def make(path: Path) -> None:
+        shutil.copytree(sample_lake.lake, path)
+        train(settings.replace(lake=path), promote="force", date=sample_days[-1])
+        recommend(settings.replace(lake=path), date=sample_days[-1])
+
+    return settings.replace(lake=shared_lake(tmp_path_factory, "trained", make))
 
 
 @pytest.fixture
@@ -104,8 +167,6 @@ def spark():
 
     Skipped where PySpark or Java is missing, except in CI, which installs both.
     """
-    import os
-
     if shutil.which("java") is None and not os.environ.get("JAVA_HOME"):
         if os.environ.get("CI"):
             pytest.fail("CI must install a Java 17 runtime for the Spark tests")

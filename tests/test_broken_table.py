@@ -65,6 +65,7 @@ def test_other_tables_still_read_and_the_broken_one_says_what_to_do(broken):
     assert "time travel to version" in line and "lakehouse ingest" in line
 
 
+@pytest.mark.slow
 def test_a_broken_raw_table_does_not_stop_the_build_from_the_history(broken):
     result = invoke(broken, "build")
     assert result.exit_code == 0, result.output  # its snapshots are in history.users

@@ -113,6 +113,7 @@ def test_daily_help_has_an_example_and_bad_dates_are_usage_errors():
     assert runner.invoke(cli, ["daily", "--date", "26/11/2026"]).exit_code == 2
 
 
+@pytest.mark.slow
 def test_maintain_runs_on_its_weekday_after_the_report_and_never_with_minus_one(
         tmp_path, trained_lake, sample_days, mock_api):
     settings = copy_lake(trained_lake, tmp_path).replace(api_url=mock_api.url)

@@ -19,7 +19,9 @@ def test_demo_runs_every_step_and_leaves_a_healthy_lake(tmp_path):
     lines: list[str] = []
     result = run_demo(settings, days=3, echo=lines.append, users=200, tracks=300, listens=2500)
     assert not result.failed_steps
-    assert len(result.days) == 3 and len(lines) == 5
+    assert len(result.days) == 3 and len(lines) == 6
+    # Issue 22: the demo trains with its own short search budget, and says so.
+    assert lines[1].startswith("Training budget: 5 s of search per training (the demo's own")
     assert result.report.is_file() and result.report.stat().st_size > 10_000
     assert Registry(settings.models_dir).alias("champion") == result.champion is not None
     lake = Lake(settings.lake)

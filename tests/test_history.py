@@ -90,6 +90,7 @@ def test_raw_keeps_only_the_retention_window_and_old_days_live_on_in_history(
         assert sorted(history.merged_days(lake, endpoint)) == window_days
 
 
+@pytest.mark.slow
 def test_the_build_from_history_equals_the_views_over_every_snapshot(
         window_lake, churning_api, window_days, tmp_path):
     settings = copy_lake(window_lake, tmp_path)
@@ -190,6 +191,7 @@ def test_a_raw_partition_that_differs_from_its_history_is_kept(window_lake, tmp_
 
 
 # ------------------------------------------------------------------ source reset
+@pytest.mark.slow
 def test_a_reseeded_reference_source_is_refused_until_accepted(tmp_path):
     sink = tmp_path / "alerts.jsonl"
     script = tmp_path / "sink.py"
@@ -255,6 +257,7 @@ def test_ingest_run_records_say_what_the_history_merge_did(window_lake, window_d
 
 
 # ------------------------------------------------------------------ upgrade
+@pytest.mark.slow
 def test_a_lake_of_the_snapshot_layout_upgrades_on_its_first_run(
         window_lake, churning_api, window_days, tmp_path):
     settings = copy_lake(window_lake, tmp_path).replace(api_url=churning_api.url)

@@ -114,6 +114,7 @@ def test_fail_endpoint_fails_tracks_only_and_keeps_its_partition(tmp_path):
     assert content(s, names.RAW_TRACKS) == kept
 
 
+@pytest.mark.slow
 def test_rerunning_a_date_is_idempotent_and_dates_accumulate(tmp_path):
     with running_mock_api(**SMALL) as api:
         s = quick(tmp_path / "lake", api.url)

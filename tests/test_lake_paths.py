@@ -45,7 +45,8 @@ def test_every_command_works_on_an_odd_lake_path(tmp_path, trained_lake, mock_ap
     steps = [
         ("ingest", "users", "--api-url", mock_api.url, "--date", day, "--no-progress"),
         ("build", "--date", day),
-        ("train", "--date", day, "--epochs", "2", "--components", "8", "--promote", "never"),
+        ("train", "--date", day, "--epochs", "2", "--components", "8", "--trials", "1",
+         "--promote", "never"),
         ("recommend", "--date", day),
         ("tables",),
         ("sql", f"SELECT count(*) FROM {names.CONS_RECOMMENDATIONS}"),

@@ -132,6 +132,7 @@ def test_no_wait_fails_at_once_when_the_step_is_running(tmp_path):
     assert called == [] and ctx.alerts.jobs == []
 
 
+@pytest.mark.slow
 def test_every_step_waits_for_the_lock_then_gives_up_after_the_timeout(tmp_path):
     ctx = context(tmp_path / "lake", lock_timeout=0.6)
     for step in names.STEPS:

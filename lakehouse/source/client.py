@@ -7,6 +7,14 @@ retried inside urllib3 with capped exponential backoff and jitter, honouring
 comes back (``raise_on_status=False``) and becomes :class:`HttpStatusError`
 quoting the server's message. Other 4xx answers fail at once.
 
+A read timeout bounds each wait for bytes, not the whole answer: a source that
+drips one byte every few seconds would keep a page (and the ingest lock) for
+hours. So each HTTP attempt also has a deadline (``request_deadline``, from
+connecting to the body's last byte): a watchdog thread shuts the attempt's
+socket down when it passes, and the page fails at once with
+:class:`SourceTooSlowError` (not retried: a source that slow will be as slow
+again).
+
 requests reads the body after urllib3's retry logic has returned, so urllib3
 cannot retry a body cut short or a 200 whose body is not a page envelope (e.g.
 JSON cut in half): :meth:`ApiClient.get_page` retries those itself, a bounded
@@ -26,10 +34,14 @@ ingest); against a remote API the network dominates.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import itertools
 import logging
 import re
+import socket
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -40,6 +52,8 @@ import requests
 from requests.adapters import HTTPAdapter
 from requests.auth import AuthBase
 from requests.utils import get_netrc_auth
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.exceptions import MaxRetryError, ProtocolError
 from urllib3.util.retry import Retry
 
@@ -49,6 +63,7 @@ from lakehouse.source.errors import (
     CutShortError,
     HttpStatusError,
     NotTheApiError,
+    SourceTooSlowError,
     SourceUnreachableError,
 )
 from lakehouse.source.scrub import scrub
@@ -87,6 +102,15 @@ class Page:
     fetched_at: dt.datetime
 
 
+def default_deadline(connect_timeout: float, read_timeout: float) -> float:
+    """The request deadline when none is set: a connect and two full read timeouts.
+
+    An answer that keeps the server silent for a whole read timeout before it
+    starts, then streams, still fits; one that drips does not.
+    """
+    return connect_timeout + 2 * read_timeout
+
+
 class _CappedRetry(Retry):
     """urllib3's Retry, with ``Retry-After`` capped and every retry reported.
 
@@ -113,10 +137,154 @@ class _CappedRetry(Retry):
         return min(super().parse_retry_after(retry_after), self.retry_after_max)
 
     def increment(self, *args: Any, **kwargs: Any) -> _CappedRetry:
+        attempt: _Attempt | None = getattr(_current, "attempt", None)
+        if attempt is not None and attempt.expired:
+            # Past the deadline the source is too slow, not flaky: no more tries.
+            raise MaxRetryError(None, str(args[1] if len(args) > 1 else ""),  # type: ignore[arg-type]
+                                ProtocolError("the request deadline passed"))
         retry = super().increment(*args, **kwargs)  # raises when the budget is spent
         if self.on_retry is not None:
             self.on_retry()
         return retry  # type: ignore[return-value]
+
+
+class _Attempt:
+    """The HTTP attempt a thread has in flight, for the deadline watchdog.
+
+    The connection registers itself when it sends the request; the watchdog
+    shuts its socket down once the deadline passes and marks it ``expired``.
+    """
+
+    __slots__ = ("conn", "expired", "sock", "token")
+
+    def __init__(self) -> None:
+        self.conn: HTTPConnection | None = None
+        # The socket, kept once sent: http.client drops ``conn.sock`` as soon as an
+        # answer says ``Connection: close``, while the body is still to be read from it.
+        self.sock: socket.socket | None = None
+        self.expired = False
+        self.token: int | None = None
+
+
+# The attempt of the calling thread (set by ApiClient.get_page around its GETs).
+_current = threading.local()
+
+
+class _Watchdog:
+    """One thread that shuts down the sockets of attempts past their deadline.
+
+    A timer thread per page would cost a thread start for each of thousands of
+    pages; here an attempt costs a dict entry under a lock, and only attempts in
+    flight are held (at most one per page thread). Deadlines all have the same
+    length, so a new one is never the earliest while others wait: the thread is
+    woken only when it had nothing to watch.
+    """
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._active: dict[int, tuple[float, _Attempt]] = {}
+        self._tokens = itertools.count()
+        self._thread: threading.Thread | None = None
+        self._closed = False
+
+    def watch(self, attempt: _Attempt, seconds: float) -> None:
+        with self._cond:
+            if attempt.token is not None:
+                self._active.pop(attempt.token, None)
+            attempt.token = next(self._tokens)
+            idle = not self._active
+            self._active[attempt.token] = (time.monotonic() + seconds, attempt)
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="lakehouse-deadline",
+                                                daemon=True)
+                self._thread.start()
+            elif idle:
+                self._cond.notify()
+
+    def unwatch(self, attempt: _Attempt) -> None:
+        with self._cond:
+            if attempt.token is not None:
+                self._active.pop(attempt.token, None)
+                attempt.token = None
+
+    def close(self) -> None:
+        with self._cond:
+            self._closed = True
+            self._active.clear()
+            self._cond.notify()
+
+    def _run(self) -> None:
+        with self._cond:
+            while not self._closed:
+                now = time.monotonic()
+                for token, (deadline, attempt) in list(self._active.items()):
+                    if deadline <= now:
+                        del self._active[token]
+                        attempt.token = None
+                        attempt.expired = True
+                        _shut(attempt.sock or getattr(attempt.conn, "sock", None))
+                earliest = min((d for d, _ in self._active.values()), default=None)
+                self._cond.wait(None if earliest is None else earliest - now)
+
+
+def _shut(sock: socket.socket | None) -> None:
+    """End the blocking reads on ``sock`` (they return as if the peer closed)."""
+    if sock is None:
+        return
+    # socket.socket's own shutdown: an SSLSocket's would drop its SSL state under the
+    # reading thread. OSError: it is closed already.
+    with contextlib.suppress(OSError):
+        socket.socket.shutdown(sock, socket.SHUT_RDWR)
+
+
+class _WatchedMixin:
+    """A urllib3 connection that registers with the thread's attempt as it sends."""
+
+    def request(self, *args: Any, **kwargs: Any) -> None:
+        attempt: _Attempt | None = getattr(_current, "attempt", None)
+        if attempt is not None:
+            if attempt.expired:
+                # urllib3 retried after the deadline shut the socket: do not start again.
+                raise ProtocolError("the request deadline passed")
+            attempt.conn, attempt.sock = self, None  # type: ignore[assignment]
+            _current.watchdog.watch(attempt, _current.deadline)
+        super().request(*args, **kwargs)  # type: ignore[misc]
+        if attempt is not None:
+            attempt.sock = self.sock  # type: ignore[attr-defined]
+
+
+class _WatchedHTTPConnection(_WatchedMixin, HTTPConnection):
+    pass
+
+
+class _WatchedHTTPSConnection(_WatchedMixin, HTTPSConnection):
+    pass
+
+
+class _WatchedHTTPPool(HTTPConnectionPool):
+    ConnectionCls = _WatchedHTTPConnection
+
+
+class _WatchedHTTPSPool(HTTPSConnectionPool):
+    ConnectionCls = _WatchedHTTPSConnection
+
+
+_WATCHED_POOLS = {"http": _WatchedHTTPPool, "https": _WatchedHTTPSPool}
+
+
+class _DeadlineAdapter(HTTPAdapter):
+    """requests' adapter whose pools (direct and through an HTTP proxy) use the
+    watched connections. A SOCKS proxy keeps urllib3's own (no deadline)."""
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = _WATCHED_POOLS
+
+    def proxy_manager_for(self, proxy: str, **proxy_kwargs: Any) -> Any:
+        manager = super().proxy_manager_for(proxy, **proxy_kwargs)
+        if not proxy.lower().startswith("socks"):
+            manager.pool_classes_by_scheme = _WATCHED_POOLS
+        return manager
 
 
 class _BearerAuth(AuthBase):
@@ -164,6 +332,8 @@ class ApiClient:
         base_url: The API's base URL.
         token: Bearer token sent as ``Authorization`` (never logged).
         connect_timeout, read_timeout: Seconds.
+        request_deadline: Seconds one HTTP attempt may take, from connecting
+            to the body's last byte (0: ``connect_timeout + 2 * read_timeout``).
         max_retries: Retries per request (each of transport and body level).
         backoff_factor, backoff_max: Exponential backoff in seconds, capped;
             a ``Retry-After`` longer than 6x ``backoff_max`` is capped too, so
@@ -179,11 +349,14 @@ class ApiClient:
 
     def __init__(self, base_url: str, *, token: str | None = None,
                  connect_timeout: float = 5.0, read_timeout: float = 30.0,
-                 max_retries: int = 6, backoff_factor: float = 0.25,
+                 request_deadline: float = 0.0, max_retries: int = 6, backoff_factor: float = 0.25,
                  backoff_max: float = 10.0, pool_size: int = 8):
         self.base_url = check_base_url(base_url)
         self.connect_timeout = connect_timeout
         self.read_timeout = read_timeout
+        self.request_deadline = request_deadline or default_deadline(connect_timeout,
+                                                                     read_timeout)
+        self._watchdog = _Watchdog()
         self.max_retries = max(0, max_retries)
         self.requests = 0
         self.retries = 0
@@ -198,8 +371,8 @@ class ApiClient:
             raise_on_status=False, raise_on_redirect=False,
             retry_after_max=max(backoff_max, 1.0) * 6, on_retry=self._retried)
         pool_size = max(1, pool_size)
-        adapter = HTTPAdapter(pool_connections=pool_size, pool_maxsize=pool_size,
-                              max_retries=self._retry)
+        adapter = _DeadlineAdapter(pool_connections=pool_size, pool_maxsize=pool_size,
+                                   max_retries=self._retry)
         self.session = requests.Session()
         self.session.mount("http://", adapter)
         self.session.mount("https://", adapter)
@@ -226,13 +399,15 @@ class ApiClient:
         """A client configured by :class:`lakehouse.config.Settings`."""
         return cls(settings.api_url, token=settings.api_token,
                    connect_timeout=settings.connect_timeout,
-                   read_timeout=settings.read_timeout, max_retries=settings.max_retries,
+                   read_timeout=settings.read_timeout,
+                   request_deadline=settings.request_deadline, max_retries=settings.max_retries,
                    backoff_factor=settings.backoff_factor, backoff_max=settings.backoff_max,
                    pool_size=settings.workers)
 
     def close(self) -> None:
         """Close every connection the client opened."""
         self.session.close()
+        self._watchdog.close()
 
     def __enter__(self) -> ApiClient:
         return self
@@ -273,6 +448,22 @@ class ApiClient:
         """
         where = f"GET {path}?page={page}&size={size}"
         url = f"{self.base_url}{path}"
+        attempt = _Attempt()
+        _current.attempt, _current.watchdog = attempt, self._watchdog
+        _current.deadline = self.request_deadline
+        try:
+            return self._get_page(url, where, page, size, attempt)
+        finally:
+            self._watchdog.unwatch(attempt)
+            _current.attempt = None
+
+    def _too_slow(self, where: str) -> SourceTooSlowError:
+        return SourceTooSlowError(
+            f"{where} at {redact(self.base_url)} sent no complete answer within "
+            f"{self.request_deadline:g} s (it sends too slowly); check the API, or allow more "
+            "with LAKEHOUSE_REQUEST_DEADLINE")
+
+    def _get_page(self, url: str, where: str, page: int, size: int, attempt: _Attempt) -> Page:
         params = {"page": page, "size": size}
         timeout = (self.connect_timeout, self.read_timeout)
         retry: Retry = self._retry  # the body-level budget; urllib3 has its own per GET
@@ -285,6 +476,8 @@ class ApiClient:
                                         allow_redirects=False, stream=True)
             except (requests.exceptions.ConnectionError, requests.exceptions.Timeout,
                     requests.exceptions.RetryError) as exc:
+                if attempt.expired:
+                    raise self._too_slow(where) from None
                 # urllib3 spent its whole budget on this GET.
                 raise self._unreachable(exc, inner + self.max_retries + len(retry.history)) \
                     from None
@@ -297,11 +490,19 @@ class ApiClient:
                 body = b"".join(resp.iter_content(chunk_size=None)) or b""
             except _BODY_ERRORS as exc:
                 resp.close()
+                if attempt.expired:
+                    raise self._too_slow(where) from None
                 retry = self._again(retry, where, exc, lambda n, e=exc: CutShortError(
                     f"{where} at {redact(self.base_url)}: the answer broke off before its end "
                     f"({_reason(e)}) after {n} retries; the API answers, this endpoint does "
                     "not"), inner)
                 continue
+            finally:
+                self._watchdog.unwatch(attempt)
+            if attempt.expired:
+                # The deadline passed as the body ended: what arrived may be cut short.
+                resp.close()
+                raise self._too_slow(where)
             self._count(nbytes=len(body))
             status = resp.status_code
             if status != 200:

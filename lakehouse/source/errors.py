@@ -21,6 +21,10 @@ class CutShortError(SourceUnreachableError):
     """
 
 
+class SourceTooSlowError(SourceUnreachableError):
+    """An answer was arriving, but not complete within the request deadline."""
+
+
 class NotTheApiError(SourceError):
     """Something answered, but not with the API's page envelope."""
 

@@ -19,6 +19,7 @@ import json
 import math
 import re
 
+import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
 
@@ -32,6 +33,7 @@ schema.config.checks.response_schema_conformance.validate_formats = False
 NAIVE_TIMESTAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,6})?$")
 
 
+@pytest.mark.slow
 @schema.parametrize()
 @settings(max_examples=20, deadline=None, suppress_health_check=list(HealthCheck))
 def test_every_answer_matches_the_document_and_none_is_a_server_error(case):

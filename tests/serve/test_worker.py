@@ -64,6 +64,7 @@ def test_a_cold_route_without_user_features_leaves_it_to_popularity(
     assert answer == {"version": "v0042", "route": route, "features": [], "lists": []}
 
 
+@pytest.mark.slow
 def test_the_serving_process_keeps_the_analytical_stack_out(trained_lake, tmp_path):
     # The champion's lists come from the helper child; loading them, the partition and
     # popularity must not pull DuckDB, ibis or the model libraries into the server.

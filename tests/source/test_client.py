@@ -12,7 +12,12 @@ from urllib3.util.retry import Retry
 
 from lakehouse.errors import ConfigError
 from lakehouse.source.client import USER_AGENT, ApiClient, check_base_url, redact
-from lakehouse.source.errors import HttpStatusError, NotTheApiError, SourceUnreachableError
+from lakehouse.source.errors import (
+    HttpStatusError,
+    NotTheApiError,
+    SourceTooSlowError,
+    SourceUnreachableError,
+)
 from lakehouse.source.paginator import iter_pages
 
 
@@ -253,3 +258,46 @@ def test_an_unknown_host_names_the_host_to_fix():
     client = ApiClient("http://no-such-host.invalid:8000", max_retries=0)
     with pytest.raises(SourceUnreachableError, match="cannot resolve host 'no-such-host.invalid'"):
         client.get_page("/users", 1)
+
+
+# Issue 21, item 4: one byte every 0.5 s kept a page alive past every read timeout.
+@pytest.mark.parametrize("part", ["headers", "body"])
+def test_a_dripping_source_fails_at_the_request_deadline_without_a_retry(part):
+    from tests.drip import dripping_server
+
+    with dripping_server(interval=0.5, part=part) as drip, \
+            client(drip.url, read_timeout=2.0, request_deadline=1.5) as c:
+        start = time.monotonic()
+        with pytest.raises(SourceTooSlowError) as err:
+            c.get_page("/users", 1)
+        took = time.monotonic() - start
+    # Each byte came well within the read timeout: only the deadline ended it, once.
+    assert 1.4 < took < 3.0, took
+    assert drip.requests == 1 and c.requests == 1
+    assert str(err.value).count("\n") == 0
+    assert "GET /users?page=1&size=100" in str(err.value)
+    assert "within 1.5 s" in str(err.value) and "LAKEHOUSE_REQUEST_DEADLINE" in str(err.value)
+    assert isinstance(err.value, SourceUnreachableError)
+
+
+def test_a_slow_but_complete_answer_within_the_deadline_is_read():
+    from tests.drip import dripping_server
+
+    # ~70 bytes at 10 ms each: slower than one read, well within the deadline.
+    with dripping_server(interval=0.01, part="headers") as drip, \
+            client(drip.url, read_timeout=2.0, request_deadline=5.0) as c:
+        assert c.get_page("/users", 1).total == 0
+        assert c.get_page("/users", 1).total == 0
+    assert drip.requests == 2 and c.retries == 0
+
+
+def test_the_request_deadline_defaults_from_the_timeouts_and_is_bounded():
+    from lakehouse.config import Settings
+
+    assert ApiClient("http://127.0.0.1:9").request_deadline == 5.0 + 2 * 30.0
+    assert ApiClient("http://127.0.0.1:9", connect_timeout=1, read_timeout=2).request_deadline == 5
+    settings = Settings.load(env={"LAKEHOUSE_REQUEST_DEADLINE": "90"})
+    assert ApiClient.from_settings(settings).request_deadline == 90
+    for bad in ("-1", "1e23", "nan"):
+        with pytest.raises(ConfigError, match="LAKEHOUSE_REQUEST_DEADLINE"):
+            Settings.load(env={"LAKEHOUSE_REQUEST_DEADLINE": bad})

@@ -50,6 +50,7 @@ def test_build_writes_every_table_with_its_contract(lake_settings_with_raw):
     assert lake.info(names.CONS_DAILY_KPIS).rows == lake_settings_with_raw.kpi_days
 
 
+@pytest.mark.slow
 def test_build_up_to_a_date_ignores_later_snapshots(lake_settings_with_raw):
     build(lake_settings_with_raw, date=DAY1)
     lake = Lake(lake_settings_with_raw.lake)
@@ -58,6 +59,7 @@ def test_build_up_to_a_date_ignores_later_snapshots(lake_settings_with_raw):
     assert max(kpis.column("date").to_pylist()) == DAY1
 
 
+@pytest.mark.slow
 def test_run_records_count_rows_and_quarantine_reasons(lake_settings_with_raw):
     build(lake_settings_with_raw, date=DAY2)
     lake = Lake(lake_settings_with_raw.lake)
@@ -77,6 +79,7 @@ def test_run_records_count_rows_and_quarantine_reasons(lake_settings_with_raw):
     assert users["run_date"] == DAY2
 
 
+@pytest.mark.slow
 def test_quarantine_tables_keep_the_original_row(lake_settings_with_raw):
     build(lake_settings_with_raw, date=DAY2)
     lake = Lake(lake_settings_with_raw.lake)
@@ -89,6 +92,7 @@ def test_quarantine_tables_keep_the_original_row(lake_settings_with_raw):
     assert lake.info(names.quarantine_table(names.STD_TRACKS)).rows == 0
 
 
+@pytest.mark.slow
 def test_rebuild_is_idempotent(lake_settings_with_raw):
     build(lake_settings_with_raw, date=DAY2)
     lake = Lake(lake_settings_with_raw.lake)
@@ -105,6 +109,7 @@ def failing_users(staged):
     return out.union(out, distinct=False)
 
 
+@pytest.mark.slow
 def test_a_failed_table_check_writes_nothing_and_records_why(lake_settings_with_raw,
                                                             monkeypatch):
     build(lake_settings_with_raw, date=DAY1)
@@ -175,6 +180,7 @@ def test_a_running_build_blocks_another(lake_settings_with_raw):
         build(lake_settings_with_raw, date=DAY2, wait=False)
 
 
+@pytest.mark.slow
 def test_missing_raw_columns_read_as_null(lake_settings):
     lake = Lake(lake_settings.lake)
     write_raw(lake, DAY1, [user(1)], [track(10)], [listen(1, [10])])
@@ -210,6 +216,7 @@ def test_cli_build_errors_are_one_line(tmp_path):
     assert "Example:" in help_text
 
 
+@pytest.mark.slow
 def test_drifted_key_type_is_quarantined_not_a_crash(lake_settings):
     lake = Lake(lake_settings.lake)
     write_raw(lake, DAY1, [user(1), user(2)], [track(10)], [listen(1, [10])])
