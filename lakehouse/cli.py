@@ -757,7 +757,7 @@ def models_list(fmt: str) -> None:
     if not found and fmt == "table":
         click.echo(f"No models in {registry.root} yet; run 'lakehouse train'.")
         return
-    aliases = {v: a for a in ("champion", "challenger") if (v := registry.alias(a))}
+    aliases = {v: a for a in (names.CHAMPION, names.CHALLENGER) if (v := registry.alias(a))}
     rows = []
     for i in found:
         if isinstance(i, UnreadableVersion):  # listed, marked; the others still show

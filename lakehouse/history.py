@@ -495,7 +495,7 @@ def bound_memory(lake: Lake, settings: Settings) -> None:
         lake.duckdb.execute(f"SET temp_directory = {literal(spill)}")
     except Exception as exc:  # duckdb.Error; the message names the bad value
         raise ConfigError(f"bad build_memory {settings.build_memory!r} "
-                          f"(LAKEHOUSE_BUILD_MEMORY): {str(exc).splitlines()[0]}") from None
+                          f"(LAKEHOUSE_BUILD_MEMORY): {first_line(exc)}") from None
 
 
 # ------------------------------------------------------------------ raw retention

@@ -26,6 +26,7 @@ import pyarrow.parquet as pq
 from lakehouse.errors import ConfigError
 from lakehouse.mockapi.data import SCHEMAS
 from lakehouse.names import ENDPOINTS
+from lakehouse.sqlguard import first_line
 
 SUFFIXES = (".jsonl", ".ndjson", ".json", ".parquet")
 _TIMES = ("created_at", "updated_at")
@@ -69,7 +70,7 @@ def _read(path: Path) -> tuple[Path, list[dict] | pa.Table]:
             return path, pq.read_table(path)
         except (OSError, pa.ArrowException) as exc:
             raise ConfigError(f"{path} is not a readable Parquet file "
-                              f"({str(exc).splitlines()[0][:200]})") from None
+                              f"({first_line(exc)[:200]})") from None
     rows: list[dict] = []
     try:
         with path.open(encoding="utf-8") as handle:
@@ -141,7 +142,7 @@ def _cast(path: Path, endpoint: str, field: pa.Field, column, stamp: dt.datetime
             rows, field.type)
     except (pa.ArrowException, ValueError) as exc:
         raise ConfigError(f"{path}: field {field.name} is not {_kind(field.type)} "
-                          f"({str(exc).splitlines()[0][:160]})") from None
+                          f"({first_line(exc)[:160]})") from None
     if field.type == pa.string() and pa.types.is_integer(column.type) or (
             field.type == pa.int64() and not pa.types.is_integer(column.type)
             and column.type != pa.null()):

@@ -418,7 +418,7 @@ def _model_charts(models: list[Any], champion: str | None) -> str:
         }
         parts.append(charts.bar_chart(f"model_{key}", f"{key} per model version", versions,
                                       series, empty="no model trained yet"))
-    rows = [(m.version, "champion" if m.version == champion else "",
+    rows = [(m.version, names.CHAMPION if m.version == champion else "",
              m.created_at, *(_metric(m, "model", k) for k in METRIC_KEYS),
              *(_metric(m, "baseline", k) for k in METRIC_KEYS[:3])) for m in models]
     cols = ["version", "alias", "created", *METRIC_KEYS,

@@ -305,7 +305,7 @@ def _champion(settings: Settings) -> tuple[ModelStatus | None, str | None]:
         return None, None
     registry = Registry(settings.models_dir)
     try:
-        version = registry.alias("champion")
+        version = registry.alias(names.CHAMPION)
         if not version:
             return None, None
         registry.verify(version)  # model.json parses and the artifact matches its sha256

@@ -14,6 +14,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
+from lakehouse import names
 from lakehouse.errors import LakehouseError
 from lakehouse.recsys.data import Inputs, Split
 from lakehouse.recsys.evaluate import evaluate, paired_bootstrap, per_user
@@ -46,7 +47,7 @@ def versus_champion(registry: Registry, challenger: Candidate, inputs: Inputs, d
                      holdout: Holdout, metric: str, seed: int,
                      threads: int | None = None) -> Versus:
     """Retrain the champion's configuration on ``data.train``; bootstrap the difference."""
-    version = registry.alias("champion")
+    version = registry.alias(names.CHAMPION)
     if version is None:
         return Versus()
     try:
@@ -93,7 +94,7 @@ def holdout_metrics(selection: Selection, candidates: list[Candidate], versus: V
     popularity = candidates[0]
     return {"model": selection.warm.test, "baseline": popularity.test,
             "cold_start": selection.cold.cold, "cold_start_baseline": popularity.cold,
-            "champion": versus.metrics}
+            names.CHAMPION: versus.metrics}
 
 
 def decide(registry: Registry, info: ModelInfo, selection: Selection, versus: Versus,
@@ -107,7 +108,7 @@ def decide(registry: Registry, info: ModelInfo, selection: Selection, versus: Ve
         if promote == "never":
             reason = (f"--promote never (the gate says: {'promote' if promoted else 'keep'}, "
                       f"{reason})")
-            registry_champion = registry.alias("champion")
+            registry_champion = registry.alias(names.CHAMPION)
             return False, reason, registry_champion
     if promoted:
         registry.promote(info.version, reason, _deltas(info.metrics, versus.metrics),

@@ -415,16 +415,16 @@ class Registry:
         with self._locked():
             info = self.get(version)
             self.verify(info.version)  # never switch the champion to a damaged artifact
-            previous = self.alias("champion")
+            previous = self.alias(names.CHAMPION)
             if deltas is None:
                 deltas = _metric_deltas(info, self.get(previous) if previous else None)
             entry = {"at": utc_now().isoformat(), "action": action, "from": previous,
                      "to": info.version, "reason": reason, "deltas": dict(deltas)}
             if interval is not None:
                 entry["interval"] = dict(interval)
-            self._set_alias("champion", info.version)
-            if self.alias("challenger") == info.version:
-                self._set_alias("challenger", None)
+            self._set_alias(names.CHAMPION, info.version)
+            if self.alias(names.CHALLENGER) == info.version:
+                self._set_alias(names.CHALLENGER, None)
             self._log(entry)
             return entry
 
@@ -436,7 +436,7 @@ class Registry:
         """
         with self._locked():
             stack = self._champion_stack()
-            current = self.alias("champion")
+            current = self.alias(names.CHAMPION)
             if len(stack) < 2 or stack[-1] != current:
                 raise ModelError("there is no previous champion to roll back to; "
                                  "'lakehouse models promote VERSION' picks one explicitly")
@@ -445,7 +445,7 @@ class Registry:
             entry = {"at": utc_now().isoformat(), "action": "rollback", "from": current,
                      "to": target, "reason": reason,
                      "deltas": _metric_deltas(self.get(target), self.get(current))}
-            self._set_alias("champion", target)
+            self._set_alias(names.CHAMPION, target)
             self._log(entry)
             return entry
 

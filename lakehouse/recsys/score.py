@@ -23,7 +23,6 @@ import time
 import ibis
 import numpy as np
 import pandas as pd
-import pandera.pandas as pa_schema
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -38,40 +37,29 @@ from lakehouse.recsys.families import Routed
 from lakehouse.recsys.registry import Registry
 from lakehouse.recsys.topk import top_k
 from lakehouse.runlog import RunRecord
+from lakehouse.sqlguard import first_line
 from lakehouse.steps import StepRun, run_step
+from lakehouse.tablespec import Column, TableSpec
 
 log = logging.getLogger(__name__)
 
 # Grain: one row per (score_date, user_id, rank).
 KEY = (names.SCORE_DATE, names.USER_ID, "rank")
 
-RECOMMENDATIONS_ARROW = pa.schema([
-    (names.SCORE_DATE, pa.date32()),
-    (names.USER_ID, pa.int64()),
-    ("rank", pa.int64()),
-    (names.TRACK_ID, pa.int64()),
-    ("score", pa.float32()),
-    ("model_version", pa.string()),
-    ("input_versions", pa.string()),
+RECOMMENDATIONS = TableSpec(names.CONS_RECOMMENDATIONS, (
+    Column(names.SCORE_DATE, pa.date32(), partition=True),
+    Column(names.USER_ID, pa.int64(), nullable=False),
+    Column("rank", pa.int64(), nullable=False, checks=(lambda pdr: pdr.Check.ge(1),)),
+    Column(names.TRACK_ID, pa.int64(), nullable=False),
+    Column("score", pa.float32(), nullable=False, checks=(lambda pdr: pdr.Check(np.isfinite),)),
+    Column("model_version", pa.string(), nullable=False),
+    Column("input_versions", pa.string(), nullable=False),
     # Added after the others so readers of the earlier columns are unaffected.
-    ("route", pa.string()),
-])
-
-RECOMMENDATIONS_SCHEMA = pa_schema.DataFrameSchema(
-    {
-        names.USER_ID: pa_schema.Column("int64", nullable=False),
-        "rank": pa_schema.Column("int64", pa_schema.Check.ge(1), nullable=False),
-        names.TRACK_ID: pa_schema.Column("int64", nullable=False),
-        "score": pa_schema.Column("float32", pa_schema.Check(np.isfinite), nullable=False),
-        "model_version": pa_schema.Column(str, nullable=False),
-        "input_versions": pa_schema.Column(str, nullable=False),
-        "route": pa_schema.Column(str, pa_schema.Check.str_matches(r"^(warm|cold):"),
-                                  nullable=False),
-    },
-    unique=[names.USER_ID, "rank"],
-    strict=False,
-    name=names.CONS_RECOMMENDATIONS,
-)
+    Column("route", pa.string(), nullable=False,
+           checks=(lambda pdr: pdr.Check.str_matches(r"^(warm|cold):"),)),
+), unique=(names.USER_ID, "rank"))
+RECOMMENDATIONS_ARROW = RECOMMENDATIONS.arrow()
+RECOMMENDATIONS_SCHEMA = RECOMMENDATIONS.pandera()
 
 
 def score_users(model: Routed, inputs: ScoringInputs, k: int, chunk: int | None = None
@@ -132,7 +120,7 @@ def check_recommendations(table: pa.Table, k: int, lake: Lake, users: np.ndarray
     try:
         RECOMMENDATIONS_SCHEMA.validate(frame, lazy=False)
     except (pandera.errors.SchemaError, pandera.errors.SchemaErrors) as exc:
-        first = str(exc).strip().splitlines()[0]
+        first = first_line(exc)
         raise ValidationError(f"{names.CONS_RECOMMENDATIONS} failed its schema: {first}") \
             from None
     heard = _interactions(lake, version)

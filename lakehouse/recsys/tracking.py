@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
 
+from lakehouse import names
 from lakehouse.config import Settings
 from lakehouse.recsys.registry import ALIASES, ModelInfo, Registry
 
@@ -73,7 +74,7 @@ def track_train(settings: Settings, result: Any) -> bool:
     if not settings.mlflow_tracking_uri:
         return False
     versions = [v for v in (getattr(result, "version", None),
-                            getattr(result, "champion", None)) if v]
+                            getattr(result, names.CHAMPION, None)) if v]
     return _guarded(settings, "log the training",
                     lambda tracker: tracker.sync(versions, result))
 
@@ -231,7 +232,7 @@ class Tracker:
             tags["lakehouse.promoted"] = str(bool(getattr(result, "promoted", False))).lower()
             tags["lakehouse.reason"] = str(getattr(result, "reason", ""))[:5000]
         metrics = _metrics(info.metrics)
-        champion = (getattr(result, "metrics", None) or {}).get("champion") if result else None
+        champion = (getattr(result, "metrics", None) or {}).get(names.CHAMPION) if result else None
         metrics.update(_metrics({"previous_champion": champion}))
         params = _flatten({k: v for k, v in info.params.items()
                            if k not in ("config", "cold_config")})

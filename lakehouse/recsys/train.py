@@ -131,10 +131,10 @@ class TrainResult:
             lines.append(f"cold start ({self.metrics['cold_start_baseline']['users']} users): "
                          f"{self.cold_route}")
         lines.append(f"refit on every listen: {self.refit_seconds:.1f}s -> {self.version}")
-        if self.metrics.get("champion") and self.interval:
+        if self.metrics.get(names.CHAMPION) and self.interval:
             i = self.interval
             lines.append(f"champion {self.previous_champion} retrained on this split: "
-                         f"{primary} {self.metrics['champion'][primary]:.4f}; challenger - "
+                         f"{primary} {self.metrics[names.CHAMPION][primary]:.4f}; challenger - "
                          f"champion {i['diff']:+.4f} (95% interval {i['low']:+.4f} .. "
                          f"{i['high']:+.4f})")
         lines.append(("PROMOTED to champion: " if self.promoted else "not promoted: ")
@@ -259,11 +259,11 @@ def _train(settings: Settings, lake: Lake, promote: str, date: dt.date,
     info = register(registry, bundle, context, metrics, reason=selection.reason,
                     vs_popularity=selection.vs_popularity, search_seconds=search_seconds,
                     refit_seconds=refit_seconds)
-    registry.set_alias("challenger", info.version)
+    registry.set_alias(names.CHALLENGER, info.version)
     promoted, reason, champion = decide(registry, info, selection, versus, promote, context)
     record.records = 1
     record.details = {"version": info.version, "promoted": promoted, "reason": reason,
-                      "champion": champion, "chosen": selection.warm.name,
+                      names.CHAMPION: champion, "chosen": selection.warm.name,
                       "cold_route": selection.cold.name, "metrics": metrics,
                       "previous_champion": versus.version, "interval": versus.interval,
                       "split": data.describe(), "params": info.params,
@@ -300,9 +300,9 @@ def _train_unevaluated(settings: Settings, inputs: Inputs, data: Split, promote:
     """
     why = f"nothing can be evaluated yet ({_no_holdout_reason(inputs)})"
     registry = Registry(settings.models_dir)
-    champion = registry.alias("champion")
+    champion = registry.alias(names.CHAMPION)
     nothing = {"model": None, "baseline": None, "cold_start": None,
-               "cold_start_baseline": None, "champion": None}
+               "cold_start_baseline": None, names.CHAMPION: None}
     previous, chosen, records = champion, "popularity", 1
     if champion is not None:
         version, promoted, records = champion, False, 0
@@ -323,11 +323,11 @@ def _train_unevaluated(settings: Settings, inputs: Inputs, data: Split, promote:
             registry.promote(version, reason, {})
             champion = version
         else:
-            registry.set_alias("challenger", version)
+            registry.set_alias(names.CHALLENGER, version)
             reason = f"{why}: popularity registered as {version}, not promoted (--promote never)"
     record.records = records
     record.details = {"version": version, "promoted": promoted, "reason": reason,
-                      "champion": champion, "chosen": chosen, "evaluated": False,
+                      names.CHAMPION: champion, "chosen": chosen, "evaluated": False,
                       "metrics": nothing, "split": data.describe()}
     record.finish(names.SUCCESS)
     return TrainResult(version=version, metrics=nothing, promoted=promoted, reason=reason,

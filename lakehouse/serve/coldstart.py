@@ -28,7 +28,7 @@ from lakehouse.lake import Lake
 MAX_K = 100
 # User features a request may pass, as in consumption.user_features, with allowed values.
 FEATURES: dict[str, tuple[str, ...]] = {"favorite_genre": names.GENRES, "gender": names.GENDERS}
-CHAMPION, POPULARITY = "champion", "popularity"
+CHAMPION, POPULARITY = names.CHAMPION, "popularity"
 _BATCH_ROWS = 1 << 20
 
 

@@ -205,7 +205,7 @@ class Service:
                 new.update(popularity=loaded[0], interactions_version=pairs)
         key = (self._champion_version(), self._version(names.CONS_TRACK_FEATURES))
         if key != snap.champion_key:
-            loaded = self._attempt("champion", key, lambda: (ColdStartLists(
+            loaded = self._attempt(names.CHAMPION, key, lambda: (ColdStartLists(
                 worker.call(self.settings, "cold-start", key[0])),)) \
                 if key[0] is not None else (None,)
             if loaded is not None:
@@ -279,7 +279,7 @@ class Service:
         try:
             from lakehouse.recsys.registry import Registry
 
-            return Registry(self.settings.models_dir).alias("champion")
+            return Registry(self.settings.models_dir).alias(names.CHAMPION)
         except Exception as exc:  # noqa: BLE001 - a damaged registry: popularity serves
             log.warning("cannot read the champion alias: %s", exc)
             return self._snap.champion_key[0]
@@ -372,7 +372,7 @@ class Service:
             + ([POPULARITY] if snap.popularity is not None else [])
         return batch is not None, {
             "status": status,
-            "champion": snap.champion_key[0],
+            names.CHAMPION: snap.champion_key[0],
             "score_date": batch.score_date.isoformat() if batch else None,
             "table_version": batch.table_version if batch else None,
             "users": batch.users if batch else 0,

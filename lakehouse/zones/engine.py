@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from lakehouse.config import ENGINES
 from lakehouse.errors import LakeError
+from lakehouse.sqlguard import first_line
 from lakehouse.sqltext import literal
 
 if TYPE_CHECKING:
@@ -108,7 +109,7 @@ class DuckDBEngine(Engine):
         except duckdb.Error as exc:
             shutil.rmtree(spill, ignore_errors=True)
             raise LakeError(f"bad build_memory {self.memory!r} "
-                            f"(LAKEHOUSE_BUILD_MEMORY): {str(exc).splitlines()[0]}; "
+                            f"(LAKEHOUSE_BUILD_MEMORY): {first_line(exc)}; "
                             "use a DuckDB size such as 1GB") from None
         try:
             yield

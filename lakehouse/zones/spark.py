@@ -44,6 +44,7 @@ from lakehouse.lake import (
     remove_build_scratch,
 )
 from lakehouse.lake.external import SPARK_FOLDER_PREFIX
+from lakehouse.sqlguard import first_line
 from lakehouse.zones.engine import SPARK, Engine
 
 if TYPE_CHECKING:
@@ -102,7 +103,7 @@ def spark_session(master: str) -> Any:
             session = builder.getOrCreate()
     except Exception as exc:  # Py4J, gRPC and runtime errors alike: all mean "no Spark"
         where = f"{REMOTE_ENV}={remote}" if remote else f"master {master}"
-        raise LakeError(f"cannot start Spark ({where}): {_first_line(exc)}; check "
+        raise LakeError(f"cannot start Spark ({where}): {first_line(exc)}; check "
                         "LAKEHOUSE_SPARK_MASTER / SPARK_REMOTE, and that Java 17 is "
                         "installed (java -version) for local Spark") from None
     return session
@@ -157,7 +158,7 @@ class SparkEngine(Engine):
         try:
             yield
         except (PySparkException, Py4JError) as exc:
-            raise LakeError(f"the Spark build failed: {_first_line(exc)}") from None
+            raise LakeError(f"the Spark build failed: {first_line(exc)}") from None
         finally:
             for view in list(self._folders):
                 # A session that died with the build cannot drop anything; its files go anyway.
@@ -314,7 +315,7 @@ def _delta_format_available(spark: Any, path: Path) -> bool:
         spark.read.format("delta").load(str(path)).schema  # noqa: B018 (resolves the source)
     except Exception as exc:  # noqa: BLE001
         log.info("no Delta data source on the Spark session (%s): committing with delta-rs",
-                 _first_line(exc))
+                 first_line(exc))
         return False
     return True
 
@@ -329,8 +330,3 @@ def _master_of(session: Any) -> str:
 def _remove_if_empty(folder: Path) -> None:
     with suppress(OSError):
         folder.rmdir()
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
