@@ -79,7 +79,7 @@ def test_kpis_formats_and_sections(invoke, lake_settings):
     assert [line.split(",")[:3] for line in lines[1:]] == [
         [str(DAY2), "build", "2"], [str(DAY2), "ingest", "3"]]
     data = json.loads(invoke("kpis", "--format", "json").output)
-    assert set(data) == {"users", "daily", "monthly", "tables", "lake"}
+    assert set(data) == {"users", "daily", "monthly", "tables", "lake", "outcomes"}
     assert invoke("kpis", "--format", "csv").exit_code == 2
     assert invoke("kpis", "--since", "yesterday").exit_code == 2
 
