@@ -184,11 +184,21 @@ def measure(lake: Lake, score_dates: Sequence[dt.date], *, horizon_days: int,
     return pa.Table.from_arrays(rows.columns, schema=OUTCOMES_ARROW)
 
 
+_STEP_PREFIX = "_outcomes_"
+
+
 def _steps(recs: str, listens: str, tracks: str, dates: str, through: str, h: int
            ) -> list[tuple[str, str]]:
     """The measure as named SQL steps (temp tables), the last one the rows."""
+    return (_served_steps(recs, listens, tracks, dates, through, h)
+            + _popularity_steps() + [("rows", _rows_sql(through, h))])
+
+
+def _served_steps(recs: str, listens: str, tracks: str, dates: str, through: str, h: int
+                  ) -> list[tuple[str, str]]:
+    """The new pairs of each date's horizon and the served lists' hits among them."""
     u, t, s = names.USER_ID, names.TRACK_ID, names.SCORE_DATE
-    p = "_outcomes_"
+    p = _STEP_PREFIX
     return [
         (f"{p}dates", f"SELECT unnest([{dates}]) AS {s}"),
         (f"{p}pairs", f"SELECT {u}, {t}, min(first_ingest_date) AS first_day FROM {listens} "
@@ -213,6 +223,14 @@ def _steps(recs: str, listens: str, tracks: str, dates: str, through: str, h: in
         (f"{p}served", f"SELECT l.{s}, l.{u}, count(*) AS hits, "
                        f"sum(1.0 / log2(l.rank + 1)) AS dcg FROM {p}lists l "
                        f"JOIN {p}new n USING ({s}, {u}, {t}) GROUP BY ALL"),
+    ]
+
+
+def _popularity_steps() -> list[tuple[str, str]]:
+    """Popularity's hits as of each date, each user's heard tracks removed."""
+    u, t, s = names.USER_ID, names.TRACK_ID, names.SCORE_DATE
+    p = _STEP_PREFIX
+    return [
         # Listeners of each track up to each score date: counted per first day,
         # cumulated, and looked up as of the date.
         (f"{p}cumulated", f"SELECT {t}, first_day, sum(n) OVER (PARTITION BY {t} "
@@ -248,7 +266,13 @@ def _steps(recs: str, listens: str, tracks: str, dates: str, through: str, h: in
         (f"{p}popular", f"SELECT j.{s}, j.{u}, count(*) AS hits "
                         f"FROM {p}judged j JOIN {p}placed pl ON pl.{s} = j.{s} "
                         f"AND pl.{u} = j.{u} WHERE pl.is_new = 1 AND pl.pos <= j.k GROUP BY ALL"),
-        ("rows", f"""
+    ]
+
+
+def _rows_sql(through: str, h: int) -> str:
+    """One row per (score date, model version) from the steps' temp tables."""
+    u, s, p = names.USER_ID, names.SCORE_DATE, _STEP_PREFIX
+    return f"""
     WITH ideal AS (SELECT i AS m, sum(1.0 / log2(i + 1)) OVER (ORDER BY i) AS idcg
                    FROM range(1, {MAX_K + 1}) r(i)),
     per_user AS (
@@ -277,8 +301,7 @@ def _steps(recs: str, listens: str, tracks: str, dates: str, through: str, h: in
            least({through} - g.{s}, {h})::BIGINT AS days_observed,
            {through} >= g.{s} + {h} AS complete
     FROM {p}groups g LEFT JOIN agg a USING ({s}, model_version)
-    ORDER BY g.{s}, g.model_version"""),
-    ]
+    ORDER BY g.{s}, g.model_version"""
 
 
 # ------------------------------------------------------------------ the table

@@ -21,6 +21,7 @@ from lakehouse.monitor.recommendations import (
 )
 from lakehouse.monitor.report import LATEST, write_report
 from lakehouse.monitor.runs import read_runs
+from lakehouse.monitor.sinks import SettingsSinks
 from lakehouse.recsys.score import RECOMMENDATIONS_ARROW
 from lakehouse.steps import run_step
 
@@ -123,7 +124,7 @@ def test_the_step_runner_sends_them_after_a_recommend_step(lake_settings):
     # Where every run notification goes since the step runner: so the CLI, the daily
     # job, the demo and a notebook's recommend all alert alike.
     write_lists(Lake(lake_settings.lake))
-    ctx = RunContext.open(lake_settings, date=DAY3)
+    ctx = RunContext.open(lake_settings, date=DAY3, alerts=SettingsSinks(lake_settings))
     run_step(ctx, names.RECOMMEND, lambda step: step.start(names.CONS_RECOMMENDATIONS))
     kinds = {a["kind"] for a in read_alerts(ctx)}
     assert {COVERAGE_CHANGE, OVERLAP_CHANGE} <= kinds
