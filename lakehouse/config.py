@@ -107,6 +107,15 @@ def setting(default: Any, *, low: float | None = None, high: float | None = None
     return field(default=default, repr=not secret, metadata=metadata)
 
 
+def _lake_folder(name: str, doc: str) -> property:
+    """A read-only attribute: the folder ``name`` under the settings' lake root."""
+    def folder(self: Settings) -> Path:
+        return self.lake / name
+
+    folder.__doc__ = doc
+    return property(folder)
+
+
 @dataclass(frozen=True)
 class Settings:
     """Every tunable of the lakehouse, with its default and its range."""
@@ -211,25 +220,11 @@ class Settings:
         # passes here, so a value no command can use fails once, up front.
         _validate(self)
 
-    @property
-    def models_dir(self) -> Path:
-        """The model registry's folder."""
-        return self.lake / "models"
-
-    @property
-    def logs_dir(self) -> Path:
-        """Where scheduled runs write their logs."""
-        return self.lake / "logs"
-
-    @property
-    def locks_dir(self) -> Path:
-        """Where per-lake lock files live."""
-        return self.lake / ".locks"
-
-    @property
-    def reports_dir(self) -> Path:
-        """Where ``lakehouse report`` writes by default."""
-        return self.lake / "reports"
+    # Folders under the lake root (all paths derive from it).
+    models_dir = _lake_folder("models", "The model registry's folder.")
+    logs_dir = _lake_folder("logs", "Where scheduled runs write their logs.")
+    locks_dir = _lake_folder(".locks", "Where per-lake lock files live.")
+    reports_dir = _lake_folder("reports", "Where ``lakehouse report`` writes by default.")
 
     def replace(self, **changes: Any) -> Settings:
         """A copy with some fields changed; ``None`` values are ignored.

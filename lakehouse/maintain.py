@@ -68,6 +68,12 @@ class TableMaintenance:
     vacuumed: int        # files deleted
 
 
+def _total(attribute: str) -> property:
+    """A read-only attribute: the sum of ``attribute`` over the report's tables."""
+    return property(lambda self: sum(getattr(t, attribute) for t in self.tables),
+                    doc=f"{attribute.replace('_', ' ').capitalize()}, all tables together.")
+
+
 @dataclass
 class MaintenanceReport:
     """What ``maintain`` did, table by table."""
@@ -76,21 +82,11 @@ class MaintenanceReport:
     time_travel_days: int = 30
     scratch_bytes: int = 0   # left under .tmp by killed builds, deleted
 
-    @property
-    def files_before(self) -> int:
-        return sum(t.files_before for t in self.tables)
-
-    @property
-    def files_after(self) -> int:
-        return sum(t.files_after for t in self.tables)
-
-    @property
-    def bytes_before(self) -> int:
-        return sum(t.bytes_before for t in self.tables)
-
-    @property
-    def bytes_after(self) -> int:
-        return sum(t.bytes_after for t in self.tables)
+    # Totals over the tables.
+    files_before = _total("files_before")
+    files_after = _total("files_after")
+    bytes_before = _total("bytes_before")
+    bytes_after = _total("bytes_after")
 
 
 def maintain(target: RunContext | Settings | None = None,

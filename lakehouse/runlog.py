@@ -19,31 +19,33 @@ import pyarrow as pa
 
 from lakehouse import names
 from lakehouse.lake import Lake, utc_now
+from lakehouse.tablespec import Column, TableSpec
 
-RUNS_SCHEMA = pa.schema([
-    ("run_id", pa.string()),
-    ("pipeline", pa.string()),        # ingest | build | train | recommend
-    ("target", pa.string()),          # endpoint or table name
-    ("run_date", pa.date32()),        # the ingest / build / score date
-    ("started_at", pa.timestamp("us", tz="UTC")),
-    ("finished_at", pa.timestamp("us", tz="UTC")),
-    ("duration_s", pa.float64()),
-    ("cpu_s", pa.float64()),
-    ("status", pa.string()),          # success | failed
-    ("records", pa.int64()),          # rows written (ingest: records read)
-    ("rows_in", pa.int64()),
-    ("quarantined", pa.int64()),
-    ("pages", pa.int64()),
-    ("requests", pa.int64()),
-    ("retries", pa.int64()),
-    ("bytes", pa.int64()),
-    ("table_version", pa.int64()),
-    ("schema_changes", pa.string()),  # JSON list of strings
-    ("details", pa.string()),         # JSON object, pipeline-specific
-    ("error", pa.string()),
-    ("host", pa.string()),
-    ("pid", pa.int64()),
-])
+RUNS = TableSpec(names.META_RUNS, (
+    Column("run_id", pa.string()),
+    Column("pipeline", pa.string(), doc="ingest | build | train | recommend"),
+    Column("target", pa.string(), doc="endpoint or table name"),
+    Column("run_date", pa.date32(), doc="the ingest / build / score date"),
+    Column("started_at", pa.timestamp("us", tz="UTC")),
+    Column("finished_at", pa.timestamp("us", tz="UTC")),
+    Column("duration_s", pa.float64()),
+    Column("cpu_s", pa.float64()),
+    Column("status", pa.string(), doc="success | failed"),
+    Column("records", pa.int64(), doc="rows written (ingest: records read)"),
+    Column("rows_in", pa.int64()),
+    Column("quarantined", pa.int64()),
+    Column("pages", pa.int64()),
+    Column("requests", pa.int64()),
+    Column("retries", pa.int64()),
+    Column("bytes", pa.int64()),
+    Column("table_version", pa.int64()),
+    Column("schema_changes", pa.string(), doc="JSON list of strings"),
+    Column("details", pa.string(), doc="JSON object, pipeline-specific"),
+    Column("error", pa.string()),
+    Column("host", pa.string()),
+    Column("pid", pa.int64()),
+))
+RUNS_SCHEMA = RUNS.arrow()
 
 
 def new_run_id() -> str:

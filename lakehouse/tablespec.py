@@ -38,6 +38,7 @@ class Column:
             taking the pandera module, so the table module need not import it).
         partition: A partition column: in the Arrow schema, not in the frame
             the checks see.
+        doc: What the column holds, where its name does not say.
     """
 
     name: str
@@ -45,6 +46,7 @@ class Column:
     nullable: bool = True
     checks: tuple[Callable[[Any], Any], ...] = ()
     partition: bool = False
+    doc: str = ""
 
 
 @dataclass(frozen=True)
@@ -76,7 +78,7 @@ class TableSpec:
 
 
 def _dtype(arrow_type: pa.DataType) -> Any:
-    """The pandas dtype pandera checks for an Arrow type."""
+    """The pandas dtype pandera checks for an Arrow type: what ``to_pandas`` gives it."""
     if pa.types.is_string(arrow_type) or pa.types.is_large_string(arrow_type):
         return str
-    return arrow_type.to_pandas_dtype().__name__
+    return pa.table({"c": pa.array([], arrow_type)}).to_pandas()["c"].dtype

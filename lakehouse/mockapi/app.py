@@ -45,51 +45,39 @@ from fastapi import FastAPI, Query
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi_pagination import Page
 from fastapi_pagination.customization import CustomizedPage, UseParamsFields
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, create_model
 
 from lakehouse.mockapi.data import Dataset, MockConfig, generate
 from lakehouse.names import ENDPOINTS, LISTEN_HISTORY, TRACKS, USERS
+from lakehouse.source.endpoints import ENDPOINTS as SPECS
+from lakehouse.source.endpoints import EndpointSpec
 
 log = logging.getLogger(__name__)
 
 ADMIN_AS_OF = "/_mock/as-of"
 
 
-# The reference's item models: they make the OpenAPI document, not the responses.
-class TracksOut(BaseModel):
-    """A track of the catalogue."""
-
-    id: int = Field()
-    name: str = Field()
-    artist: str = Field()
-    songwriters: str = Field()
-    duration: str = Field()
-    genres: str = Field()
-    album: str = Field()
-    created_at: datetime.datetime = Field()
-    updated_at: datetime.datetime = Field()
-
-
-class UsersOut(BaseModel):
-    """A user account."""
-
-    id: int = Field()
-    first_name: str = Field()
-    last_name: str = Field()
-    email: str = Field()
-    gender: str = Field()
-    favorite_genres: str = Field()
-    created_at: datetime.datetime = Field()
-    updated_at: datetime.datetime = Field()
+def _item_model(spec: EndpointSpec) -> type[BaseModel]:
+    """The reference's item model of an endpoint, from its spec: it makes the OpenAPI
+    document, not the responses. Timestamps (``*_at``) are documented as date-times."""
+    fields: dict[str, Any] = {}
+    for f in spec.fields:
+        if f.name.endswith("_at"):
+            kind: Any = datetime.datetime
+        elif pa.types.is_list(f.type):
+            kind = List[int]  # noqa: UP006 - the reference's annotations
+        else:
+            kind = int if pa.types.is_integer(f.type) else str
+        fields[f.name] = (Optional[kind] if f.name in spec.optional else kind,  # noqa: UP045
+                          Field())
+    name = "".join(part.capitalize() for part in spec.name.split("_")) + "Out"
+    return create_model(name, __doc__=spec.description, **fields)
 
 
-class ListenHistoryOut(BaseModel):
-    """A listening record of one user: a list of track ids."""
-
-    user_id: Optional[int] = Field()  # noqa: UP045
-    items: Optional[List[int]] = Field()  # noqa: UP006, UP045
-    created_at: datetime.datetime = Field()
-    updated_at: datetime.datetime = Field()
+# The reference's item models, from the contract's specs (source/endpoints.py).
+TracksOut = _item_model(SPECS[TRACKS])
+UsersOut = _item_model(SPECS[USERS])
+ListenHistoryOut = _item_model(SPECS[LISTEN_HISTORY])
 
 
 MockPage = CustomizedPage[Page, UseParamsFields(size=Query(100, ge=1, le=100))]

@@ -23,6 +23,7 @@ import requests
 import uvicorn
 from fastapi import FastAPI
 
+from lakehouse.config import parse_date
 from lakehouse.errors import ConfigError, SourceError
 from lakehouse.mockapi.app import ADMIN_AS_OF, create_app
 from lakehouse.mockapi.data import MockConfig
@@ -58,7 +59,7 @@ class MockHandle:
         if not self.admin:
             raise ConfigError("this mock API runs without its admin route; start it with "
                               "admin=True to switch dates")
-        day = dt.date.fromisoformat(day) if isinstance(day, str) else day
+        day = parse_date(day, "mock as_of")
         response = requests.post(f"{self.url}{ADMIN_AS_OF}", json={"as_of": day.isoformat()},
                                  timeout=600)
         response.raise_for_status()

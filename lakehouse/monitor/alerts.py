@@ -66,6 +66,7 @@ from lakehouse.monitor.alert import (  # noqa: F401 - kinds re-exported for call
     Alert,
 )
 from lakehouse.runlog import RunRecord
+from lakehouse.tablespec import Column, TableSpec
 
 log = logging.getLogger(__name__)
 
@@ -74,19 +75,21 @@ WEBHOOK_TIMEOUT = 10.0
 COMMAND_TIMEOUT = 30.0
 _LOCK_TIMEOUT = 60.0
 
-ALERTS_SCHEMA = pa.schema([
-    ("alert_id", pa.string()),
-    ("key", pa.string()),
-    ("kind", pa.string()),
-    ("severity", pa.string()),
-    ("subject", pa.string()),
-    ("message", pa.string()),
-    ("details", pa.string()),         # JSON object
-    ("created_at", pa.timestamp("us", tz="UTC")),
-    ("suppressed", pa.bool_()),       # True: an alert with this key was sent within the window
-    ("delivered", pa.string()),       # JSON object: sink -> "ok" | error class
-    ("host", pa.string()),
-])
+ALERTS = TableSpec(names.META_ALERTS, (
+    Column("alert_id", pa.string()),
+    Column("key", pa.string()),
+    Column("kind", pa.string()),
+    Column("severity", pa.string()),
+    Column("subject", pa.string()),
+    Column("message", pa.string()),
+    Column("details", pa.string(), doc="JSON object"),
+    Column("created_at", pa.timestamp("us", tz="UTC")),
+    Column("suppressed", pa.bool_(),
+           doc="True: an alert with this key was sent within the window"),
+    Column("delivered", pa.string(), doc='JSON object: sink -> "ok" | error class'),
+    Column("host", pa.string()),
+))
+ALERTS_SCHEMA = ALERTS.arrow()
 
 
 # ---------------------------------------------------------------- rules

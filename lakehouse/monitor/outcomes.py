@@ -50,6 +50,7 @@ import pyarrow as pa
 from lakehouse import names
 from lakehouse.config import MAX_K, Settings
 from lakehouse.lake import Lake, parse_table_name
+from lakehouse.tablespec import Column, TableSpec
 
 log = logging.getLogger(__name__)
 
@@ -62,22 +63,23 @@ POPULARITY_METRICS = (names.O_POP_PRECISION, names.O_POP_RECALL, names.O_POP_HIT
 # the report and kpis say so, and the lift alert does not count the date.
 MIN_USERS = 30
 
-OUTCOMES_ARROW = pa.schema([
-    (names.SCORE_DATE, pa.date32()),
-    (names.MODEL_VERSION, pa.string()),
-    ("k", pa.int64()),
-    ("horizon_days", pa.int64()),
-    ("scored_users", pa.int64()),        # users with a list on the date
-    (names.O_USERS, pa.int64()),         # of them, users with at least one new pair
-    ("new_pairs", pa.int64()),           # the new pairs of those users
-    *((m, pa.float64()) for m in METRICS),
-    *((m, pa.float64()) for m in POPULARITY_METRICS),
-    (names.O_LIFT, pa.float64()),
-    ("observed_through", pa.date32()),   # the last ingest date counted
-    ("days_observed", pa.int64()),       # ingest days of the horizon counted so far
-    (names.O_COMPLETE, pa.bool_()),
-    ("lists_fingerprint", pa.string()),  # the lists' data files, to notice a re-score
-])
+OUTCOMES = TableSpec(TABLE, (
+    Column(names.SCORE_DATE, pa.date32()),
+    Column(names.MODEL_VERSION, pa.string()),
+    Column("k", pa.int64()),
+    Column("horizon_days", pa.int64()),
+    Column("scored_users", pa.int64(), doc="users with a list on the date"),
+    Column(names.O_USERS, pa.int64(), doc="of them, users with at least one new pair"),
+    Column("new_pairs", pa.int64(), doc="the new pairs of those users"),
+    *(Column(m, pa.float64()) for m in METRICS),
+    *(Column(m, pa.float64()) for m in POPULARITY_METRICS),
+    Column(names.O_LIFT, pa.float64()),
+    Column("observed_through", pa.date32(), doc="the last ingest date counted"),
+    Column("days_observed", pa.int64(), doc="ingest days of the horizon counted so far"),
+    Column(names.O_COMPLETE, pa.bool_()),
+    Column("lists_fingerprint", pa.string(), doc="the lists' data files, to notice a re-score"),
+))
+OUTCOMES_ARROW = OUTCOMES.arrow()
 COLUMNS = OUTCOMES_ARROW.names
 
 

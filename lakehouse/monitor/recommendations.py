@@ -140,26 +140,29 @@ def recommendation_alerts(settings: Settings, kpis: pd.DataFrame) -> list[Alert]
         if abs(change) > settings.max_coverage_change:
             because = (f"; the model changed from {prev['model_version']} to "
                        f"{last['model_version']}" if new_model else "")
-            alerts.append(Alert(
-                COVERAGE_CHANGE, names.CONS_RECOMMENDATIONS, WARNING,
+            alerts.append(_moved(
+                COVERAGE_CHANGE, "coverage", base, last, prev, change,
+                settings.max_coverage_change,
                 f"recommendations of {last['score_date']} cover {last['coverage']:.1%} of the "
                 f"catalogue, {change:+.0%} from {prev['coverage']:.1%} on {prev['score_date']} "
-                f"(more than +-{settings.max_coverage_change:.0%}){because}",
-                {**base, "coverage": float(last["coverage"]),
-                 "previous_coverage": float(prev["coverage"]), "change": round(float(change), 4),
-                 "threshold": settings.max_coverage_change}))
+                f"(more than +-{settings.max_coverage_change:.0%}){because}"))
     if not new_model and _known(prev["overlap"]) and _known(last["overlap"]):
         moved = last["overlap"] - prev["overlap"]
         if abs(moved) > settings.max_overlap_change:
-            alerts.append(Alert(
-                OVERLAP_CHANGE, names.CONS_RECOMMENDATIONS, WARNING,
+            alerts.append(_moved(
+                OVERLAP_CHANGE, "overlap", base, last, prev, moved, settings.max_overlap_change,
                 f"recommendations of {last['score_date']} keep {last['overlap']:.0%} of the "
                 f"previous day's tracks, {moved * 100:+.0f} points from {prev['overlap']:.0%} "
-                f"on {prev['score_date']} (more than +-{settings.max_overlap_change * 100:.0f})",
-                {**base, "overlap": float(last["overlap"]),
-                 "previous_overlap": float(prev["overlap"]), "change": round(float(moved), 4),
-                 "threshold": settings.max_overlap_change}))
+                f"on {prev['score_date']} (more than +-{settings.max_overlap_change * 100:.0f})"))
     return alerts
+
+
+def _moved(kind: str, column: str, base: dict[str, Any], last: pd.Series, prev: pd.Series,
+           change: float, threshold: float, message: str) -> Alert:
+    """The alert that ``column`` moved by ``change``, beyond ``threshold``, since ``prev``."""
+    return Alert(kind, names.CONS_RECOMMENDATIONS, WARNING, message,
+                 {**base, column: float(last[column]), f"previous_{column}": float(prev[column]),
+                  "change": round(float(change), 4), "threshold": threshold})
 
 
 def _known(value: Any) -> bool:

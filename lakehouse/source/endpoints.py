@@ -19,11 +19,22 @@ _INT = pa.int64()
 
 @dataclass(frozen=True)
 class EndpointSpec:
-    """One endpoint: its name, URL path and the contract's item fields."""
+    """One endpoint: its name, URL path, the contract's item fields, and what they mean.
+
+    Attributes:
+        name: The endpoint (``users``...).
+        path: Its URL path.
+        fields: The items' fields as raw stores them (all nullable: raw keeps
+            whatever the source sent).
+        optional: Fields the contract itself allows to be null.
+        description: What one item is, in the contract's words.
+    """
 
     name: str
     path: str
     fields: tuple[pa.Field, ...]
+    optional: tuple[str, ...] = ()
+    description: str = ""
 
     @property
     def table(self) -> str:
@@ -35,23 +46,26 @@ class EndpointSpec:
         return tuple(f.name for f in self.fields)
 
 
-def _spec(name: str, *columns: tuple[str, pa.DataType]) -> EndpointSpec:
+def _spec(name: str, description: str, *columns: tuple[str, pa.DataType],
+          optional: tuple[str, ...] = ()) -> EndpointSpec:
     return EndpointSpec(name, "/" + name,
-                        tuple(pa.field(c, t, nullable=True) for c, t in columns))
+                        tuple(pa.field(c, t, nullable=True) for c, t in columns),
+                        optional, description)
 
 
 ENDPOINTS: dict[str, EndpointSpec] = {
     names.USERS: _spec(
-        names.USERS, ("id", _INT), ("first_name", _STR), ("last_name", _STR),
+        names.USERS, "A user account.", ("id", _INT), ("first_name", _STR), ("last_name", _STR),
         ("email", _STR), ("gender", _STR), ("favorite_genres", _STR),
         ("created_at", _STR), ("updated_at", _STR)),
     names.TRACKS: _spec(
-        names.TRACKS, ("id", _INT), ("name", _STR), ("artist", _STR),
+        names.TRACKS, "A track of the catalogue.", ("id", _INT), ("name", _STR), ("artist", _STR),
         ("songwriters", _STR), ("duration", _STR), ("genres", _STR), ("album", _STR),
         ("created_at", _STR), ("updated_at", _STR)),
     names.LISTEN_HISTORY: _spec(
-        names.LISTEN_HISTORY, ("user_id", _INT), ("items", pa.list_(_INT)),
-        ("created_at", _STR), ("updated_at", _STR)),
+        names.LISTEN_HISTORY, "A listening record of one user: a list of track ids.",
+        ("user_id", _INT), ("items", pa.list_(_INT)), ("created_at", _STR), ("updated_at", _STR),
+        optional=("user_id", "items")),
 }
 
 # Run metadata and partition columns every raw table ends with.

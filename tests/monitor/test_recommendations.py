@@ -122,7 +122,7 @@ def test_thresholds_are_validated(variable, value, lake_settings):
 
 def test_the_step_runner_sends_them_after_a_recommend_step(lake_settings):
     # Where every run notification goes since the step runner: so the CLI, the daily
-    # job, the demo and a notebook's recommend all alert alike.
+    # job, the demo and a notebook's recommend all alert alike (each hands in the sinks).
     write_lists(Lake(lake_settings.lake))
     ctx = RunContext.open(lake_settings, date=DAY3, alerts=SettingsSinks(lake_settings))
     run_step(ctx, names.RECOMMEND, lambda step: step.start(names.CONS_RECOMMENDATIONS))
