@@ -26,12 +26,12 @@ ingest date has been built. For score date S, horizon H
 
 Everything is a few DuckDB SQL steps over the lake, every score date at once
 (no loop over users or dates); ``BENCHMARKS.md`` gives the cost against the
-build ("Online outcomes"). The daily
-job runs it as its own step, ``outcomes``, after ``recommend``
-(:func:`refresh_outcomes`; ``lakehouse outcomes`` by hand). A refresh
-recomputes the dates missing, still open, computed with another horizon, or
-whose lists were rewritten since (``lists_fingerprint``), and rewrites the
-small table in one commit only when a row changed: a re-run is idempotent.
+build ("Online outcomes"). The daily job runs it as its own step, ``outcomes``,
+after ``recommend`` (:func:`lakehouse.monitor.outcomes_step.refresh_outcomes`;
+``lakehouse outcomes`` by hand). A refresh recomputes the dates missing, still
+open, computed with another horizon, or whose lists were rewritten since
+(``lists_fingerprint``), and rewrites the small table in one commit only when a
+row changed: a re-run is idempotent.
 
 Caveat: the served lists influence what users play, so a comparison with a
 counterfactual that was never served favours the served model.
