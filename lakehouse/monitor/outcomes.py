@@ -14,7 +14,8 @@ ingest date has been built. For score date S, horizon H
 - ``precision_at_k`` (hits / k), ``recall_at_k`` (hits / new pairs),
   ``hit_rate_at_k`` (at least one hit) and ``ndcg_at_k`` (binary relevance,
   ideal over min(new pairs, k)) of the served top-k, averaged over users;
-  k is the date's longest list (``settings.k`` when it was scored);
+  k is the date's longest list (``settings.k`` when it was scored; a date's
+  lists come from one scoring run);
 - ``popularity_*``: the same users and new pairs against popularity's top-k
   as of S: catalogue tracks on S ranked by distinct listeners up to S (ties:
   lower track id first), each user's heard tracks removed: the counterfactual;
@@ -25,12 +26,12 @@ ingest date has been built. For score date S, horizon H
 
 Everything is a few DuckDB SQL steps over the lake, every score date at once
 (no loop over users or dates); ``BENCHMARKS.md`` gives the cost against the
-build ("Online outcomes"). The daily
-job runs it as its own step, ``outcomes``, after ``recommend``
-(:func:`refresh_outcomes`; ``lakehouse outcomes`` by hand). A refresh
-recomputes the dates missing, still open, computed with another horizon, or
-whose lists were rewritten since (``lists_fingerprint``), and rewrites the
-small table in one commit only when a row changed: a re-run is idempotent.
+build ("Online outcomes"). The daily job runs it as its own step, ``outcomes``,
+after ``recommend`` (:func:`lakehouse.monitor.outcomes_step.refresh_outcomes`;
+``lakehouse outcomes`` by hand). A refresh recomputes the dates missing, still
+open, computed with another horizon, or whose lists were rewritten since
+(``lists_fingerprint``), and rewrites the small table in one commit only when a
+row changed: a re-run is idempotent.
 
 Caveat: the served lists influence what users play, so a comparison with a
 counterfactual that was never served favours the served model.
@@ -206,10 +207,14 @@ def _served_steps(recs: str, listens: str, tracks: str, dates: str, through: str
         (f"{p}pairs", f"SELECT {u}, {t}, min(first_ingest_date) AS first_day FROM {listens} "
                       f"WHERE {u} IS NOT NULL AND {t} IS NOT NULL GROUP BY ALL"),
         (f"{p}cat", f"SELECT {t}, min(first_ingest_date) AS since FROM {tracks} GROUP BY ALL"),
-        # k: the date's longest list; scored: users with a first-ranked track.
-        (f"{p}groups", f"SELECT {s}, model_version, max(rank) AS k, "
-                       f"count(*) FILTER (WHERE rank = 1) AS scored FROM {recs} "
-                       f"WHERE {s} IN (SELECT {s} FROM {p}dates) GROUP BY ALL"),
+        # Each scored user once (their first-ranked track), with the model version:
+        # the scan reads the version of these rows only. k: the date's longest list.
+        (f"{p}firsts", f"SELECT {s}, model_version, {u} FROM {recs} "
+                       f"WHERE rank = 1 AND {s} IN (SELECT {s} FROM {p}dates)"),
+        (f"{p}groups", f"SELECT f.{s}, f.model_version, any_value(m.k) AS k, "
+                       f"count(*) AS scored FROM {p}firsts f JOIN (SELECT {s}, max(rank) AS k "
+                       f"FROM {recs} WHERE {s} IN (SELECT {s} FROM {p}dates) GROUP BY ALL) m "
+                       f"USING ({s}) GROUP BY ALL"),
         (f"{p}new", f"SELECT d.{s}, pr.{u}, pr.{t} FROM {p}dates d JOIN {p}pairs pr "
                     f"ON pr.first_day > d.{s} AND pr.first_day <= d.{s} + {h} "
                     f"AND pr.first_day <= {through} "
@@ -217,9 +222,9 @@ def _served_steps(recs: str, listens: str, tracks: str, dates: str, through: str
         (f"{p}new_users", f"SELECT {s}, {u}, count(*) AS n_rel FROM {p}new GROUP BY ALL"),
         # The lists' grain is (score_date, user_id, rank): a user has one list, of one
         # model version, per date. Only the lists of users with new pairs are kept.
-        (f"{p}judged", f"SELECT r.{s}, r.model_version, r.{u}, n.n_rel, gr.k FROM {recs} r "
+        (f"{p}judged", f"SELECT f.{s}, f.model_version, f.{u}, n.n_rel, gr.k FROM {p}firsts f "
                        f"JOIN {p}new_users n USING ({s}, {u}) "
-                       f"JOIN {p}groups gr USING ({s}, model_version) WHERE r.rank = 1"),
+                       f"JOIN {p}groups gr USING ({s}, model_version)"),
         (f"{p}lists", f"SELECT r.{s}, r.{u}, r.rank, r.{t} FROM {recs} r "
                       f"SEMI JOIN {p}new_users n ON n.{s} = r.{s} AND n.{u} = r.{u}"),
         (f"{p}served", f"SELECT l.{s}, l.{u}, count(*) AS hits, "
