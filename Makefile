@@ -34,7 +34,7 @@ TEST_STAMP := $(VENV)/.installed-dev+lab+mlflow+spark
 
 install: $(STAMP) ## Create .venv and install the package with dev tools (versions of constraints.txt)
 
-lock: ## Re-resolve every requirement and extra of setup.cfg into constraints.txt (~2 min)
+lock: ## Re-resolve every requirement and extra of setup.cfg into constraints.txt (~3 min)
 	$(PYTHON) scripts/lock.py
 
 # Test processes (pytest-xdist): auto = one per CPU; TEST_WORKERS=0 runs in this process.

@@ -111,14 +111,15 @@ def _guarded(settings: Settings, what: str, work: Callable[[Tracker], None]) -> 
 
 @contextlib.contextmanager
 def _mlflow_environment(settings: Settings) -> Iterator[None]:
-    """MLflow's variables for this call: no telemetry, short timeouts, few retries.
+    """MLflow's variables for this call: short timeouts, few retries, no telemetry.
 
     MLflow reads them from the environment at each request; values the user
     set are kept. The default retries back off for minutes, which a train
     must not wait on an unreachable server.
     """
-    wanted = {"MLFLOW_DISABLE_TELEMETRY": "true",
-              "MLFLOW_HTTP_REQUEST_TIMEOUT": str(max(1, round(settings.mlflow_timeout))),
+    # Telemetry stays off for the rest of the process: MLflow may check it again later.
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    wanted = {"MLFLOW_HTTP_REQUEST_TIMEOUT": str(max(1, round(settings.mlflow_timeout))),
               "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1",
               "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1"}
     added = [k for k in wanted if k not in os.environ]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import socket
 import time
 from pathlib import Path
@@ -74,8 +75,10 @@ def test_train_logs_one_run_with_nested_candidates_and_registers_the_version(
         return real_connect(sock, address)
 
     monkeypatch.setattr(socket.socket, "connect", local_only)
+    monkeypatch.delenv("MLFLOW_DISABLE_TELEMETRY", raising=False)
     result = train(tracked, date=LAST_DAY)
     assert attempts == []
+    assert os.environ["MLFLOW_DISABLE_TELEMETRY"] == "true"
     client = _client(tracked)
     info = Registry(tracked.models_dir).get(result.version)
 
