@@ -380,6 +380,8 @@ def _webhook_host(url: str) -> str:
         port = f":{parts.port}" if parts.port else ""
     except ValueError:
         return "(an unparsable URL)"
+    if not parts.scheme or host == "?":
+        return "(an unparsable URL)"
     return f"{parts.scheme}://{host}{port}"
 
 
