@@ -38,13 +38,15 @@ lock: ## Re-resolve every requirement and extra of setup.cfg into constraints.tx
 	$(PYTHON) scripts/lock.py
 
 # Test processes (pytest-xdist): auto = one per CPU; TEST_WORKERS=0 runs in this process.
+# loadgroup: tests are spread one by one, except that one worker runs all the Spark ones.
 TEST_WORKERS ?= auto
+PYTEST_XDIST = -n $(TEST_WORKERS) --dist loadgroup
 
 test: $(TEST_STAMP) ## Run every test, slow, notebook and Spark ones included (installs every extra; needs Java 17)
-	$(BIN)/python -m pytest -n $(TEST_WORKERS)
+	$(BIN)/python -m pytest $(PYTEST_XDIST)
 
 test-fast: $(TEST_STAMP) ## The inner loop (under a minute): every test but the slow, notebook and Spark ones
-	$(BIN)/python -m pytest -n $(TEST_WORKERS) -m "not slow and not notebook and not spark"
+	$(BIN)/python -m pytest $(PYTEST_XDIST) -m "not slow and not notebook and not spark"
 
 lint: $(STAMP) ## Check style with ruff
 	$(BIN)/ruff check .

@@ -20,7 +20,8 @@ and copying is what the tests do anyway). The mock API is cheap and seeded, so
 each worker runs its own and its lakes point at it.
 
 Tests that need a Spark session are marked ``spark`` here, so ``make
-test-fast`` can leave them out with the notebooks and the ``slow`` tests.
+test-fast`` can leave them out with the notebooks and the ``slow`` tests, and
+put in one xdist group, so one worker starts Spark, not every worker.
 """
 
 from __future__ import annotations
@@ -45,6 +46,9 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if "spark" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.spark)
+            # One worker runs every Spark test (with --dist loadgroup): each worker that
+            # ran one would start its own JVM and Spark session (40-60 s of CPU here).
+            item.add_marker(pytest.mark.xdist_group("spark"))
 
 
 @contextlib.contextmanager

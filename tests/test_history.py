@@ -302,6 +302,7 @@ def test_a_changed_older_date_is_merged_again_with_every_later_one(window_lake, 
         history.sync(lake, settings, names.USERS)
 
 
+@pytest.mark.slow
 def test_an_empty_snapshot_is_a_day_of_nothing(tmp_path):
     from tests.zones.conftest import DAY1, DAY2, track, user, write_raw
 

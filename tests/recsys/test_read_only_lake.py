@@ -38,6 +38,7 @@ def read_only_lake(tmp_path):
     undo()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("args", [["train", "--epochs", "1"], ["recommend"]])
 def test_train_and_recommend_refuse_a_read_only_lake_in_one_line(read_only_lake, args):
     env = {**os.environ, "PYTHONPATH": os.getcwd(), "RUST_BACKTRACE": "1"}

@@ -225,6 +225,7 @@ def test_transient_faults_give_the_clean_result(tmp_path, fake_api, fault):
         assert strip == want
 
 
+@pytest.mark.slow
 def test_the_daily_job_still_builds_when_one_endpoint_is_broken(tmp_path, fake_api):
     from lakehouse.daily import daily
 
