@@ -19,11 +19,10 @@ import scipy.sparse as sp
 from lakehouse.config import LOSSES  # noqa: F401  (re-exported for the families)
 from lakehouse.errors import ModelError
 from lakehouse.recsys.model import Tokens
+from lakehouse.recsys.topk import Scores, VectorScores
 
 FEATURES = ("none", "user", "item", "both")
-CONFIDENCE = ("log", "linear")
-# Simpler first: on a tie of the primary metric the earlier family wins.
-COMPLEXITY = ("popularity", "als", "lightfm", "lightfm+item", "lightfm+user", "lightfm+both")
+CONFIDENCE = ("log", "linear", "bm25", "tfidf")
 
 # Called after each epoch with the epoch number; returning True stops training.
 EpochCallback = Callable[[int, "Recommender"], bool]
@@ -38,16 +37,19 @@ class Config:
 
     @property
     def name(self) -> str:
-        """``popularity``, ``als``, ``lightfm``, ``lightfm+user``, ``lightfm+item``, ``lightfm+both``."""
-        if self.family != "lightfm":
-            return self.family
-        features = self.params.get("features", "none")
-        return "lightfm" if features == "none" else f"lightfm+{features}"
+        """The candidate: the family, or a variant of it (``lightfm+item``)."""
+        from lakehouse.recsys.families import FAMILIES
+
+        family = FAMILIES.get(self.family)
+        return family.candidate_name(self.params) if family else self.family
 
     @property
     def complexity(self) -> int:
         """Rank of simplicity: ties of the primary metric go to the lower one."""
-        return COMPLEXITY.index(self.name) if self.name in COMPLEXITY else len(COMPLEXITY)
+        from lakehouse.recsys.families import CANDIDATES
+
+        order = [c.candidate for c in CANDIDATES]
+        return order.index(self.name) if self.name in order else len(order)
 
     def to_json(self) -> dict[str, Any]:
         return {"family": self.family, "params": dict(self.params)}
@@ -85,6 +87,9 @@ class TrainData:
     user_meta: Mapping[int, Tokens]
     item_meta: Mapping[int, Tokens]
     matrix: sp.csr_matrix               # listen counts, users x items
+    # Day (since the epoch, UTC, fractional) of each pair's last listen, same pattern as
+    # ``matrix``; None when the listens carry no usable time.
+    last_day: sp.csr_matrix | None = None
 
     @property
     def warm_users(self) -> np.ndarray:
@@ -96,14 +101,70 @@ class TrainData:
 
 
 class Recommender(ABC):
-    """One fitted (or fittable) model of some family."""
+    """One fitted (or fittable) model of some family.
+
+    A family owns its search: its default configuration (the first trial),
+    its search space, and when it cannot run at all (``skip_reason``). The
+    search (:mod:`lakehouse.recsys.search`) only calls these, so adding a
+    family is adding one class to :data:`lakehouse.recsys.families.CANDIDATES`.
+    """
 
     family: ClassVar[str]
+    # The name of this class's candidate in the search; a variant of a family (LightFM
+    # with metadata) is a subclass with its own candidate name.
+    candidate: ClassVar[str] = ""
+    # A variant extends the best configuration of this candidate (None: it stands alone).
+    parent: ClassVar[str | None] = None
+    # Whether the search tunes it (False: its default is its only trial, or none).
+    searchable: ClassVar[bool] = True
+    # Whether the search early-stops its epochs on the tuning users (snapshot/restore).
+    early_stopping: ClassVar[bool] = False
+    # Trials beyond which searching it is pointless (a one-parameter space); None: no cap.
+    max_trials: ClassVar[int | None] = None
 
     def __init__(self, config: Config):
         self.config = config
         self.epochs_run = 0
 
+    # ----------------------------------------------------------- the search
+    @classmethod
+    def candidate_name(cls, params: Mapping[str, Any]) -> str:
+        """The candidate a configuration of this family is (its family by default)."""
+        return cls.family
+
+    @classmethod
+    def default_config(cls, settings: Any, parent: Config | None = None) -> Config:
+        """The first trial: the settings' defaults, or the parent's best with this variant."""
+        return Config(cls.family, {"seed": int(settings.seed)})
+
+    @classmethod
+    def first_params(cls, base: Config) -> dict[str, Any]:
+        """The parameters of the first trial, as optuna enqueues them."""
+        return {}
+
+    @classmethod
+    def suggest(cls, trial: Any, base: Config) -> Config:
+        """The configuration optuna's ``trial`` proposes around ``base``."""
+        return base
+
+    @classmethod
+    def skip_reason(cls, data: TrainData) -> str | None:
+        """Why this family cannot run on ``data`` (memory, no timestamps), or None."""
+        return None
+
+    def fitted_config(self) -> Config:
+        """The configuration with what fitting decided (e.g. early-stopped epochs)."""
+        return self.config
+
+    def snapshot(self) -> Any:
+        """The learned state at the best epoch so far (early-stopping families)."""
+        return None
+
+    def restore(self, snapshot: Any, epochs: int) -> None:
+        """Go back to a :meth:`snapshot` taken after ``epochs`` epochs."""
+        self.epochs_run = epochs
+
+    # ------------------------------------------------------------- fitting
     @abstractmethod
     def fit(self, data: TrainData, on_epoch: EpochCallback | None = None,
             threads: int | None = None) -> None:
@@ -115,21 +176,56 @@ class Recommender(ABC):
             threads: Training threads (None: the CPUs this process may use).
         """
 
-    @abstractmethod
+    # ------------------------------------------------------------- scoring
     def user_vectors(self, ids: np.ndarray, meta: Mapping[int, Tokens]) -> np.ndarray:
         """One float32 row per user id, so that ``users @ items.T`` ranks tracks."""
+        raise ModelError(f"{self.family} scores from listening histories, not user vectors")
 
-    @abstractmethod
     def item_vectors(self, ids: np.ndarray, meta: Mapping[int, Tokens]) -> np.ndarray:
         """One float32 row per track id."""
+        raise ModelError(f"{self.family} scores from listening histories, not item vectors")
+
+    def scores(self, user_ids: np.ndarray, history: sp.csr_matrix, item_ids: np.ndarray,
+               user_meta: Mapping[int, Tokens], item_meta: Mapping[int, Tokens]) -> Scores:
+        """The scores of ``user_ids`` over the catalogue ``item_ids``.
+
+        Args:
+            user_ids: The users, one per row of ``history``.
+            history: Their listens, users x ``item_ids`` (what item-based
+                families score from; the vector families ignore it).
+            item_ids: The catalogue to rank (sorted track ids).
+            user_meta: Metadata tokens per user id.
+            item_meta: Metadata tokens per track id.
+        """
+        return VectorScores(self.user_vectors(user_ids, user_meta),
+                            self.item_vectors(item_ids, item_meta))
 
     @abstractmethod
     def known_users(self) -> np.ndarray:
         """Sorted ids of the users the model learned from (its warm users)."""
 
+    def knows(self, ids: np.ndarray, history: sp.csr_matrix | None = None,
+              items: np.ndarray | None = None) -> np.ndarray:
+        """Boolean mask: which of ``ids`` this model scores as warm users.
+
+        Args:
+            ids: User ids.
+            history: Their listens (rows of ``ids``, columns of ``items``);
+                item-based families know every user with a listen of a track
+                they know.
+            items: The track ids of ``history``'s columns.
+        """
+        return np.isin(ids, self.known_users())
+
+    @property
+    def can_score_new_users(self) -> bool:
+        """Whether users without listens get more than a constant ranking."""
+        return False
+
+    # ---------------------------------------------------------- save/load
     # The fitted state as named arrays and their dtypes: what the default
     # :meth:`to_arrays` saves and :meth:`from_arrays` restores, as attributes.
-    ARRAYS: dict[str, type] = {}
+    ARRAYS: ClassVar[dict[str, type]] = {}
 
     def to_arrays(self) -> dict[str, np.ndarray]:
         """Everything needed to rebuild the fitted model, as plain arrays."""
@@ -151,6 +247,10 @@ class Recommender(ABC):
         model = cls(config)
         for name, dtype in cls.ARRAYS.items():
             setattr(model, name, np.asarray(arrays[name], dtype))
+        problem = model.check()
+        if problem:
+            raise ModelError(f"the {cls.family} model is damaged: {problem}; retrain, or "
+                             "promote another version")
         return model
 
     @classmethod
@@ -181,14 +281,9 @@ class Recommender(ABC):
             shapes = ", ".join(f"{n} {arrays[n].shape}" for n in cls.SAME_WIDTH)
             raise ModelError(f"factor shapes do not fit together: {shapes}")
 
-    def knows(self, ids: np.ndarray) -> np.ndarray:
-        """Boolean mask: which of ``ids`` are warm users of this model."""
-        return np.isin(ids, self.known_users())
-
-    @property
-    def can_score_new_users(self) -> bool:
-        """Whether users without listens get more than a constant ranking."""
-        return False
+    def check(self) -> str | None:
+        """What makes the loaded arrays unusable together, or None."""
+        return None
 
 
 def _check_array(name: str, value: Any, dtype: type) -> None:

@@ -1,23 +1,27 @@
-"""Recommender families behind one fit/score interface: popularity, LightFM, ALS.
+"""Recommender families behind one fit/score interface.
 
-Every family is a :class:`Recommender`: ``fit`` on a users x tracks matrix
-of listen counts, then ``user_vectors``/``item_vectors`` whose dot product
-ranks tracks, so evaluation (:mod:`lakehouse.recsys.evaluate`) and batch
+Every family is a :class:`~lakehouse.recsys.base.Recommender`: ``fit`` on a
+users x tracks matrix of listen counts, then ``scores`` of users over the
+catalogue, so evaluation (:mod:`lakehouse.recsys.evaluate`) and batch
 scoring (:mod:`lakehouse.recsys.topk`) treat all of them alike, and a
 baseline is a model like any other. ``to_arrays``/``from_arrays`` save and
-load one to plain arrays (no pickle) for the registry.
-
-A :class:`Config` names a family and its hyperparameters; it is what the
-search explores, what the registry stores, and what a champion is retrained
-from when it meets a challenger on a new holdout.
+load one to plain arrays (no pickle) for the registry, checked on load.
+Each family also owns its search: its default configuration (the first
+trial), its search space, and when it cannot run.
 
 - ``popularity``: tracks ranked by their number of listeners.
+- ``recent_popularity``: tracks ranked by their listeners of the last
+  ``days`` days (ties by all-time listeners): temporal data rewards recency.
+- ``item_knn`` and ``ease``: item-based models in
+  :mod:`lakehouse.recsys.neighbours`.
+- ``als``: implicit's alternating least squares on confidence-weighted
+  listen counts: ``log`` (1 + alpha * log1p(count)), ``linear``, or the
+  BM25 / tf-idf weightings that matter on listening data.
 - ``lightfm``: LightFM (WARP) with identity features, plus user and/or
   track metadata (``features``: ``none``, ``user``, ``item``, ``both``)
   weighted by ``meta_weight`` relative to the identity. The only family that
-  scores users and tracks it has never seen, through their metadata.
-- ``als``: implicit's alternating least squares on confidence-weighted
-  listen counts (``1 + alpha * log1p(count)`` or ``1 + alpha * count``).
+  scores users and tracks it has never seen, through their metadata. Its
+  metadata variants are candidates of their own (``lightfm+item``, ...).
 """
 
 from __future__ import annotations
@@ -40,13 +44,21 @@ from lakehouse.recsys.base import (
     _lookup,
 )
 from lakehouse.recsys.model import RecModel, Tokens
+from lakehouse.recsys.neighbours import EASE, ItemKNN
 from lakehouse.recsys.topk import default_threads
+
+
+def _span(base: Config, key: str, low: float, high: float) -> tuple[float, float]:
+    """A search range that holds the first trial's value (the settings')."""
+    value = base.params.get(key, low)
+    return min(low, value), max(high, value)
 
 
 class Popularity(Recommender):
     """Tracks ranked by their number of distinct listeners; the same for everyone."""
 
-    family = "popularity"
+    family = candidate = "popularity"
+    searchable = False
     ARRAYS = {"item_ids": np.int64, "listeners": np.float32, "user_ids": np.int64}
     ROWS_PER_ID = {"listeners": "item_ids"}
 
@@ -55,6 +67,10 @@ class Popularity(Recommender):
         self.item_ids = np.empty(0, np.int64)
         self.listeners = np.empty(0, np.float32)
         self.user_ids = np.empty(0, np.int64)
+
+    @classmethod
+    def default_config(cls, settings: Any, parent: Config | None = None) -> Config:
+        return Config(cls.family, {})
 
     def fit(self, data: TrainData, on_epoch: EpochCallback | None = None,
             threads: int | None = None) -> None:
@@ -74,11 +90,60 @@ class Popularity(Recommender):
         return self.user_ids
 
 
+class RecentPopularity(Popularity):
+    """Tracks ranked by their listeners of the last ``days`` days before the newest listen.
+
+    Ties (e.g. tracks nobody played lately) go by all-time listeners, so the
+    ranking is never arbitrary. Skipped when the listens carry no time spread.
+    """
+
+    family = candidate = "recent_popularity"
+    searchable = True
+    max_trials = 20
+
+    @classmethod
+    def default_config(cls, settings: Any, parent: Config | None = None) -> Config:
+        return Config(cls.family, {"days": 14.0})
+
+    @classmethod
+    def first_params(cls, base: Config) -> dict[str, Any]:
+        return {"days": base.params["days"]}
+
+    @classmethod
+    def suggest(cls, trial: Any, base: Config) -> Config:
+        return base.with_params(days=trial.suggest_float("days", *_span(base, "days", 1.0,
+                                                                         365.0), log=True))
+
+    @classmethod
+    def skip_reason(cls, data: TrainData) -> str | None:
+        times = None if data.last_day is None else data.last_day.data
+        if times is None or not len(times) or times.max() - times.min() < 1.0:
+            return "the listens span less than a day: recent popularity is popularity"
+        return None
+
+    def fit(self, data: TrainData, on_epoch: EpochCallback | None = None,
+            threads: int | None = None) -> None:
+        days = float(self.config.params.get("days", 14.0))
+        if days <= 0:
+            raise ConfigError(f"recent popularity needs days > 0, got {days}")
+        super().fit(data)
+        if data.last_day is None or not data.last_day.nnz:
+            return
+        last = data.last_day.tocsr()
+        recent = last.copy()
+        recent.data = (last.data >= last.data.max() - days).astype(np.float32)
+        counts = np.asarray(recent.sum(axis=0), np.float64).ravel()
+        # All-time listeners, scaled below 1, only break the ties of recent listeners.
+        everyone = self.listeners.astype(np.float64)
+        self.listeners = (counts + everyone / (everyone.max(initial=0) + 1)).astype(np.float32)
+
 
 class LightFMRecommender(Recommender):
     """LightFM with identity features and, per ``features``, weighted metadata."""
 
-    family = "lightfm"
+    family = candidate = "lightfm"
+    early_stopping = True
+    FEATURES_OF = "none"
 
     def __init__(self, config: Config, model: RecModel | None = None):
         super().__init__(config)
@@ -91,6 +156,41 @@ class LightFMRecommender(Recommender):
         if int(p.get("components", 64)) < 1 or int(p.get("epochs", 30)) < 1:
             raise ConfigError("components and epochs must be at least 1")
         self.model = model
+
+    @classmethod
+    def candidate_name(cls, params: Mapping[str, Any]) -> str:
+        features = params.get("features", "none")
+        return "lightfm" if features == "none" else f"lightfm+{features}"
+
+    @classmethod
+    def default_config(cls, settings: Any, parent: Config | None = None) -> Config:
+        return Config("lightfm", {
+            "seed": settings.seed, "components": settings.components, "epochs": settings.epochs,
+            "learning_rate": settings.learning_rate, "loss": settings.loss,
+            "item_alpha": settings.item_alpha, "user_alpha": settings.user_alpha,
+            "max_sampled": settings.max_sampled, "features": "none", "meta_weight": 1.0})
+
+    @classmethod
+    def first_params(cls, base: Config) -> dict[str, Any]:
+        return {k: base.params[k] for k in ("components", "learning_rate", "item_alpha",
+                                            "user_alpha")}
+
+    @classmethod
+    def suggest(cls, trial: Any, base: Config) -> Config:
+        return base.with_params(
+            components=trial.suggest_int("components",
+                                         *map(int, _span(base, "components", 16, 128)),
+                                         log=True),
+            learning_rate=trial.suggest_float("learning_rate",
+                                              *_span(base, "learning_rate", 0.01, 0.1),
+                                              log=True),
+            item_alpha=trial.suggest_float("item_alpha", *_span(base, "item_alpha", 1e-8, 1e-4),
+                                           log=True),
+            user_alpha=trial.suggest_float("user_alpha", *_span(base, "user_alpha", 1e-8, 1e-4),
+                                           log=True))
+
+    def fitted_config(self) -> Config:
+        return self.config.with_params(epochs=self.epochs_run)
 
     @property
     def features(self) -> str:
@@ -153,7 +253,7 @@ class LightFMRecommender(Recommender):
         return {a: getattr(m, a).copy() for a in
                 ("user_embeddings", "user_biases", "item_embeddings", "item_biases")}
 
-    def restore(self, snapshot: Mapping[str, np.ndarray], epochs: int) -> None:
+    def restore(self, snapshot: Any, epochs: int) -> None:
         for name, value in snapshot.items():
             setattr(self._fitted().lightfm, name, value)
         self.epochs_run = epochs
@@ -190,14 +290,92 @@ class LightFMRecommender(Recommender):
         return cls(config, RecModel.from_arrays(arrays, config.params))
 
 
+class _LightFMMetadata(LightFMRecommender):
+    """A metadata variant: the identity LightFM's best configuration plus metadata.
+
+    Only the metadata weight is searched, and the epochs are the identity
+    model's early-stopped ones, so the comparison with the identity model
+    differs in the metadata alone.
+    """
+
+    parent = "lightfm"
+    early_stopping = False
+
+    @classmethod
+    def default_config(cls, settings: Any, parent: Config | None = None) -> Config:
+        if parent is None:
+            raise ConfigError(f"{cls.candidate} extends a fitted lightfm configuration")
+        return parent.with_params(features=cls.FEATURES_OF, meta_weight=0.25)
+
+    @classmethod
+    def first_params(cls, base: Config) -> dict[str, Any]:
+        return {"meta_weight": 0.25}
+
+    @classmethod
+    def suggest(cls, trial: Any, base: Config) -> Config:
+        return base.with_params(features=cls.FEATURES_OF,
+                                meta_weight=trial.suggest_float("meta_weight", 0.01, 2.0,
+                                                                log=True))
+
+    def fitted_config(self) -> Config:
+        return self.config
+
+
+class LightFMItem(_LightFMMetadata):
+    """LightFM with track metadata."""
+
+    candidate, FEATURES_OF = "lightfm+item", "item"
+
+
+class LightFMUser(_LightFMMetadata):
+    """LightFM with user metadata (scores new users through it)."""
+
+    candidate, FEATURES_OF = "lightfm+user", "user"
+
+
+class LightFMBoth(_LightFMMetadata):
+    """LightFM with user and track metadata."""
+
+    candidate, FEATURES_OF = "lightfm+both", "both"
+
+
 class ALSRecommender(Recommender):
     """implicit's ALS (CPU), threads capped to this process's CPUs."""
 
-    family = "als"
+    family = candidate = "als"
     ARRAYS = {"user_ids": np.int64, "item_ids": np.int64, "user_factors": np.float32,
               "item_factors": np.float32}
     ROWS_PER_ID = {"user_factors": "user_ids", "item_factors": "item_ids"}
     SAME_WIDTH = ("user_factors", "item_factors")
+
+    @classmethod
+    def default_config(cls, settings: Any, parent: Config | None = None) -> Config:
+        return Config(cls.family, {"seed": settings.seed, "factors": 64, "regularization": 0.05,
+                                   "alpha": 10.0, "iterations": 15, "confidence": "bm25",
+                                   "bm25_k1": 100.0, "bm25_b": 0.8})
+
+    @classmethod
+    def first_params(cls, base: Config) -> dict[str, Any]:
+        keys = ("factors", "regularization", "iterations", "alpha", "confidence")
+        return {k: base.params[k] for k in keys}
+
+    @classmethod
+    def suggest(cls, trial: Any, base: Config) -> Config:
+        config = base.with_params(
+            factors=trial.suggest_int("factors", *map(int, _span(base, "factors", 16, 192)),
+                                      log=True),
+            regularization=trial.suggest_float("regularization",
+                                               *_span(base, "regularization", 1e-3, 1.0),
+                                               log=True),
+            iterations=trial.suggest_int("iterations", *map(int, _span(base, "iterations", 5,
+                                                                        30))),
+            alpha=trial.suggest_float("alpha", *_span(base, "alpha", 1.0, 100.0), log=True),
+            confidence=trial.suggest_categorical("confidence", list(CONFIDENCE)))
+        if config.params["confidence"] == "bm25":
+            config = config.with_params(
+                bm25_k1=trial.suggest_float("bm25_k1", 1.0, 1000.0, log=True),
+                bm25_b=trial.suggest_float("bm25_b", 0.0, 1.0))
+        return config
 
     def __init__(self, config: Config):
         super().__init__(config)
@@ -218,9 +396,7 @@ class ALSRecommender(Recommender):
         from threadpoolctl import threadpool_limits
 
         p = self.config.params
-        counts = data.matrix.astype(np.float32).tocsr()
-        if p.get("confidence", "log") == "log":
-            counts.data = np.log1p(counts.data)
+        counts = confidence(data.matrix, p)
         # implicit's own threads do the work; BLAS threads on top would oversubscribe the
         # cores (implicit warns about exactly this).
         with threadpool_limits(limits=1, user_api="blas"):
@@ -256,9 +432,35 @@ class ALSRecommender(Recommender):
         return self.user_ids
 
 
+def confidence(matrix, params: Mapping[str, Any]):
+    """Listen counts weighted as ``params["confidence"]`` says (float32 CSR, users x items).
 
-FAMILIES: dict[str, type[Recommender]] = {
-    "popularity": Popularity, "lightfm": LightFMRecommender, "als": ALSRecommender}
+    ``log``: log1p(count); ``linear``: count; ``bm25`` and ``tfidf``: implicit's
+    weightings, which damp tracks everyone plays and users who play everything
+    (``bm25_k1``, ``bm25_b``).
+    """
+    counts = matrix.astype(np.float32).tocsr()
+    how = params.get("confidence", "log")
+    if how == "log":
+        counts.data = np.log1p(counts.data)
+    elif how in ("bm25", "tfidf"):
+        from implicit.nearest_neighbours import bm25_weight, tfidf_weight
+
+        weighted = bm25_weight(counts, K1=float(params.get("bm25_k1", 100.0)),
+                               B=float(params.get("bm25_b", 0.8))) if how == "bm25" \
+            else tfidf_weight(counts)
+        counts = weighted.astype(np.float32).tocsr()
+    return counts
+
+
+
+# Every candidate of the search, simplest first: on a tie of the primary metric the
+# earlier one wins. The first is the baseline every other must beat.
+CANDIDATES: tuple[type[Recommender], ...] = (
+    Popularity, RecentPopularity, ItemKNN, EASE, ALSRecommender, LightFMRecommender,
+    LightFMItem, LightFMUser, LightFMBoth)
+# The class that fits and loads each family's configurations.
+FAMILIES: dict[str, type[Recommender]] = {c.family: c for c in CANDIDATES if not c.parent}
 
 
 def make(config: Config) -> Recommender:
@@ -296,10 +498,18 @@ class Routed:
     def cold_model(self) -> Recommender:
         return self.cold if self.cold is not None else self.warm
 
-    def routes(self, users: np.ndarray) -> tuple[np.ndarray, list[str]]:
-        """Per user a route index (0 warm, 1 cold), and the route names."""
+    def routes(self, users: np.ndarray, history=None, items: np.ndarray | None = None
+               ) -> tuple[np.ndarray, list[str]]:
+        """Per user a route index (0 warm, 1 cold), and the route names.
+
+        Args:
+            users: User ids.
+            history: Their listens (users x ``items``): item-based models know
+                every user with a listen of a track they know.
+            items: The catalogue of ``history``'s columns.
+        """
         names = [f"warm:{self.warm.config.name}", f"cold:{self.cold_model.config.name}"]
-        return np.where(self.warm.knows(users), 0, 1), names
+        return np.where(self.warm.knows(users, history, items), 0, 1), names
 
     def to_arrays(self) -> dict[str, np.ndarray]:
         arrays = {f"warm__{k}": v for k, v in self.warm.to_arrays().items()}
