@@ -9,8 +9,8 @@ and what this generator reproduces:
   user likes a few (Dirichlet weights);
 - time: movies are released through the window and draw most of their
   ratings in the weeks after release (novelty decay), so what is popular
-  drifts; users arrive through the window and rate in bursts (most of a
-  user's ratings within a few days of arrival, some come back later).
+  drifts; users arrive through the window and most rate in a burst (within
+  a day of arrival, a few coming back later), while regulars keep rating.
 
 Served through the contract as one ``listen_history`` record per rating (its
 time as ``created_at``), so ``lakehouse daily`` over snapshots replays it as a
@@ -35,7 +35,7 @@ DAYS = 215
 
 def ratings(users: int = 943, items: int = 1682, *, per_user: float = 106.0,
             clusters: int = 18, zipf: float = 0.9, taste: float = 0.15, mix: float = 0.7,
-            novelty_days: float = 25.0, seed: int = 0) -> dict[str, np.ndarray]:
+            novelty_days: float = 25.0, regular_share: float = 0.35, seed: int = 0) -> dict[str, np.ndarray]:
     """Every rating: ``user`` and ``item`` ids (1-based) and ``time`` (seconds since the epoch).
 
     Args:
@@ -47,6 +47,7 @@ def ratings(users: int = 943, items: int = 1682, *, per_user: float = 106.0,
         taste: Dirichlet concentration of a user's cluster weights (smaller: fewer).
         mix: Share of a user's choices driven by taste (the rest by what is popular now).
         novelty_days: How fast a movie's draw decays after its release (days).
+        regular_share: Share of users who keep rating through the window.
         seed: Seed of everything.
     """
     rng = np.random.default_rng(seed)
@@ -57,14 +58,17 @@ def ratings(users: int = 943, items: int = 1682, *, per_user: float = 106.0,
     release = np.where(rng.random(items) < 0.35, -rng.uniform(0, 400, items),
                        rng.uniform(0, DAYS, items))
     user_f = rng.dirichlet(np.full(clusters, taste), size=users)
-    arrive = rng.uniform(0, DAYS - 2, users) ** 1.0
+    arrive = rng.uniform(0, DAYS - 2, users)
+    regular = rng.random(users) < regular_share
     sizes = np.clip(np.round(rng.lognormal(np.log(per_user) - 0.45, 0.95, users)), 20, 737)
     out_u, out_i, out_t = [], [], []
     for u in range(users):
         n = int(sizes[u])
-        # Most ratings in a burst at arrival, a few on later visits.
-        later = rng.random(n) < 0.15
-        days = arrive[u] + np.where(later, rng.exponential(30.0, n), rng.exponential(0.3, n))
+        # Most users rate in a burst at arrival and come back a little; regulars (a third)
+        # keep rating through the window.
+        later = rng.random(n) < (0.7 if regular[u] else 0.1)
+        days = np.where(later, rng.uniform(arrive[u], DAYS, n),
+                        arrive[u] + rng.exponential(0.3, n))
         days = np.sort(np.minimum(days, DAYS - 1e-3))
         chosen: set[int] = set()
         taste_u = user_f[u][cluster]

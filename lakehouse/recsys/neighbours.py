@@ -191,7 +191,8 @@ class EASE(_ItemBased):
             gram[np.diag_indices_from(gram)] += lam
             # Cholesky and its in-place inverse: G + lam*I is symmetric positive definite,
             # and overwriting keeps one n x n matrix alive, not three.
-            factor, info = lapack.spotrf(gram, lower=0, overwrite_a=1)
+            # gram.T is the same symmetric matrix in Fortran order: LAPACK takes it as is.
+            factor, info = lapack.spotrf(gram.T, lower=0, overwrite_a=1)
             if info != 0:
                 raise ConfigError(f"EASE: the Gram matrix is not positive definite (lam {lam})")
             inverse, info = lapack.spotri(factor, lower=0, overwrite_c=1)

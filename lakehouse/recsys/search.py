@@ -105,6 +105,8 @@ class Candidate:
     tune_value: float = 0.0
     # Why the candidate was not fitted (memory, no timestamps, the budget); None: fitted.
     skipped: str | None = None
+    # The candidate's name when its configuration cannot say it (a skipped variant).
+    label: str = ""
     test: dict[str, Any] = field(default_factory=dict)
     test_user: np.ndarray = field(default_factory=lambda: np.zeros(0))
     cold: dict[str, Any] | None = None
@@ -116,7 +118,7 @@ class Candidate:
 
     @property
     def name(self) -> str:
-        return self.config.name
+        return self.label or self.config.name
 
     def to_json(self, primary: str) -> dict[str, Any]:
         return {"name": self.name, "config": self.config.to_json(),
@@ -297,6 +299,8 @@ def search(inputs: Inputs, data: Split, holdout: Holdout, settings: Settings, *,
        :data:`~lakehouse.recsys.families.CANDIDATES` order (simplest first);
        a family that cannot run (memory, no timestamps), or whose first trial
        does not fit in the budget, is a skipped candidate with the reason;
+       variants (LightFM with metadata) get theirs only when their parent is
+       in the better half of the families (they cost what it costs);
     2. successive halving: the better half of the searchable families (by
        their best score on the tuning users) share the next slice of the time
        left, then the better half of those, and so on; the last one standing
@@ -326,10 +330,11 @@ def search(inputs: Inputs, data: Split, holdout: Holdout, settings: Settings, *,
     baseline = CANDIDATES[0]
     popularity = fit(baseline.default_config(settings), train)
     skipped: dict[str, str] = {}
-    for cls in CANDIDATES[1:]:
+    alone = [c for c in CANDIDATES[1:] if c.parent is None]
+    for cls in alone + [c for c in CANDIDATES[1:] if c.parent is not None]:
         reason = cls.skip_reason(train)
-        if reason is None and cls.parent is not None and run.parent_config(cls) is None:
-            reason = f"{cls.parent} has no fitted configuration to extend"
+        if reason is None and cls.parent is not None:
+            reason = _variant_reason(cls, run, alone)
         if reason is None and time.perf_counter() >= deadline:
             reason = f"the {budget:g} s budget was spent before its first trial"
         if reason is not None:
@@ -350,7 +355,7 @@ def search(inputs: Inputs, data: Split, holdout: Holdout, settings: Settings, *,
             config = family.base if family else Config(cls.family, {})
             out.append(Candidate(config, None, family.trials if family else [],
                                  family.seconds if family else 0.0,
-                                 skipped=skipped[cls.candidate]))
+                                 skipped=skipped[cls.candidate], label=cls.candidate))
     fitted = [c for c in out if c.skipped is None]
     for cand in fitted:
         _score(cand, inputs, data, holdout, metric)
@@ -360,6 +365,25 @@ def search(inputs: Inputs, data: Split, holdout: Holdout, settings: Settings, *,
                 and cand.test[metric] > identity.test[metric]:
             _placebo(cand, inputs, data, holdout, metric, settings)
     return out
+
+
+def _variant_reason(cls: type[Recommender], run: _Run,
+                    alone: list[type[Recommender]]) -> str | None:
+    """Why a variant is not tried: its parent is not fitted, or not among the leaders.
+
+    A variant (LightFM with metadata) costs what its parent costs; it is only
+    worth its time when the parent is in the better half of the families.
+    """
+    parent = run.searches.get(cls.parent)
+    if parent is None or parent.best is None:
+        return f"{cls.parent} has no fitted configuration to extend"
+    ranked = sorted((f for f in run.searches.values() if f.cls in alone and f.best),
+                    key=lambda f: -f.value)
+    rank = ranked.index(parent) + 1
+    if rank > math.ceil(len(ranked) / 2):
+        return (f"{cls.parent} ranked {rank} of {len(ranked)} families on the tuning users: "
+                "its metadata variants are only tried when it is in the better half")
+    return None
 
 
 def _halving(run: _Run, deadline: float, max_trials: int | None) -> None:

@@ -45,8 +45,10 @@ def test_first_training_selects_refits_and_registers_a_champion(tiny_settings):
     assert model["precision_at_10"] > 1.5 * pop["precision_at_10"]
     trials = [e for e in events if e["event"] == "trial"]
     fitted = [c["name"] for c in result.candidates if not c["skipped"]]
-    assert fitted == CANDIDATES  # the tiny lake suits every family
-    assert [e["candidate"] for e in trials] == CANDIDATES[1:]  # one trial each
+    assert fitted[:6] == CANDIDATES[:6]  # the tiny lake suits every stand-alone family
+    assert [e["candidate"] for e in trials] == fitted[1:]  # one trial each
+    for c in result.candidates:
+        assert c["name"] in fitted or "better half" in c["skipped"]
     assert events[-1]["event"] == "refit"
     summary = result.summary()
     assert "candidates on" in summary and "chosen: " in summary and "PROMOTED" in summary
@@ -56,7 +58,8 @@ def test_first_training_selects_refits_and_registers_a_champion(tiny_settings):
     assert info.version == "v0001" and reg.alias("challenger") is None
     assert info.refit and info.params["candidate"] == result.chosen
     assert [c["name"] for c in info.candidates] == CANDIDATES
-    assert len(info.trials) == 8 and {t["candidate"] for t in info.trials} == set(CANDIDATES[1:])
+    assert len(info.trials) == len(fitted) - 1
+    assert {t["candidate"] for t in info.trials} == set(fitted[1:])
     assert info.metrics["model"] == model
     assert info.lineage["split"]["method"] == "time_cutoff"
     assert info.lineage["tables"][names.STD_LISTENS]["version"] == 0
