@@ -152,6 +152,11 @@ class Recommender(ABC):
         """Why this family cannot run on ``data`` (memory, no timestamps), or None."""
         return None
 
+    @classmethod
+    def estimated_seconds(cls, data: TrainData) -> float | None:
+        """How long its first fit should take on ``data``, if the family can tell."""
+        return None
+
     def fitted_config(self) -> Config:
         """The configuration with what fitting decided (e.g. early-stopped epochs)."""
         return self.config

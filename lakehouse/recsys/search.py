@@ -337,6 +337,10 @@ def search(inputs: Inputs, data: Split, holdout: Holdout, settings: Settings, *,
             reason = _variant_reason(cls, run, alone)
         if reason is None and time.perf_counter() >= deadline:
             reason = f"the {budget:g} s budget was spent before its first trial"
+        expected = cls.estimated_seconds(train) if reason is None else None
+        if expected is not None and time.perf_counter() + expected > deadline:
+            reason = (f"its fit would take ~{expected:.0f} s on this machine, more than the "
+                      f"{max(0.0, deadline - time.perf_counter()):.0f} s left of the budget")
         if reason is not None:
             skipped[cls.candidate] = reason
             continue

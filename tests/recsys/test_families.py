@@ -20,7 +20,7 @@ CONFIGS = [
     Config("popularity"),
     Config("recent_popularity", {"days": 3.0}),
     Config("item_knn", {"neighbours": 20, "weighting": "bm25"}),
-    Config("item_knn", {"neighbours": 20, "weighting": "cosine"}),
+    Config("item_knn", {"neighbours": 20, "weighting": "binary", "shrink": 0.0, "alpha": 0.2}),
     Config("item_knn", {"neighbours": 20, "weighting": "tfidf"}),
     Config("ease", {"lam": 50.0, "min_users": 1}),
     Config("als", {"factors": 8, "iterations": 4, "regularization": 0.1, "alpha": 5.0,
@@ -99,6 +99,8 @@ def test_bad_configurations_are_config_errors():
         make(Config("als", {"confidence": "cube"}))
     with pytest.raises(ConfigError, match="unknown item_knn weighting"):
         make(Config("item_knn", {"weighting": "jaccard"}))
+    with pytest.raises(ConfigError, match="shrink >= 0"):
+        make(Config("item_knn", {"shrink": -1}))
     with pytest.raises(ConfigError, match="lam > 0"):
         make(Config("ease", {"lam": 0}))
     with pytest.raises(ConfigError, match="at least 1"):
@@ -155,9 +157,19 @@ def test_item_knn_neighbours_are_capped_and_item_models_know_users_by_history():
     rng = np.random.default_rng(1)
     rows = [sorted(rng.choice(30, 8, replace=False).tolist()) for _ in range(60)]
     data = _listens(rows, 30)
-    model = make(Config("item_knn", {"neighbours": 3, "weighting": "cosine"}))
+    model = make(Config("item_knn", {"neighbours": 3, "weighting": "binary", "shrink": 5.0,
+                                      "alpha": 0.3}))
     model.fit(data, threads=1)
     assert np.diff(model.sim_indptr).max() <= 3
+    # Each row holds the 3 largest of c_ij / (n_i^0.3 n_j^0.7 + 5), the diagonal excluded.
+    x = data.matrix.toarray()
+    co, n = x.T @ x, x.sum(axis=0)
+    sim = co / (n[:, None] ** 0.3 * n[None, :] ** 0.7 + 5.0 + 1e-12)
+    np.fill_diagonal(sim, -1)
+    got = model._weights().toarray()
+    for i in range(30):
+        assert np.allclose(np.sort(got[i][got[i] > 0])[::-1], np.sort(sim[i])[::-1][:3],
+                           atol=1e-5)
     # A user the model never saw, with a listen of a known track, is warm for it.
     history = sp.csr_matrix(np.array([[1] + [0] * 29, [0] * 30], np.float32))
     assert model.knows(np.array([1, 2]), history, data.items).tolist() == [True, False]

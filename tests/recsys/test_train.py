@@ -25,7 +25,7 @@ from lakehouse.recsys.train import train
 from .conftest import LAST_DAY, START, TS, write_tiny_lake
 
 METRIC_KEYS = {"precision_at_10", "recall_at_10", "ndcg_at_10", "auc", "coverage"}
-CANDIDATES = ["popularity", "recent_popularity", "item_knn", "ease", "als", "lightfm",
+CANDIDATES = ["popularity", "recent_popularity", "item_knn", "als", "ease", "lightfm",
               "lightfm+item", "lightfm+user", "lightfm+both"]
 
 
