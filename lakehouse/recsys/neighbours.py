@@ -38,9 +38,10 @@ EASE_MAX_ITEMS = 25_000
 # Dense items x items float32 matrices alive at EASE's peak (Gram/inverse, and B).
 EASE_MATRICES = 2
 WEIGHTINGS = ("binary", "bm25", "tfidf")
-# LAPACK's speed on a small matrix overstates a large one's on a busy machine (measured:
-# 3x on the hetrec-like set): the time estimate is this much more cautious.
-EASE_SLOWDOWN = 3.0
+# LAPACK's speed on a small matrix overstates a whole EASE fit's on a busy machine
+# (measured on the hetrec-like set, ~10,000 tracks: 56 s, about 10x the bare estimate):
+# the time estimate is this much more cautious.
+EASE_SLOWDOWN = 10.0
 
 
 def available_memory() -> int:
