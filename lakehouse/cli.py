@@ -1099,6 +1099,10 @@ def demo(days: int, seed: int, budget: float) -> None:
     from lakehouse.demo import run_demo
 
     result = run_demo(settings(), days=days, seed=seed, train_budget=budget, echo=click.echo)
+    if result.candidates:
+        click.echo("Model search (last training): each family's trials, time and "
+                   "precision@10 on the holdout's test users")
+        click.echo("\n".join(result.candidates_lines()))
     if result.precision:
         model, popularity = result.precision
         click.echo(f"Champion model: {result.champion}: precision@10 {model:.3f} on the holdout, "

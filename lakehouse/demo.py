@@ -42,6 +42,23 @@ class DemoResult:
     precision: tuple[float, float] | None = None  # champion's precision@10, popularity's
     failed_steps: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    # The last model search: one dict per candidate (name, trials, search seconds,
+    # precision@10 on the test users, why it was skipped).
+    candidates: list[dict] = field(default_factory=list)
+
+    def candidates_lines(self) -> list[str]:
+        """The last search's candidates table, one line per family, for people."""
+        if not self.candidates:
+            return []
+        width = max(len(c["name"]) for c in self.candidates)
+        lines = [f"  {'candidate':<{width}}  trials  seconds  p@10"]
+        for c in self.candidates:
+            p = (c.get("test") or {}).get(names.PRECISION_AT_10)
+            shown = f"{p:.3f}" if p is not None else "  -  "
+            lines.append(f"  {c['name']:<{width}}  {c['trials']:>6}  {c['search_seconds']:>7.1f}"
+                         f"  {shown}" + (f"  skipped: {c['skipped']}" if c.get("skipped")
+                                         else ""))
+        return lines
 
 
 # Files a checkout's lake/ folder ships with: kept, and not a sign of someone's data.
@@ -135,6 +152,9 @@ def run_demo(settings: Settings, *, days: int = 5, seed: int = 42,
                 for s in today.steps if s.status != SKIPPED and s.name in _SHOWN))
             result.report = today.report or result.report
     registry = Registry(settings.models_dir)
+    searched = [i for i in registry.versions() if i.candidates]
+    if searched:
+        result.candidates = searched[-1].candidates
     result.champion = registry.alias(names.CHAMPION)
     if result.champion:
         metrics = registry.get(result.champion).metrics or {}

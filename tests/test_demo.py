@@ -24,6 +24,9 @@ def test_demo_runs_every_step_and_leaves_a_healthy_lake(tmp_path):
     assert lines[1].startswith("Training budget: 5 s of search per training (the demo's own")
     assert result.report.is_file() and result.report.stat().st_size > 10_000
     assert Registry(settings.models_dir).alias("champion") == result.champion is not None
+    table = "\n".join(result.candidates_lines())
+    for family in ("popularity", "recent_popularity", "item_knn", "ease", "als", "lightfm"):
+        assert f"  {family} " in table
     lake = Lake(settings.lake)
     last = result.days[-1]
     scored = lake.sql(f"SELECT count(DISTINCT user_id) FROM {names.CONS_RECOMMENDATIONS} "

@@ -61,6 +61,8 @@ class Split:
     cutoff: dt.datetime | None  # listens after it are the holdout (time_cutoff only)
     train: sp.csr_matrix        # listen counts before the cutoff
     holdout: sp.csr_matrix      # 1 where a user first listened to a track after it
+    # Day of each training pair's last training listen (see :func:`last_days`).
+    train_last_day: sp.csr_matrix | None = None
 
     @property
     def warm_users(self) -> np.ndarray:
@@ -240,6 +242,22 @@ def _pairs(inputs: Inputs, mask: np.ndarray) -> sp.csr_matrix:
     return mat
 
 
+def last_days(inputs: Inputs, mask: np.ndarray) -> sp.csr_matrix:
+    """Per (user, track) the day of its last listen among ``mask``'s (days since the epoch).
+
+    Days are fractional (float64); pairs with no listen in ``mask`` are absent.
+    """
+    shape = (inputs.n_users, inputs.n_items)
+    u, i = inputs.ev_user[mask], inputs.ev_item[mask]
+    days = inputs.ev_time[mask] / 86_400e6
+    key = u.astype(np.int64) * inputs.n_items + i
+    order = np.lexsort((days, key))
+    key, days = key[order], days[order]
+    last = np.r_[key[1:] != key[:-1], True] if len(key) else np.zeros(0, bool)
+    key, days = key[last], days[last]
+    return sp.csr_matrix((days, (key // inputs.n_items, key % inputs.n_items)), shape=shape)
+
+
 def split(inputs: Inputs, holdout_share: float) -> Split:
     """Hold out the most recent listens.
 
@@ -268,7 +286,8 @@ def split(inputs: Inputs, holdout_share: float) -> Split:
     holdout.eliminate_zeros()
     holdout.data[:] = 1.0
     result = Split("time_cutoff",
-                   dt.datetime.fromtimestamp(cutoff / 1e6, dt.UTC), train, holdout)
+                   dt.datetime.fromtimestamp(cutoff / 1e6, dt.UTC), train, holdout,
+                   last_days(inputs, before))
     if len(result.eval_users(True)) >= MIN_EVAL_USERS:
         return result
     log.info("time cutoff leaves %d users to evaluate; holding out each user's latest listens",
@@ -296,4 +315,6 @@ def _per_user_split(inputs: Inputs, share: float) -> Split:
     all_counts = _pairs(inputs, np.ones(len(inputs.ev_user), bool))
     train = (all_counts - all_counts.multiply(held_pairs > 0)).tocsr()
     train.eliminate_zeros()
-    return Split("per_user_latest", None, train, held_pairs.tocsr())
+    last = last_days(inputs, np.ones(len(inputs.ev_user), bool))
+    last = last.multiply(train > 0).tocsr()
+    return Split("per_user_latest", None, train, held_pairs.tocsr(), last)

@@ -24,7 +24,7 @@ from scipy.stats import rankdata
 
 from lakehouse import names
 from lakehouse.names import PER_USER_METRICS
-from lakehouse.recsys.topk import top_k
+from lakehouse.recsys.topk import Scores, VectorScores, top_k_scores
 
 K = 10
 METRICS = names.METRIC_KEYS
@@ -34,8 +34,7 @@ MAX_EVAL_USERS = 20_000
 AUC_USERS = 3_000
 AUC_CHUNK = 256
 
-# (user vectors, item vectors): scores = users @ items.T
-Scorer = tuple[np.ndarray, np.ndarray]
+__all__ = ["Scores", "VectorScores", "evaluate", "per_user", "paired_bootstrap"]
 
 
 def sample_users(rows: np.ndarray, limit: int = MAX_EVAL_USERS, seed: int = 0) -> np.ndarray:
@@ -45,13 +44,14 @@ def sample_users(rows: np.ndarray, limit: int = MAX_EVAL_USERS, seed: int = 0) -
     return np.sort(np.random.default_rng(seed).choice(rows, limit, replace=False))
 
 
-def evaluate(user_vectors: np.ndarray, item_vectors: np.ndarray, train: sp.csr_matrix,
-             holdout: sp.csr_matrix, *, k: int = K, chunk: int = 1024) -> dict[str, float]:
+def evaluate(scores: Scores, train: sp.csr_matrix, holdout: sp.csr_matrix, *, k: int = K,
+             chunk: int = 1024) -> dict[str, float]:
     """The metrics of one scorer for the users in ``train``/``holdout`` rows.
 
     Args:
-        user_vectors: One row per evaluated user (same order as ``train`` rows).
-        item_vectors: One row per catalogue track.
+        scores: The scorer's scores of the evaluated users (same order as
+            ``train`` rows) over the catalogue (``VectorScores(users, items)``
+            for user and item vectors).
         train: Tracks each user listened to in training (excluded from ranking).
         holdout: Tracks each user first listened to in the holdout.
         k: The cut-off (10 for the named metrics).
@@ -63,7 +63,7 @@ def evaluate(user_vectors: np.ndarray, item_vectors: np.ndarray, train: sp.csr_m
     n_users, n_items = train.shape
     if n_users == 0:
         return {m: None for m in METRICS} | {"users": 0}
-    idx, _ = top_k(user_vectors, item_vectors, k, seen=train, chunk=chunk)
+    idx, _ = top_k_scores(scores, k, seen=train, chunk=chunk)
     hits = _hits(idx, holdout)
     n_rel = np.diff(holdout.indptr).astype(np.float64)
     discounts = 1.0 / np.log2(np.arange(2, k + 2))
@@ -71,7 +71,7 @@ def evaluate(user_vectors: np.ndarray, item_vectors: np.ndarray, train: sp.csr_m
     ideal = np.cumsum(discounts)[np.minimum(n_rel, k).astype(int) - 1]
     auc_rows = sample_users(np.arange(n_users), AUC_USERS)
     aucs = np.concatenate([
-        _auc(user_vectors[rows] @ item_vectors.T, train[rows], holdout[rows])
+        _auc(scores.block(rows)[:, :n_items], train[rows], holdout[rows])
         for rows in np.array_split(auc_rows, max(1, -(-len(auc_rows) // AUC_CHUNK)))])
     recommended = np.unique(idx[idx >= 0])
     return {
@@ -110,7 +110,7 @@ def _auc(scores: np.ndarray, train: sp.csr_matrix, holdout: sp.csr_matrix) -> np
     return np.where((n_pos > 0) & (n_neg > 0), auc, np.nan)
 
 
-def popularity_vectors(train_all: sp.csr_matrix, n_users: int) -> Scorer:
+def popularity_vectors(train_all: sp.csr_matrix, n_users: int) -> tuple[np.ndarray, np.ndarray]:
     """User and item vectors whose product ranks tracks by training listeners.
 
     Args:
@@ -140,8 +140,8 @@ def metrics_table(metrics: dict[str, dict | None]) -> pd.DataFrame:
 # Metrics that are a mean over users, so a paired bootstrap over users applies to them.
 
 
-def per_user(metric: str, user_vectors: np.ndarray, item_vectors: np.ndarray,
-             train: sp.csr_matrix, holdout: sp.csr_matrix, *, k: int = K) -> np.ndarray:
+def per_user(metric: str, scores: Scores, train: sp.csr_matrix, holdout: sp.csr_matrix, *,
+             k: int = K) -> np.ndarray:
     """The value of ``metric`` for each evaluated user (its mean is :func:`evaluate`'s).
 
     Raises:
@@ -152,7 +152,7 @@ def per_user(metric: str, user_vectors: np.ndarray, item_vectors: np.ndarray,
                          f"{', '.join(PER_USER_METRICS)}")
     if train.shape[0] == 0:
         return np.zeros(0)
-    idx, _ = top_k(user_vectors, item_vectors, k, seen=train)
+    idx, _ = top_k_scores(scores, k, seen=train)
     hits = _hits(idx, holdout)
     n_rel = np.diff(holdout.indptr).astype(np.float64)
     if metric == "precision_at_10":

@@ -56,11 +56,12 @@ def versus_champion(registry: Registry, challenger: Candidate, inputs: Inputs, d
         if configs[0].same_as(challenger.config):
             theirs, values = challenger.test, challenger.test_user
         else:
-            model = fit_config(configs[0], train_data(inputs, data.train), threads=threads)
-            users, items = scorer(model, inputs, holdout.test)
+            model = fit_config(configs[0], train_data(inputs, data.train, data.train_last_day),
+                               threads=threads)
+            scores = scorer(model, inputs, data.train, holdout.test)
             train_rows, held = data.train[holdout.test], data.holdout[holdout.test]
-            theirs = evaluate(users, items, train_rows, held)
-            values = per_user(metric, users, items, train_rows, held)
+            theirs = evaluate(scores, train_rows, held)
+            values = per_user(metric, scores, train_rows, held)
     except (LakehouseError, KeyError, ValueError) as exc:
         log.warning("champion %s could not be retrained: %s", version, exc)
         return Versus(version, error=str(exc))

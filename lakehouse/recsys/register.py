@@ -21,7 +21,7 @@ import numpy as np
 
 from lakehouse import __version__
 from lakehouse.config import Settings
-from lakehouse.recsys.data import Inputs, Split
+from lakehouse.recsys.data import Inputs, Split, last_days
 from lakehouse.recsys.families import Config, Routed
 from lakehouse.recsys.families import fit as fit_config
 from lakehouse.recsys.registry import ModelInfo, Registry
@@ -58,7 +58,8 @@ def refit(warm: Config, cold: Config | None, inputs: Inputs,
         inputs: Everything the lake knows.
         threads: Training threads (None: the CPUs this process may use).
     """
-    everything = train_data(inputs, all_listens(inputs))
+    everything = train_data(inputs, all_listens(inputs),
+                            last_days(inputs, np.ones(len(inputs.ev_user), bool)))
     warm_model = fit_config(warm, everything, threads=threads)
     cold_model = None
     if cold is not None and not cold.same_as(warm):

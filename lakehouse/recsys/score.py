@@ -35,7 +35,7 @@ from lakehouse.monitor.sinks import step_context
 from lakehouse.recsys.data import ScoringInputs, load_scoring_inputs
 from lakehouse.recsys.families import Routed
 from lakehouse.recsys.registry import Registry
-from lakehouse.recsys.topk import top_k
+from lakehouse.recsys.topk import top_k_scores
 from lakehouse.runlog import RunRecord
 from lakehouse.sqlguard import first_line
 from lakehouse.steps import StepRun, run_step
@@ -74,7 +74,7 @@ def score_users(model: Routed, inputs: ScoringInputs, k: int, chunk: int | None 
         the first two are ``n_users × k``, -1 / -inf pad users with fewer
         than ``k`` unseen tracks; a route is an index into the names.
     """
-    route, route_names = model.routes(inputs.users)
+    route, route_names = model.routes(inputs.users, inputs.seen, inputs.items)
     idx = np.full((len(inputs.users), k), -1, np.int64)
     scores = np.full((len(inputs.users), k), -np.inf, np.float32)
     kwargs = {"chunk": chunk} if chunk else {}
@@ -82,9 +82,10 @@ def score_users(model: Routed, inputs: ScoringInputs, k: int, chunk: int | None 
         rows = np.flatnonzero(route == r)
         if not len(rows):
             continue
-        users = part.user_vectors(inputs.users[rows], inputs.user_meta)
-        items = part.item_vectors(inputs.items, inputs.item_meta)
-        idx[rows], scores[rows] = top_k(users, items, k, seen=inputs.seen[rows], **kwargs)
+        seen = inputs.seen[rows]
+        part_scores = part.scores(inputs.users[rows], seen, inputs.items, inputs.user_meta,
+                                  inputs.item_meta)
+        idx[rows], scores[rows] = top_k_scores(part_scores, k, seen=seen, **kwargs)
     return idx, scores, route, route_names
 
 

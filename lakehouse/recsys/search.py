@@ -7,23 +7,22 @@ other (``test``), so the winner's reported metrics are not the ones it was
 picked for. With few holdout users both halves are the same users (the entry
 says so).
 
-Candidates, simplest first: ``popularity``; ``als`` (implicit: factors,
-regularisation, iterations, confidence weighting); ``lightfm`` with identity
-features (components, learning rate, regularisation, epochs by early
-stopping); then ``lightfm+item``, ``lightfm+user`` and ``lightfm+both``,
-which reuse the identity model's best hyperparameters and search the weight
-of the metadata relative to the identity. Metadata thus has to beat the same
-model without it on the holdout to be kept.
+Candidates, simplest first, are :data:`lakehouse.recsys.families.CANDIDATES`:
+popularity (the baseline), recent popularity, item-kNN, EASE, ALS, LightFM,
+and LightFM's metadata variants, which extend the identity model's best
+configuration and search only the metadata weight, so metadata has to beat
+the same model without it on the holdout to be kept. Each family owns its
+defaults (the first trial), its search space and when it cannot run; this
+module only spends the budget (:func:`search`) and selects (:func:`select`).
 
-The search uses optuna's TPE sampler, seeded, with the defaults of the
-settings enqueued as every family's first trial. Trials stop at the budget
-(each family has a share; time a family does not use passes to the next), or
-at ``max_trials`` per family, whichever comes first.
+The search uses optuna's TPE sampler, seeded, one study per family (ask and
+tell), with each family's defaults enqueued as its first trial.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -32,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from lakehouse.config import Settings
-from lakehouse.errors import ConfigError
+from lakehouse.errors import ConfigError, LakehouseError
 from lakehouse.recsys.data import Inputs, Split
 from lakehouse.recsys.evaluate import (
     PER_USER_METRICS,
@@ -41,7 +40,8 @@ from lakehouse.recsys.evaluate import (
     per_user,
     sample_users,
 )
-from lakehouse.recsys.families import Config, LightFMRecommender, Recommender, TrainData, fit
+from lakehouse.recsys.families import CANDIDATES, Config, Recommender, TrainData, fit
+from lakehouse.recsys.topk import Scores
 
 log = logging.getLogger(__name__)
 
@@ -52,11 +52,6 @@ MIN_SPLIT_USERS = 200
 # Users scored for LightFM's early stopping, and how many evaluations without gain stop it.
 EARLY_STOP_USERS = 1000
 PATIENCE = 3
-# Share of the budget per stage; what one stage leaves passes to the next.
-SHARES = (("als", 0.2), ("lightfm", 0.4), ("lightfm+item", 0.4 / 3),
-          ("lightfm+user", 0.4 / 3), ("lightfm+both", 0.4 / 3))
-
-
 @dataclass
 class Holdout:
     """Which holdout rows tune the search, which test the candidates, which are cold."""
@@ -104,10 +99,14 @@ class Candidate:
     """The best configuration of one candidate, fitted on the training split."""
 
     config: Config
-    model: Recommender
+    model: Recommender | None
     trials: list[Trial] = field(default_factory=list)
     seconds: float = 0.0
     tune_value: float = 0.0
+    # Why the candidate was not fitted (memory, no timestamps, the budget); None: fitted.
+    skipped: str | None = None
+    # The candidate's name when its configuration cannot say it (a skipped variant).
+    label: str = ""
     test: dict[str, Any] = field(default_factory=dict)
     test_user: np.ndarray = field(default_factory=lambda: np.zeros(0))
     cold: dict[str, Any] | None = None
@@ -119,34 +118,33 @@ class Candidate:
 
     @property
     def name(self) -> str:
-        return self.config.name
+        return self.label or self.config.name
 
     def to_json(self, primary: str) -> dict[str, Any]:
         return {"name": self.name, "config": self.config.to_json(),
                 "tune": round(self.tune_value, 6), "test": self.test, "cold_start": self.cold,
-                "placebo": self.placebo,
+                "placebo": self.placebo, "skipped": self.skipped,
                 "trials": len(self.trials), "search_seconds": round(self.seconds, 3),
                 "primary": primary}
 
 
-def train_data(inputs: Inputs, matrix) -> TrainData:
-    """The families' input: ``matrix`` (users x items of ``inputs``) and the metadata."""
+def train_data(inputs: Inputs, matrix, last_day=None) -> TrainData:
+    """The families' input: ``matrix`` (users x items of ``inputs``), metadata, listen days."""
     return TrainData(inputs.users, inputs.items, inputs.user_meta, inputs.item_meta,
-                     matrix.tocsr())
+                     matrix.tocsr(), None if last_day is None else last_day.tocsr())
 
 
-def scorer(model: Recommender, inputs: Inputs, rows: np.ndarray
-           ) -> tuple[np.ndarray, np.ndarray]:
-    """User vectors of ``rows`` and item vectors of the whole catalogue."""
-    return (model.user_vectors(inputs.users[rows], inputs.user_meta),
-            model.item_vectors(inputs.items, inputs.item_meta))
+def scorer(model: Recommender, inputs: Inputs, history, rows: np.ndarray) -> Scores:
+    """Scores of ``rows`` (users) over the whole catalogue, from their ``history`` rows."""
+    return model.scores(inputs.users[rows], history[rows], inputs.items, inputs.user_meta,
+                        inputs.item_meta)
 
 
 def score_rows(model: Recommender, inputs: Inputs, data: Split, rows: np.ndarray,
                metric: str) -> np.ndarray:
     """Per-user ``metric`` of ``model`` on ``rows`` of the split."""
-    users, items = scorer(model, inputs, rows)
-    return per_user(metric, users, items, data.train[rows], data.holdout[rows])
+    return per_user(metric, scorer(model, inputs, data.train, rows), data.train[rows],
+                    data.holdout[rows])
 
 
 def check_primary(metric: str) -> str:
@@ -162,147 +160,129 @@ def check_primary(metric: str) -> str:
 
 
 def default_configs(settings: Settings) -> dict[str, Config]:
-    """The first trial of each family: the settings' hyperparameters."""
-    common = {"seed": settings.seed}
-    lightfm = {**common, "components": settings.components, "epochs": settings.epochs,
-               "learning_rate": settings.learning_rate, "loss": settings.loss,
-               "item_alpha": settings.item_alpha, "user_alpha": settings.user_alpha,
-               "max_sampled": settings.max_sampled, "features": "none", "meta_weight": 1.0}
-    return {
-        "popularity": Config("popularity", {}),
-        "als": Config("als", {**common, "factors": 64, "regularization": 0.05, "alpha": 10.0,
-                              "iterations": 15, "confidence": "log"}),
-        "lightfm": Config("lightfm", lightfm),
-    }
+    """Each stand-alone family's first trial (its defaults and the settings')."""
+    return {c.family: c.default_config(settings) for c in CANDIDATES if c.parent is None}
 
 
-def _suggest(trial, name: str, base: Config) -> Config:
-    """The configuration optuna proposes for candidate ``name`` around ``base``."""
-    p = base.params
-
-    def span(key: str, low: float, high: float) -> tuple[float, float]:
-        # The first trial is the settings' value: the range must hold it.
-        value = p.get(key, low)
-        return min(low, value), max(high, value)
-
-    if name == "als":
-        return base.with_params(
-            factors=trial.suggest_int("factors", *map(int, span("factors", 16, 192)), log=True),
-            regularization=trial.suggest_float("regularization", *span("regularization",
-                                                                       1e-3, 1.0), log=True),
-            iterations=trial.suggest_int("iterations", *map(int, span("iterations", 5, 30))),
-            alpha=trial.suggest_float("alpha", *span("alpha", 1.0, 100.0), log=True),
-            confidence=trial.suggest_categorical("confidence", ["log", "linear"]))
-    if name == "lightfm":
-        return base.with_params(
-            components=trial.suggest_int("components", *map(int, span("components", 16, 128)),
-                                         log=True),
-            learning_rate=trial.suggest_float("learning_rate",
-                                              *span("learning_rate", 0.01, 0.1), log=True),
-            item_alpha=trial.suggest_float("item_alpha", *span("item_alpha", 1e-8, 1e-4),
-                                           log=True),
-            user_alpha=trial.suggest_float("user_alpha", *span("user_alpha", 1e-8, 1e-4),
-                                           log=True))
-    return base.with_params(features=name.split("+", 1)[1],
-                            meta_weight=trial.suggest_float("meta_weight", 0.01, 2.0, log=True))
+# Errors a proposed configuration may raise while fitting: the trial fails, the search
+# goes on (a family whose first trial fails is skipped with the reason).
+_TRIAL_ERRORS = (LakehouseError, ValueError, ArithmeticError, np.linalg.LinAlgError)
 
 
-def _first_trial(name: str, base: Config) -> dict[str, Any]:
-    if name.startswith("lightfm+"):
-        return {"meta_weight": 0.25}
-    keys = {"als": ("factors", "regularization", "iterations", "alpha", "confidence"),
-            "lightfm": ("components", "learning_rate", "item_alpha", "user_alpha")}[name]
-    return {k: base.params[k] for k in keys}
+class _FamilySearch:
+    """One candidate's search: its optuna study (ask/tell), its trials, its best model."""
 
+    def __init__(self, cls: type[Recommender], settings: Settings, run: _Run):
+        import optuna
 
-class _Objective:
-    """Fits one proposed configuration, early-stopped, and keeps the best model."""
-
-    def __init__(self, name: str, base: Config, inputs: Inputs, data: Split,
-                 holdout: Holdout, metric: str, seed: int, progress: Progress | None,
-                 clock: dict[str, float], threads: int | None):
-        self.name, self.base, self.inputs, self.data = name, base, inputs, data
-        self.holdout, self.metric, self.progress, self.clock = holdout, metric, progress, clock
-        self.train = train_data(inputs, data.train)
-        self.stop_rows = sample_users(holdout.tune, EARLY_STOP_USERS, seed)
-        self.best: tuple[float, Recommender, Config] | None = None
+        self.cls, self.settings, self.run = cls, settings, run
+        # optuna logs every study and trial at INFO; the library reports through `progress`.
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        self.base = cls.default_config(settings, run.parent_config(cls))
+        self.study = optuna.create_study(direction="maximize",
+                                         sampler=optuna.samplers.TPESampler(seed=settings.seed))
+        self.study.enqueue_trial(cls.first_params(self.base))
         self.trials: list[Trial] = []
-        self.threads = threads
+        self.best: tuple[float, Recommender, Config] | None = None
+        self.seconds = 0.0
+        self.error: str | None = None
 
-    def __call__(self, trial) -> float:
+    @property
+    def name(self) -> str:
+        return self.cls.candidate
+
+    @property
+    def value(self) -> float:
+        return self.best[0] if self.best else -1.0
+
+    def expected_seconds(self) -> float:
+        """How long the next trial should take: the longest of the last three."""
+        return max((t.seconds for t in self.trials[-3:]), default=0.0)
+
+    def can_continue(self, max_trials: int | None) -> bool:
+        limit = min(max_trials or 10**9, self.cls.max_trials or 10**9)
+        return self.cls.searchable and self.best is not None and len(self.trials) < limit
+
+    def trial(self, deadline: float) -> None:
+        """Fit and score one proposed configuration (LightFM stops its epochs at ``deadline``)."""
+        import optuna
+
+        run = self.run
         t0 = time.perf_counter()
-        config = _suggest(trial, self.name, self.base)
-        model = fit(config, self.train, self._early_stopping(), self.threads)
-        if isinstance(model, LightFMRecommender) and self._snapshot is not None:
-            model.restore(*self._snapshot)
-        value = float(score_rows(model, self.inputs, self.data, self.holdout.tune,
-                                 self.metric).mean())
-        config = config.with_params(epochs=model.epochs_run) \
-            if config.family == "lightfm" else config
+        if self.cls.parent is not None:
+            # A variant extends its parent's current best configuration.
+            self.base = self.cls.default_config(self.settings, run.parent_config(self.cls))
+        trial = self.study.ask()
+        config = self.cls.suggest(trial, self.base)
+        state: dict[str, Any] = {"snapshot": None}
+        try:
+            model = fit(config, run.train, self._early_stopping(state, deadline), run.threads)
+            if state["snapshot"] is not None:
+                model.restore(*state["snapshot"])
+            value = float(score_rows(model, run.inputs, run.data, run.holdout.tune,
+                                     run.metric).mean())
+        except _TRIAL_ERRORS as exc:
+            self.study.tell(trial, state=optuna.trial.TrialState.FAIL)
+            self.seconds += time.perf_counter() - t0
+            self.error = " ".join(str(exc).split())[:200] or type(exc).__name__
+            log.warning("%s trial %d failed: %s", self.name, trial.number, self.error)
+            return
+        self.study.tell(trial, value)
+        config = model.fitted_config()
+        seconds = time.perf_counter() - t0
+        self.seconds += seconds
         record = Trial(self.name, trial.number, dict(config.params), value, model.epochs_run,
-                       time.perf_counter() - t0)
+                       seconds)
         self.trials.append(record)
         if self.best is None or value > self.best[0]:
             self.best = (value, model, config)
-        if self.progress is not None:
-            self.progress({"event": "trial", **record.to_json(), "best": self.best[0],
-                           "elapsed": round(time.perf_counter() - self.clock["start"], 1),
-                           "budget": self.clock["budget"]})
-        return value
+        if run.progress is not None:
+            run.progress({"event": "trial", **record.to_json(), "best": self.best[0],
+                          "elapsed": round(time.perf_counter() - run.start, 1),
+                          "budget": run.budget})
 
-    def _early_stopping(self):
-        self._snapshot = None
-        # Metadata variants train exactly the identity model's early-stopped epochs: the
-        # comparison then differs in the metadata alone.
-        if self.base.family != "lightfm" or self.name != "lightfm":
+    def _early_stopping(self, state: dict[str, Any], deadline: float):
+        if not self.cls.early_stopping:
             return None
+        run = self.run
         epochs = int(self.base.params.get("epochs", 30))
         every = max(1, epochs // 15)
-        state = {"best": -1.0, "since": 0}
+        best = {"value": -1.0, "since": 0}
 
         def on_epoch(epoch: int, model: Recommender) -> bool:
-            if epoch % every and epoch != epochs:
+            if epoch % every and epoch != epochs and time.perf_counter() < deadline:
                 return False
-            value = float(score_rows(model, self.inputs, self.data, self.stop_rows,
-                                     self.metric).mean())
-            if value > state["best"]:
-                state["best"], state["since"] = value, 0
-                self._snapshot = (model.snapshot(), epoch)
-                return False
-            state["since"] += 1
-            return state["since"] >= PATIENCE
+            value = float(score_rows(model, run.inputs, run.data, run.stop_rows,
+                                     run.metric).mean())
+            if value > best["value"]:
+                best["value"], best["since"] = value, 0
+                state["snapshot"] = (model.snapshot(), epoch)
+            else:
+                best["since"] += 1
+            # The budget is a wall-clock bound: past it, keep the best epoch so far.
+            return best["since"] >= PATIENCE or time.perf_counter() >= deadline
         return on_epoch
 
 
-def _study(name: str, base: Config, objective: _Objective, seed: int, max_trials: int,
-           seconds: float) -> None:
-    import optuna
+@dataclass
+class _Run:
+    """What every family's search shares: the data, the holdout, the clock."""
 
-    # optuna logs every trial at INFO to stderr; the library reports through `progress`.
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = optuna.create_study(direction="maximize",
-                                sampler=optuna.samplers.TPESampler(seed=seed))
-    study.enqueue_trial(_first_trial(name, base))
-    started = time.perf_counter()
+    inputs: Inputs
+    data: Split
+    holdout: Holdout
+    metric: str
+    train: TrainData
+    stop_rows: np.ndarray
+    threads: int | None
+    progress: Progress | None
+    start: float
+    budget: float
+    searches: dict[str, _FamilySearch] = field(default_factory=dict)
 
-    def stop_before_overrun(study, trial) -> None:
-        # optuna's timeout lets a started trial run past it; do not start one that the
-        # last trial's duration says would not finish in time.
-        last = objective.trials[-1].seconds if objective.trials else 0.0
-        if time.perf_counter() - started + last > seconds:
-            study.stop()
-
-    # A family always gets its first trial, even when earlier ones used up the budget.
-    study.optimize(objective, n_trials=max_trials, callbacks=[stop_before_overrun])
-
-
-def _metadata_base(found: list[Candidate]) -> Config:
-    """The identity LightFM's best configuration (with its early-stopped epochs).
-
-    The metadata variants extend it and only search the metadata weight, so
-    that metadata is compared with the same model without it.
-    """
-    return next(c.config for c in found if c.name == "lightfm")
+    def parent_config(self, cls: type[Recommender]) -> Config | None:
+        parent = self.searches.get(cls.parent) if cls.parent else None
+        return parent.best[2] if parent is not None and parent.best else None
 
 
 def search(inputs: Inputs, data: Split, holdout: Holdout, settings: Settings, *,
@@ -310,44 +290,127 @@ def search(inputs: Inputs, data: Split, holdout: Holdout, settings: Settings, *,
            progress: Progress | None = None) -> list[Candidate]:
     """Every candidate's best configuration, fitted on ``data.train``, scored on ``test``.
 
+    The budget is a wall-clock bound on the search: no trial starts after it,
+    nor one that the family's recent trials say would end after it, and
+    LightFM stops its epochs at it; so the search ends within ``budget`` plus
+    one trial. It is spent where it pays:
+
+    1. popularity (no trial), then each family's default configuration, in
+       :data:`~lakehouse.recsys.families.CANDIDATES` order (simplest first);
+       a family that cannot run (memory, no timestamps), or whose first trial
+       does not fit in the budget, is a skipped candidate with the reason;
+       variants (LightFM with metadata) get theirs only when their parent is
+       in the better half of the families (they cost what it costs);
+    2. successive halving: the better half of the searchable families (by
+       their best score on the tuning users) share the next slice of the time
+       left, then the better half of those, and so on; the last one standing
+       gets the rest.
+
     Args:
         inputs: The lake's inputs.
         data: The train/holdout split.
         holdout: Which holdout rows tune and which test.
         settings: Defaults of the first trials, and the seed.
-        budget: Seconds for the whole search (popularity and first trials always run).
-        max_trials: At most this many trials per searched candidate (None: budget only).
+        budget: Seconds for the whole search.
+        max_trials: At most this many trials per candidate (None: budget only).
         metric: The primary metric (one of :data:`PER_USER_METRICS`).
         progress: Called with ``{"event": "trial", "candidate", "number", "value",
             "best", "params", "epochs", "seconds", "elapsed", "budget"}`` per trial.
 
     Returns:
-        The candidates, simplest first.
+        The candidates, simplest first; skipped ones have ``skipped`` set.
     """
     metric = check_primary(metric)
     start = time.perf_counter()
-    clock = {"start": start, "budget": budget}
-    defaults = default_configs(settings)
-    popularity = fit(defaults["popularity"], train_data(inputs, data.train))
-    out = [Candidate(defaults["popularity"], popularity)]
-    deadline = 0.0
-    for name, share in SHARES:
-        deadline += share * budget
-        base = defaults.get(name) or _metadata_base(out)
-        t0 = time.perf_counter()
-        objective = _Objective(name, base, inputs, data, holdout, metric, settings.seed,
-                               progress, clock, settings.train_threads or None)
-        _study(name, base, objective, settings.seed, max_trials or 10_000,
-               deadline - (t0 - start))
-        value, model, config = objective.best
-        out.append(Candidate(config, model, objective.trials, time.perf_counter() - t0, value))
-    for cand in out:
+    deadline = start + budget
+    train = train_data(inputs, data.train, data.train_last_day)
+    run = _Run(inputs, data, holdout, metric, train,
+               sample_users(holdout.tune, EARLY_STOP_USERS, settings.seed),
+               settings.train_threads or None, progress, start, budget)
+    baseline = CANDIDATES[0]
+    popularity = fit(baseline.default_config(settings), train)
+    skipped: dict[str, str] = {}
+    alone = [c for c in CANDIDATES[1:] if c.parent is None]
+    for cls in alone + [c for c in CANDIDATES[1:] if c.parent is not None]:
+        reason = cls.skip_reason(train)
+        if reason is None and cls.parent is not None:
+            reason = _variant_reason(cls, run, alone)
+        if reason is None and time.perf_counter() >= deadline:
+            reason = f"the {budget:g} s budget was spent before its first trial"
+        expected = cls.estimated_seconds(train) if reason is None else None
+        if expected is not None and time.perf_counter() + expected > deadline:
+            reason = (f"its fit would take ~{expected:.0f} s on this machine, more than the "
+                      f"{max(0.0, deadline - time.perf_counter()):.0f} s left of the budget")
+        if reason is not None:
+            skipped[cls.candidate] = reason
+            continue
+        family = run.searches[cls.candidate] = _FamilySearch(cls, settings, run)
+        family.trial(deadline)
+        if family.best is None:
+            skipped[cls.candidate] = f"its first trial failed: {family.error}"
+    _halving(run, deadline, max_trials)
+    out = [Candidate(popularity.config, popularity)]
+    for cls in CANDIDATES[1:]:
+        family = run.searches.get(cls.candidate)
+        if family is not None and family.best is not None:
+            value, model, config = family.best
+            out.append(Candidate(config, model, family.trials, family.seconds, value))
+        else:
+            config = family.base if family else Config(cls.family, {})
+            out.append(Candidate(config, None, family.trials if family else [],
+                                 family.seconds if family else 0.0,
+                                 skipped=skipped[cls.candidate], label=cls.candidate))
+    fitted = [c for c in out if c.skipped is None]
+    for cand in fitted:
         _score(cand, inputs, data, holdout, metric)
-    identity = next(c for c in out if c.name == "lightfm")
-    for cand in out:
-        if cand.name.startswith("lightfm+") and cand.test[metric] > identity.test[metric]:
+    identity = next((c for c in fitted if c.name == "lightfm"), None)
+    for cand in fitted:
+        if cand.name.startswith("lightfm+") and identity is not None \
+                and cand.test[metric] > identity.test[metric]:
             _placebo(cand, inputs, data, holdout, metric, settings)
     return out
+
+
+def _variant_reason(cls: type[Recommender], run: _Run,
+                    alone: list[type[Recommender]]) -> str | None:
+    """Why a variant is not tried: its parent is not fitted, or not among the leaders.
+
+    A variant (LightFM with metadata) costs what its parent costs; it is only
+    worth its time when the parent is in the better half of the families.
+    """
+    parent = run.searches.get(cls.parent)
+    if parent is None or parent.best is None:
+        return f"{cls.parent} has no fitted configuration to extend"
+    ranked = sorted((f for f in run.searches.values() if f.cls in alone and f.best),
+                    key=lambda f: -f.value)
+    rank = ranked.index(parent) + 1
+    if rank > math.ceil(len(ranked) / 2):
+        return (f"{cls.parent} ranked {rank} of {len(ranked)} families on the tuning users: "
+                "its metadata variants are only tried when it is in the better half")
+    return None
+
+
+def _halving(run: _Run, deadline: float, max_trials: int | None) -> None:
+    """Successive halving of the time left over the searchable families, best first."""
+    pool = [f for f in run.searches.values() if f.can_continue(max_trials)]
+    while pool and time.perf_counter() < deadline:
+        pool.sort(key=lambda f: -f.value)
+        if len(pool) > 1:
+            pool = pool[:math.ceil(len(pool) / 2)]
+        rounds = math.ceil(math.log2(len(pool))) + 1 if len(pool) > 1 else 1
+        round_end = time.perf_counter() + (deadline - time.perf_counter()) / rounds
+        share = (round_end - time.perf_counter()) / len(pool)
+        ran = False
+        for family in pool:
+            until = min(deadline, time.perf_counter() + share)
+            while family.can_continue(max_trials) and time.perf_counter() < until and \
+                    time.perf_counter() + family.expected_seconds() <= deadline:
+                family.trial(deadline)
+                ran = True
+        pool = [f for f in pool if f.can_continue(max_trials)]
+        if not ran:
+            # Nobody's next trial fits in what is left.
+            break
 
 
 def shuffled_metadata(inputs: Inputs, seed: int) -> Inputs:
@@ -377,27 +440,27 @@ def _placebo(cand: Candidate, inputs: Inputs, data: Split, holdout: Holdout, met
     shuffled = shuffled_metadata(inputs, settings.seed)
     model = fit(cand.config, train_data(shuffled, data.train),
                 threads=settings.train_threads or None)
-    users, items = scorer(model, shuffled, holdout.test)
+    scores = scorer(model, shuffled, data.train, holdout.test)
     train, held = data.train[holdout.test], data.holdout[holdout.test]
-    cand.placebo = evaluate(users, items, train, held)
-    cand.placebo_user = per_user(metric, users, items, train, held)
+    cand.placebo = evaluate(scores, train, held)
+    cand.placebo_user = per_user(metric, scores, train, held)
 
 
 def _score(cand: Candidate, inputs: Inputs, data: Split, holdout: Holdout,
            metric: str) -> None:
     """Test metrics, per-user test values, and cold-start metrics when it can score them."""
-    users, items = scorer(cand.model, inputs, holdout.test)
+    scores = scorer(cand.model, inputs, data.train, holdout.test)
     train, held = data.train[holdout.test], data.holdout[holdout.test]
-    cand.test = evaluate(users, items, train, held)
-    cand.test_user = per_user(metric, users, items, train, held)
+    cand.test = evaluate(scores, train, held)
+    cand.test_user = per_user(metric, scores, train, held)
     if cand.name == "popularity" and cand.tune_value == 0.0:
         cand.tune_value = float(score_rows(cand.model, inputs, data, holdout.tune,
                                            metric).mean())
     if len(holdout.cold) and (cand.model.can_score_new_users or cand.name == "popularity"):
-        users, items = scorer(cand.model, inputs, holdout.cold)
+        scores = scorer(cand.model, inputs, data.train, holdout.cold)
         train, held = data.train[holdout.cold], data.holdout[holdout.cold]
-        cand.cold = evaluate(users, items, train, held)
-        cand.cold_user = per_user(metric, users, items, train, held)
+        cand.cold = evaluate(scores, train, held)
+        cand.cold_user = per_user(metric, scores, train, held)
 
 
 @dataclass
@@ -424,6 +487,7 @@ def select(candidates: list[Candidate], metric: str, seed: int = 0) -> Selection
     model that scores new users through their metadata beats it likewise on
     the holdout's cold-start users.
     """
+    candidates = [c for c in candidates if c.skipped is None]
     popularity = candidates[0]
     identity = next((c for c in candidates if c.name == "lightfm"), None)
     eligible, notes = [], []
@@ -460,6 +524,7 @@ def select(candidates: list[Candidate], metric: str, seed: int = 0) -> Selection
 
 def _cold_route(candidates: list[Candidate], metric: str, seed: int) -> Candidate:
     """Popularity, or the feature model that beats it on the cold-start holdout users."""
+    candidates = [c for c in candidates if c.skipped is None]
     popularity = candidates[0]
     if popularity.cold_user is None:
         return popularity

@@ -35,6 +35,41 @@ def default_threads() -> int:
         return max(1, os.cpu_count() or 1)
 
 
+class Scores:
+    """Scores of some users over the whole catalogue, computed a block of users at a time.
+
+    A model that ranks by a dot product of user and item vectors is a
+    :class:`VectorScores`; item-based models (EASE, item-kNN) score a user's
+    history times an item-item matrix instead. Ranking (:func:`top_k_scores`)
+    and evaluation only see this interface.
+    """
+
+    n_users: int
+    n_items: int
+
+    def block(self, rows: slice | np.ndarray) -> np.ndarray:
+        """float32 scores of ``rows``: ``len(rows) x width`` with ``width >= n_items``.
+
+        Columns from ``n_items`` on, if any, are padding that ranking ignores.
+        """
+        raise NotImplementedError
+
+
+class VectorScores(Scores):
+    """``users @ items.T``, the catalogue padded to whole groups of :data:`GROUP` columns."""
+
+    def __init__(self, users: np.ndarray, items: np.ndarray):
+        self.users = np.ascontiguousarray(users, dtype=np.float32)
+        items = np.asarray(items, dtype=np.float32)
+        self.n_users, self.n_items = self.users.shape[0], items.shape[0]
+        groups = -(-self.n_items // GROUP)
+        self.items_t = np.zeros((items.shape[1], groups * GROUP), dtype=np.float32)
+        self.items_t[:, :self.n_items] = items.T
+
+    def block(self, rows: slice | np.ndarray) -> np.ndarray:
+        return self.users[rows] @ self.items_t
+
+
 def top_k(users: np.ndarray, items: np.ndarray, k: int, seen: sp.csr_matrix | None = None,
           *, chunk: int = DEFAULT_CHUNK, threads: int | None = None
           ) -> tuple[np.ndarray, np.ndarray]:
@@ -53,13 +88,15 @@ def top_k(users: np.ndarray, items: np.ndarray, k: int, seen: sp.csr_matrix | No
         ``(indices, scores)``, both ``n_users × k``; when a user has fewer
         than ``k`` unseen items, the tail is index -1 with score -inf.
     """
-    users = np.ascontiguousarray(users, dtype=np.float32)
-    items = np.asarray(items, dtype=np.float32)
-    n_users, n_items = users.shape[0], items.shape[0]
+    return top_k_scores(VectorScores(users, items), k, seen, chunk=chunk, threads=threads)
+
+
+def top_k_scores(scores: Scores, k: int, seen: sp.csr_matrix | None = None, *,
+                 chunk: int = DEFAULT_CHUNK, threads: int | None = None
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """The ``k`` best items per user of ``scores``, best first (see :func:`top_k`)."""
+    n_users, n_items = scores.n_users, scores.n_items
     groups = -(-n_items // GROUP)
-    # Pad the catalogue to whole groups; padded columns score -inf.
-    items_t = np.zeros((items.shape[1], groups * GROUP), dtype=np.float32)
-    items_t[:, :n_items] = items.T
     k = int(k)
     if k < 1:
         raise ValueError("k must be at least 1")
@@ -74,13 +111,19 @@ def top_k(users: np.ndarray, items: np.ndarray, k: int, seen: sp.csr_matrix | No
 
     def work(start: int) -> None:
         stop = min(start + chunk, n_users)
-        scores = users[start:stop] @ items_t
-        scores[:, n_items:] = -np.inf
+        raw = scores.block(slice(start, stop))
+        if raw.shape[1] == groups * GROUP:
+            block = np.asarray(raw, np.float32)
+        else:
+            # Pad the catalogue to whole groups; padded columns score -inf.
+            block = np.empty((stop - start, groups * GROUP), np.float32)
+            block[:, :n_items] = raw[:, :n_items]
+        block[:, n_items:] = -np.inf
         if seen is not None:
             lo, hi = seen.indptr[start], seen.indptr[stop]
             rows = np.repeat(np.arange(stop - start), np.diff(seen.indptr[start:stop + 1]))
-            scores[rows, seen.indices[lo:hi]] = -np.inf
-        idx, val = _select(scores, k, groups)
+            block[rows, seen.indices[lo:hi]] = -np.inf
+        idx, val = _select(block, k, groups)
         out_idx[start:stop], out_val[start:stop] = idx, val
 
     starts = range(0, n_users, chunk)

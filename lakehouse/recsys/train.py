@@ -98,12 +98,14 @@ class TrainResult:
     evaluated: bool = True
 
     def candidates_table(self):
-        """One row per candidate: trials, search seconds and its metrics on the test users."""
+        """One row per candidate: trials, search seconds, its metrics on the test users,
+        and why it was skipped (None: it was fitted)."""
         import pandas as pd
 
         rows = [{"candidate": c["name"], "chosen": c["name"] == self.chosen,
                  "trials": c["trials"], "search_seconds": c["search_seconds"],
-                 **{k: v for k, v in c["test"].items()}} for c in self.candidates]
+                 **{k: v for k, v in (c["test"] or {}).items()},
+                 "skipped": c.get("skipped")} for c in self.candidates]
         return pd.DataFrame(rows).set_index("candidate")
 
     def trials_table(self):
@@ -124,8 +126,11 @@ class TrainResult:
                  f"search {self.search_seconds:.1f}s):"]
         width = max((len(c["name"]) for c in self.candidates), default=10)
         for c in self.candidates:
+            if c.get("skipped"):
+                lines.append(f"  {c['name']:<{width}}  skipped: {c['skipped']}")
+                continue
             lines.append(f"  {c['name']:<{width}}  {summarize(c['test'])}  "
-                         f"({c['trials']} trials)")
+                         f"({c['trials']} trials, {c['search_seconds']:.1f}s)")
         lines.append(f"chosen: {self.chosen}: {self.selection}")
         if self.metrics.get("cold_start_baseline"):
             lines.append(f"cold start ({self.metrics['cold_start_baseline']['users']} users): "

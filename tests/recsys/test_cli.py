@@ -53,7 +53,7 @@ def test_train_recommend_and_models_commands(run):
     shown = json.loads(run("models", "show", "champion").output)
     assert shown["version"] == "v0001" and shown["refit"] is True
     assert set(shown["metrics"]) >= {"model", "baseline", "cold_start"}
-    assert len(shown["candidates"]) == 6 and "trials" not in shown
+    assert len(shown["candidates"]) == 9 and "trials" not in shown
 
     promoted = run("models", "promote", "v0002", "--reason", "test")
     assert promoted.output == "Champion is now v0002 (was v0001).\n"

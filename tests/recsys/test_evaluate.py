@@ -8,6 +8,7 @@ import scipy.sparse as sp
 
 from lakehouse.recsys.evaluate import (
     PER_USER_METRICS,
+    VectorScores,
     evaluate,
     paired_bootstrap,
     per_user,
@@ -33,13 +34,13 @@ def test_perfect_and_reversed_scorers():
     items[:, 0] = -np.arange(n)  # later items score lower...
     items[[5, 6], 0] = [100, 99]  # ...except the holdout tracks, which come first
     users = np.array([[1, 0], [1, 0]], np.float32)
-    m = evaluate(users, items, train, holdout)
+    m = evaluate(VectorScores(users, items), train, holdout)
     assert m["precision_at_10"] == pytest.approx((2 / 10 + 1 / 10) / 2)
     assert m["recall_at_10"] == pytest.approx(1.0)
     assert m["ndcg_at_10"] == pytest.approx(1.0)
     assert m["auc"] == pytest.approx(1.0)
     assert m["users"] == 2
-    worst = evaluate(-users, items, train, holdout)
+    worst = evaluate(VectorScores(-users, items), train, holdout)
     assert worst["precision_at_10"] == 0 and worst["auc"] == pytest.approx(0.0)
 
 
@@ -47,7 +48,8 @@ def test_auc_is_half_for_constant_scores_and_ignores_training_items():
     n = 20
     train = _csr([list(range(10))], n)
     holdout = _csr([[12]], n)
-    m = evaluate(np.ones((1, 1), np.float32), np.ones((n, 1), np.float32), train, holdout)
+    constant = VectorScores(np.ones((1, 1), np.float32), np.ones((n, 1), np.float32))
+    m = evaluate(constant, train, holdout)
     assert m["auc"] == pytest.approx(0.5)
 
 
@@ -62,7 +64,8 @@ def test_ndcg_rewards_earlier_hits_and_coverage_counts_distinct_items():
     late = np.zeros((2, n), np.float32)
     late[:, 1:] = 3
     late[:, 0] = 2  # rank 11: outside the top 10
-    a, b = evaluate(first, items, train, holdout), evaluate(late, items, train, holdout)
+    a = evaluate(VectorScores(first, items), train, holdout)
+    b = evaluate(VectorScores(late, items), train, holdout)
     assert a["ndcg_at_10"] == pytest.approx(1.0) and b["ndcg_at_10"] == 0.0
     assert a["coverage"] == pytest.approx(10 / 12)
 
@@ -97,13 +100,13 @@ def test_per_user_values_average_to_the_metrics():
     train, holdout = train[keep], holdout[keep]
     users = rng.standard_normal((len(keep), 4)).astype(np.float32)
     items = rng.standard_normal((n_items, 4)).astype(np.float32)
-    metrics = evaluate(users, items, train, holdout)
+    metrics = evaluate(VectorScores(users, items), train, holdout)
     for name in PER_USER_METRICS:
-        values = per_user(name, users, items, train, holdout)
+        values = per_user(name, VectorScores(users, items), train, holdout)
         assert len(values) == len(keep)
         assert values.mean() == pytest.approx(metrics[name])
     with pytest.raises(ValueError, match="not a per-user metric"):
-        per_user("auc", users, items, train, holdout)
+        per_user("auc", VectorScores(users, items), train, holdout)
 
 
 def test_paired_bootstrap_interval():

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import scipy.sparse as sp
 
 from lakehouse.errors import ConfigError, ModelError
 from lakehouse.lake import Lake
 from lakehouse.recsys.data import load_inputs, load_scoring_inputs
-from lakehouse.recsys.families import Config, configs_of, make
+from lakehouse.recsys.families import Config, TrainData, configs_of, make
 from lakehouse.recsys.model import feature_matrix
 from lakehouse.recsys.registry import Registry
 from lakehouse.recsys.score import score_users
@@ -17,8 +18,17 @@ from lakehouse.recsys.train import refit
 LIGHTFM = {"components": 8, "epochs": 5, "seed": 3, "meta_weight": 0.3}
 CONFIGS = [
     Config("popularity"),
+    Config("recent_popularity", {"days": 3.0}),
+    Config("item_knn", {"neighbours": 20, "weighting": "bm25"}),
+    Config("item_knn", {"neighbours": 20, "weighting": "binary", "shrink": 0.0, "alpha": 0.2}),
+    Config("item_knn", {"neighbours": 20, "weighting": "tfidf"}),
+    Config("ease", {"lam": 50.0, "min_users": 1}),
     Config("als", {"factors": 8, "iterations": 4, "regularization": 0.1, "alpha": 5.0,
                    "confidence": "linear", "seed": 3}),
+    Config("als", {"factors": 8, "iterations": 4, "regularization": 0.1, "alpha": 5.0,
+                   "confidence": "bm25", "bm25_k1": 50.0, "bm25_b": 0.5, "seed": 3}),
+    Config("als", {"factors": 8, "iterations": 4, "regularization": 0.1, "alpha": 5.0,
+                   "confidence": "tfidf", "seed": 3}),
     Config("lightfm", {**LIGHTFM, "features": "none"}),
     Config("lightfm", {**LIGHTFM, "features": "user"}),
     Config("lightfm", {**LIGHTFM, "features": "item"}),
@@ -26,7 +36,8 @@ CONFIGS = [
 ]
 
 
-@pytest.mark.parametrize("config", CONFIGS, ids=lambda c: c.name)
+@pytest.mark.parametrize("config", CONFIGS,
+                         ids=lambda c: "-".join([c.name, *map(str, c.params.values())][:3]))
 def test_save_then_load_gives_identical_recommendations(tiny_settings, config):
     lake = Lake(tiny_settings.lake)
     inputs = load_inputs(lake)
@@ -44,13 +55,14 @@ def test_save_then_load_gives_identical_recommendations(tiny_settings, config):
     assert before[3] == after[3] == [f"warm:{config.name}", "cold:lightfm+user"]
     # Every user with listens is warm; learned models rank differently for different users.
     assert (before[2] == 0).all()
-    if config.family != "popularity":
+    if "popularity" not in config.family:
         assert len({tuple(row) for row in before[0][:20]}) > 5
 
 
 def test_lightfm_scores_agree_with_its_own_predict(tiny_settings):
     lake = Lake(tiny_settings.lake)
-    bundle = refit(CONFIGS[5], None, load_inputs(lake), threads=1)
+    bundle = refit(Config("lightfm", {**LIGHTFM, "features": "both"}), None, load_inputs(lake),
+                   threads=1)
     scoring = load_scoring_inputs(lake)
     idx, _, _, _ = score_users(bundle, scoring, 10)
     model = bundle.warm.model
@@ -80,11 +92,17 @@ def test_metadata_weight_is_relative_to_the_identity():
 
 def test_bad_configurations_are_config_errors():
     with pytest.raises(ConfigError, match="unknown model family"):
-        make(Config("ease"))
+        make(Config("svd"))
     with pytest.raises(ConfigError, match="unknown LightFM features"):
         make(Config("lightfm", {"features": "artist"}))
     with pytest.raises(ConfigError, match="unknown ALS confidence"):
-        make(Config("als", {"confidence": "bm25"}))
+        make(Config("als", {"confidence": "cube"}))
+    with pytest.raises(ConfigError, match="unknown item_knn weighting"):
+        make(Config("item_knn", {"weighting": "jaccard"}))
+    with pytest.raises(ConfigError, match="shrink >= 0"):
+        make(Config("item_knn", {"shrink": -1}))
+    with pytest.raises(ConfigError, match="lam > 0"):
+        make(Config("ease", {"lam": 0}))
     with pytest.raises(ConfigError, match="at least 1"):
         make(Config("als", {"factors": 0}))
     with pytest.raises(ModelError, match="unknown model family"):
@@ -94,3 +112,101 @@ def test_bad_configurations_are_config_errors():
 def test_a_model_saved_before_families_loads_as_lightfm_with_both_metadata():
     warm, cold = configs_of({"components": 16, "epochs": 5, "loss": "warp"})
     assert warm.name == "lightfm+both" and warm.params["meta_weight"] is None and cold is None
+
+
+def _listens(rows: list[list[int]], n_items: int) -> TrainData:
+    users = np.arange(len(rows), dtype=np.int64) + 100
+    items = np.arange(n_items, dtype=np.int64) + 10
+    r = [u for u, row in enumerate(rows) for _ in row]
+    c = [i for row in rows for i in row]
+    mat = sp.csr_matrix((np.ones(len(r), np.float32), (r, c)), shape=(len(rows), n_items))
+    return TrainData(users, items, {}, {}, mat)
+
+
+def test_ease_is_the_closed_form_solution():
+    rng = np.random.default_rng(0)
+    rows = [sorted(rng.choice(12, 5, replace=False).tolist()) for _ in range(40)]
+    data = _listens(rows, 12)
+    model = make(Config("ease", {"lam": 7.0, "min_users": 1}))
+    model.fit(data)
+    x = data.matrix.toarray().astype(np.float64)
+    keep = x.sum(axis=0) >= 1
+    p = np.linalg.inv(x[:, keep].T @ x[:, keep] + 7.0 * np.eye(keep.sum()))
+    expected = np.eye(keep.sum()) - p / np.diag(p)
+    assert np.allclose(model.weights, expected, atol=1e-4)
+    assert np.array_equal(model.item_ids, data.items[keep])
+    # A user is scored from their history: history @ B, unknown tracks below every known one.
+    scores = model.scores(data.users[:2], data.matrix[:2], data.items, {}, {}).block(slice(0, 2))
+    assert np.allclose(scores[:, keep], x[:2, keep] @ expected, atol=1e-4)
+
+
+def test_ease_skips_itself_when_the_catalogue_would_not_fit(monkeypatch):
+    from lakehouse.recsys import neighbours
+
+    rows = [[0, 1, 2], [1, 2, 3], [0, 3]]
+    data = _listens(rows, 4)
+    assert neighbours.EASE.skip_reason(data) is None
+    monkeypatch.setattr(neighbours, "EASE_MAX_ITEMS", 3)
+    assert "4 tracks with 2+ listeners > 3" in neighbours.EASE.skip_reason(data)
+    monkeypatch.setattr(neighbours, "EASE_MAX_ITEMS", 25_000)
+    monkeypatch.setattr(neighbours, "available_memory", lambda: 100)
+    assert "more than a quarter of the memory available" in neighbours.EASE.skip_reason(data)
+
+
+def test_item_knn_neighbours_are_capped_and_item_models_know_users_by_history():
+    rng = np.random.default_rng(1)
+    rows = [sorted(rng.choice(30, 8, replace=False).tolist()) for _ in range(60)]
+    data = _listens(rows, 30)
+    model = make(Config("item_knn", {"neighbours": 3, "weighting": "binary", "shrink": 5.0,
+                                      "alpha": 0.3}))
+    model.fit(data, threads=1)
+    assert np.diff(model.sim_indptr).max() <= 3
+    # Each row holds the 3 largest of c_ij / (n_i^0.3 n_j^0.7 + 5), the diagonal excluded.
+    x = data.matrix.toarray()
+    co, n = x.T @ x, x.sum(axis=0)
+    sim = co / (n[:, None] ** 0.3 * n[None, :] ** 0.7 + 5.0 + 1e-12)
+    np.fill_diagonal(sim, -1)
+    got = model._weights().toarray()
+    for i in range(30):
+        assert np.allclose(np.sort(got[i][got[i] > 0])[::-1], np.sort(sim[i])[::-1][:3],
+                           atol=1e-5)
+    # A user the model never saw, with a listen of a known track, is warm for it.
+    history = sp.csr_matrix(np.array([[1] + [0] * 29, [0] * 30], np.float32))
+    assert model.knows(np.array([1, 2]), history, data.items).tolist() == [True, False]
+    assert model.knows(np.array([100, 1])).tolist() == [True, False]
+
+
+def test_recent_popularity_counts_the_last_days_and_breaks_ties_by_all_time():
+    data = _listens([[0, 1], [0, 2], [0, 3], [3]], 4)
+    days = data.matrix.copy()
+    # Track 0: three listeners long ago; track 3: two in the last day; 1 and 2: one each, old.
+    days.data = np.array([1.0, 1.0, 1.0, 1.0, 1.0, 10.0, 10.0])
+    data.last_day = days
+    model = make(Config("recent_popularity", {"days": 2.0}))
+    model.fit(data)
+    order = np.argsort(-model.item_vectors(data.items, {}).ravel(), kind="stable")
+    assert order.tolist() == [3, 0, 1, 2]
+    flat = _listens([[0, 1]], 2)
+    flat.last_day = flat.matrix.copy()
+    assert "less than a day" in type(model).skip_reason(flat)
+
+
+@pytest.mark.parametrize("config", [c for c in CONFIGS if c.family != "lightfm"],
+                         ids=lambda c: c.name)
+def test_damaged_arrays_are_refused_on_load(tiny_settings, config):
+    from lakehouse.recsys.families import FAMILIES
+
+    bundle = refit(config, None, load_inputs(Lake(tiny_settings.lake)), threads=1)
+    arrays = bundle.warm.to_arrays()
+    cls = FAMILIES[config.family]
+    assert cls.from_arrays(config, arrays).check() is None
+    for name, value in arrays.items():
+        with pytest.raises(ModelError, match="retrain"):
+            cls.from_arrays(config, {k: v for k, v in arrays.items() if k != name})
+        broken = dict(arrays)
+        if value.ndim == 2 and value.size or value.ndim == 1 and len(value) > 1 and name != "user_ids":
+            broken[name] = value[:-1]
+        else:
+            continue
+        with pytest.raises(ModelError, match="damaged"):
+            cls.from_arrays(config, broken)

@@ -25,7 +25,8 @@ from lakehouse.recsys.train import train
 from .conftest import LAST_DAY, START, TS, write_tiny_lake
 
 METRIC_KEYS = {"precision_at_10", "recall_at_10", "ndcg_at_10", "auc", "coverage"}
-CANDIDATES = ["popularity", "als", "lightfm", "lightfm+item", "lightfm+user", "lightfm+both"]
+CANDIDATES = ["popularity", "recent_popularity", "item_knn", "als", "ease", "lightfm",
+              "lightfm+item", "lightfm+user", "lightfm+both"]
 
 
 def _runs(settings):
@@ -43,7 +44,11 @@ def test_first_training_selects_refits_and_registers_a_champion(tiny_settings):
     assert set(model) >= METRIC_KEYS and set(pop) >= METRIC_KEYS
     assert model["precision_at_10"] > 1.5 * pop["precision_at_10"]
     trials = [e for e in events if e["event"] == "trial"]
-    assert [e["candidate"] for e in trials] == CANDIDATES[1:]  # one trial each
+    fitted = [c["name"] for c in result.candidates if not c["skipped"]]
+    assert fitted[:6] == CANDIDATES[:6]  # the tiny lake suits every stand-alone family
+    assert [e["candidate"] for e in trials] == fitted[1:]  # one trial each
+    for c in result.candidates:
+        assert c["name"] in fitted or "better half" in c["skipped"]
     assert events[-1]["event"] == "refit"
     summary = result.summary()
     assert "candidates on" in summary and "chosen: " in summary and "PROMOTED" in summary
@@ -53,7 +58,8 @@ def test_first_training_selects_refits_and_registers_a_champion(tiny_settings):
     assert info.version == "v0001" and reg.alias("challenger") is None
     assert info.refit and info.params["candidate"] == result.chosen
     assert [c["name"] for c in info.candidates] == CANDIDATES
-    assert len(info.trials) == 5 and {t["candidate"] for t in info.trials} == set(CANDIDATES[1:])
+    assert len(info.trials) == len(fitted) - 1
+    assert {t["candidate"] for t in info.trials} == set(fitted[1:])
     assert info.metrics["model"] == model
     assert info.lineage["split"]["method"] == "time_cutoff"
     assert info.lineage["tables"][names.STD_LISTENS]["version"] == 0
@@ -137,9 +143,43 @@ def test_promote_never_and_force(tiny_settings):
     assert Registry(tiny_settings.models_dir).alias("champion") == forced.version
 
 
-def test_a_budget_of_zero_still_tries_every_family_once(tiny_settings):
+def test_a_budget_of_zero_leaves_popularity_and_says_why(tiny_settings):
     result = train(tiny_settings.replace(train_trials=0), budget=0, date=LAST_DAY)
-    assert [c["trials"] for c in result.candidates] == [0, 1, 1, 1, 1, 1]
+    assert [c["trials"] for c in result.candidates] == [0] * len(CANDIDATES)
+    assert result.chosen == "popularity"
+    assert all("budget was spent" in c["skipped"] or "lightfm has no fitted" in c["skipped"]
+               for c in result.candidates[1:])
+    assert "skipped: the 0 s budget was spent before its first trial" in result.summary()
+    table = result.candidates_table()
+    assert table.loc["ease", "skipped"].startswith("the 0 s budget")
+
+
+def test_the_budget_is_a_wall_clock_bound_and_spent_on_the_leaders(tiny_settings, monkeypatch):
+    """A family whose trials take 0.4 s: the search ends within budget + one trial."""
+    import time
+
+    from lakehouse.recsys import families, search
+
+    class Slow(families.RecentPopularity):
+        family = candidate = "slow"
+        max_trials = None
+
+        @classmethod
+        def skip_reason(cls, data):
+            return None
+
+        def fit(self, data, on_epoch=None, threads=None):
+            time.sleep(0.4)
+            super().fit(data)
+
+    monkeypatch.setattr(search, "CANDIDATES", (families.Popularity, Slow))
+    monkeypatch.setitem(families.FAMILIES, "slow", Slow)
+    result = train(tiny_settings.replace(train_trials=0), budget=2.0, date=LAST_DAY)
+    longest = max(t["seconds"] for t in result.trials)
+    assert result.search_seconds <= 2.0 + longest + 0.5
+    slow = next(c for c in result.candidates if c["name"] == "slow")
+    assert 3 <= slow["trials"] <= 6
+    assert sum(c["search_seconds"] for c in result.candidates) <= result.search_seconds
 
 
 def test_bad_options_are_config_errors(tiny_settings):
