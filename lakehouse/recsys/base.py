@@ -254,8 +254,7 @@ class Recommender(ABC):
             setattr(model, name, np.asarray(arrays[name], dtype))
         problem = model.check()
         if problem:
-            raise ModelError(f"the {cls.family} model is damaged: {problem}; retrain, or "
-                             "promote another version")
+            raise ModelError(f"the {cls.family} model is damaged: {problem}")
         return model
 
     @classmethod

@@ -153,6 +153,7 @@ class EASE(_ItemBased):
     family = candidate = "ease"
     max_trials = 12
     ARRAYS = {"user_ids": np.int64, "item_ids": np.int64, "weights": np.float32}
+    ROWS_PER_ID = {"weights": "item_ids"}
 
     def __init__(self, config: Config):
         super().__init__(config)

@@ -201,12 +201,12 @@ def test_damaged_arrays_are_refused_on_load(tiny_settings, config):
     cls = FAMILIES[config.family]
     assert cls.from_arrays(config, arrays).check() is None
     for name, value in arrays.items():
-        with pytest.raises(ModelError, match="retrain"):
+        with pytest.raises(ModelError, match=name):
             cls.from_arrays(config, {k: v for k, v in arrays.items() if k != name})
         broken = dict(arrays)
         if value.ndim == 2 and value.size or value.ndim == 1 and len(value) > 1 and name != "user_ids":
             broken[name] = value[:-1]
         else:
             continue
-        with pytest.raises(ModelError, match="damaged"):
+        with pytest.raises(ModelError):
             cls.from_arrays(config, broken)
