@@ -21,7 +21,8 @@ each worker runs its own and its lakes point at it.
 
 Tests that need a Spark session are marked ``spark`` here, so ``make
 test-fast`` can leave them out with the notebooks and the ``slow`` tests, and
-put in one xdist group, so one worker starts Spark, not every worker.
+put in one xdist group, so one worker starts Spark, not every worker; the
+tests of a module that use a module-scoped fixture are grouped the same way.
 """
 
 from __future__ import annotations
@@ -49,6 +50,16 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             # One worker runs every Spark test (with --dist loadgroup): each worker that
             # ran one would start its own JVM and Spark session (40-60 s of CPU here).
             item.add_marker(pytest.mark.xdist_group("spark"))
+        elif _uses_a_module_fixture(item):
+            # Likewise a module's own fixture (a served lake, the bad-input lakes) is
+            # made once if one worker runs the module's tests that use it.
+            item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::")[0]))
+
+
+def _uses_a_module_fixture(item: pytest.Item) -> bool:
+    info = getattr(item, "_fixtureinfo", None)
+    return info is not None and any(
+        d.scope == "module" for defs in info.name2fixturedefs.values() for d in defs)
 
 
 @contextlib.contextmanager
