@@ -366,6 +366,7 @@ SUBPROCESS_CASES = ["sql-copy-over-a-log", "sql-enable-logging-into-a-delta-log"
 
 @pytest.mark.parametrize("case", [k for k in CASES if k.id in SUBPROCESS_CASES],
                          ids=lambda case: case.id)
+@pytest.mark.slow
 def test_the_real_command_too_with_rust_backtraces_on(case, lakes, before, places):
     lake = lakes[case.lake]
     env = {k: v for k, v in os.environ.items() if not k.startswith("LAKEHOUSE_")}

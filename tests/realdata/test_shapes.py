@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pyarrow as pa
+import pytest
 from click.testing import CliRunner
 
 from lakehouse.cli import cli
@@ -22,6 +23,7 @@ def serve_and_run(tmp_path, history_of, *steps):
     return outputs
 
 
+@pytest.mark.slow
 def test_users_with_one_track_each_get_popularity_and_the_output_says_why(tmp_path,
                                                                           monkeypatch):
     monkeypatch.setenv("LAKEHOUSE_TRAIN_THREADS", "1")

@@ -38,6 +38,7 @@ def content(lake: Lake, name: str) -> list[dict]:
     return sorted(table.to_pylist(), key=repr)
 
 
+@pytest.mark.slow
 def test_build_writes_every_table_with_its_contract(lake_settings_with_raw):
     runs = build(lake_settings_with_raw, date=DAY2)
     lake = Lake(lake_settings_with_raw.lake)
@@ -192,6 +193,7 @@ def test_missing_raw_columns_read_as_null(lake_settings):
     assert out["gender"] is None and out["invalid_gender"] is False
 
 
+@pytest.mark.slow
 def test_cli_build(lake_settings_with_raw):
     lake = str(lake_settings_with_raw.lake)
     result = CliRunner().invoke(cli, ["--lake", lake, "build", "--date", str(DAY2),
@@ -229,6 +231,7 @@ def test_drifted_key_type_is_quarantined_not_a_crash(lake_settings):
     assert q[names.Q_CHECK] == "user_id_not_null" and q["email"] == " Ada2@Example.org "
 
 
+@pytest.mark.slow
 def test_no_listen_records_builds_empty_tables(lake_settings):
     lake = Lake(lake_settings.lake)
     write_raw(lake, DAY1, [user(1)], [track(10)], [])
