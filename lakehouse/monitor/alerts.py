@@ -76,12 +76,8 @@ COMMAND_TIMEOUT = 30.0
 _LOCK_TIMEOUT = 60.0
 
 ALERTS = TableSpec(names.META_ALERTS, (
-    Column("alert_id", pa.string()),
-    Column("key", pa.string()),
-    Column("kind", pa.string()),
-    Column("severity", pa.string()),
-    Column("subject", pa.string()),
-    Column("message", pa.string()),
+    *(Column(n, pa.string()) for n in ("alert_id", "key", "kind", "severity", "subject",
+                                       "message")),
     Column("details", pa.string(), doc="JSON object"),
     Column("created_at", pa.timestamp("us", tz="UTC")),
     Column("suppressed", pa.bool_(),

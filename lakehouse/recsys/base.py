@@ -27,6 +27,12 @@ CONFIDENCE = ("log", "linear", "bm25", "tfidf")
 # Called after each epoch with the epoch number; returning True stops training.
 EpochCallback = Callable[[int, "Recommender"], bool]
 
+# The candidates, simplest first, and the class of each family: filled in by
+# lakehouse.recsys.families as it loads (it defines them on top of this module, so
+# this module cannot import it). Every Config comes from a module that imports it.
+CANDIDATES: list[type[Recommender]] = []
+FAMILIES: dict[str, type[Recommender]] = {}
+
 
 @dataclass(frozen=True)
 class Config:
@@ -38,16 +44,12 @@ class Config:
     @property
     def name(self) -> str:
         """The candidate: the family, or a variant of it (``lightfm+item``)."""
-        from lakehouse.recsys.families import FAMILIES
-
         family = FAMILIES.get(self.family)
         return family.candidate_name(self.params) if family else self.family
 
     @property
     def complexity(self) -> int:
         """Rank of simplicity: ties of the primary metric go to the lower one."""
-        from lakehouse.recsys.families import CANDIDATES
-
         order = [c.candidate for c in CANDIDATES]
         return order.index(self.name) if self.name in order else len(order)
 
@@ -62,8 +64,6 @@ class Config:
             ModelError: Unknown family.
         """
         family = data.get("family")
-        from lakehouse.recsys.families import FAMILIES
-
         if family not in FAMILIES:
             raise ModelError(f"unknown model family {family!r}; known: {', '.join(FAMILIES)}")
         return cls(family, dict(data.get("params", {})))

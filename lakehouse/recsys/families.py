@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 
 from lakehouse.errors import ConfigError, ModelError
+from lakehouse.recsys import base
 from lakehouse.recsys.base import (
     CONFIDENCE,
     FEATURES,
@@ -465,6 +466,9 @@ CANDIDATES: tuple[type[Recommender], ...] = (
     LightFMItem, LightFMUser, LightFMBoth)
 # The class that fits and loads each family's configurations.
 FAMILIES: dict[str, type[Recommender]] = {c.family: c for c in CANDIDATES if not c.parent}
+# Config (in recsys/base.py) names and ranks candidates through these.
+base.CANDIDATES[:] = CANDIDATES
+base.FAMILIES.update(FAMILIES)
 
 
 def make(config: Config) -> Recommender:
