@@ -46,6 +46,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from lakehouse import names
 from lakehouse.config import Settings
@@ -342,17 +343,27 @@ def merge_day(lake: Lake, settings: Settings, endpoint: str, day: dt.date,
                 f"merged into {hist}; rerun with --accept-reset if the source really "
                 "started over")
         rows = db.execute(f"SELECT count(*) FROM {today}").fetchone()[0]
-        events, opened, closed = _events_sql(db, today, before, columns, day, prev)
+        events = _events_sql(today, before, columns, day, prev)
+        # Materialized, not streamed: delta-rs pulling a live DuckDB stream was seen to
+        # deadlock; a table is also replayable if the commit conflicts. A day's events
+        # are its changes (the whole snapshot only on the first date). The anti-joins
+        # run once: the counts for the note are taken from the result.
+        events_table = db.sql(events.replace("__NOTE__", "NULL")).to_arrow_table()
+        kinds = events_table.column(names.H_EVENT)
+        opened = pc.sum(pc.equal(kinds, names.H_OPEN)).as_py() or 0
+        closed = pc.sum(pc.equal(kinds, names.H_CLOSE)).as_py() or 0
         note = json.dumps({"raw": fingerprint, "rows": rows, "opened": opened,
                            "closed": closed, "overlap": overlap, "run_id": run_id,
                            "accepted_reset": bool(accept_reset and overlap is not None
                                                   and overlap < settings.reset_threshold)})
+        note_at = events_table.schema.get_field_index(names.H_NOTE)
+        events_table = events_table.set_column(
+            note_at, events_table.schema.field(note_at),
+            pc.if_else(pc.equal(kinds, names.H_DAY),
+                       pa.scalar(note, events_table.schema.field(note_at).type),
+                       events_table.column(note_at)))
         meta = {"pipeline": "history", "ingest_date": str(day), "run_id": run_id or ""}
         replace = fresh or not lake.exists(hist)
-        # Materialized, not streamed: delta-rs pulling a live DuckDB stream was seen to
-        # deadlock; a table is also replayable if the commit conflicts. A day's events
-        # are its changes (the whole snapshot only on the first date).
-        events_table = db.sql(events.replace("__NOTE__", literal(note))).to_arrow_table()
         if replace:
             written = lake.write(hist, events_table, mode="replace", metadata=meta)
         else:
@@ -382,7 +393,7 @@ def _create_empty(lake: Lake, endpoint: str) -> None:
         temps += [today, before]
         _snapshot_table(lake, endpoint, columns, "NULL", today)
         _previous_state(lake, endpoint, None, names.H_HASH, before)
-        events, _, _ = _events_sql(lake.duckdb, today, before, columns, dt.date.min, None)
+        events = _events_sql(today, before, columns, dt.date.min, None)
         empty = lake.duckdb.sql(f"SELECT * FROM ({events.replace('__NOTE__', 'NULL')}) "
                                 "WHERE false").to_arrow_table()
     lake.write(names.history_table(endpoint), empty, mode="replace",
@@ -422,9 +433,9 @@ def _overlap(db, today: str, before: str, key: str) -> float | None:
     return kept / n_prev
 
 
-def _events_sql(db, today: str, before: str, columns: Sequence[str], day: dt.date,
-                prev: dt.date | None) -> tuple[str, int, int]:
-    """SQL of the day's events (note as ``__NOTE__``), and the opened and closed counts."""
+def _events_sql(today: str, before: str, columns: Sequence[str], day: dt.date,
+                prev: dt.date | None) -> str:
+    """SQL of the day's events (note as ``__NOTE__``)."""
     version = f"{names.H_HASH}, {names.H_ORDINAL}"
     d = f"DATE {literal(day)}"
     p = f"DATE {literal(prev)}" if prev else "NULL::DATE"
@@ -435,8 +446,6 @@ def _events_sql(db, today: str, before: str, columns: Sequence[str], day: dt.dat
               f"{literal(names.H_CLOSE)} AS {names.H_EVENT}, "
               f"b.{names.H_FIRST_SEEN}, {p} AS {names.H_LAST_SEEN} FROM {before} b ANTI JOIN "
               f"{today} t USING ({version})")
-    (opened,) = db.execute(f"SELECT count(*) FROM ({opens})").fetchone()
-    (closed,) = db.execute(f"SELECT count(*) FROM ({closes})").fetchone()
     day_row = (f"SELECT {literal(names.H_DAY)} AS {names.H_EVENT}, {d} AS {names.H_FIRST_SEEN}, "
                f"{d} AS {names.H_LAST_SEEN}, __NOTE__ AS {names.H_NOTE}")
     order = ", ".join(ident(c) for c in (*columns, *META, names.H_HASH, names.H_ORDINAL, names.H_EVENT,
@@ -444,7 +453,7 @@ def _events_sql(db, today: str, before: str, columns: Sequence[str], day: dt.dat
     sql = (f"SELECT {order}, {d} AS {names.H_CHANGE_DATE}, "
            f"{names.H_NOTE}::VARCHAR AS {names.H_NOTE} FROM (({opens}) UNION ALL BY NAME "
            f"({closes}) UNION ALL BY NAME ({day_row}))")
-    return sql, opened, closed
+    return sql
 
 
 def catch_up(lake: Lake, settings: Settings) -> list[DayMerge]:
