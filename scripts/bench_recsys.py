@@ -21,8 +21,14 @@ Profile ``hetrec`` (not a mock profile): the hetrec-like synthetic data set of
 record per user with ~49 items, one timestamp for all), served from tables by
 the same HTTP server; prints champion vs popularity precision@10.
 
+Profiles ``listening`` and ``temporal`` (issue 19): the real-shaped replays of
+``scripts/bench_realshaped.py`` (through ``mock-api --data`` and the CLI, ``lakehouse daily``
+over three snapshot days for the temporal one) against EASE, tuned ALS and popularity
+computed in the same process.
+
 Usage:
     flock /tmp/bench.lock env PYTHONPATH=$PWD .venv/bin/python scripts/bench_recsys.py
+    ... scripts/bench_recsys.py --profiles listening,temporal
     ... scripts/bench_recsys.py --profiles opaque --budget 300
     ... scripts/bench_recsys.py --profiles hetrec
 """
@@ -174,6 +180,16 @@ def main() -> None:
     args = parser.parse_args()
     runs = {}
     for profile in args.profiles.split(","):
+        if profile in ("listening", "temporal"):
+            import subprocess
+            import sys
+
+            command = [sys.executable, str(Path(__file__).with_name("bench_realshaped.py")),
+                       "--sets", profile]
+            if args.budget is not None:
+                command += ["--budget", str(args.budget)]
+            subprocess.run(command, check=True)
+            continue
         runs[profile] = run_profile(profile, args.budget, args.seed, args.keep)
         print("\n".join(report(runs[profile])), flush=True)
     print("\n".join(targets(runs)))
