@@ -177,7 +177,8 @@ class _Watchdog:
     pages; here an attempt costs a dict entry under a lock, and only attempts in
     flight are held (at most one per page thread). Deadlines all have the same
     length, so a new one is never the earliest while others wait: the thread is
-    woken only when it had nothing to watch.
+    woken only when it sleeps with nothing to watch (an attempt that ended
+    leaves its wake-up time in place; waking then finds nothing due).
     """
 
     def __init__(self) -> None:
@@ -186,19 +187,23 @@ class _Watchdog:
         self._tokens = itertools.count()
         self._thread: threading.Thread | None = None
         self._closed = False
+        # When the thread wakes next by itself (None: only when notified).
+        self._wake_at: float | None = None
 
     def watch(self, attempt: _Attempt, seconds: float) -> None:
         with self._cond:
             if attempt.token is not None:
                 self._active.pop(attempt.token, None)
             attempt.token = next(self._tokens)
-            idle = not self._active
-            self._active[attempt.token] = (time.monotonic() + seconds, attempt)
+            deadline = time.monotonic() + seconds
+            self._active[attempt.token] = (deadline, attempt)
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name="lakehouse-deadline",
                                                 daemon=True)
                 self._thread.start()
-            elif idle:
+            elif self._wake_at is None or self._wake_at > deadline:
+                # Otherwise the thread wakes before this deadline anyway: sparing a
+                # wake-up (a thread switch) per page, as pages follow one another.
                 self._cond.notify()
 
     def unwatch(self, attempt: _Attempt) -> None:
@@ -224,6 +229,7 @@ class _Watchdog:
                         attempt.expired = True
                         _shut(attempt.sock or getattr(attempt.conn, "sock", None))
                 earliest = min((d for d, _ in self._active.values()), default=None)
+                self._wake_at = earliest
                 self._cond.wait(None if earliest is None else earliest - now)
 
 
@@ -276,9 +282,28 @@ class _DeadlineAdapter(HTTPAdapter):
     """requests' adapter whose pools (direct and through an HTTP proxy) use the
     watched connections. A SOCKS proxy keeps urllib3's own (no deadline)."""
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._pool_keys: dict[tuple, tuple[dict, dict]] = {}
+
     def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
         super().init_poolmanager(*args, **kwargs)
         self.poolmanager.pool_classes_by_scheme = _WATCHED_POOLS
+
+    def build_connection_pool_key_attributes(self, request: requests.PreparedRequest,
+                                             verify: Any, cert: Any = None
+                                             ) -> tuple[dict, dict]:
+        # requests parses the URL and stats the CA bundle path (os.path.isdir) for every
+        # request; the answer only depends on the origin, ``verify`` and ``cert``, and a
+        # client keeps asking the same one, so it is worked out once per combination.
+        key = (urlsplit(request.url or "")[:2], verify if isinstance(verify, bool | str | None) else repr(verify),
+               cert if isinstance(cert, str | tuple | None) else repr(cert))
+        found = self._pool_keys.get(key)
+        if found is None:
+            found = super().build_connection_pool_key_attributes(request, verify, cert)
+            if len(self._pool_keys) < 64:
+                self._pool_keys[key] = found
+        return dict(found[0]), dict(found[1])
 
     def proxy_manager_for(self, proxy: str, **proxy_kwargs: Any) -> Any:
         manager = super().proxy_manager_for(proxy, **proxy_kwargs)
