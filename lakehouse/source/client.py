@@ -45,7 +45,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 
 import orjson
 import requests
@@ -387,6 +387,7 @@ class ApiClient:
         self.retries = 0
         self.bytes = 0
         self._lock = threading.Lock()
+        self._prepared: dict[str, requests.PreparedRequest] = {}
         self._retry = _CappedRetry(
             total=self.max_retries, connect=self.max_retries, read=self.max_retries,
             status=self.max_retries, other=self.max_retries, redirect=0,
@@ -497,8 +498,7 @@ class ApiClient:
         while True:
             try:
                 # stream: the body is read below, where its faults can be retried.
-                resp = self.session.get(url, params=params, timeout=timeout,
-                                        allow_redirects=False, stream=True)
+                resp = self._send(url, params, timeout)
             except (requests.exceptions.ConnectionError, requests.exceptions.Timeout,
                     requests.exceptions.RetryError) as exc:
                 if attempt.expired:
@@ -548,6 +548,33 @@ class ApiClient:
                 continue
             items, total, pages, size_ = parsed
             return Page(page, items, total, pages, size_, len(body), dt.datetime.now(dt.UTC))
+
+    def _send(self, url: str, params: dict[str, int], timeout: tuple[float, float]
+              ) -> requests.Response:
+        """``session.get(url, params=params, stream=True)``, without re-preparing it each page.
+
+        ``Session.request`` merges the session's headers, auth, hooks and
+        cookies into a new request for every call (a fifth of the client's
+        CPU per page); the result only differs by the query here, so it is
+        prepared once per URL and copied with the page's query. The session's
+        own path is kept once a cookie was set (it must go back with each
+        request) or when the URL has a query of its own.
+        """
+        template = self._prepared.get(url)
+        if template is None or self.session.cookies:
+            if template is None and not self.session.cookies and len(self._prepared) < 16:
+                template = self.session.prepare_request(requests.Request("GET", url))
+                if "?" not in (template.url or ""):
+                    self._prepared[url] = template
+            return self.session.get(url, params=params, timeout=timeout,
+                                    allow_redirects=False, stream=True)
+        request = template.copy()
+        # What requests' prepare_url makes of a URL without a query and these params.
+        request.url = f"{template.url}?{urlencode(params)}"
+        # The settings Session.request would merge in (trust_env is off: the session's).
+        return self.session.send(request, timeout=timeout, allow_redirects=False, stream=True,
+                                 verify=self.session.verify, proxies=self.session.proxies,
+                                 cert=self.session.cert)
 
     def _again(self, retry: Retry, where: str, error: BaseException,
                final: Callable[[int], Exception], inner: int) -> Retry:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 
@@ -301,6 +302,37 @@ def test_the_deadline_watchdog_is_not_woken_for_every_page(fake_api):
         for page in range(1, 21):
             assert c.get_page("/users", 1 + page % 3).number == 1 + page % 3
     assert len(wakes) <= 1, len(wakes)
+
+
+def test_every_page_request_is_what_requests_would_send(fake_api):
+    # Pages after the first reuse one prepared request with the page's query: same
+    # headers (token included), same query, for every endpoint.
+    api = fake_api()
+    with client(api.url, token="s3cret") as c:
+        for endpoint in ("users", "tracks", "users"):
+            for page in (1, 2, 3):
+                got = c.get_page(f"/{endpoint}", page, 100)
+                assert got.number == page and len(got.items) == (50 if page == 3 else 100)
+    first = api.log[0].headers
+    assert first["Authorization"] == "Bearer s3cret" and first["User-Agent"] == USER_AGENT
+    assert all(r.headers == first for r in api.log), [r.headers for r in api.log]
+    assert [(r.endpoint, r.page, r.size) for r in api.log] == [
+        (e, p, 100) for e in ("users", "tracks", "users") for p in (1, 2, 3)]
+
+
+def test_a_cookie_the_source_sets_goes_back_with_every_later_page(fake_api):
+    def hook(r):
+        if r.page == 1:
+            body = json.dumps(api.envelope(r.endpoint, r.page, r.size)).encode()
+            return 200, {"Set-Cookie": "lb=node-2; Path=/"}, body
+        return None
+
+    api = fake_api(hook=hook)
+    with client(api.url) as c:
+        for page in (1, 2, 3, 2):
+            c.get_page("/users", page, 100)
+    assert "Cookie" not in api.log[0].headers
+    assert [r.headers.get("Cookie") for r in api.log[1:]] == ["lb=node-2"] * 3
 
 
 def test_an_unknown_host_names_the_host_to_fix():
