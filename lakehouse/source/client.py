@@ -45,7 +45,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 
 import orjson
 import requests
@@ -177,7 +177,8 @@ class _Watchdog:
     pages; here an attempt costs a dict entry under a lock, and only attempts in
     flight are held (at most one per page thread). Deadlines all have the same
     length, so a new one is never the earliest while others wait: the thread is
-    woken only when it had nothing to watch.
+    woken only when it sleeps with nothing to watch (an attempt that ended
+    leaves its wake-up time in place; waking then finds nothing due).
     """
 
     def __init__(self) -> None:
@@ -186,19 +187,23 @@ class _Watchdog:
         self._tokens = itertools.count()
         self._thread: threading.Thread | None = None
         self._closed = False
+        # When the thread wakes next by itself (None: only when notified).
+        self._wake_at: float | None = None
 
     def watch(self, attempt: _Attempt, seconds: float) -> None:
         with self._cond:
             if attempt.token is not None:
                 self._active.pop(attempt.token, None)
             attempt.token = next(self._tokens)
-            idle = not self._active
-            self._active[attempt.token] = (time.monotonic() + seconds, attempt)
+            deadline = time.monotonic() + seconds
+            self._active[attempt.token] = (deadline, attempt)
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name="lakehouse-deadline",
                                                 daemon=True)
                 self._thread.start()
-            elif idle:
+            elif self._wake_at is None or self._wake_at > deadline:
+                # Otherwise the thread wakes before this deadline anyway: sparing a
+                # wake-up (a thread switch) per page, as pages follow one another.
                 self._cond.notify()
 
     def unwatch(self, attempt: _Attempt) -> None:
@@ -224,6 +229,7 @@ class _Watchdog:
                         attempt.expired = True
                         _shut(attempt.sock or getattr(attempt.conn, "sock", None))
                 earliest = min((d for d, _ in self._active.values()), default=None)
+                self._wake_at = earliest
                 self._cond.wait(None if earliest is None else earliest - now)
 
 
@@ -276,9 +282,28 @@ class _DeadlineAdapter(HTTPAdapter):
     """requests' adapter whose pools (direct and through an HTTP proxy) use the
     watched connections. A SOCKS proxy keeps urllib3's own (no deadline)."""
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._pool_keys: dict[tuple, tuple[dict, dict]] = {}
+
     def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
         super().init_poolmanager(*args, **kwargs)
         self.poolmanager.pool_classes_by_scheme = _WATCHED_POOLS
+
+    def build_connection_pool_key_attributes(self, request: requests.PreparedRequest,
+                                             verify: Any, cert: Any = None
+                                             ) -> tuple[dict, dict]:
+        # requests parses the URL and stats the CA bundle path (os.path.isdir) for every
+        # request; the answer only depends on the origin, ``verify`` and ``cert``, and a
+        # client keeps asking the same one, so it is worked out once per combination.
+        key = (urlsplit(request.url or "")[:2], verify if isinstance(verify, bool | str | None) else repr(verify),
+               cert if isinstance(cert, str | tuple | None) else repr(cert))
+        found = self._pool_keys.get(key)
+        if found is None:
+            found = super().build_connection_pool_key_attributes(request, verify, cert)
+            if len(self._pool_keys) < 64:
+                self._pool_keys[key] = found
+        return dict(found[0]), dict(found[1])
 
     def proxy_manager_for(self, proxy: str, **proxy_kwargs: Any) -> Any:
         manager = super().proxy_manager_for(proxy, **proxy_kwargs)
@@ -362,6 +387,7 @@ class ApiClient:
         self.retries = 0
         self.bytes = 0
         self._lock = threading.Lock()
+        self._prepared: dict[str, requests.PreparedRequest] = {}
         self._retry = _CappedRetry(
             total=self.max_retries, connect=self.max_retries, read=self.max_retries,
             status=self.max_retries, other=self.max_retries, redirect=0,
@@ -472,8 +498,7 @@ class ApiClient:
         while True:
             try:
                 # stream: the body is read below, where its faults can be retried.
-                resp = self.session.get(url, params=params, timeout=timeout,
-                                        allow_redirects=False, stream=True)
+                resp = self._send(url, params, timeout)
             except (requests.exceptions.ConnectionError, requests.exceptions.Timeout,
                     requests.exceptions.RetryError) as exc:
                 if attempt.expired:
@@ -523,6 +548,33 @@ class ApiClient:
                 continue
             items, total, pages, size_ = parsed
             return Page(page, items, total, pages, size_, len(body), dt.datetime.now(dt.UTC))
+
+    def _send(self, url: str, params: dict[str, int], timeout: tuple[float, float]
+              ) -> requests.Response:
+        """``session.get(url, params=params, stream=True)``, without re-preparing it each page.
+
+        ``Session.request`` merges the session's headers, auth, hooks and
+        cookies into a new request for every call (a fifth of the client's
+        CPU per page); the result only differs by the query here, so it is
+        prepared once per URL and copied with the page's query. The session's
+        own path is kept once a cookie was set (it must go back with each
+        request) or when the URL has a query of its own.
+        """
+        template = self._prepared.get(url)
+        if template is None or self.session.cookies:
+            if template is None and not self.session.cookies and len(self._prepared) < 16:
+                template = self.session.prepare_request(requests.Request("GET", url))
+                if "?" not in (template.url or ""):
+                    self._prepared[url] = template
+            return self.session.get(url, params=params, timeout=timeout,
+                                    allow_redirects=False, stream=True)
+        request = template.copy()
+        # What requests' prepare_url makes of a URL without a query and these params.
+        request.url = f"{template.url}?{urlencode(params)}"
+        # The settings Session.request would merge in (trust_env is off: the session's).
+        return self.session.send(request, timeout=timeout, allow_redirects=False, stream=True,
+                                 verify=self.session.verify, proxies=self.session.proxies,
+                                 cert=self.session.cert)
 
     def _again(self, retry: Retry, where: str, error: BaseException,
                final: Callable[[int], Exception], inner: int) -> Retry:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 
@@ -252,6 +253,86 @@ def test_reads_proxies_and_the_ca_bundle_from_the_environment(no_proxy_env):
     no_proxy_env.setenv("NO_PROXY", "api.example")
     with client("https://api.example") as c:
         assert "https" not in c.session.proxies
+
+
+def test_pool_settings_are_requests_own_and_worked_out_once_per_origin(tmp_path, monkeypatch):
+    # The adapter remembers requests' answer (CA file or folder, host, port) per origin
+    # and verify setting, instead of statting the CA bundle path for every page.
+    import os
+
+    from lakehouse.source.client import _DeadlineAdapter
+
+    bundle = tmp_path / "ca.pem"
+    bundle.write_text("not read here")
+    stats: list[str] = []
+    isdir = os.path.isdir
+    monkeypatch.setattr(os.path, "isdir", lambda p: stats.append(p) or isdir(p))
+    ours, plain = _DeadlineAdapter(), HTTPAdapter()
+    cases = [("https://api.example/users?page=1", str(bundle)),
+             ("https://api.example/tracks?page=2", str(bundle)),
+             ("https://api.example/users?page=3", str(tmp_path)),
+             ("https://api.example:8443/users?page=1", str(bundle)),
+             ("http://other.example/users?page=1", False),
+             ("https://api.example/users?page=4", True)]
+    for url, verify in cases:
+        request = requests.Request("GET", url).prepare()
+        before = len(stats)
+        got = ours.build_connection_pool_key_attributes(request, verify)
+        mine = len(stats) - before
+        assert got == plain.build_connection_pool_key_attributes(request, verify), url
+        got[1]["ca_certs"] = "mutated"  # a caller's change does not leak into the next
+        assert mine == (0 if url.endswith("tracks?page=2") else int(isinstance(verify, str)))
+    assert ours.build_connection_pool_key_attributes(
+        requests.Request("GET", cases[0][0]).prepare(), str(bundle))[1]["ca_certs"] == str(bundle)
+    folder = ours.build_connection_pool_key_attributes(
+        requests.Request("GET", cases[2][0]).prepare(), str(tmp_path))[1]
+    assert folder["ca_cert_dir"] == str(tmp_path) and "ca_certs" not in folder
+
+
+def test_the_deadline_watchdog_is_not_woken_for_every_page(fake_api):
+    # Pages one after another each start a deadline later than the one the watchdog
+    # already sleeps until: waking it per page cost a thread switch per page.
+    api = fake_api()
+    with client(api.url) as c:
+        c.get_page("/users", 1)
+        cond = c._watchdog._cond
+        wakes: list[int] = []
+        notify = cond.notify
+        cond.notify = lambda *a: wakes.append(1) or notify(*a)
+        for page in range(1, 21):
+            assert c.get_page("/users", 1 + page % 3).number == 1 + page % 3
+    assert len(wakes) <= 1, len(wakes)
+
+
+def test_every_page_request_is_what_requests_would_send(fake_api):
+    # Pages after the first reuse one prepared request with the page's query: same
+    # headers (token included), same query, for every endpoint.
+    api = fake_api()
+    with client(api.url, token="s3cret") as c:
+        for endpoint in ("users", "tracks", "users"):
+            for page in (1, 2, 3):
+                got = c.get_page(f"/{endpoint}", page, 100)
+                assert got.number == page and len(got.items) == (50 if page == 3 else 100)
+    first = api.log[0].headers
+    assert first["Authorization"] == "Bearer s3cret" and first["User-Agent"] == USER_AGENT
+    assert all(r.headers == first for r in api.log), [r.headers for r in api.log]
+    assert [(r.endpoint, r.page, r.size) for r in api.log] == [
+        (e, p, 100) for e in ("users", "tracks", "users") for p in (1, 2, 3)]
+
+
+def test_a_cookie_the_source_sets_goes_back_with_every_later_page(fake_api):
+    def hook(r):
+        if r.page == 1:
+            body = json.dumps(api.envelope(r.endpoint, r.page, r.size)).encode()
+            return 200, {"Set-Cookie": "lb=node-2; Path=/"}, body
+        return None
+
+    api = fake_api(hook=hook)
+    with client(api.url) as c:
+        for page in (1, 2, 3, 2):
+            c.get_page("/users", page, 100)
+    assert "Cookie" not in api.log[0].headers
+    assert [r.headers.get("Cookie") for r in api.log[1:]] == ["lb=node-2"] * 3
 
 
 def test_an_unknown_host_names_the_host_to_fix():
