@@ -26,6 +26,13 @@ $(VENV)/.installed-%: setup.cfg pyproject.toml $(CONSTRAINTS) | $(BIN)/python
 	$(BIN)/pip install --quiet -c $(CONSTRAINTS) -e '.[$(subst +,$(comma),$*)]'
 	touch $@
 
+# The package alone, no extra: what `make demo` needs on a fresh clone (no test, lint or
+# notebook tools to download first).
+CORE_STAMP := $(VENV)/.installed-core
+$(CORE_STAMP): setup.cfg pyproject.toml $(CONSTRAINTS) | $(BIN)/python
+	$(BIN)/pip install --quiet -c $(CONSTRAINTS) -e .
+	touch $@
+
 STAMP := $(VENV)/.installed-dev
 LAB_STAMP := $(VENV)/.installed-dev+lab
 MLFLOW_STAMP := $(VENV)/.installed-mlflow+mlflow-ui
@@ -69,7 +76,7 @@ MLFLOW_ARGS ?= --host 127.0.0.1 --port 5000
 mlflow: $(MLFLOW_STAMP) ## Open the MLflow UI on the lake's tracking store (installs mlflow for its UI)
 	MLFLOW_DISABLE_TELEMETRY=true $(BIN)/mlflow ui --backend-store-uri '$(MLFLOW_URI)' $(MLFLOW_ARGS)
 
-demo: $(STAMP) ## Run the whole job end to end on the bundled mock API (several days)
+demo: $(CORE_STAMP) ## Run the whole job end to end on the bundled mock API (several days; installs the package alone)
 	$(LAKEHOUSE) demo
 
 mock-api: $(STAMP) ## Serve the bundled MooVitamix API on 127.0.0.1:8000

@@ -43,6 +43,10 @@ SAMPLE_SIZE = {"users": 300, "tracks": 400, "listens": 4000}
 SAMPLE_DAYS = 3
 
 
+# tryfirst: xdist's own hook (its worker plugin is registered after this conftest, so it
+# would run first) turns the xdist_group marks into node ids; marks added after it are
+# ignored and every worker would build the grouped tests' fixtures again.
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if "spark" in getattr(item, "fixturenames", ()):

@@ -306,10 +306,26 @@ def data_files(path: Path) -> dict[str, str]:
     return out
 
 
+_READ: dict[frozenset, dict[str, object]] = {}
+
+
 def reading(path: Path) -> dict[str, object]:
-    """What each table reads: its rows and a hash of them, or that it does not read."""
+    """What each table reads: its rows and a hash of them, or that it does not read.
+
+    What a table reads is a function of its files (Delta logs hold relative paths):
+    lakes whose table files are byte for byte the same (the registry lakes are copies
+    of the good one with only their models damaged) are read once, not once each.
+    """
     if not path.is_dir():
         return {}
+    tables = frozenset((rel, sha) for rel, sha in data_files(path).items()
+                       if Path(rel).parts[0] != "models")
+    if tables not in _READ:
+        _READ[tables] = _read_tables(path)
+    return _READ[tables]
+
+
+def _read_tables(path: Path) -> dict[str, object]:
     lake = Lake(path, create=False)
     out: dict[str, object] = {}
     for name in lake.table_names():
