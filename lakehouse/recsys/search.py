@@ -327,27 +327,8 @@ def search(inputs: Inputs, data: Split, holdout: Holdout, settings: Settings, *,
     run = _Run(inputs, data, holdout, metric, train,
                sample_users(holdout.tune, EARLY_STOP_USERS, settings.seed),
                settings.train_threads or None, progress, start, budget)
-    baseline = CANDIDATES[0]
-    popularity = fit(baseline.default_config(settings), train)
-    skipped: dict[str, str] = {}
-    alone = [c for c in CANDIDATES[1:] if c.parent is None]
-    for cls in alone + [c for c in CANDIDATES[1:] if c.parent is not None]:
-        reason = cls.skip_reason(train)
-        if reason is None and cls.parent is not None:
-            reason = _variant_reason(cls, run, alone)
-        if reason is None and time.perf_counter() >= deadline:
-            reason = f"the {budget:g} s budget was spent before its first trial"
-        expected = cls.estimated_seconds(train) if reason is None else None
-        if expected is not None and time.perf_counter() + expected > deadline:
-            reason = (f"its fit would take ~{expected:.0f} s on this machine, more than the "
-                      f"{max(0.0, deadline - time.perf_counter()):.0f} s left of the budget")
-        if reason is not None:
-            skipped[cls.candidate] = reason
-            continue
-        family = run.searches[cls.candidate] = _FamilySearch(cls, settings, run)
-        family.trial(deadline)
-        if family.best is None:
-            skipped[cls.candidate] = f"its first trial failed: {family.error}"
+    popularity = fit(CANDIDATES[0].default_config(settings), train)
+    skipped = _first_round(run, settings, deadline)
     _halving(run, deadline, max_trials)
     out = [Candidate(popularity.config, popularity)]
     for cls in CANDIDATES[1:]:
@@ -369,6 +350,34 @@ def search(inputs: Inputs, data: Split, holdout: Holdout, settings: Settings, *,
                 and cand.test[metric] > identity.test[metric]:
             _placebo(cand, inputs, data, holdout, metric, settings)
     return out
+
+
+def _first_round(run: _Run, settings: Settings, deadline: float) -> dict[str, str]:
+    """Each family's first trial, simplest first, then the variants worth one.
+
+    Returns:
+        Why each candidate that got no fitted configuration was skipped.
+    """
+    skipped: dict[str, str] = {}
+    alone = [c for c in CANDIDATES[1:] if c.parent is None]
+    for cls in alone + [c for c in CANDIDATES[1:] if c.parent is not None]:
+        reason = cls.skip_reason(run.train)
+        if reason is None and cls.parent is not None:
+            reason = _variant_reason(cls, run, alone)
+        if reason is None and time.perf_counter() >= deadline:
+            reason = f"the {run.budget:g} s budget was spent before its first trial"
+        expected = cls.estimated_seconds(run.train) if reason is None else None
+        if expected is not None and time.perf_counter() + expected > deadline:
+            reason = (f"its fit would take ~{expected:.0f} s on this machine, more than the "
+                      f"{max(0.0, deadline - time.perf_counter()):.0f} s left of the budget")
+        if reason is not None:
+            skipped[cls.candidate] = reason
+            continue
+        family = run.searches[cls.candidate] = _FamilySearch(cls, settings, run)
+        family.trial(deadline)
+        if family.best is None:
+            skipped[cls.candidate] = f"its first trial failed: {family.error}"
+    return skipped
 
 
 def _variant_reason(cls: type[Recommender], run: _Run,
