@@ -332,12 +332,14 @@ class LightFMUser(_LightFMMetadata):
     """LightFM with user metadata (scores new users through it)."""
 
     candidate, FEATURES_OF = "lightfm+user", "user"
+    cold_start = True
 
 
 class LightFMBoth(_LightFMMetadata):
     """LightFM with user and track metadata."""
 
     candidate, FEATURES_OF = "lightfm+both", "both"
+    cold_start = True
 
 
 class ALSRecommender(Recommender):

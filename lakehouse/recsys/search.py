@@ -385,11 +385,16 @@ def _variant_reason(cls: type[Recommender], run: _Run,
     """Why a variant is not tried: its parent is not fitted, or not among the leaders.
 
     A variant (LightFM with metadata) costs what its parent costs; it is only
-    worth its time when the parent is in the better half of the families.
+    worth its time when the parent is in the better half of the families, or,
+    for a variant that scores new users from their metadata, when the holdout
+    has cold-start users: it competes for the cold route there (against
+    popularity), whatever the warm ranking says.
     """
     parent = run.searches.get(cls.parent)
     if parent is None or parent.best is None:
         return f"{cls.parent} has no fitted configuration to extend"
+    if cls.cold_start and len(run.holdout.cold) and run.inputs.user_meta:
+        return None
     ranked = sorted((f for f in run.searches.values() if f.cls in alone and f.best),
                     key=lambda f: -f.value)
     rank = ranked.index(parent) + 1
