@@ -182,6 +182,48 @@ def test_the_budget_is_a_wall_clock_bound_and_spent_on_the_leaders(tiny_settings
     assert sum(c["search_seconds"] for c in result.candidates) <= result.search_seconds
 
 
+def test_scoring_the_candidates_is_inside_the_budget(tiny_settings, monkeypatch):
+    """Five families whose every scoring takes 0.3 s: the test users' scoring of the
+    candidates is part of the trials, so the search still ends within budget + one trial
+    and says how its time went."""
+    import time
+
+    from lakehouse.recsys import families, search
+
+    def slow(name):
+        class Slow(families.RecentPopularity):
+            family = candidate = name
+            max_trials = None
+
+            @classmethod
+            def skip_reason(cls, data):
+                return None
+
+            def fit(self, data, on_epoch=None, threads=None):
+                time.sleep(0.1)
+                super().fit(data)
+
+            def scores(self, *args):
+                time.sleep(0.3)
+                return super().scores(*args)
+        return Slow
+
+    slows = tuple(slow(f"slow{i}") for i in range(5))
+    monkeypatch.setattr(search, "CANDIDATES", (families.Popularity, *slows))
+    for cls in slows:
+        monkeypatch.setitem(families.FAMILIES, cls.family, cls)
+    result = train(tiny_settings.replace(train_trials=0), budget=4.0, date=LAST_DAY)
+    longest = max(t["seconds"] for t in result.trials)
+    assert longest >= 0.7  # fit, tuning users, and the test users of a new best
+    assert result.search_seconds <= 4.0 + longest + 0.3
+    fitted = result.candidates[1:]
+    assert all(c["skipped"] is None and c["test"]["users"] > 0 for c in fitted)
+    assert all(c["eval_seconds"] >= 0.3 for c in fitted)
+    scoring = sum(c["eval_seconds"] for c in result.candidates)
+    assert f"{scoring:.1f}s scoring the test users" in result.summary()
+    assert "for a 4s budget" in result.summary()
+
+
 def test_bad_options_are_config_errors(tiny_settings):
     with pytest.raises(ConfigError, match="promote must be one of"):
         train(tiny_settings, promote="sometimes")
