@@ -124,6 +124,9 @@ class Recommender(ABC):
     # Whether its models score new users from their metadata: it competes for the cold
     # route on the holdout's cold-start users, whatever it does on warm users.
     cold_start: ClassVar[bool] = False
+    # Whether its model is a statistic of the listens (popularity), recomputed from the
+    # scoring day's listens when recommending rather than frozen at training.
+    refit_when_scoring: ClassVar[bool] = False
 
     def __init__(self, config: Config):
         self.config = config
