@@ -167,8 +167,10 @@ def champion_report(models: Path) -> dict:
     return {"chosen": info.params.get("candidate"), "search_seconds": meta["search_seconds"],
             "version": info.version, "champion": reg.alias("champion"),
             "selection": info.selection.get("reason"), "split": info.lineage.get("split"),
+            "longest_trial": max((t["seconds"] for t in info.trials), default=0.0),
             "candidates": [{"name": c["name"], "trials": c["trials"],
                             "seconds": c["search_seconds"], "skipped": c.get("skipped"),
+                            "eval_seconds": c.get("eval_seconds", 0.0),
                             "p@10": (c.get("test") or {}).get("precision_at_10")}
                            for c in info.candidates]}
 
@@ -272,14 +274,19 @@ def report(r: dict, budget: float) -> list[str]:
              f"{r['lakehouse_all']:.4f}.",
              f"last search ({c['version']}; champion {c['champion']}): chose {c['chosen']} "
              f"on a {c['split'].get('method')} split; search {c['search_seconds']:.1f} s for "
-             f"a {budget:g} s budget; command times "
+             f"a {budget:g} s budget (longest trial {c['longest_trial']:.1f} s: bound "
+             f"{budget + c['longest_trial']:.1f} s, "
+             f"{'met' if c['search_seconds'] <= budget + c['longest_trial'] else 'NOT met'}; "
+             f"{sum(x['eval_seconds'] for x in c['candidates']):.1f} s of the search scoring "
+             "the test users); command times "
              + ", ".join(f"{k} {v:.0f} s" for k, v in r["times"].items()), "",
-             "| candidate | trials | search s | p@10 (selection holdout) | skipped |",
-             "| --- | --- | --- | --- | --- |"]
+             "| candidate | trials | search s | of it scoring s | p@10 (selection holdout) "
+             "| skipped |",
+             "| --- | --- | --- | --- | --- | --- |"]
     for cand in c["candidates"]:
         p = f"{cand['p@10']:.4f}" if cand["p@10"] is not None else "-"
-        lines.append(f"| {cand['name']} | {cand['trials']} | {cand['seconds']:.1f} | {p} | "
-                     f"{cand['skipped'] or ''} |")
+        lines.append(f"| {cand['name']} | {cand['trials']} | {cand['seconds']:.1f} | "
+                     f"{cand['eval_seconds']:.1f} | {p} | {cand['skipped'] or ''} |")
     return lines + ["", f"selection: {c['selection']}", ""]
 
 

@@ -121,6 +121,12 @@ class Recommender(ABC):
     early_stopping: ClassVar[bool] = False
     # Trials beyond which searching it is pointless (a one-parameter space); None: no cap.
     max_trials: ClassVar[int | None] = None
+    # Whether its models score new users from their metadata: it competes for the cold
+    # route on the holdout's cold-start users, whatever it does on warm users.
+    cold_start: ClassVar[bool] = False
+    # Whether its model is a statistic of the listens (popularity), recomputed from the
+    # scoring day's listens when recommending rather than frozen at training.
+    refit_when_scoring: ClassVar[bool] = False
 
     def __init__(self, config: Config):
         self.config = config

@@ -199,6 +199,8 @@ class ScoringInputs:
     item_meta: dict[int, list[str]]
     seen: sp.csr_matrix                # users x items, 1 where listened
     versions: dict[str, int | None]    # Delta version of each input table
+    # users x items: day (since the epoch, fractional) of each pair's last listen.
+    last_day: sp.csr_matrix | None = None
 
 
 def load_scoring_inputs(lake: Lake) -> ScoringInputs:
@@ -217,8 +219,9 @@ def load_scoring_inputs(lake: Lake) -> ScoringInputs:
     lineage: dict[str, Any] = {}
     feature_users, user_meta, feature_items, item_meta = _load_metadata(lake, lineage)
     version = lake.version(names.CONS_INTERACTIONS)
-    pairs = lake.to_arrow(names.CONS_INTERACTIONS, version=version) \
-        .select([names.USER_ID, names.TRACK_ID])
+    pairs = lake.to_arrow(names.CONS_INTERACTIONS, version=version)
+    pairs = pairs.select([c for c in (names.USER_ID, names.TRACK_ID, "last_listen_at")
+                          if c in pairs.column_names])
     pairs = pairs.filter(pc.and_(pc.is_valid(pairs.column(names.USER_ID)),
                                  pc.is_valid(pairs.column(names.TRACK_ID))))
     lineage[names.CONS_INTERACTIONS] = {"version": version}
@@ -230,8 +233,17 @@ def load_scoring_inputs(lake: Lake) -> ScoringInputs:
                           (np.searchsorted(users, pu), np.searchsorted(items, pi))),
                          shape=(len(users), len(items)))
     seen.sum_duplicates()
+    last_day = None
+    if "last_listen_at" in pairs.column_names:
+        when = pairs.column("last_listen_at").cast(pa.timestamp("us", tz="UTC")) \
+            .cast(pa.int64()).fill_null(0).to_numpy(zero_copy_only=False)
+        # One row per (user, track) in interactions: no duplicates to sum.
+        last_day = sp.csr_matrix((when / 86_400e6, (np.searchsorted(users, pu),
+                                                    np.searchsorted(items, pi))),
+                                 shape=seen.shape)
     return ScoringInputs(users, items, user_meta, item_meta, seen,
-                         {name: entry["version"] for name, entry in sorted(lineage.items())})
+                         {name: entry["version"] for name, entry in sorted(lineage.items())},
+                         last_day)
 
 
 def _pairs(inputs: Inputs, mask: np.ndarray) -> sp.csr_matrix:

@@ -60,6 +60,7 @@ class Popularity(Recommender):
 
     family = candidate = "popularity"
     searchable = False
+    refit_when_scoring = True
     ARRAYS = {"item_ids": np.int64, "listeners": np.float32, "user_ids": np.int64}
     ROWS_PER_ID = {"listeners": "item_ids"}
 
@@ -332,12 +333,14 @@ class LightFMUser(_LightFMMetadata):
     """LightFM with user metadata (scores new users through it)."""
 
     candidate, FEATURES_OF = "lightfm+user", "user"
+    cold_start = True
 
 
 class LightFMBoth(_LightFMMetadata):
     """LightFM with user and track metadata."""
 
     candidate, FEATURES_OF = "lightfm+both", "both"
+    cold_start = True
 
 
 class ALSRecommender(Recommender):
@@ -518,6 +521,25 @@ class Routed:
         """
         names = [f"warm:{self.warm.config.name}", f"cold:{self.cold_model.config.name}"]
         return np.where(self.warm.knows(users, history, items), 0, 1), names
+
+    def refreshed(self, data: TrainData) -> tuple[Routed, list[str]]:
+        """The bundle with its statistics families refit on ``data`` (the scoring day's).
+
+        Popularity and recent popularity are counts, not learned parameters: a
+        ranking frozen at training goes stale between retrains (recent
+        popularity most: its window moves every day), so scoring recomputes
+        them with the same configuration from today's listens.
+
+        Returns:
+            The bundle, and the routes refreshed (``warm:recent_popularity``, ...).
+        """
+        parts, names = [], []
+        for route, part in (("warm", self.warm), ("cold", self.cold)):
+            if part is not None and part.refit_when_scoring:
+                part = fit(part.config, data)
+                names.append(f"{route}:{part.config.name}")
+            parts.append(part)
+        return Routed(*parts), names
 
     def to_arrays(self) -> dict[str, np.ndarray]:
         arrays = {f"warm__{k}": v for k, v in self.warm.to_arrays().items()}

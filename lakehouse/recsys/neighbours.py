@@ -42,6 +42,11 @@ WEIGHTINGS = ("binary", "bm25", "tfidf")
 # (measured on the hetrec-like set, ~10,000 tracks: 56 s, about 10x the bare estimate):
 # the time estimate is this much more cautious.
 EASE_SLOWDOWN = 10.0
+# Item-kNN builds the co-occurrence a block of tracks at a time, each block holding at most
+# about this many co-listened pairs (~40 bytes each while it is weighted and cut to the top
+# neighbours): the fit's memory stays bounded whatever the catalogue (a Zipf catalogue's
+# popular tracks co-occur with nearly every other).
+KNN_BLOCK_PAIRS = 5_000_000
 
 
 def available_memory() -> int:
@@ -304,13 +309,8 @@ class ItemKNN(_ItemBased):
 
             x = (bm25_weight(x) if how == "bm25" else tfidf_weight(x)).tocsr() \
                 .astype(np.float32)
-        weight = np.asarray(x.sum(axis=0), np.float64).ravel()
-        co = (x.T @ x).tocoo()
-        off = co.row != co.col
-        rows, cols, vals = co.row[off], co.col[off], co.data[off].astype(np.float64)
-        alpha, shrink = float(p.get("alpha", 0.5)), float(p.get("shrink", 10.0))
-        vals /= weight[rows] ** alpha * weight[cols] ** (1 - alpha) + shrink + 1e-12
-        sim = _top_per_row(rows, cols, vals, x.shape[1], int(p.get("neighbours", 100)))
+        sim = _similarities(x, float(p.get("alpha", 0.5)), float(p.get("shrink", 10.0)),
+                            int(p.get("neighbours", 100)))
         self.sim_indptr = np.asarray(sim.indptr, np.int64)
         self.sim_indices = np.asarray(sim.indices, np.int32)
         self.sim_data = np.asarray(sim.data, np.float32)
@@ -334,15 +334,62 @@ class ItemKNN(_ItemBased):
         return super().check()
 
 
-def _top_per_row(rows: np.ndarray, cols: np.ndarray, vals: np.ndarray, n: int, k: int
-                 ) -> sp.csr_matrix:
+def _similarities(x: sp.csr_matrix, alpha: float, shrink: float, k: int,
+                  block_pairs: int | None = None) -> sp.csr_matrix:
+    """Each track's top ``k`` shrunk asymmetric cosines, built a block of tracks at a time.
+
+    Args:
+        x: Weighted listens, users x tracks (float32 CSR).
+        alpha: Exponent of the track's own weight (1 - alpha: its neighbour's).
+        shrink: Added to the denominator (damps pairs co-listened by few users).
+        k: Neighbours kept per track.
+        block_pairs: Co-listened pairs held at once, at most about (a single track
+            whose listeners heard more is a block on its own); None:
+            :data:`KNN_BLOCK_PAIRS`.
+    """
+    block_pairs = KNN_BLOCK_PAIRS if block_pairs is None else block_pairs
+    n = x.shape[1]
+    weight = np.asarray(x.sum(axis=0), np.float64).ravel()
+    xt = x.T.tocsr()
+    # A track's co-occurrence row has at most as many entries as its listeners have
+    # listened tracks, in all: the blocks are cut on that bound.
+    lengths = np.diff(x.indptr).astype(np.float64)
+    bound = xt.astype(bool).astype(np.float64) @ lengths
+    parts = []
+    for start, stop in _blocks(bound, block_pairs):
+        co = (xt[start:stop] @ x).tocsr()
+        rows = np.repeat(np.arange(stop - start), np.diff(co.indptr))
+        off = rows + start != co.indices
+        rows, cols, vals = rows[off], co.indices[off], co.data[off].astype(np.float64)
+        del co
+        vals /= weight[rows + start] ** alpha * weight[cols] ** (1 - alpha) + shrink + 1e-12
+        parts.append(_top_per_row(rows, cols, vals, (stop - start, n), k))
+    if not parts:
+        return sp.csr_matrix((n, n), dtype=np.float32)
+    return sp.vstack(parts, format="csr")
+
+
+def _blocks(bound: np.ndarray, limit: int) -> list[tuple[int, int]]:
+    """Consecutive ranges of tracks whose ``bound`` sums to at most ``limit`` (or one track)."""
+    edges, total = [0], 0.0
+    for i, b in enumerate(bound.tolist()):
+        if total + b > limit and i > edges[-1]:
+            edges.append(i)
+            total = 0.0
+        total += b
+    edges.append(len(bound))
+    return [(a, b) for a, b in zip(edges[:-1], edges[1:], strict=True) if b > a]
+
+
+def _top_per_row(rows: np.ndarray, cols: np.ndarray, vals: np.ndarray,
+                 shape: tuple[int, int], k: int) -> sp.csr_matrix:
     """The ``k`` largest entries of each row of the (rows, cols, vals) matrix, as CSR."""
     # Sort by row, then by value descending; each row's first k entries are its top k.
     order = np.lexsort((-vals, rows))
     rows, cols, vals = rows[order], cols[order], vals[order]
-    starts = np.searchsorted(rows, np.arange(n))
+    starts = np.searchsorted(rows, np.arange(shape[0]))
     rank = np.arange(len(rows)) - starts[rows]
     keep = rank < k
-    sim = sp.csr_matrix((vals[keep].astype(np.float32), (rows[keep], cols[keep])), shape=(n, n))
+    sim = sp.csr_matrix((vals[keep].astype(np.float32), (rows[keep], cols[keep])), shape=shape)
     sim.sort_indices()
     return sim

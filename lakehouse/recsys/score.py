@@ -33,7 +33,7 @@ from lakehouse.errors import ConfigError, ValidationError
 from lakehouse.lake import Lake
 from lakehouse.monitor.sinks import step_context
 from lakehouse.recsys.data import ScoringInputs, load_scoring_inputs
-from lakehouse.recsys.families import Routed
+from lakehouse.recsys.families import Routed, TrainData
 from lakehouse.recsys.registry import Registry
 from lakehouse.recsys.topk import top_k_scores
 from lakehouse.runlog import RunRecord
@@ -221,8 +221,10 @@ def _recommend(settings: Settings, lake: Lake, k: int, date: dt.date,
                record: RunRecord) -> None:
     registry = Registry(settings.models_dir)
     info = registry.get(names.CHAMPION)
-    model = registry.load_bundle(info.version)
     inputs = load_scoring_inputs(lake)
+    model, refreshed = registry.load_bundle(info.version).refreshed(TrainData(
+        inputs.users, inputs.items, inputs.user_meta, inputs.item_meta, inputs.seen,
+        inputs.last_day))
     k = max(1, min(k, len(inputs.items)))  # no user can get more tracks than there are
     t0 = time.perf_counter()
     idx, scores, route, route_names = score_users(model, inputs, k)
@@ -241,7 +243,8 @@ def _recommend(settings: Settings, lake: Lake, k: int, date: dt.date,
     record.details = {"model_version": info.version, "k": k, "users": len(inputs.users),
                       "cold_start_users": int(per_route[1]), "tracks": len(inputs.items),
                       "routes": {n: int(c) for n, c in zip(route_names, per_route, strict=True)},
-                      "scoring_seconds": round(seconds, 3), "input_versions": inputs.versions}
+                      "scoring_seconds": round(seconds, 3), "input_versions": inputs.versions,
+                      "refreshed_on_scoring_day": refreshed}
     record.finish(names.SUCCESS)
 
 

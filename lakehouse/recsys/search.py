@@ -87,11 +87,14 @@ class Trial:
     value: float
     epochs: int
     seconds: float
+    # Of ``seconds``: scoring it on the test (and cold) users, when it became its
+    # candidate's best (the candidates' evaluation is part of the search's trials).
+    eval_seconds: float = 0.0
 
     def to_json(self) -> dict[str, Any]:
         return {"candidate": self.candidate, "number": self.number, "params": self.params,
                 "value": round(self.value, 6), "epochs": self.epochs,
-                "seconds": round(self.seconds, 3)}
+                "seconds": round(self.seconds, 3), "eval_seconds": round(self.eval_seconds, 3)}
 
 
 @dataclass
@@ -103,6 +106,8 @@ class Candidate:
     trials: list[Trial] = field(default_factory=list)
     seconds: float = 0.0
     tune_value: float = 0.0
+    # Of ``seconds``: scoring its best configurations on the test, cold and placebo users.
+    eval_seconds: float = 0.0
     # Why the candidate was not fitted (memory, no timestamps, the budget); None: fitted.
     skipped: str | None = None
     # The candidate's name when its configuration cannot say it (a skipped variant).
@@ -125,7 +130,7 @@ class Candidate:
                 "tune": round(self.tune_value, 6), "test": self.test, "cold_start": self.cold,
                 "placebo": self.placebo, "skipped": self.skipped,
                 "trials": len(self.trials), "search_seconds": round(self.seconds, 3),
-                "primary": primary}
+                "eval_seconds": round(self.eval_seconds, 3), "primary": primary}
 
 
 def train_data(inputs: Inputs, matrix, last_day=None) -> TrainData:
@@ -184,7 +189,10 @@ class _FamilySearch:
         self.study.enqueue_trial(cls.first_params(self.base))
         self.trials: list[Trial] = []
         self.best: tuple[float, Recommender, Config] | None = None
+        # The best configuration scored on the test users (its metrics, per-user values).
+        self.scored: Candidate | None = None
         self.seconds = 0.0
+        self.eval_seconds = 0.0
         self.error: str | None = None
 
     @property
@@ -229,17 +237,50 @@ class _FamilySearch:
             return
         self.study.tell(trial, value)
         config = model.fitted_config()
+        eval_seconds = 0.0
+        if self.best is None or value > self.best[0]:
+            self.best = (value, model, config)
+            eval_seconds = self._evaluate(model, config)
         seconds = time.perf_counter() - t0
         self.seconds += seconds
         record = Trial(self.name, trial.number, dict(config.params), value, model.epochs_run,
-                       seconds)
+                       seconds, eval_seconds)
         self.trials.append(record)
-        if self.best is None or value > self.best[0]:
-            self.best = (value, model, config)
         if run.progress is not None:
             run.progress({"event": "trial", **record.to_json(), "best": self.best[0],
                           "elapsed": round(time.perf_counter() - run.start, 1),
                           "budget": run.budget})
+
+    def _evaluate(self, model: Recommender, config: Config) -> float:
+        """Score a new best configuration on the test users (seconds taken).
+
+        Part of the trial that found it, so the budget bounds the evaluation
+        too: when the search stops, every candidate is already scored. A
+        metadata variant ahead of the identity LightFM on the test users is
+        also fitted on shuffled metadata (its placebo) here.
+        """
+        run = self.run
+        t0 = time.perf_counter()
+        cand = Candidate(config, model)
+        _score(cand, run.inputs, run.data, run.holdout, run.metric)
+        identity = run.searches.get(self.cls.parent) if self.cls.parent else None
+        if identity is not None and identity.scored is not None and \
+                cand.test[run.metric] > identity.scored.test[run.metric]:
+            _placebo(cand, run.inputs, run.data, run.holdout, run.metric, self.settings)
+        self.scored = cand
+        seconds = time.perf_counter() - t0
+        self.eval_seconds += seconds
+        return seconds
+
+    def result(self) -> Candidate:
+        """The best configuration as a scored candidate, with the family's trials and time."""
+        cand = self.scored
+        if cand is None:
+            raise LakehouseError(f"{self.name} has no fitted configuration")
+        cand.trials, cand.seconds, cand.eval_seconds = self.trials, self.seconds, \
+            self.eval_seconds
+        cand.tune_value = self.value
+        return cand
 
     def _early_stopping(self, state: dict[str, Any], deadline: float):
         if not self.cls.early_stopping:
@@ -290,12 +331,17 @@ def search(inputs: Inputs, data: Split, holdout: Holdout, settings: Settings, *,
            progress: Progress | None = None) -> list[Candidate]:
     """Every candidate's best configuration, fitted on ``data.train``, scored on ``test``.
 
-    The budget is a wall-clock bound on the search: no trial starts after it,
-    nor one that the family's recent trials say would end after it, and
-    LightFM stops its epochs at it; so the search ends within ``budget`` plus
-    one trial. It is spent where it pays:
+    The budget is a wall-clock bound on the whole search, scoring on the test
+    users included: a trial that finds its family's best configuration also
+    scores it on the test (and cold-start) users, and fits a metadata
+    variant's placebo when it needs one, so nothing is left to do when the
+    trials stop. No trial starts after the budget, nor one that the family's
+    recent trials say would end after it, and LightFM stops its epochs at it;
+    so the search ends within ``budget`` plus one trial. It is spent where it
+    pays:
 
-    1. popularity (no trial), then each family's default configuration, in
+    1. popularity (fitted and scored, no trial), then each family's default
+       configuration, in
        :data:`~lakehouse.recsys.families.CANDIDATES` order (simplest first);
        a family that cannot run (memory, no timestamps), or whose first trial
        does not fit in the budget, is a skipped candidate with the reason;
@@ -327,17 +373,40 @@ def search(inputs: Inputs, data: Split, holdout: Holdout, settings: Settings, *,
     run = _Run(inputs, data, holdout, metric, train,
                sample_users(holdout.tune, EARLY_STOP_USERS, settings.seed),
                settings.train_threads or None, progress, start, budget)
-    baseline = CANDIDATES[0]
-    popularity = fit(baseline.default_config(settings), train)
+    model = fit(CANDIDATES[0].default_config(settings), train)
+    popularity = Candidate(model.config, model)
+    _score(popularity, inputs, data, holdout, metric)
+    popularity.seconds = popularity.eval_seconds = time.perf_counter() - start
+    skipped = _first_round(run, settings, deadline)
+    _halving(run, deadline, max_trials)
+    out = [popularity]
+    for cls in CANDIDATES[1:]:
+        family = run.searches.get(cls.candidate)
+        if family is not None and family.scored is not None:
+            out.append(family.result())
+        else:
+            config = family.base if family else Config(cls.family, {})
+            out.append(Candidate(config, None, family.trials if family else [],
+                                 family.seconds if family else 0.0,
+                                 skipped=skipped[cls.candidate], label=cls.candidate))
+    return out
+
+
+def _first_round(run: _Run, settings: Settings, deadline: float) -> dict[str, str]:
+    """Each family's first trial, simplest first, then the variants worth one.
+
+    Returns:
+        Why each candidate that got no fitted configuration was skipped.
+    """
     skipped: dict[str, str] = {}
     alone = [c for c in CANDIDATES[1:] if c.parent is None]
     for cls in alone + [c for c in CANDIDATES[1:] if c.parent is not None]:
-        reason = cls.skip_reason(train)
+        reason = cls.skip_reason(run.train)
         if reason is None and cls.parent is not None:
             reason = _variant_reason(cls, run, alone)
         if reason is None and time.perf_counter() >= deadline:
-            reason = f"the {budget:g} s budget was spent before its first trial"
-        expected = cls.estimated_seconds(train) if reason is None else None
+            reason = f"the {run.budget:g} s budget was spent before its first trial"
+        expected = cls.estimated_seconds(run.train) if reason is None else None
         if expected is not None and time.perf_counter() + expected > deadline:
             reason = (f"its fit would take ~{expected:.0f} s on this machine, more than the "
                       f"{max(0.0, deadline - time.perf_counter()):.0f} s left of the budget")
@@ -346,29 +415,9 @@ def search(inputs: Inputs, data: Split, holdout: Holdout, settings: Settings, *,
             continue
         family = run.searches[cls.candidate] = _FamilySearch(cls, settings, run)
         family.trial(deadline)
-        if family.best is None:
+        if family.scored is None:
             skipped[cls.candidate] = f"its first trial failed: {family.error}"
-    _halving(run, deadline, max_trials)
-    out = [Candidate(popularity.config, popularity)]
-    for cls in CANDIDATES[1:]:
-        family = run.searches.get(cls.candidate)
-        if family is not None and family.best is not None:
-            value, model, config = family.best
-            out.append(Candidate(config, model, family.trials, family.seconds, value))
-        else:
-            config = family.base if family else Config(cls.family, {})
-            out.append(Candidate(config, None, family.trials if family else [],
-                                 family.seconds if family else 0.0,
-                                 skipped=skipped[cls.candidate], label=cls.candidate))
-    fitted = [c for c in out if c.skipped is None]
-    for cand in fitted:
-        _score(cand, inputs, data, holdout, metric)
-    identity = next((c for c in fitted if c.name == "lightfm"), None)
-    for cand in fitted:
-        if cand.name.startswith("lightfm+") and identity is not None \
-                and cand.test[metric] > identity.test[metric]:
-            _placebo(cand, inputs, data, holdout, metric, settings)
-    return out
+    return skipped
 
 
 def _variant_reason(cls: type[Recommender], run: _Run,
@@ -376,11 +425,16 @@ def _variant_reason(cls: type[Recommender], run: _Run,
     """Why a variant is not tried: its parent is not fitted, or not among the leaders.
 
     A variant (LightFM with metadata) costs what its parent costs; it is only
-    worth its time when the parent is in the better half of the families.
+    worth its time when the parent is in the better half of the families, or,
+    for a variant that scores new users from their metadata, when the holdout
+    has cold-start users: it competes for the cold route there (against
+    popularity), whatever the warm ranking says.
     """
     parent = run.searches.get(cls.parent)
     if parent is None or parent.best is None:
         return f"{cls.parent} has no fitted configuration to extend"
+    if cls.cold_start and len(run.holdout.cold) and run.inputs.user_meta:
+        return None
     ranked = sorted((f for f in run.searches.values() if f.cls in alone and f.best),
                     key=lambda f: -f.value)
     rank = ranked.index(parent) + 1

@@ -93,6 +93,8 @@ class TrainResult:
     interval: dict[str, Any] | None = None
     search_seconds: float = 0.0
     refit_seconds: float = 0.0
+    # The search's wall-clock budget (None: not searched).
+    budget: float | None = None
     run: RunRecord | None = None
     # False when no holdout could be formed: nothing was compared, ``reason`` says why.
     evaluated: bool = True
@@ -104,6 +106,7 @@ class TrainResult:
 
         rows = [{"candidate": c["name"], "chosen": c["name"] == self.chosen,
                  "trials": c["trials"], "search_seconds": c["search_seconds"],
+                 "eval_seconds": c.get("eval_seconds", 0.0),
                  **{k: v for k, v in (c["test"] or {}).items()},
                  "skipped": c.get("skipped")} for c in self.candidates]
         return pd.DataFrame(rows).set_index("candidate")
@@ -116,6 +119,15 @@ class TrainResult:
                               "value": t["value"], "epochs": t["epochs"],
                               "seconds": t["seconds"], **t["params"]} for t in self.trials])
 
+    def time_spent(self) -> str:
+        """How the search's time went: fitting and tuning, scoring the test users, the rest."""
+        spent = sum(c["search_seconds"] for c in self.candidates)
+        scoring = sum(c.get("eval_seconds", 0.0) for c in self.candidates)
+        budget = f" for a {self.budget:g}s budget" if self.budget is not None else ""
+        return (f"search {self.search_seconds:.1f}s{budget}: {spent - scoring:.1f}s fitting and "
+                f"tuning, {scoring:.1f}s scoring the test users, "
+                f"{max(0.0, self.search_seconds - spent):.1f}s between trials")
+
     def summary(self) -> str:
         """A few lines for people: the candidates, the choice, the gate, the decision."""
         if not self.evaluated:
@@ -123,14 +135,15 @@ class TrainResult:
         primary = self.candidates[0]["primary"] if self.candidates else PRIMARY
         users = (self.metrics.get("model") or {}).get("users")
         lines = [f"candidates on {users} holdout users ({len(self.trials)} trials, "
-                 f"search {self.search_seconds:.1f}s):"]
+                 f"{self.time_spent()}):"]
         width = max((len(c["name"]) for c in self.candidates), default=10)
         for c in self.candidates:
             if c.get("skipped"):
                 lines.append(f"  {c['name']:<{width}}  skipped: {c['skipped']}")
                 continue
             lines.append(f"  {c['name']:<{width}}  {summarize(c['test'])}  "
-                         f"({c['trials']} trials, {c['search_seconds']:.1f}s)")
+                         f"({c['trials']} trials, {c['search_seconds']:.1f}s, "
+                         f"{c.get('eval_seconds', 0.0):.1f}s of it scoring)")
         lines.append(f"chosen: {self.chosen}: {self.selection}")
         if self.metrics.get("cold_start_baseline"):
             lines.append(f"cold start ({self.metrics['cold_start_baseline']['users']} users): "
@@ -280,7 +293,7 @@ def _train(settings: Settings, lake: Lake, promote: str, date: dt.date,
         previous_champion=versus.version, champion=champion, split=data.describe(),
         candidates=info.candidates, trials=info.trials, chosen=selection.warm.name,
         cold_route=selection.cold.name, selection=selection.reason, interval=versus.interval,
-        search_seconds=search_seconds, refit_seconds=refit_seconds, run=record)
+        search_seconds=search_seconds, refit_seconds=refit_seconds, budget=budget, run=record)
 
 
 def _no_holdout_reason(inputs: Inputs) -> str:

@@ -176,6 +176,34 @@ def test_item_knn_neighbours_are_capped_and_item_models_know_users_by_history():
     assert model.knows(np.array([100, 1])).tolist() == [True, False]
 
 
+@pytest.mark.parametrize("block_pairs", [1, 40, 300])
+def test_item_knn_built_in_blocks_of_tracks_is_the_same_model(block_pairs, monkeypatch):
+    # Block sizes from one track per block to a few tracks: the same neighbours and
+    # similarities as the whole co-occurrence at once, and no block above the bound
+    # unless it is a single track.
+    from lakehouse.recsys import neighbours
+
+    rng = np.random.default_rng(4)
+    rows = [sorted(rng.choice(40, rng.integers(1, 8), replace=False).tolist())
+            for _ in range(80)]
+    data = _listens(rows, 40)
+    config = Config("item_knn", {"neighbours": 5, "weighting": "bm25", "shrink": 2.0,
+                                 "alpha": 0.5})
+    whole = make(config)
+    whole.fit(data, threads=1)
+    sizes = []
+    blocks = neighbours._blocks
+    monkeypatch.setattr(neighbours, "KNN_BLOCK_PAIRS", block_pairs)
+    monkeypatch.setattr(neighbours, "_blocks", lambda bound, limit: sizes.extend(
+        (b - a, bound[a:b].sum()) for a, b in blocks(bound, limit)) or blocks(bound, limit))
+    blocked = make(config)
+    blocked.fit(data, threads=1)
+    assert sum(n for n, _ in sizes) == 40 and len(sizes) > 1
+    assert all(n == 1 or pairs <= block_pairs for n, pairs in sizes)
+    np.testing.assert_allclose(blocked._weights().toarray(), whole._weights().toarray(),
+                               rtol=1e-6)
+
+
 def test_recent_popularity_counts_the_last_days_and_breaks_ties_by_all_time():
     data = _listens([[0, 1], [0, 2], [0, 3], [3]], 4)
     days = data.matrix.copy()

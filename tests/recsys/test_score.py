@@ -105,6 +105,37 @@ def test_cold_start_users_get_the_cold_route_through_their_features(tiny_setting
         assert (mine[names.TRACK_ID].map(genre) == fav).mean() >= 0.8, GENRES
 
 
+def test_a_recent_popularity_champion_ranks_the_scoring_days_listens(tiny_settings):
+    # Trained on the tiny lake; then, after training, 30 new listeners all play one rarely
+    # played track on a later day. Scoring recomputes the counts from the interactions it
+    # scores with, so that track leads every list (a ranking frozen at training would not
+    # even have it in the top 10).
+    version = _register_routed(tiny_settings, Config("recent_popularity", {"days": 1.0}),
+                               None)
+    lake = Lake(tiny_settings.lake)
+    frozen = Registry(tiny_settings.models_dir).load_bundle(version).warm
+    track_ids = np.sort(lake.to_arrow(names.CONS_TRACK_FEATURES)
+                        .column(names.TRACK_ID).to_numpy())
+    counts = frozen.item_vectors(track_ids, {})[:, 0]
+    rare = int(track_ids[np.argsort(counts)[len(counts) // 4]])
+    assert rare not in track_ids[np.argsort(-counts)[:10]]
+    later = dt.datetime.combine(LAST_DAY + dt.timedelta(days=3), dt.time(12), tzinfo=dt.UTC)
+    listeners = list(range(5000, 5030))
+    lake.write(names.CONS_INTERACTIONS, pa.table({
+        names.USER_ID: pa.array(listeners, pa.int64()),
+        names.TRACK_ID: pa.array([rare] * 30, pa.int64()),
+        "listens": pa.array([1] * 30, pa.int64()),
+        "first_listen_at": pa.array([later] * 30, TS),
+        "last_listen_at": pa.array([later] * 30, TS)}))
+    heard = lake.to_arrow(names.CONS_INTERACTIONS).to_pandas()
+    heard_rare = set(heard.loc[heard[names.TRACK_ID] == rare, names.USER_ID])
+    record = recommend(tiny_settings, date=LAST_DAY + dt.timedelta(days=3))
+    assert record.details["refreshed_on_scoring_day"] == ["warm:recent_popularity"]
+    recs = _recs(tiny_settings).to_pandas()
+    first = recs[(recs["rank"] == 1) & ~recs[names.USER_ID].isin(heard_rare)]
+    assert len(first) >= 60 and (first[names.TRACK_ID] == rare).all()
+
+
 def test_listens_stamped_after_the_date_are_still_never_recommended(tmp_path):
     # A source a day ahead (another time zone): every listen is later than --date.
     root = tmp_path / "lake"
