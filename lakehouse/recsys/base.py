@@ -326,6 +326,12 @@ def _check_ids(name: str, ids: np.ndarray) -> None:
         raise ModelError(f"{name} is not sorted and unique")
 
 
+def _span(base: Config, key: str, low: float, high: float) -> tuple[float, float]:
+    """A search range that holds the first trial's value (the settings')."""
+    value = base.params.get(key, low)
+    return min(low, value), max(high, value)
+
+
 def _lookup(ids: np.ndarray, known: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Positions of ``ids`` in sorted ``known``, and which were found."""
     pos = np.searchsorted(known, ids)
