@@ -38,6 +38,7 @@ from lakehouse.recsys.base import (
     CONFIDENCE,
     FEATURES,
     LOSSES,
+    TREND,
     Config,
     EpochCallback,
     Recommender,
@@ -47,7 +48,7 @@ from lakehouse.recsys.base import (
 )
 from lakehouse.recsys.model import RecModel, Tokens
 from lakehouse.recsys.neighbours import EASE, ItemKNN
-from lakehouse.recsys.popularity import Popularity, RecentPopularity
+from lakehouse.recsys.popularity import Popularity, RecentPopularity, Trended, TrendVariant
 from lakehouse.recsys.topk import default_threads
 
 
@@ -213,6 +214,7 @@ class _LightFMMetadata(LightFMRecommender):
 
     parent = "lightfm"
     early_stopping = False
+    metadata_variant = True
 
     @classmethod
     def default_config(cls, settings: Any, parent: Config | None = None) -> Config:
@@ -372,12 +374,30 @@ def confidence(matrix, params: Mapping[str, Any]):
 
 
 
+class ItemKNNTrend(TrendVariant, ItemKNN):
+    """Item-kNN's best configuration blended with recent popularity."""
+
+    candidate, parent = "item_knn+trend", "item_knn"
+
+
+class ALSTrend(TrendVariant, ALSRecommender):
+    """ALS's best configuration blended with recent popularity."""
+
+    candidate, parent = "als+trend", "als"
+
+
+class EASETrend(TrendVariant, EASE):
+    """EASE's best configuration blended with recent popularity."""
+
+    candidate, parent = "ease+trend", "ease"
+
+
 # Every candidate of the search, simplest and cheapest first: on a tie of the primary
 # metric the earlier one wins, and the first round of the search runs them in this order
 # (EASE's cubic fit after ALS). The first is the baseline every other must beat.
 CANDIDATES: tuple[type[Recommender], ...] = (
-    Popularity, RecentPopularity, ItemKNN, ALSRecommender, EASE, LightFMRecommender,
-    LightFMItem, LightFMUser, LightFMBoth)
+    Popularity, RecentPopularity, ItemKNN, ALSRecommender, EASE, ItemKNNTrend, ALSTrend,
+    EASETrend, LightFMRecommender, LightFMItem, LightFMUser, LightFMBoth)
 # The class that fits and loads each family's configurations.
 FAMILIES: dict[str, type[Recommender]] = {c.family: c for c in CANDIDATES if not c.parent}
 # Config (in recsys/base.py) names and ranks candidates through these.
@@ -394,7 +414,21 @@ def make(config: Config) -> Recommender:
     if config.family not in FAMILIES:
         raise ConfigError(f"unknown model family {config.family!r}; "
                           f"use one of {', '.join(FAMILIES)}")
+    if config.params.get(TREND):
+        return Trended(config, FAMILIES[config.family](config.without_trend()))
     return FAMILIES[config.family](config)
+
+
+def load(config: Config, arrays: Mapping[str, np.ndarray]) -> Recommender:
+    """The model of ``config`` saved by its ``to_arrays`` (checked as it loads).
+
+    Raises:
+        ModelError: The arrays do not make a model of ``config``.
+    """
+    cls = FAMILIES[config.family]
+    if config.params.get(TREND):
+        return Trended.load(config, cls, arrays)
+    return cls.from_arrays(config, arrays)
 
 
 def fit(config: Config, data: TrainData, on_epoch: EpochCallback | None = None,
@@ -434,20 +468,22 @@ class Routed:
         return np.where(self.warm.knows(users, history, items), 0, 1), names
 
     def refreshed(self, data: TrainData) -> tuple[Routed, list[str]]:
-        """The bundle with its statistics families refit on ``data`` (the scoring day's).
+        """The bundle with its statistics of the listens recomputed on ``data`` (the scoring day's).
 
-        Popularity and recent popularity are counts, not learned parameters: a
-        ranking frozen at training goes stale between retrains (recent
-        popularity most: its window moves every day), so scoring recomputes
-        them with the same configuration from today's listens.
+        Popularity, recent popularity and the trend of a ``+trend`` blend are
+        counts, not learned parameters: a ranking frozen at training goes
+        stale between retrains (recent popularity most: its window moves every
+        day), so scoring recomputes them with the same configuration from
+        today's listens (:meth:`Recommender.refreshed`).
 
         Returns:
             The bundle, and the routes refreshed (``warm:recent_popularity``, ...).
         """
         parts, names = [], []
         for route, part in (("warm", self.warm), ("cold", self.cold)):
-            if part is not None and part.refit_when_scoring:
-                part = fit(part.config, data)
+            fresh = part.refreshed(data) if part is not None else None
+            if fresh is not None:
+                part = fresh
                 names.append(f"{route}:{part.config.name}")
             parts.append(part)
         return Routed(*parts), names
@@ -479,9 +515,8 @@ class Routed:
         def part(prefix: str) -> dict[str, np.ndarray]:
             return {k[len(prefix):]: v for k, v in arrays.items() if k.startswith(prefix)}
 
-        warm = FAMILIES[warm_config.family].from_arrays(warm_config, part("warm__"))
-        cold = None if cold_config is None else \
-            FAMILIES[cold_config.family].from_arrays(cold_config, part("cold__"))
+        warm = load(warm_config, part("warm__"))
+        cold = None if cold_config is None else load(cold_config, part("cold__"))
         return cls(warm, cold)
 
 
