@@ -40,6 +40,8 @@ from lakehouse.recsys.topk import Scores
 TREND_FIRST = {TREND: 0.3, TREND_DAYS: 14.0}
 TREND_RANGE = (0.05, 0.9)
 TREND_DAYS_RANGE = (1.0, 120.0)
+# Columns sampled for the median of a user's scores when blending (see TrendScores).
+MEDIAN_SAMPLE = 256
 
 
 class Popularity(Recommender):
@@ -140,10 +142,14 @@ def no_time_spread(data: TrainData) -> str | None:
 class TrendScores(Scores):
     """A model's scores blended with the trend, both scaled to 0..1.
 
-    Per user, the model's scores over the catalogue are scaled to 0..1 (its
-    scale differs by family and by user); the trend (recent listeners over the
-    catalogue) is scaled by its maximum. The blend is ``(1 - weight) x model +
-    weight x trend``.
+    Per user, the model's scores are scaled so that the user's median track is 0
+    and the best 1, and clipped at 0: the scale differs by family and by user,
+    and only what the model prefers to a typical track is evidence (tracks
+    it does not know, released after it was trained, sit at its floor: no
+    evidence either, not a penalty). The median is taken over a strided
+    sample of :data:`MEDIAN_SAMPLE` columns, which costs little next to the
+    product. The trend (recent listeners over the catalogue) is scaled by its
+    maximum. The blend is ``(1 - weight) x model + weight x trend``.
     """
 
     def __init__(self, base: Scores, trend: np.ndarray, weight: float):
@@ -151,13 +157,15 @@ class TrendScores(Scores):
         self.n_users, self.n_items = base.n_users, base.n_items
         top = float(trend.max(initial=0.0))
         self.trend = (np.asarray(trend, np.float32) * (self.weight / top if top > 0 else 0.0))
+        self.stride = max(1, self.n_items // MEDIAN_SAMPLE)
 
     def block(self, rows: slice | np.ndarray) -> np.ndarray:
         part = np.array(self.base.block(rows)[:, :self.n_items], np.float32)
-        low = part.min(axis=1, keepdims=True, initial=np.inf)
-        spread = part.max(axis=1, keepdims=True, initial=-np.inf) - low
-        part -= low
+        middle = np.median(part[:, ::self.stride], axis=1, keepdims=True)
+        spread = part.max(axis=1, keepdims=True, initial=-np.inf) - middle
+        part -= middle
         part *= (1.0 - self.weight) / np.where(spread > 0, spread, 1.0)
+        np.maximum(part, 0.0, out=part)
         part += self.trend
         return part
 
