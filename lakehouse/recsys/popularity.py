@@ -131,11 +131,12 @@ class RecentPopularity(Popularity):
         self.listeners = (counts + everyone / (everyone.max(initial=0) + 1)).astype(np.float32)
 
 
-def no_time_spread(data: TrainData) -> str | None:
+def no_time_spread(data: TrainData, what: str = "recent popularity is popularity"
+                   ) -> str | None:
     """Why recency means nothing on ``data`` (every listen within a day), or None."""
     times = None if data.last_day is None else data.last_day.data
     if times is None or not len(times) or times.max() - times.min() < 1.0:
-        return "the listens span less than a day: recent popularity is popularity"
+        return f"the listens span less than a day: {what}"
     return None
 
 
@@ -293,7 +294,7 @@ class TrendVariant:
 
     @classmethod
     def skip_reason(cls, data: TrainData) -> str | None:
-        return no_time_spread(data)
+        return no_time_spread(data, "there is no trend to blend")
 
     @classmethod
     def estimated_seconds(cls, data: TrainData) -> float | None:
