@@ -86,9 +86,9 @@ def legacy_baseline(settings: Settings) -> tuple[dict, object]:
                                 "max_sampled": 50, "seed": settings.seed,
                                 "features": "both", "meta_weight": None})
     model = fit(config, train_data(inputs, data.train))
-    users, items = scorer(model, inputs, rows)
-    return (evaluate(users, items, data.train[rows], data.holdout[rows]),
-            per_user(PRIMARY, users, items, data.train[rows], data.holdout[rows]))
+    scores = scorer(model, inputs, data.train, rows)
+    return (evaluate(scores, data.train[rows], data.holdout[rows]),
+            per_user(PRIMARY, scores, data.train[rows], data.holdout[rows]))
 
 
 def run_profile(profile: str, budget: float | None, seed: int, keep: Path | None) -> dict:
@@ -127,17 +127,18 @@ def report(run: dict) -> list[str]:
     def row(name: str, trials, m: dict) -> str:
         cells = [f"{m[k]:.4f}" if m.get(k) is not None else "-"
                  for k in ("precision_at_10", "recall_at_10", "ndcg_at_10", "auc", "coverage")]
-        ratio = f"{m[PRIMARY] / pop:.2f}x" if pop else "-"
+        ratio = f"{m[PRIMARY] / pop:.2f}x" if pop and m.get(PRIMARY) is not None else "-"
         return f"| {name} | {trials} | " + " | ".join(cells) + f" | {ratio} |"
 
     for c in result.candidates:
         mark = " (champion)" if c["name"] == result.chosen else ""
-        lines.append(row(c["name"] + mark, c["trials"], c["test"]))
+        mark += f" (skipped: {c['skipped']})" if c.get("skipped") else ""
+        lines.append(row(c["name"] + mark, c["trials"], c["test"] or {}))
     lines.append(row("before: lightfm+both, tokens weighted like identity", "-",
                      run["legacy"]))
     lines += ["", f"selection: {result.selection}", ""]
     run["ratio"] = chosen["test"][PRIMARY] / pop if pop else float("inf")
-    run["best_single"] = max(c["test"][PRIMARY] for c in result.candidates)
+    run["best_single"] = max(c["test"][PRIMARY] for c in result.candidates if c["test"])
     run["chosen_value"] = chosen["test"][PRIMARY]
     return lines
 

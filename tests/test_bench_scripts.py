@@ -49,3 +49,10 @@ def test_bench_outcomes_measures_every_score_date_and_the_daily_refresh_agrees(t
                 "--listens", "3000", "--dates", "5", "--horizon", "2", "--repeat", "1")
     assert "for 5 score dates (4 complete" in out
     assert "daily rows equal the full refresh's: True" in out
+
+
+def test_bench_recsys_reports_every_candidate_skipped_ones_included(tmp_path):
+    out = bench(tmp_path, "bench_recsys.py", "--profiles", "reference", "--budget", "2")
+    assert "| popularity (champion) |" in out and "before: lightfm+both" in out
+    assert "(skipped: " in out  # a 2 s budget leaves candidates without a trial
+    assert "- reference: champion " in out

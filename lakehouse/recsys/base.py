@@ -22,6 +22,9 @@ from lakehouse.recsys.model import Tokens
 from lakehouse.recsys.topk import Scores, VectorScores
 
 FEATURES = ("none", "user", "item", "both")
+# A configuration's blend with recent popularity (lakehouse.recsys.popularity.Trended):
+# the trend's weight in [0, 1) and its window in days; absent or 0: no blend.
+TREND, TREND_DAYS = "trend", "trend_days"
 CONFIDENCE = ("log", "linear", "bm25", "tfidf")
 
 # Called after each epoch with the epoch number; returning True stops training.
@@ -45,7 +48,8 @@ class Config:
     def name(self) -> str:
         """The candidate: the family, or a variant of it (``lightfm+item``)."""
         family = FAMILIES.get(self.family)
-        return family.candidate_name(self.params) if family else self.family
+        name = family.candidate_name(self.params) if family else self.family
+        return f"{name}+trend" if self.params.get(TREND) else name
 
     @property
     def complexity(self) -> int:
@@ -70,6 +74,11 @@ class Config:
 
     def with_params(self, **changes: Any) -> Config:
         return Config(self.family, {**self.params, **changes})
+
+    def without_trend(self) -> Config:
+        """The configuration of the model a trend blend is made of (itself if none)."""
+        return Config(self.family, {k: v for k, v in self.params.items()
+                                    if k not in (TREND, TREND_DAYS)})
 
     def same_as(self, other: Config | None) -> bool:
         if other is None:
@@ -124,9 +133,9 @@ class Recommender(ABC):
     # Whether its models score new users from their metadata: it competes for the cold
     # route on the holdout's cold-start users, whatever it does on warm users.
     cold_start: ClassVar[bool] = False
-    # Whether its model is a statistic of the listens (popularity), recomputed from the
-    # scoring day's listens when recommending rather than frozen at training.
-    refit_when_scoring: ClassVar[bool] = False
+    # Whether it is a metadata variant of its parent: it must also beat itself fitted on
+    # shuffled metadata (its placebo) to be chosen.
+    metadata_variant: ClassVar[bool] = False
 
     def __init__(self, config: Config):
         self.config = config
@@ -163,6 +172,15 @@ class Recommender(ABC):
         """How long its first fit should take on ``data``, if the family can tell."""
         return None
 
+    @classmethod
+    def from_parent(cls, config: Config, parent: Recommender | None,
+                    data: TrainData) -> Recommender | None:
+        """A variant's model built on its parent's fitted model, when ``config`` allows it.
+
+        None (the default): the variant is fitted from scratch.
+        """
+        return None
+
     def fitted_config(self) -> Config:
         """The configuration with what fitting decided (e.g. early-stopped epochs)."""
         return self.config
@@ -186,6 +204,15 @@ class Recommender(ABC):
             on_epoch: Called after each epoch of iterative families; True stops.
             threads: Training threads (None: the CPUs this process may use).
         """
+
+    def refreshed(self, data: TrainData) -> Recommender | None:
+        """This model with its statistics of the listens recomputed from ``data``.
+
+        Popularity is a count, not a learned parameter: a ranking frozen at
+        training goes stale between retrains, so scoring recomputes it from
+        the scoring day's listens. None (the default): nothing to recompute.
+        """
+        return None
 
     # ------------------------------------------------------------- scoring
     def user_vectors(self, ids: np.ndarray, meta: Mapping[int, Tokens]) -> np.ndarray:
@@ -324,6 +351,12 @@ def _check_ids(name: str, ids: np.ndarray) -> None:
         raise ModelError(f"{name} has shape {ids.shape}, not one id per row")
     if len(ids) > 1 and not (np.diff(ids) > 0).all():
         raise ModelError(f"{name} is not sorted and unique")
+
+
+def _span(base: Config, key: str, low: float, high: float) -> tuple[float, float]:
+    """A search range that holds the first trial's value (the settings')."""
+    value = base.params.get(key, low)
+    return min(low, value), max(high, value)
 
 
 def _lookup(ids: np.ndarray, known: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

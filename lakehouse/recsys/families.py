@@ -38,106 +38,18 @@ from lakehouse.recsys.base import (
     CONFIDENCE,
     FEATURES,
     LOSSES,
+    TREND,
     Config,
     EpochCallback,
     Recommender,
     TrainData,
     _lookup,
+    _span,
 )
 from lakehouse.recsys.model import RecModel, Tokens
 from lakehouse.recsys.neighbours import EASE, ItemKNN
+from lakehouse.recsys.popularity import Popularity, RecentPopularity, Trended, TrendVariant
 from lakehouse.recsys.topk import default_threads
-
-
-def _span(base: Config, key: str, low: float, high: float) -> tuple[float, float]:
-    """A search range that holds the first trial's value (the settings')."""
-    value = base.params.get(key, low)
-    return min(low, value), max(high, value)
-
-
-class Popularity(Recommender):
-    """Tracks ranked by their number of distinct listeners; the same for everyone."""
-
-    family = candidate = "popularity"
-    searchable = False
-    refit_when_scoring = True
-    ARRAYS = {"item_ids": np.int64, "listeners": np.float32, "user_ids": np.int64}
-    ROWS_PER_ID = {"listeners": "item_ids"}
-
-    def __init__(self, config: Config):
-        super().__init__(config)
-        self.item_ids = np.empty(0, np.int64)
-        self.listeners = np.empty(0, np.float32)
-        self.user_ids = np.empty(0, np.int64)
-
-    @classmethod
-    def default_config(cls, settings: Any, parent: Config | None = None) -> Config:
-        return Config(cls.family, {})
-
-    def fit(self, data: TrainData, on_epoch: EpochCallback | None = None,
-            threads: int | None = None) -> None:
-        self.item_ids = np.asarray(data.items, np.int64)
-        self.listeners = np.asarray((data.matrix > 0).sum(axis=0), np.float32).ravel()
-        self.user_ids = np.asarray(data.warm_users, np.int64)
-
-    def user_vectors(self, ids: np.ndarray, meta: Mapping[int, Tokens]) -> np.ndarray:
-        return np.ones((len(ids), 1), np.float32)
-
-    def item_vectors(self, ids: np.ndarray, meta: Mapping[int, Tokens]) -> np.ndarray:
-        pos, ok = _lookup(np.asarray(ids, np.int64), self.item_ids)
-        return np.where(ok, self.listeners[pos] if len(self.listeners) else 0, 0) \
-            .astype(np.float32)[:, None]
-
-    def known_users(self) -> np.ndarray:
-        return self.user_ids
-
-
-class RecentPopularity(Popularity):
-    """Tracks ranked by their listeners of the last ``days`` days before the newest listen.
-
-    Ties (e.g. tracks nobody played lately) go by all-time listeners, so the
-    ranking is never arbitrary. Skipped when the listens carry no time spread.
-    """
-
-    family = candidate = "recent_popularity"
-    searchable = True
-    max_trials = 20
-
-    @classmethod
-    def default_config(cls, settings: Any, parent: Config | None = None) -> Config:
-        return Config(cls.family, {"days": 14.0})
-
-    @classmethod
-    def first_params(cls, base: Config) -> dict[str, Any]:
-        return {"days": base.params["days"]}
-
-    @classmethod
-    def suggest(cls, trial: Any, base: Config) -> Config:
-        return base.with_params(days=trial.suggest_float("days", *_span(base, "days", 1.0,
-                                                                         365.0), log=True))
-
-    @classmethod
-    def skip_reason(cls, data: TrainData) -> str | None:
-        times = None if data.last_day is None else data.last_day.data
-        if times is None or not len(times) or times.max() - times.min() < 1.0:
-            return "the listens span less than a day: recent popularity is popularity"
-        return None
-
-    def fit(self, data: TrainData, on_epoch: EpochCallback | None = None,
-            threads: int | None = None) -> None:
-        days = float(self.config.params.get("days", 14.0))
-        if days <= 0:
-            raise ConfigError(f"recent popularity needs days > 0, got {days}")
-        super().fit(data)
-        if data.last_day is None or not data.last_day.nnz:
-            return
-        last = data.last_day.tocsr()
-        recent = last.copy()
-        recent.data = (last.data >= last.data.max() - days).astype(np.float32)
-        counts = np.asarray(recent.sum(axis=0), np.float64).ravel()
-        # All-time listeners, scaled below 1, only break the ties of recent listeners.
-        everyone = self.listeners.astype(np.float64)
-        self.listeners = (counts + everyone / (everyone.max(initial=0) + 1)).astype(np.float32)
 
 
 class LightFMRecommender(Recommender):
@@ -302,6 +214,7 @@ class _LightFMMetadata(LightFMRecommender):
 
     parent = "lightfm"
     early_stopping = False
+    metadata_variant = True
 
     @classmethod
     def default_config(cls, settings: Any, parent: Config | None = None) -> Config:
@@ -461,12 +374,30 @@ def confidence(matrix, params: Mapping[str, Any]):
 
 
 
+class ItemKNNTrend(TrendVariant, ItemKNN):
+    """Item-kNN's best configuration blended with recent popularity."""
+
+    candidate, parent = "item_knn+trend", "item_knn"
+
+
+class ALSTrend(TrendVariant, ALSRecommender):
+    """ALS's best configuration blended with recent popularity."""
+
+    candidate, parent = "als+trend", "als"
+
+
+class EASETrend(TrendVariant, EASE):
+    """EASE's best configuration blended with recent popularity."""
+
+    candidate, parent = "ease+trend", "ease"
+
+
 # Every candidate of the search, simplest and cheapest first: on a tie of the primary
 # metric the earlier one wins, and the first round of the search runs them in this order
 # (EASE's cubic fit after ALS). The first is the baseline every other must beat.
 CANDIDATES: tuple[type[Recommender], ...] = (
-    Popularity, RecentPopularity, ItemKNN, ALSRecommender, EASE, LightFMRecommender,
-    LightFMItem, LightFMUser, LightFMBoth)
+    Popularity, RecentPopularity, ItemKNN, ALSRecommender, EASE, ItemKNNTrend, ALSTrend,
+    EASETrend, LightFMRecommender, LightFMItem, LightFMUser, LightFMBoth)
 # The class that fits and loads each family's configurations.
 FAMILIES: dict[str, type[Recommender]] = {c.family: c for c in CANDIDATES if not c.parent}
 # Config (in recsys/base.py) names and ranks candidates through these.
@@ -483,7 +414,21 @@ def make(config: Config) -> Recommender:
     if config.family not in FAMILIES:
         raise ConfigError(f"unknown model family {config.family!r}; "
                           f"use one of {', '.join(FAMILIES)}")
+    if config.params.get(TREND):
+        return Trended(config, FAMILIES[config.family](config.without_trend()))
     return FAMILIES[config.family](config)
+
+
+def load(config: Config, arrays: Mapping[str, np.ndarray]) -> Recommender:
+    """The model of ``config`` saved by its ``to_arrays`` (checked as it loads).
+
+    Raises:
+        ModelError: The arrays do not make a model of ``config``.
+    """
+    cls = FAMILIES[config.family]
+    if config.params.get(TREND):
+        return Trended.load(config, cls, arrays)
+    return cls.from_arrays(config, arrays)
 
 
 def fit(config: Config, data: TrainData, on_epoch: EpochCallback | None = None,
@@ -523,20 +468,22 @@ class Routed:
         return np.where(self.warm.knows(users, history, items), 0, 1), names
 
     def refreshed(self, data: TrainData) -> tuple[Routed, list[str]]:
-        """The bundle with its statistics families refit on ``data`` (the scoring day's).
+        """The bundle with its statistics of the listens recomputed on ``data`` (the scoring day's).
 
-        Popularity and recent popularity are counts, not learned parameters: a
-        ranking frozen at training goes stale between retrains (recent
-        popularity most: its window moves every day), so scoring recomputes
-        them with the same configuration from today's listens.
+        Popularity, recent popularity and the trend of a ``+trend`` blend are
+        counts, not learned parameters: a ranking frozen at training goes
+        stale between retrains (recent popularity most: its window moves every
+        day), so scoring recomputes them with the same configuration from
+        today's listens (:meth:`Recommender.refreshed`).
 
         Returns:
             The bundle, and the routes refreshed (``warm:recent_popularity``, ...).
         """
         parts, names = [], []
         for route, part in (("warm", self.warm), ("cold", self.cold)):
-            if part is not None and part.refit_when_scoring:
-                part = fit(part.config, data)
+            fresh = part.refreshed(data) if part is not None else None
+            if fresh is not None:
+                part = fresh
                 names.append(f"{route}:{part.config.name}")
             parts.append(part)
         return Routed(*parts), names
@@ -568,9 +515,8 @@ class Routed:
         def part(prefix: str) -> dict[str, np.ndarray]:
             return {k[len(prefix):]: v for k, v in arrays.items() if k.startswith(prefix)}
 
-        warm = FAMILIES[warm_config.family].from_arrays(warm_config, part("warm__"))
-        cold = None if cold_config is None else \
-            FAMILIES[cold_config.family].from_arrays(cold_config, part("cold__"))
+        warm = load(warm_config, part("warm__"))
+        cold = None if cold_config is None else load(cold_config, part("cold__"))
         return cls(warm, cold)
 
 

@@ -224,7 +224,12 @@ class _FamilySearch:
         config = self.cls.suggest(trial, self.base)
         state: dict[str, Any] = {"snapshot": None}
         try:
-            model = fit(config, run.train, self._early_stopping(state, deadline), run.threads)
+            # A variant that only adds to its parent's model (a trend blend) reuses it.
+            model = self.cls.from_parent(config, run.parent_model(self.cls), run.train) \
+                if self.cls.parent else None
+            if model is None:
+                model = fit(config, run.train, self._early_stopping(state, deadline),
+                            run.threads)
             if state["snapshot"] is not None:
                 model.restore(*state["snapshot"])
             value = float(score_rows(model, run.inputs, run.data, run.holdout.tune,
@@ -263,7 +268,7 @@ class _FamilySearch:
         t0 = time.perf_counter()
         cand = Candidate(config, model)
         _score(cand, run.inputs, run.data, run.holdout, run.metric)
-        identity = run.searches.get(self.cls.parent) if self.cls.parent else None
+        identity = run.searches.get(self.cls.parent) if self.cls.metadata_variant else None
         if identity is not None and identity.scored is not None and \
                 cand.test[run.metric] > identity.scored.test[run.metric]:
             _placebo(cand, run.inputs, run.data, run.holdout, run.metric, self.settings)
@@ -324,6 +329,10 @@ class _Run:
     def parent_config(self, cls: type[Recommender]) -> Config | None:
         parent = self.searches.get(cls.parent) if cls.parent else None
         return parent.best[2] if parent is not None and parent.best else None
+
+    def parent_model(self, cls: type[Recommender]) -> Recommender | None:
+        parent = self.searches.get(cls.parent) if cls.parent else None
+        return parent.best[1] if parent is not None and parent.best else None
 
 
 def search(inputs: Inputs, data: Split, holdout: Holdout, settings: Settings, *,
@@ -424,7 +433,7 @@ def _variant_reason(cls: type[Recommender], run: _Run,
                     alone: list[type[Recommender]]) -> str | None:
     """Why a variant is not tried: its parent is not fitted, or not among the leaders.
 
-    A variant (LightFM with metadata) costs what its parent costs; it is only
+    A variant (LightFM with metadata, a model blended with the trend) is only
     worth its time when the parent is in the better half of the families, or,
     for a variant that scores new users from their metadata, when the holdout
     has cold-start users: it competes for the cold route there (against
@@ -440,7 +449,7 @@ def _variant_reason(cls: type[Recommender], run: _Run,
     rank = ranked.index(parent) + 1
     if rank > math.ceil(len(ranked) / 2):
         return (f"{cls.parent} ranked {rank} of {len(ranked)} families on the tuning users: "
-                "its metadata variants are only tried when it is in the better half")
+                "its variants are only tried when it is in the better half")
     return None
 
 

@@ -9,7 +9,7 @@ import scipy.sparse as sp
 from lakehouse.errors import ConfigError, ModelError
 from lakehouse.lake import Lake
 from lakehouse.recsys.data import load_inputs, load_scoring_inputs
-from lakehouse.recsys.families import Config, TrainData, configs_of, make
+from lakehouse.recsys.families import Config, TrainData, configs_of, load, make
 from lakehouse.recsys.model import feature_matrix
 from lakehouse.recsys.registry import Registry
 from lakehouse.recsys.score import score_users
@@ -29,6 +29,9 @@ CONFIGS = [
                    "confidence": "bm25", "bm25_k1": 50.0, "bm25_b": 0.5, "seed": 3}),
     Config("als", {"factors": 8, "iterations": 4, "regularization": 0.1, "alpha": 5.0,
                    "confidence": "tfidf", "seed": 3}),
+    Config("ease", {"lam": 50.0, "min_users": 1, "trend": 0.4, "trend_days": 3.0}),
+    Config("als", {"factors": 8, "iterations": 4, "regularization": 0.1, "alpha": 5.0,
+                   "confidence": "log", "seed": 3, "trend": 0.2, "trend_days": 7.0}),
     Config("lightfm", {**LIGHTFM, "features": "none"}),
     Config("lightfm", {**LIGHTFM, "features": "user"}),
     Config("lightfm", {**LIGHTFM, "features": "item"}),
@@ -226,15 +229,86 @@ def test_damaged_arrays_are_refused_on_load(tiny_settings, config):
 
     bundle = refit(config, None, load_inputs(Lake(tiny_settings.lake)), threads=1)
     arrays = bundle.warm.to_arrays()
-    cls = FAMILIES[config.family]
-    assert cls.from_arrays(config, arrays).check() is None
+    assert type(load(config, arrays)) is type(bundle.warm)
+    if not config.params.get("trend"):
+        assert FAMILIES[config.family].from_arrays(config, arrays).check() is None
     for name, value in arrays.items():
-        with pytest.raises(ModelError, match=name):
-            cls.from_arrays(config, {k: v for k, v in arrays.items() if k != name})
+        # A blend's trend arrays are named under its prefix (trend__listeners).
+        with pytest.raises(ModelError, match=name.removeprefix("trend__")):
+            load(config, {k: v for k, v in arrays.items() if k != name})
         broken = dict(arrays)
-        if value.ndim == 2 and value.size or value.ndim == 1 and len(value) > 1 and name != "user_ids":
+        if value.ndim == 2 and value.size or value.ndim == 1 and len(value) > 1 \
+                and not name.endswith("user_ids"):
             broken[name] = value[:-1]
         else:
             continue
         with pytest.raises(ModelError):
-            cls.from_arrays(config, broken)
+            load(config, broken)
+
+
+def _timed(rows: list[list[int]], n_items: int, days: list[float]) -> TrainData:
+    data = _listens(rows, n_items)
+    data.last_day = data.matrix.copy()
+    data.last_day.data = np.asarray(days, np.float64)
+    return data
+
+
+def test_a_trend_blend_mixes_the_models_ranking_with_what_is_played_lately():
+    from lakehouse.recsys.popularity import Trended
+
+    # Track 0 co-occurs with 1 for every old user; track 3 is what the last day played.
+    rows = [[0, 1], [0, 1], [0, 1], [3], [3, 2], [0]]
+    data = _timed(rows, 4, [1, 1, 1, 1, 1, 1, 10, 10, 10, 1])
+    alone = make(Config("item_knn", {"neighbours": 5, "weighting": "binary", "shrink": 0.0}))
+    alone.fit(data, threads=1)
+    light = make(Config("item_knn", {"neighbours": 5, "weighting": "binary", "shrink": 0.0,
+                                     "trend": 0.1, "trend_days": 2.0}))
+    heavy = make(Config("item_knn", {"neighbours": 5, "weighting": "binary", "shrink": 0.0,
+                                     "trend": 0.9, "trend_days": 2.0}))
+    assert isinstance(heavy, Trended) and heavy.config.name == "item_knn+trend"
+    for model in (light, heavy):
+        model.fit(data, threads=1)
+    user = sp.csr_matrix(np.array([[1, 0, 0, 0]], np.float32))  # listened to track 0
+
+    def ranking(model):
+        block = model.scores(np.array([105]), user, data.items, {}, {}).block(slice(0, 1))
+        return np.argsort(-block[0, :4], kind="stable").tolist(), block[0, :4]
+
+    assert ranking(alone)[0][0] == 1
+    assert ranking(light)[0][0] == 1  # a light trend keeps the model's pick first
+    order, values = ranking(heavy)
+    assert order[0] == 3 and values.min() >= 0 and values.max() <= 1.0 + 1e-6
+    # The trend is a count: scoring recomputes it on the scoring day's listens, the model
+    # itself stays as trained.
+    later = _timed(rows, 4, [1, 1, 1, 1, 20, 20, 10, 10, 10, 1])  # now track 0 and 1 are recent
+    fresh = heavy.refreshed(later)
+    assert fresh.base is heavy.base and fresh.config == heavy.config
+    assert ranking(fresh)[0][0] != 3
+
+
+def test_bad_trend_settings_are_config_errors():
+    with pytest.raises(ConfigError, match="0 < trend < 1"):
+        make(Config("ease", {"lam": 10.0, "trend": 1.5}))
+    with pytest.raises(ConfigError, match="trend_days > 0"):
+        make(Config("ease", {"lam": 10.0, "trend": 0.5, "trend_days": -1}))
+    assert make(Config("ease", {"lam": 10.0, "trend": 0})).config.name == "ease"
+
+
+def test_a_trend_variant_reuses_its_parents_fitted_model_and_skips_timeless_data():
+    from lakehouse.recsys.families import EASETrend
+    from lakehouse.recsys.popularity import Trended
+
+    data = _timed([[0, 1], [0, 1], [1, 2], [2]], 3, [1, 1, 2, 2, 5, 9, 9])
+    parent = make(Config("ease", {"lam": 10.0, "min_users": 1}))
+    parent.fit(data, threads=1)
+    config = EASETrend.default_config(None, parent.fitted_config())
+    assert config.name == "ease+trend" and config.without_trend() == parent.config
+    reused = EASETrend.from_parent(config, parent, data)
+    assert isinstance(reused, Trended) and reused.base is parent
+    other = config.with_params(lam=20.0)
+    assert EASETrend.from_parent(other, parent, data) is None  # another model: fit it
+    flat = _listens([[0, 1]], 2)
+    flat.last_day = flat.matrix.copy()
+    assert "less than a day" in EASETrend.skip_reason(flat)
+    with pytest.raises(ConfigError, match="extends a fitted ease"):
+        EASETrend.default_config(None, None)
