@@ -307,8 +307,11 @@ def test_a_trend_variant_reuses_its_parents_fitted_model_and_skips_timeless_data
     assert isinstance(reused, Trended) and reused.base is parent
     other = config.with_params(lam=20.0)
     assert EASETrend.from_parent(other, parent, data) is None  # another model: fit it
-    flat = _listens([[0, 1]], 2)
-    flat.last_day = flat.matrix.copy()
-    assert "less than a day" in EASETrend.skip_reason(flat)
+    # Listens without time: the trend is all-time popularity, and the blend still runs.
+    flat = _listens([[0, 1], [1], [1, 2]], 3)
+    assert EASETrend.skip_reason(flat) is None
+    blend = make(config)
+    blend.fit(flat, threads=1)
+    assert blend.trend.item_vectors(flat.items, {})[:, 0].tolist() == [1.0, 3.0, 1.0]
     with pytest.raises(ConfigError, match="extends a fitted ease"):
         EASETrend.default_config(None, None)
