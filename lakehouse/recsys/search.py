@@ -354,8 +354,8 @@ def search(inputs: Inputs, data: Split, holdout: Holdout, settings: Settings, *,
        :data:`~lakehouse.recsys.families.CANDIDATES` order (simplest first);
        a family that cannot run (memory, no timestamps), or whose first trial
        does not fit in the budget, is a skipped candidate with the reason;
-       variants (LightFM with metadata) get theirs only when their parent is
-       in the better half of the families (they cost what it costs);
+       variants (a trend blend, LightFM with metadata) get theirs only when
+       their parent is in the better half of the families fitted so far;
     2. successive halving: the better half of the searchable families (by
        their best score on the tuning users) share the next slice of the time
        left, then the better half of those, and so on; the last one standing
@@ -409,7 +409,10 @@ def _first_round(run: _Run, settings: Settings, deadline: float) -> dict[str, st
     """
     skipped: dict[str, str] = {}
     alone = [c for c in CANDIDATES[1:] if c.parent is None]
-    for cls in alone + [c for c in CANDIDATES[1:] if c.parent is not None]:
+    # In CANDIDATES order: the trend blends (a scoring each) come before LightFM (the
+    # slowest fit), so a loaded machine does not spend the budget before them; a variant
+    # is ranked among the families fitted so far.
+    for cls in CANDIDATES[1:]:
         reason = cls.skip_reason(run.train)
         if reason is None and cls.parent is not None:
             reason = _variant_reason(cls, run, alone)
