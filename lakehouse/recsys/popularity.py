@@ -68,6 +68,10 @@ class Popularity(Recommender):
         self.listeners = np.asarray((data.matrix > 0).sum(axis=0), np.float32).ravel()
         self.user_ids = np.asarray(data.warm_users, np.int64)
 
+    @property
+    def ranks_new_users(self) -> bool:
+        return True
+
     def refreshed(self, data: TrainData) -> Recommender:
         """The same configuration counted on ``data`` (the scoring day's listens)."""
         model = type(self)(self.config)
