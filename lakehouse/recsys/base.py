@@ -260,6 +260,15 @@ class Recommender(ABC):
         """Whether users without listens get more than a constant ranking."""
         return False
 
+    @property
+    def ranks_new_users(self) -> bool:
+        """Whether it can be the cold-start route: a ranking for users without listens.
+
+        The metadata models (:attr:`can_score_new_users`) and the popularity
+        families (one ranking for everyone) can; a model of histories cannot.
+        """
+        return self.can_score_new_users
+
     # ---------------------------------------------------------- save/load
     # The fitted state as named arrays and their dtypes: what the default
     # :meth:`to_arrays` saves and :meth:`from_arrays` restores, as attributes.

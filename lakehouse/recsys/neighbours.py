@@ -39,9 +39,10 @@ EASE_MAX_ITEMS = 25_000
 EASE_MATRICES = 2
 WEIGHTINGS = ("binary", "bm25", "tfidf")
 # LAPACK's speed on a small matrix overstates a whole EASE fit's on a busy machine
-# (measured on the hetrec-like set, ~10,000 tracks: 56 s, about 10x the bare estimate):
-# the time estimate is this much more cautious.
-EASE_SLOWDOWN = 10.0
+# (measured on the hetrec-like set, ~10,000 tracks: 56 s, about 10x the bare estimate at
+# the multi-threaded speed, ~3x at the one-thread speed now measured): the time estimate
+# is this much more cautious.
+EASE_SLOWDOWN = 3.0
 # Item-kNN builds the co-occurrence a block of tracks at a time, each block holding at most
 # about this many co-listened pairs (~40 bytes each while it is weighted and cut to the top
 # neighbours): the fit's memory stays bounded whatever the catalogue (a Zipf catalogue's
@@ -75,18 +76,26 @@ _SPEED: list[float] = []
 
 
 def _flops_per_second() -> float:
-    """This machine's speed at a Cholesky factorisation now (measured once per process)."""
+    """One core's speed at a Cholesky factorisation now (measured once per process).
+
+    One BLAS thread: with several, a busy machine makes the threads wait for each
+    other, and the measure (the best of a few ~10 ms runs) swung by 100x under load
+    (a 63 s estimate read 10,502 s), skipping EASE for nothing. One thread's speed
+    is stable, and a fit on more threads only finishes sooner than estimated.
+    """
     if not _SPEED:
         from scipy.linalg import lapack
+        from threadpoolctl import threadpool_limits
 
         n = 1000
         a = np.random.default_rng(0).random((n, n), np.float32)
         spd = np.asfortranarray(a @ a.T + n * np.eye(n, dtype=np.float32))
         best = np.inf
-        for _ in range(3):  # the first call also starts BLAS's threads: take the best
-            t0 = time.perf_counter()
-            lapack.spotrf(spd, lower=0, overwrite_a=0)
-            best = min(best, time.perf_counter() - t0)
+        with threadpool_limits(limits=1, user_api="blas"):
+            for _ in range(5):
+                t0 = time.perf_counter()
+                lapack.spotrf(spd, lower=0, overwrite_a=0)
+                best = min(best, time.perf_counter() - t0)
         _SPEED.append(n ** 3 / 3 / max(best, 1e-6))
     return _SPEED[0]
 

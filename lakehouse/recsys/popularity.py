@@ -68,6 +68,10 @@ class Popularity(Recommender):
         self.listeners = np.asarray((data.matrix > 0).sum(axis=0), np.float32).ravel()
         self.user_ids = np.asarray(data.warm_users, np.int64)
 
+    @property
+    def ranks_new_users(self) -> bool:
+        return True
+
     def refreshed(self, data: TrainData) -> Recommender:
         """The same configuration counted on ``data`` (the scoring day's listens)."""
         model = type(self)(self.config)
@@ -131,12 +135,11 @@ class RecentPopularity(Popularity):
         self.listeners = (counts + everyone / (everyone.max(initial=0) + 1)).astype(np.float32)
 
 
-def no_time_spread(data: TrainData, what: str = "recent popularity is popularity"
-                   ) -> str | None:
+def no_time_spread(data: TrainData) -> str | None:
     """Why recency means nothing on ``data`` (every listen within a day), or None."""
     times = None if data.last_day is None else data.last_day.data
     if times is None or not len(times) or times.max() - times.min() < 1.0:
-        return f"the listens span less than a day: {what}"
+        return "the listens span less than a day: recent popularity is popularity"
     return None
 
 
@@ -268,9 +271,11 @@ class TrendVariant:
 
     Only the blend is searched (weight and window): the model is the parent's
     best, reused as fitted (:meth:`from_parent`), so a trial costs a scoring,
-    not a fit. Skipped when the listens carry no time (the trend would be
-    plain popularity). A class ``EASETrend(TrendVariant, EASE)`` with its
-    ``candidate`` and ``parent`` is the whole variant.
+    not a fit. When the listens carry no time (one timestamp for all), the
+    window holds every listen and the trend is all-time popularity: a blend
+    with it still damps a model's over-personalised tail on listening data.
+    A class ``EASETrend(TrendVariant, EASE)`` with its ``candidate`` and
+    ``parent`` is the whole variant.
     """
 
     max_trials = 20
@@ -294,7 +299,8 @@ class TrendVariant:
 
     @classmethod
     def skip_reason(cls, data: TrainData) -> str | None:
-        return no_time_spread(data, "there is no trend to blend")
+        """None: whatever could stop the parent (memory, time) already did."""
+        return None
 
     @classmethod
     def estimated_seconds(cls, data: TrainData) -> float | None:

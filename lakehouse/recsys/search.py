@@ -354,8 +354,8 @@ def search(inputs: Inputs, data: Split, holdout: Holdout, settings: Settings, *,
        :data:`~lakehouse.recsys.families.CANDIDATES` order (simplest first);
        a family that cannot run (memory, no timestamps), or whose first trial
        does not fit in the budget, is a skipped candidate with the reason;
-       variants (LightFM with metadata) get theirs only when their parent is
-       in the better half of the families (they cost what it costs);
+       variants (a trend blend, LightFM with metadata) get theirs only when
+       their parent is in the better half of the families fitted so far;
     2. successive halving: the better half of the searchable families (by
        their best score on the tuning users) share the next slice of the time
        left, then the better half of those, and so on; the last one standing
@@ -409,7 +409,10 @@ def _first_round(run: _Run, settings: Settings, deadline: float) -> dict[str, st
     """
     skipped: dict[str, str] = {}
     alone = [c for c in CANDIDATES[1:] if c.parent is None]
-    for cls in alone + [c for c in CANDIDATES[1:] if c.parent is not None]:
+    # In CANDIDATES order: the trend blends (a scoring each) come before LightFM (the
+    # slowest fit), so a loaded machine does not spend the budget before them; a variant
+    # is ranked among the families fitted so far.
+    for cls in CANDIDATES[1:]:
         reason = cls.skip_reason(run.train)
         if reason is None and cls.parent is not None:
             reason = _variant_reason(cls, run, alone)
@@ -519,7 +522,7 @@ def _score(cand: Candidate, inputs: Inputs, data: Split, holdout: Holdout,
     if cand.name == "popularity" and cand.tune_value == 0.0:
         cand.tune_value = float(score_rows(cand.model, inputs, data, holdout.tune,
                                            metric).mean())
-    if len(holdout.cold) and (cand.model.can_score_new_users or cand.name == "popularity"):
+    if len(holdout.cold) and cand.model.ranks_new_users:
         scores = scorer(cand.model, inputs, data.train, holdout.cold)
         train, held = data.train[holdout.cold], data.holdout[holdout.cold]
         cand.cold = evaluate(scores, train, held)
@@ -547,8 +550,8 @@ def select(candidates: list[Candidate], metric: str, seed: int = 0) -> Selection
     also brings comes from the features' structure, not from what they say. The best eligible learned
     candidate (ties to the simpler) must then beat popularity the same way;
     otherwise popularity is chosen. Cold-start users get popularity unless a
-    model that scores new users through their metadata beats it likewise on
-    the holdout's cold-start users.
+    model that scores new users through their metadata, or recent
+    popularity, beats it likewise on the holdout's cold-start users.
     """
     candidates = [c for c in candidates if c.skipped is None]
     popularity = candidates[0]
@@ -586,7 +589,11 @@ def select(candidates: list[Candidate], metric: str, seed: int = 0) -> Selection
 
 
 def _cold_route(candidates: list[Candidate], metric: str, seed: int) -> Candidate:
-    """Popularity, or the feature model that beats it on the cold-start holdout users."""
+    """Popularity, or the model that beats it on the cold-start holdout users.
+
+    The contenders: the metadata models, and recent popularity (on temporal
+    data new users come for what is new).
+    """
     candidates = [c for c in candidates if c.skipped is None]
     popularity = candidates[0]
     if popularity.cold_user is None:

@@ -307,8 +307,29 @@ def test_a_trend_variant_reuses_its_parents_fitted_model_and_skips_timeless_data
     assert isinstance(reused, Trended) and reused.base is parent
     other = config.with_params(lam=20.0)
     assert EASETrend.from_parent(other, parent, data) is None  # another model: fit it
-    flat = _listens([[0, 1]], 2)
-    flat.last_day = flat.matrix.copy()
-    assert "less than a day" in EASETrend.skip_reason(flat)
+    # Listens without time: the trend is all-time popularity, and the blend still runs.
+    flat = _listens([[0, 1], [1], [1, 2]], 3)
+    assert EASETrend.skip_reason(flat) is None
+    blend = make(config)
+    blend.fit(flat, threads=1)
+    assert blend.trend.item_vectors(flat.items, {})[:, 0].tolist() == [1.0, 3.0, 1.0]
     with pytest.raises(ConfigError, match="extends a fitted ease"):
         EASETrend.default_config(None, None)
+
+
+def test_eases_time_estimate_measures_one_blas_thread(monkeypatch):
+    """Several threads on a busy machine wait for each other: the measure swung 100x."""
+    import threadpoolctl
+
+    from lakehouse.recsys import neighbours
+
+    limits, real = [], threadpoolctl.threadpool_limits
+
+    def spy(*args, **kwargs):
+        limits.append(kwargs.get("limits"))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(threadpoolctl, "threadpool_limits", spy)
+    monkeypatch.setattr(neighbours, "_SPEED", [])
+    assert neighbours._flops_per_second() > 1e8
+    assert limits == [1]
