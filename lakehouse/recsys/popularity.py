@@ -187,8 +187,13 @@ class Trended(Recommender):
 
     def __init__(self, config: Config, base: Recommender):
         super().__init__(config)
-        weight = float(config.params.get(TREND, 0.0))
-        days = float(config.params.get(TREND_DAYS, TREND_FIRST[TREND_DAYS]))
+        try:
+            weight = float(config.params.get(TREND, 0.0))
+            days = float(config.params.get(TREND_DAYS, TREND_FIRST[TREND_DAYS]))
+        except (TypeError, ValueError):
+            raise ConfigError(f"a trend blend needs numbers for {TREND} and {TREND_DAYS}, got "
+                              f"{config.params.get(TREND)!r} and "
+                              f"{config.params.get(TREND_DAYS)!r}") from None
         if not 0.0 < weight < 1.0:
             raise ConfigError(f"a trend blend needs 0 < {TREND} < 1, got {weight}")
         if days <= 0:

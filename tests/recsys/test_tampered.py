@@ -140,3 +140,20 @@ def test_models_list_lists_the_rest_and_marks_an_unreadable_version(lake):
     assert any(line.startswith(champion) and "UNREADABLE" in line for line in lines)
     assert lines[-1].startswith("Error: 1 model version(s) cannot be read") and champion in \
         lines[-1]
+
+
+@pytest.mark.parametrize("trend", [5.0, -0.2, "much"])
+def test_a_tampered_trend_blend_is_refused_in_one_line(lake, trend):
+    """model.json's configuration is read too: a blend weight outside (0, 1) is refused."""
+    registry = Registry(lake.models_dir)
+    champion = registry.alias(names.CHAMPION)
+    path = lake.models_dir / "versions" / champion / META
+    meta = json.loads(path.read_text())
+    meta["params"]["config"]["params"].update(trend=trend, trend_days=3.0)
+    path.write_text(json.dumps(meta))
+    before = Lake(lake.lake).version(names.CONS_RECOMMENDATIONS)
+    result = CliRunner().invoke(cli, ["--lake", str(lake.lake), "recommend"])
+    assert result.exit_code == 1, result.output
+    assert result.output.startswith("Error: ") and len(result.output.splitlines()) == 1
+    assert "trend" in result.output and "Traceback" not in result.output
+    assert Lake(lake.lake).version(names.CONS_RECOMMENDATIONS) == before
