@@ -175,11 +175,21 @@ def champion_report(models: Path) -> dict:
                            for c in info.candidates]}
 
 
-def listening(work: Path, budget: float | None, seed: int) -> dict:
+def listening(work: Path, budget: float | None, seed: int, order: str = "shuffled") -> dict:
     from tests import hetrec_like
 
     recs = hetrec_like.records(seed=seed)
     valid = {t["id"] for t in recs["tracks"]}
+    if order == "popular-first":
+        # An export that lists each user's items by how much they are played (here: by
+        # listeners), as a play-count table would: the positions say nothing of time.
+        counts: dict[int, int] = {}
+        for record in recs["listen_history"]:
+            for i in set(record["items"] or []):
+                counts[i] = counts.get(i, 0) + 1
+        for record in recs["listen_history"]:
+            if record["items"]:
+                record["items"] = sorted(record["items"], key=lambda i: (-counts[i], i))
     rng = np.random.default_rng(seed)
     held: dict[int, set[int]] = {}
     for record in recs["listen_history"]:
@@ -297,6 +307,9 @@ def main() -> None:
                         help="LAKEHOUSE_TRAIN_BUDGET for the runs (default: the setting's)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--keep", type=Path, help="keep the work folders here")
+    parser.add_argument("--listening-order", choices=("shuffled", "popular-first"),
+                        default="shuffled",
+                        help="how the listening set's export orders each user's items")
     args = parser.parse_args()
     from lakehouse.config import Settings
 
@@ -304,8 +317,8 @@ def main() -> None:
     for name in args.sets.split(","):
         work = Path(tempfile.mkdtemp(prefix=f"bench-real-{name}-"))
         try:
-            result = {"listening": listening, "temporal": temporal}[name](work, args.budget,
-                                                                         args.seed)
+            result = listening(work, args.budget, args.seed, args.listening_order) \
+                if name == "listening" else temporal(work, args.budget, args.seed)
             print("\n".join(report(result, budget)), flush=True)
         finally:
             if args.keep:

@@ -25,6 +25,8 @@ from lakehouse.lake import Lake
 
 log = logging.getLogger(__name__)
 
+# Seed of the random order of listens with the same time (see _per_user_split).
+TIE_SEED = 0
 # Below this many users with both training and holdout listens, a global time
 # cutoff says too little: fall back to holding out each user's latest listens.
 MIN_EVAL_USERS = 20
@@ -308,7 +310,12 @@ def split(inputs: Inputs, holdout_share: float) -> Split:
 
 
 def _per_user_split(inputs: Inputs, share: float) -> Split:
-    order = np.lexsort((inputs.ev_seq, inputs.ev_time, inputs.ev_user))
+    # Listens with the same time have no order: a list's positions are not evidence of
+    # when (an export with one timestamp may list a user's items by id or by play count,
+    # and holding out the last positions would hold out that ranking's tail), so ties
+    # are broken at random, seeded: a time tie's holdout is a random share of it.
+    tie = np.random.default_rng(TIE_SEED).random(len(inputs.ev_user))
+    order = np.lexsort((tie, inputs.ev_time, inputs.ev_user))
     u, i = inputs.ev_user[order], inputs.ev_item[order]
     # First listen of each (user, track), in time order within each user.
     key = u.astype(np.int64) * inputs.n_items + i
