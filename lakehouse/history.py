@@ -395,6 +395,8 @@ def merge_day(lake: Lake, settings: Settings, endpoint: str, day: dt.date,
                                                   and overlap < settings.reset_threshold)})
         con.execute(f"UPDATE {events} SET {names.H_NOTE} = {literal(note)} "
                     f"WHERE {names.H_EVENT} = {literal(names.H_DAY)}")
+        for done in (today, before):  # DuckDB's memory is the delta-rs writer's from here
+            con.execute(f"DROP TABLE {done}")
         meta = {"pipeline": "history", "ingest_date": str(day), "run_id": run_id or ""}
         replace = fresh or not lake.exists(hist)
         schema, batches = db.batches(events)
