@@ -350,6 +350,31 @@ def test_the_merge_runs_on_its_own_capped_connection_and_writes_the_same_events(
         assert history.verify_day(lake, names.LISTEN_HISTORY, day)
 
 
+def test_the_merge_loads_no_ibis(tmp_path):
+    """What an ingest's merge does not use costs nothing: ibis and sqlglot weigh ~20 MB."""
+    from tests.zones.conftest import DAY1, DAY2, listen, track, user, write_raw
+
+    settings = settings_for(tmp_path / "lake")
+    lake = Lake(settings.lake)
+    write_raw(lake, DAY1, [user(1), user(2)], [track(10)], [listen(1, [10])])
+    write_raw(lake, DAY2, [user(1), user(3)], [track(10)], [listen(1, [10]), listen(3, [10])])
+    code = (
+        "import datetime as dt, sys\n"
+        "from lakehouse import history, names\n"
+        "from lakehouse.config import Settings\n"
+        "from lakehouse.lake import Lake\n"
+        f"settings = Settings.load(env={{}}, lake={str(settings.lake)!r})\n"
+        "lake = Lake(settings.lake)\n"
+        "for endpoint in names.ENDPOINTS:\n"
+        f"    history.update(lake, settings, endpoint, dt.date.fromisoformat({str(DAY2)!r}))\n"
+        "print(sorted(m for m in ('ibis', 'sqlglot') if m in sys.modules))\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, timeout=300)
+    assert out.stdout.strip().splitlines()[-1] == "[]", out.stderr
+    assert sorted(history.merged_days(lake, names.USERS)) == [DAY1, DAY2]
+    assert multiset(history.snapshot(lake, names.USERS, DAY2)).total() == 2
+
+
 def test_a_bad_merge_memory_is_an_error_before_any_page_is_read(tmp_path):
     # The API URL answers nothing: an error about it would mean pages were asked for.
     settings = settings_for(tmp_path / "lake", merge_memory="lots")
