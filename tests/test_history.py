@@ -330,6 +330,7 @@ def test_the_merge_runs_on_its_own_capped_connection_and_writes_the_same_events(
         def __init__(self, *args, **kwargs):
             super().__init__(*args, **kwargs)
             (self.limit,) = self.con.execute("SELECT current_setting('memory_limit')").fetchone()
+            assert not os.path.exists(self.spill)  # made by DuckDB only if it spills
             opened.append(self)
 
     monkeypatch.setattr(history, "ScratchDb", Spied)

@@ -13,8 +13,10 @@ of its own, and closed when done, so its memory goes back::
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
+import uuid
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
@@ -51,8 +53,11 @@ class ScratchDb:
         import duckdb
 
         self.lake = lake
-        # Its own folder: DuckDB names its spill files per database, not per process.
-        self.spill = tempfile.mkdtemp(prefix="lakehouse-scratch-")
+        # Its own folder: DuckDB names its spill files per database, not per process. Not
+        # made here: DuckDB makes it when it first spills, so a process killed mid-merge
+        # leaves nothing behind unless it had spilled.
+        self.spill = os.path.join(tempfile.gettempdir(),
+                                  f"lakehouse-scratch-{os.getpid()}-{uuid.uuid4().hex[:12]}")
         try:
             # One thread: hashing a 100k-row raw partition took 0.12 s of CPU on one,
             # 0.20-0.33 s on two, and no less wall time (2 shared cores).
