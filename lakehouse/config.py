@@ -188,6 +188,9 @@ class Settings:
     kpi_days: int = setting(90, low=1, high=MAX_DAYS)
     # Build: DuckDB memory before it spills to a temporary folder (DuckDB size syntax).
     build_memory: str = "1GB"
+    # Ingest: DuckDB memory of the history merge before it spills to a temporary folder
+    # (DuckDB size syntax); small, so an ingest's memory stays flat in the snapshot's size.
+    merge_memory: str = "128MB"
     # Seconds a step waits for another run of the same step on this lake (--no-wait: none).
     lock_timeout: float = setting(900.0, low=0, high=7 * DAY_SECONDS)
     # History and maintenance (lakehouse.history, lakehouse.maintain).

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import functools
 import json
 import logging
 import os
@@ -46,7 +47,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from lakehouse import names
 from lakehouse.config import Settings
@@ -60,6 +60,7 @@ from lakehouse.errors import (
     TableNotFoundError,
 )
 from lakehouse.lake import Lake, check_outside_lake, parse_table_name
+from lakehouse.lake.scratch import ScratchDb
 from lakehouse.locking import lake_lock
 from lakehouse.sqlguard import first_line
 from lakehouse.sqltext import ident, literal
@@ -133,13 +134,31 @@ def _check_endpoint(endpoint: str) -> str:
 
 
 @contextmanager
-def _temps(lake: Lake) -> Iterator[list[str]]:
+def _temps(db: ScratchDb) -> Iterator[list[str]]:
     made: list[str] = []
     try:
         yield made
     finally:
         for name in made:
-            lake.duckdb.execute(f"DROP TABLE IF EXISTS {name}")
+            db.con.execute(f"DROP TABLE IF EXISTS {name}")
+
+
+def merge_db(lake: Lake | None, settings: Settings) -> ScratchDb:
+    """The merge's own DuckDB connection: no ibis, not the build's 1 GB, closed after.
+
+    Raises:
+        ConfigError: ``settings.merge_memory`` is not a DuckDB size.
+    """
+    return ScratchDb(lake, settings.merge_memory, setting="merge_memory")
+
+
+def check_merge_memory(settings: Settings) -> None:
+    """Fail early, before any page is read, on a ``merge_memory`` DuckDB does not take.
+
+    Raises:
+        ConfigError: ``settings.merge_memory`` is not a DuckDB size.
+    """
+    merge_db(None, settings).close()
 
 
 # ------------------------------------------------------------------ state
@@ -151,13 +170,17 @@ def raw_partitions(lake: Lake, endpoint: str) -> dict[dt.date, str]:
     return lake.partition_fingerprints(names.raw_table(endpoint), names.INGEST_DATE)
 
 
-def merged_days(lake: Lake, endpoint: str) -> dict[dt.date, dict]:
-    """Each ingest date merged into ``history.<endpoint>`` -> its day note."""
+def merged_days(lake: Lake, endpoint: str, *, db: ScratchDb | None = None
+                ) -> dict[dt.date, dict]:
+    """Each ingest date merged into ``history.<endpoint>`` -> its day note.
+
+    Read on ``db`` when given, else on the lake's connection."""
     name = names.history_table(endpoint)
     if not lake.exists(name):
         return {}
-    rows = lake.duckdb.sql(
-        f"SELECT {names.H_CHANGE_DATE}, {names.H_NOTE} FROM {_rel(lake, name)} "
+    con, rel = (db.con, db.rel(name)) if db is not None else (lake.duckdb, _rel(lake, name))
+    rows = con.execute(
+        f"SELECT {names.H_CHANGE_DATE}, {names.H_NOTE} FROM {rel} "
         f"WHERE {names.H_EVENT} = {literal(names.H_DAY)}").fetchall()
     return {day: json.loads(note or "{}") for day, note in rows}
 
@@ -262,7 +285,8 @@ def build_input(events: ir.Table, day: dt.date) -> ir.Table:
 
 # ------------------------------------------------------------------ merging
 def sync(lake: Lake, settings: Settings, endpoint: str, *, accept_reset: bool = False,
-         run_id: str | None = None, empty_day: dt.date | None = None) -> list[DayMerge]:
+         run_id: str | None = None, empty_day: dt.date | None = None,
+         db: ScratchDb | None = None) -> list[DayMerge]:
     """Merge into the history every raw date that is new or was re-ingested, in order.
 
     The caller holds the lake's ingest lock. A date already merged from the
@@ -275,6 +299,7 @@ def sync(lake: Lake, settings: Settings, endpoint: str, *, accept_reset: bool = 
         run_id: Recorded in the day events (default: the ingest run's).
         empty_day: A date ingested with no record at all: Delta keeps no
             partition for it, yet it is a snapshot (of nothing) to merge.
+        db: The merge connection to run on (default: a new one, closed after).
 
     Raises:
         SourceResetError: A date shares less than ``settings.reset_threshold``
@@ -282,12 +307,16 @@ def sync(lake: Lake, settings: Settings, endpoint: str, *, accept_reset: bool = 
         HistoryError: A date to merge again has no raw partition any more.
     """
     _check_endpoint(endpoint)
+    if db is None:
+        with merge_db(lake, settings) as own:
+            return sync(lake, settings, endpoint, accept_reset=accept_reset, run_id=run_id,
+                        empty_day=empty_day, db=own)
     raw = raw_partitions(lake, endpoint)
     if empty_day is not None and empty_day not in raw:
         raw[empty_day] = "empty"
-    merged = merged_days(lake, endpoint)
+    merged = merged_days(lake, endpoint, db=db)
     if not raw and not merged and lake.exists(names.raw_table(endpoint)):
-        _create_empty(lake, endpoint)
+        _create_empty(lake, endpoint, db)
     stale = sorted(d for d, fp in raw.items() if merged.get(d, {}).get("raw") != fp)
     if not stale:
         return []
@@ -307,109 +336,116 @@ def sync(lake: Lake, settings: Settings, endpoint: str, *, accept_reset: bool = 
     prev = max(earlier) if earlier else None
     for day in sorted(d for d in raw if d >= start):
         done.append(merge_day(lake, settings, endpoint, day, prev, fingerprint=raw[day],
-                              accept_reset=accept_reset, run_id=run_id, fresh=prev is None))
+                              accept_reset=accept_reset, run_id=run_id, fresh=prev is None,
+                              db=db))
         prev = day
     return done
 
 
 def merge_day(lake: Lake, settings: Settings, endpoint: str, day: dt.date,
               prev: dt.date | None, *, fingerprint: str, accept_reset: bool = False,
-              run_id: str | None = None, fresh: bool = False) -> DayMerge:
+              run_id: str | None = None, fresh: bool = False,
+              db: ScratchDb | None = None) -> DayMerge:
     """Merge raw partition ``day`` into the history, against the state on ``prev``.
 
     One atomic commit replaces the events of ``day``: opens of the versions
     not open on ``prev``, closes of those open on ``prev`` and not served on
     ``day``, and the day event. ``fresh`` rewrites the whole table (the first
-    date, or a replay from it), so its schema follows the snapshot's.
+    date, or a replay from it), so its schema follows the snapshot's. The
+    work runs on ``db`` (default: a new merge connection, closed after).
 
     Raises:
         SourceResetError: Too few of ``prev``'s keys are served on ``day``.
     """
+    if db is None:
+        with merge_db(lake, settings) as own:
+            return merge_day(lake, settings, endpoint, day, prev, fingerprint=fingerprint,
+                             accept_reset=accept_reset, run_id=run_id, fresh=fresh, db=own)
     hist = names.history_table(endpoint)
     raw_name = names.raw_table(endpoint)
-    db = lake.duckdb
     columns = source_columns(lake.schema(raw_name))
     key = RESET_KEYS.get(endpoint) if RESET_KEYS.get(endpoint) in columns else names.H_HASH
-    with _temps(lake) as temps:
+    with _temps(db) as temps:
         today, before = f"_hist_today_{endpoint}", f"_hist_prev_{endpoint}"
         temps += [today, before]
-        _snapshot_table(lake, endpoint, columns, f"DATE {literal(day)}", today)
-        _previous_state(lake, endpoint, prev, key, before)
-        overlap = _overlap(db, today, before, key)
+        _snapshot_table(db, endpoint, columns, f"DATE {literal(day)}", today)
+        _previous_state(lake, db, endpoint, prev, key, before)
+        con = db.con
+        overlap = _overlap(con, today, before, key)
         if overlap is not None and overlap < settings.reset_threshold and not accept_reset:
             raise SourceResetError(
                 f"source reset? {endpoint} on {day} serves only {overlap:.0%} of the "
                 f"{key} values of {prev} (threshold {settings.reset_threshold:.0%}); nothing "
                 f"merged into {hist}; rerun with --accept-reset if the source really "
                 "started over")
-        rows = db.execute(f"SELECT count(*) FROM {today}").fetchone()[0]
-        events = _events_sql(today, before, columns, day, prev)
-        # Materialized, not streamed: delta-rs pulling a live DuckDB stream was seen to
-        # deadlock; a table is also replayable if the commit conflicts. A day's events
-        # are its changes (the whole snapshot only on the first date). The anti-joins
-        # run once: the counts for the note are taken from the result.
-        events_table = db.sql(events.replace("__NOTE__", "NULL")).to_arrow_table()
-        kinds = events_table.column(names.H_EVENT)
-        opened = pc.sum(pc.equal(kinds, names.H_OPEN)).as_py() or 0
-        closed = pc.sum(pc.equal(kinds, names.H_CLOSE)).as_py() or 0
+        rows = con.execute(f"SELECT count(*) FROM {today}").fetchone()[0]
+        # The anti-joins run once, into a table DuckDB holds within merge_memory (it
+        # spills beyond); the counts for the note are taken from it. A day's events are
+        # its changes (the whole snapshot only on the first date).
+        events = f"_hist_events_{endpoint}"
+        temps.append(events)
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {events} AS "
+                    f"{_events_sql(today, before, columns, day, prev).replace('__NOTE__', 'NULL')}")
+        counts = dict(con.execute(f"SELECT {names.H_EVENT}, count(*) FROM {events} "
+                                  "GROUP BY 1").fetchall())
+        opened, closed = counts.get(names.H_OPEN, 0), counts.get(names.H_CLOSE, 0)
         note = json.dumps({"raw": fingerprint, "rows": rows, "opened": opened,
                            "closed": closed, "overlap": overlap, "run_id": run_id,
                            "accepted_reset": bool(accept_reset and overlap is not None
                                                   and overlap < settings.reset_threshold)})
-        note_at = events_table.schema.get_field_index(names.H_NOTE)
-        events_table = events_table.set_column(
-            note_at, events_table.schema.field(note_at),
-            pc.if_else(pc.equal(kinds, names.H_DAY),
-                       pa.scalar(note, events_table.schema.field(note_at).type),
-                       events_table.column(note_at)))
+        con.execute(f"UPDATE {events} SET {names.H_NOTE} = {literal(note)} "
+                    f"WHERE {names.H_EVENT} = {literal(names.H_DAY)}")
+        for done in (today, before):  # DuckDB's memory is the delta-rs writer's from here
+            con.execute(f"DROP TABLE {done}")
         meta = {"pipeline": "history", "ingest_date": str(day), "run_id": run_id or ""}
         replace = fresh or not lake.exists(hist)
+        schema, batches = db.batches(events)
         if replace:
-            written = lake.write(hist, events_table, mode="replace", metadata=meta)
+            written = lake.write(hist, batches, schema=schema, mode="replace", metadata=meta)
         else:
-            written = lake.write(hist, events_table, mode="replace_partition",
+            written = lake.write(hist, batches, schema=schema, mode="replace_partition",
                                  partition={names.H_CHANGE_DATE: day}, metadata=meta)
     log.info("history %s %s: %d rows, %d opened, %d closed", endpoint, day, rows, opened,
              closed)
     return DayMerge(endpoint, day, rows, opened, closed, overlap, written.version)
 
 
-def _snapshot_table(lake: Lake, endpoint: str, columns: Sequence[str], day_sql: str,
+def _snapshot_table(db: ScratchDb, endpoint: str, columns: Sequence[str], day_sql: str,
                     into: str) -> None:
     """Temp table ``into``: raw partition ``day_sql`` with content hash and copy ordinal."""
     cols = ", ".join(ident(c) for c in (*columns, *META))
-    lake.duckdb.execute(
+    db.con.execute(
         f"CREATE OR REPLACE TEMP TABLE {into} AS SELECT *, (row_number() OVER "
         f"(PARTITION BY {names.H_HASH}) - 1)::INTEGER AS {names.H_ORDINAL} FROM (SELECT {cols}, "
-        f"{hash_sql(columns)} AS {names.H_HASH} FROM {_rel(lake, names.raw_table(endpoint))} "
+        f"{hash_sql(columns)} AS {names.H_HASH} FROM {db.rel(names.raw_table(endpoint))} "
         f"WHERE {names.INGEST_DATE} = {day_sql})")
 
 
-def _create_empty(lake: Lake, endpoint: str) -> None:
+def _create_empty(lake: Lake, endpoint: str, db: ScratchDb) -> None:
     """An empty ``history.<endpoint>`` for a raw table that holds no record yet."""
     columns = source_columns(lake.schema(names.raw_table(endpoint)))
-    with _temps(lake) as temps:
+    with _temps(db) as temps:
         today, before = f"_hist_today_{endpoint}", f"_hist_prev_{endpoint}"
         temps += [today, before]
-        _snapshot_table(lake, endpoint, columns, "NULL", today)
-        _previous_state(lake, endpoint, None, names.H_HASH, before)
+        _snapshot_table(db, endpoint, columns, "NULL", today)
+        _previous_state(lake, db, endpoint, None, names.H_HASH, before)
         events = _events_sql(today, before, columns, dt.date.min, None)
-        empty = lake.duckdb.sql(f"SELECT * FROM ({events.replace('__NOTE__', 'NULL')}) "
+        empty = db.con.sql(f"SELECT * FROM ({events.replace('__NOTE__', 'NULL')}) "
                                 "WHERE false").to_arrow_table()
     lake.write(names.history_table(endpoint), empty, mode="replace",
                metadata={"pipeline": "history"})
 
 
-def _previous_state(lake: Lake, endpoint: str, prev: dt.date | None, key: str,
-                    into: str) -> None:
+def _previous_state(lake: Lake, merge_db: ScratchDb, endpoint: str, prev: dt.date | None,
+                    key: str, into: str) -> None:
     """Temp table ``into``: the versions open on ``prev`` (none if it is None)."""
     hist = names.history_table(endpoint)
-    db = lake.duckdb
+    db = merge_db.con
     if prev is None or not lake.exists(hist):
         db.execute(f"CREATE OR REPLACE TEMP TABLE {into} ({names.H_HASH} BLOB, "
                    f"{names.H_ORDINAL} INTEGER, {names.H_FIRST_SEEN} DATE, _key VARCHAR)")
         return
-    rel = _rel(lake, hist)
+    rel = merge_db.rel(hist)
     when = f"DATE {literal(prev)}"
     has_key = key != names.H_HASH and key in lake.schema(hist).names
     key_sql = f"CAST(o.{ident(key)} AS VARCHAR)" if has_key else f"o.{names.H_HASH}::VARCHAR"
@@ -508,31 +544,35 @@ def bound_memory(lake: Lake, settings: Settings) -> None:
 
 
 # ------------------------------------------------------------------ raw retention
-def verify_day(lake: Lake, endpoint: str, day: dt.date) -> bool:
+def verify_day(lake: Lake, endpoint: str, day: dt.date, *, db: ScratchDb | None = None
+               ) -> bool:
     """Whether raw partition ``day`` is exactly the history's snapshot of ``day``.
 
     Compares the multisets of content hashes, each recomputed from the
-    stored fields on both sides (not the stored hash).
+    stored fields on both sides (not the stored hash). Runs on ``db`` when
+    given, else on the lake's connection.
     """
     raw_name, hist = names.raw_table(endpoint), names.history_table(endpoint)
-    if day not in merged_days(lake, endpoint):
+    if day not in merged_days(lake, endpoint, db=db):
         return False
+    con, rel = (db.con, db.rel) if db is not None else (lake.duckdb, functools.partial(_rel, lake))
     raw_cols = source_columns(lake.schema(raw_name))
     hist_cols = source_columns(lake.schema(hist))
-    snap = _snapshot_sql(_rel(lake, hist), hist_cols, day)
+    snap = _snapshot_sql(rel(hist), hist_cols, day)
     sql = (f"WITH r AS (SELECT {hash_sql(raw_cols)} AS k, count(*) AS n "
-           f"FROM {_rel(lake, raw_name)} WHERE {names.INGEST_DATE} = DATE {literal(day)} "
+           f"FROM {rel(raw_name)} WHERE {names.INGEST_DATE} = DATE {literal(day)} "
            f"GROUP BY 1), s AS (SELECT {hash_sql(hist_cols)} AS k, count(*) AS n "
            f"FROM ({snap}) GROUP BY 1) "
            f"SELECT count(*) FROM r FULL OUTER JOIN s USING (k) WHERE r.n IS DISTINCT FROM s.n")
-    (differences,) = lake.duckdb.execute(sql).fetchone()
+    (differences,) = con.execute(sql).fetchone()
     if differences:
         log.error("raw.%s %s differs from its history snapshot in %d contents; kept",
                   endpoint, day, differences)
     return differences == 0
 
 
-def prune_raw(lake: Lake, settings: Settings, endpoint: str, today: dt.date) -> list[dt.date]:
+def prune_raw(lake: Lake, settings: Settings, endpoint: str, today: dt.date, *,
+              db: ScratchDb | None = None) -> list[dt.date]:
     """Drop raw partitions older than the retention window, once verified in the history.
 
     Keeps every ingest date after ``today - raw_retention_days``. An older
@@ -540,14 +580,21 @@ def prune_raw(lake: Lake, settings: Settings, endpoint: str, today: dt.date) -> 
     :func:`verify_day` passes; all dropped dates go in one commit. Their files
     stay on disk for time travel until ``lakehouse maintain`` vacuums them.
 
+    Runs on ``db`` (default: a new merge connection, when there is an old date).
+
     Returns:
         The dates dropped.
     """
     horizon = today - dt.timedelta(days=settings.raw_retention_days)
     raw = raw_partitions(lake, endpoint)
-    merged = merged_days(lake, endpoint)
+    if not any(d <= horizon for d in raw):
+        return []  # nothing to verify: the history is not read
+    if db is None:
+        with merge_db(lake, settings) as own:
+            return prune_raw(lake, settings, endpoint, today, db=own)
+    merged = merged_days(lake, endpoint, db=db)
     old = sorted(d for d in raw if d <= horizon and merged.get(d, {}).get("raw") == raw[d])
-    drop = [d for d in old if verify_day(lake, endpoint, d)]
+    drop = [d for d in old if verify_day(lake, endpoint, d, db=db)]
     if drop:
         dates = ", ".join(f"'{d}'" for d in drop)
         lake.delete(names.raw_table(endpoint), f"{names.INGEST_DATE} IN ({dates})",
@@ -560,15 +607,19 @@ def update(lake: Lake, settings: Settings, endpoint: str, today: dt.date, *,
            accept_reset: bool = False, run_id: str | None = None) -> dict:
     """After an endpoint's raw commit: merge it into the history, then apply retention.
 
+    Both run on one merge connection (:func:`merge_db`), closed after: its
+    memory goes back before the next endpoint is read.
+
     Returns:
         Details for the run record: the dates merged and the raw dates dropped.
 
     Raises:
         SourceResetError, HistoryError: As :func:`sync`; nothing is dropped then.
     """
-    merges = sync(lake, settings, endpoint, accept_reset=accept_reset, run_id=run_id,
-                  empty_day=today)
-    pruned = prune_raw(lake, settings, endpoint, today)
+    with merge_db(lake, settings) as db:
+        merges = sync(lake, settings, endpoint, accept_reset=accept_reset, run_id=run_id,
+                      empty_day=today, db=db)
+        pruned = prune_raw(lake, settings, endpoint, today, db=db)
     return {"history": [m.to_dict() for m in merges],
             "raw_pruned": [d.isoformat() for d in pruned]}
 
@@ -584,7 +635,6 @@ def merge_run(lake: Lake, settings: Settings, record: RunRecord, *,
     if not record.ok:
         return record
     try:
-        bound_memory(lake, settings)
         record.details.update(update(lake, settings, record.target, record.run_date,
                                      accept_reset=accept_reset, run_id=record.run_id))
     except LakehouseError as exc:

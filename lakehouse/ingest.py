@@ -339,6 +339,7 @@ def _specs(endpoints: Sequence[str] | None) -> list[EndpointSpec]:
 def _check_settings(settings: Settings) -> None:
     # Ranges (page size, workers, retries) were checked when the settings loaded.
     check_base_url(settings.api_url)
+    history.check_merge_memory(settings)  # before any page is read
 
 
 def _one_line(exc: BaseException, prefix: str = "", secrets: Sequence[str | None] = ()) -> str:

@@ -302,6 +302,93 @@ def test_a_changed_older_date_is_merged_again_with_every_later_one(window_lake, 
         history.sync(lake, settings, names.USERS)
 
 
+def _events(lake: Lake, endpoint: str, days) -> Counter:
+    """The open and close events of ``days``, their day notes left out.
+
+    Which of identical copies gets which ordinal is arbitrary, so their page
+    and fetch time are left out too.
+    """
+    table = Lake(lake.root).to_arrow(names.history_table(endpoint))
+    rows = [r for r in table.drop_columns([names.H_NOTE, names.PAGE, names.INGESTED_AT])
+            .to_pylist()
+            if r[names.H_CHANGE_DATE] in days and r[names.H_EVENT] != names.H_DAY]
+    return Counter(repr(sorted(r.items())) for r in rows)
+
+
+def test_the_merge_runs_on_its_own_capped_connection_and_writes_the_same_events(
+        window_lake, tmp_path, monkeypatch):
+    """No ibis connection of the lake, DuckDB capped at merge_memory and closed after;
+    a replay under a small cap, written in chunks of 7 rows, writes the same events."""
+    settings = copy_lake(window_lake, tmp_path).replace(merge_memory="32MB")
+    lake = Lake(settings.lake)
+    days = sorted(history.raw_partitions(lake, names.LISTEN_HISTORY))
+    before = _events(lake, names.LISTEN_HISTORY, days)
+    assert before
+    opened: list = []
+
+    class Spied(history.ScratchDb):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            (self.limit,) = self.con.execute("SELECT current_setting('memory_limit')").fetchone()
+            assert not os.path.exists(self.spill)  # made by DuckDB only if it spills
+            opened.append(self)
+
+    monkeypatch.setattr(history, "ScratchDb", Spied)
+    monkeypatch.setattr(history.ScratchDb, "CHUNK_ROWS", 7)
+    raw = lake.to_arrow(names.RAW_LISTEN_HISTORY)
+    lake = Lake(settings.lake)  # a handle whose catalog never connected
+    lake.write(names.RAW_LISTEN_HISTORY, raw, mode="replace")  # new files: replayed
+    merges = history.sync(lake, settings, names.LISTEN_HISTORY)
+    assert [m.day for m in merges] == days
+    assert _events(lake, names.LISTEN_HISTORY, days) == before
+    assert lake.catalog._con is None  # neither ibis nor the lake's 1 GB connection
+    assert len(opened) == 1 and opened[0].limit.endswith("MiB")
+    assert float(opened[0].limit.split()[0]) < 32
+    with pytest.raises(Exception, match="closed"):
+        opened[0].con.execute("SELECT 1")
+    assert not os.path.exists(opened[0].spill)
+    for day in days:
+        assert history.verify_day(lake, names.LISTEN_HISTORY, day)
+
+
+def test_the_merge_loads_no_ibis(tmp_path):
+    """What an ingest's merge does not use costs nothing: ibis and sqlglot weigh ~20 MB."""
+    from tests.zones.conftest import DAY1, DAY2, listen, track, user, write_raw
+
+    settings = settings_for(tmp_path / "lake")
+    lake = Lake(settings.lake)
+    write_raw(lake, DAY1, [user(1), user(2)], [track(10)], [listen(1, [10])])
+    write_raw(lake, DAY2, [user(1), user(3)], [track(10)], [listen(1, [10]), listen(3, [10])])
+    code = (
+        "import datetime as dt, sys\n"
+        "from lakehouse import history, names\n"
+        "from lakehouse.config import Settings\n"
+        "from lakehouse.lake import Lake\n"
+        f"settings = Settings.load(env={{}}, lake={str(settings.lake)!r})\n"
+        "lake = Lake(settings.lake)\n"
+        "for endpoint in names.ENDPOINTS:\n"
+        f"    history.update(lake, settings, endpoint, dt.date.fromisoformat({str(DAY2)!r}))\n"
+        "print(sorted(m for m in ('ibis', 'sqlglot') if m in sys.modules))\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, timeout=300)
+    assert out.stdout.strip().splitlines()[-1] == "[]", out.stderr
+    assert sorted(history.merged_days(lake, names.USERS)) == [DAY1, DAY2]
+    assert multiset(history.snapshot(lake, names.USERS, DAY2)).total() == 2
+
+
+def test_a_bad_merge_memory_is_an_error_before_any_page_is_read(tmp_path):
+    # The API URL answers nothing: an error about it would mean pages were asked for.
+    settings = settings_for(tmp_path / "lake", merge_memory="lots")
+    with pytest.raises(ConfigError, match="bad merge_memory 'lots' .LAKEHOUSE_MERGE_MEMORY"):
+        ingest(settings, progress=False)
+    result = CliRunner().invoke(cli, ["--lake", str(tmp_path / "lake"), "ingest",
+                                      "--api-url", "http://127.0.0.1:9"],
+                                env={"LAKEHOUSE_MERGE_MEMORY": "lots"})
+    assert result.exit_code == 1
+    assert result.output.startswith("Error: bad merge_memory 'lots' (LAKEHOUSE_MERGE_MEMORY)")
+    assert len(result.output.strip().splitlines()) == 1
+
+
 @pytest.mark.slow
 def test_an_empty_snapshot_is_a_day_of_nothing(tmp_path):
     from tests.zones.conftest import DAY1, DAY2, track, user, write_raw

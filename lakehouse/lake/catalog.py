@@ -175,6 +175,25 @@ class Catalog:
                                        f"{repair_hint(self.lake, name, delta.version())}") from None
             self._views[name] = key
 
+    def checked_select(self, name: str, con: duckdb.DuckDBPyConnection) -> str:
+        """SQL selecting the current snapshot of ``name`` on another connection ``con``.
+
+        The same files and the same checks as the view :meth:`table` reads, for
+        work that runs on a DuckDB connection of its own (the history merge,
+        with its own memory cap, closed after).
+
+        Raises:
+            TableNotFoundError: No such table.
+            BrokenTableError: Its log does not parse or a data file is not as logged.
+        """
+        delta = self.lake.delta(name)  # BrokenTableError when the log does not load
+        problem = files_problem(self.lake.path(name), delta)
+        if problem:
+            raise BrokenTableError(f"table {name} is unreadable: {problem}; "
+                                   f"{repair_hint(self.lake, name, delta.version())}")
+        zone, table = parse_table_name(name)
+        return self._select_sql(name, delta, view=f"{zone}__{table}", con=con)
+
     def _drop_view(self, name: str) -> None:
         """Forget the view of a table that no longer reads, so no query sees stale data."""
         zone, table = parse_table_name(name)
@@ -182,8 +201,9 @@ class Catalog:
             self._views.pop(name, None)
             self.con.raw_sql(f'DROP VIEW IF EXISTS "{zone}"."{table}"')
 
-    def _select_sql(self, name: str, delta: DeltaTable, view: str | None = None) -> str:
-        """SQL selecting the snapshot ``delta`` of table ``name``."""
+    def _select_sql(self, name: str, delta: DeltaTable, view: str | None = None,
+                    con: duckdb.DuckDBPyConnection | None = None) -> str:
+        """SQL selecting the snapshot ``delta`` of table ``name`` (on ``con``, default ours)."""
         schema = pa.schema(delta.schema().to_arrow())
         uris = delta.file_uris()
         config = delta.metadata().configuration or {}
@@ -195,8 +215,11 @@ class Catalog:
             # No files, or files DuckDB cannot read faithfully: let delta-rs scan.
             source = delta.to_pyarrow_dataset() if uris else schema.empty_table()
             reg = f"__arrow_{view or name.replace('.', '__')}_{delta.version()}"
-            with self._con_lock:
-                self.duckdb.register(reg, source)
+            if con is not None:
+                con.register(reg, source)
+            else:
+                with self._con_lock:
+                    self.duckdb.register(reg, source)
             return f'SELECT * FROM "{reg}"'
         parts = set(delta.metadata().partition_columns)
         files = ", ".join(literal(file_path(u)) for u in uris)
