@@ -11,6 +11,7 @@ its reason instead. Sizes: ``demo`` (the demo's mock: 2,000 users x 3,000 tracks
 Usage (the machine is shared: one run at a time):
     flock /tmp/bench.lock env PYTHONPATH=$PWD .venv/bin/python scripts/bench_families.py
     ... scripts/bench_families.py --sizes large --families item_knn,als
+    ... scripts/bench_families.py --families item_knn+trend,als+trend,ease+trend
 """
 
 from __future__ import annotations
@@ -60,8 +61,11 @@ def child(size: str, family: str, threads: int) -> None:
     from lakehouse.config import Settings
     from lakehouse.recsys.families import FAMILIES as CLASSES
     from lakehouse.recsys.families import fit
+    from lakehouse.recsys.popularity import TREND_FIRST
 
     train = data(*SIZES[size])
+    # "ease+trend": the family's default blended with recent popularity (its first trial).
+    family, _, variant = family.partition("+")
     cls = CLASSES[family]
     reason = cls.skip_reason(train)
     if reason:
@@ -70,6 +74,9 @@ def child(size: str, family: str, threads: int) -> None:
     config = cls.default_config(Settings.load(env={}))
     if family == "lightfm" and size == "large":
         config = config.with_params(epochs=5)  # 30 epochs would take minutes: scale it
+    if variant == "trend":
+        config = config.with_params(**TREND_FIRST)
+        family = config.name
     before = rss_kib()
     t0 = time.perf_counter()
     fit(config, train, threads=threads)
