@@ -34,7 +34,6 @@ from typing import Any
 
 import ibis
 import ibis.expr.types as ir
-import pandera.errors as pandera_errors
 
 from lakehouse import history, names
 from lakehouse.config import ENGINES, Settings, check_date
@@ -47,7 +46,7 @@ from lakehouse.source.endpoints import ENDPOINTS, META_FIELDS
 from lakehouse.steps import StepRun, run_step
 from lakehouse.zones import consumption, standardized
 from lakehouse.zones.base import KEY_UNIQUE, BuildContext, View, duplicate_keys
-from lakehouse.zones.checks import failed_checks
+from lakehouse.zones.contract import failed_view_checks, fk_check
 from lakehouse.zones.engine import DUCKDB, SPARK, DuckDBEngine, Engine
 
 log = logging.getLogger(__name__)
@@ -160,7 +159,7 @@ class _Build:
             except BrokenTableError as exc:
                 self._record_broken_input(name, exc)
                 raise
-        if not any(self.tables[n].count().execute() for n in RAW_COLUMNS):
+        if not any(_count(self.tables[n]) for n in RAW_COLUMNS):
             raise LakeError(f"the raw zone has no snapshot ingested on or before {self.date}; "
                             "ingest first or build a later --date")
         results = []
@@ -221,7 +220,7 @@ class _Build:
             # Rows read: every input row is in the stage when it carries the
             # rule results (listens: one per listened track), else the raw rows.
             counted = staged if names.Q_CHECK in staged.columns else inputs[0]
-            result.record.rows_in = int(counted.count().execute())
+            result.record.rows_in = _count(counted)
             if view.materialize_stage:
                 self._drop(staged)
             q = result.quarantine
@@ -238,7 +237,7 @@ class _Build:
         with result.timed():
             inputs = self._inputs(view)
             result.table = self._temp(view.compute(inputs, self.context), view.name)
-            result.record.rows_in = int(inputs[0].count().execute())
+            result.record.rows_in = _count(inputs[0])
             result.record.quarantined = 0
             self._validate(result)
         self.tables[view.name] = result.table
@@ -293,6 +292,11 @@ class _Build:
                                                "build_date": str(self.date)})
 
 
+def _count(table: ir.Table) -> int:
+    # Through Arrow: ibis's execute() returns pandas objects, importing pandas.
+    return int(table.count().to_pyarrow().as_py())
+
+
 def _conform(column: ir.Value, kind: ibis.DataType) -> ir.Value:
     return column if column.type() == kind else column.try_cast(kind)
 
@@ -313,27 +317,32 @@ def check_table(view: View, table: ir.Table, tables: dict[str, ir.Table]) -> Non
                 if got.get(c) != want.get(c)]
         raise ValidationError(f"{view.name} failed check columns_match_contract: "
                               f"{'; '.join(diff[:EXAMPLES])}")
-    # The pandera schema in one query; pandera itself only to describe a failure.
-    failed = failed_checks(view.schema, table)
-    if failed:
+    # The checks in one query; pandera itself only to describe a failure.
+    failed = failed_view_checks(view, table, tables)
+    orphans = {fk_check(column): column for column in view.foreign_keys}
+    contract = [f for f in failed if f not in orphans]
+    if contract:
+        import pandera.errors as pandera_errors
+
         try:
             view.schema.validate(table, lazy=True)
         except pandera_errors.SchemaErrors as exc:
             raise ValidationError(_describe(view, table, exc.schema_errors[0])) from None
         except pandera_errors.SchemaError as exc:
             raise ValidationError(_describe(view, table, exc)) from None
-        raise ValidationError(f"{view.name} failed check {failed[0]}")
-    for column, (parent, parent_column) in view.foreign_keys.items():
+        raise ValidationError(f"{view.name} failed check {contract[0]}")
+    if failed:  # a foreign key: its first orphans as examples
+        column = orphans[failed[0]]
+        parent, parent_column = view.foreign_keys[column]
         ref = tables[parent]
-        orphans = table.anti_join(ref, table[column] == ref[parent_column])
-        examples = orphans.select(column).limit(EXAMPLES).to_pyarrow()[column].to_pylist()
-        if examples:
-            raise ValidationError(
-                f"{view.name} failed check fk_{column}: {column} not in {parent}, "
-                f"e.g. {examples}")
+        bad = table.anti_join(ref, table[column] == ref[parent_column])
+        examples = bad.select(column).limit(EXAMPLES).to_pyarrow()[column].to_pylist()
+        raise ValidationError(f"{view.name} failed check {failed[0]}: {column} not in {parent}, "
+                              f"e.g. {examples}")
 
 
-def _describe(view: View, table: ir.Table, error: pandera_errors.SchemaError) -> str:
+def _describe(view: View, table: ir.Table, error: Any) -> str:
+    """A pandera ``SchemaError`` as one line: the table, the check, example values."""
     check = error.check
     check_name = getattr(check, "name", None) or str(check)
     column = getattr(error, "column_name", None)

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import ibis
 import ibis.expr.types as ir
-import pandera.ibis as pa
 
 from lakehouse import names
 from lakehouse.names import INGEST_DATE, Q_CHECK, Q_REASON, TRACK_ID, USER_ID
@@ -33,6 +32,8 @@ from lakehouse.zones.base import (
     View,
     apply_rules,
     col,
+    ge,
+    isin,
     normalize_to,
     rule_null,
     rule_timestamp,
@@ -147,9 +148,9 @@ USER_COLUMNS = {
     "first_name": col("string"),
     "last_name": col("string"),
     "email": col("string", doc="trimmed, lower case; not unique in the source"),
-    "gender": col("string", True, pa.Check.isin(list(names.GENDERS)),
+    "gender": col("string", True, isin(names.GENDERS),
                   doc="one of names.GENDERS, or null when the source value is not"),
-    "favorite_genre": col("string", True, pa.Check.isin(list(names.GENRES)),
+    "favorite_genre": col("string", True, isin(names.GENRES),
                           doc="one of names.GENRES, or null when the source value is not"),
     "created_at": col(UTC_TS, False),
     "updated_at": col(UTC_TS, False),
@@ -225,7 +226,7 @@ TRACK_COLUMNS = {
     "artist": col("string"),
     "songwriters": col("string"),
     "album": col("string"),
-    "duration_seconds": col("int32", True, pa.Check.ge(0),
+    "duration_seconds": col("int32", True, ge(0),
                             doc="from 'MM:SS'; null when unparseable (flagged)"),
     "genres": col("array<string>", False,
                   doc="contract genres found in the free text, sorted, distinct"),
@@ -321,7 +322,7 @@ LISTEN_HISTORY_COLUMNS = {
                      "Spark computes it, on every engine"),
     USER_ID: col("int64", False),
     "items": col("array<int64>", False, doc="track ids, in the source's order"),
-    "n_items": col("int32", False, pa.Check.ge(0)),
+    "n_items": col("int32", False, ge(0)),
     "created_at": col(UTC_TS, False),
     "updated_at": col(UTC_TS, False, doc="the latest seen for this record"),
     "first_ingest_date": col("date", False),
@@ -408,7 +409,7 @@ LISTENS_COLUMNS = {
     "record_id": col("int64", False),
     USER_ID: col("int64", False),
     TRACK_ID: col("int64", False),
-    "position": col("int32", False, pa.Check.ge(0), doc="0-based index in the record's items"),
+    "position": col("int32", False, ge(0), doc="0-based index in the record's items"),
     "created_at": col(UTC_TS, False, doc="the listen time"),
     "updated_at": col(UTC_TS, False),
     "first_ingest_date": col("date", False),

@@ -5,6 +5,10 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import ibis
 import pyarrow as pa
@@ -246,3 +250,50 @@ def test_no_listen_records_builds_empty_tables(lake_settings):
 def test_a_bad_memory_setting_is_a_one_line_error(lake_settings_with_raw):
     with pytest.raises(LakeError, match="bad build_memory 'lots'"):
         build(lake_settings_with_raw.replace(build_memory="lots"), date=DAY2)
+
+
+@pytest.mark.slow
+def test_a_clean_build_runs_the_checks_without_importing_pandera(lake_settings):
+    # pandera (and the hypothesis it loads) is a third of a second of start-up:
+    # a clean build runs the same checks from the views' declarations, and pandera only
+    # describes a failure. Rows failing a rule are still quarantined with their reasons.
+    lake = Lake(lake_settings.lake)
+    write_raw(lake, DAY1, [user(1), user(None)], [track(10)], [listen(1, [10, 99])])
+    script = (
+        "import sys, datetime as dt\n"
+        "import ibis, pyarrow as pa\n"
+        "from lakehouse import names\n"
+        "from lakehouse.config import Settings\n"
+        "from lakehouse.errors import ValidationError\n"
+        "from lakehouse.lake import Lake\n"
+        "from lakehouse.zones import standardized\n"
+        "from lakehouse.zones.build import build, check_table\n"
+        f"root = {str(lake_settings.lake)!r}\n"
+        f"build(Settings.load(env={{}}, lake=root), date=dt.date.fromisoformat({str(DAY1)!r}))\n"
+        "lake = Lake(root)\n"
+        "loaded = lambda: sorted(m for m in ('pandera', 'hypothesis') if m in sys.modules)\n"
+        "print(loaded())\n"
+        "for name in (names.STD_USERS, names.STD_LISTENS):\n"
+        "    q = lake.to_arrow(names.quarantine_table(name)).to_pylist()\n"
+        "    print(name, [r[names.Q_CHECK] for r in q])\n"
+        "view = standardized.TRACKS\n"
+        "row = lake.to_arrow(view.name).to_pylist()[0] | {'duration_seconds': -5}\n"
+        "bad = ibis.duckdb.connect().create_table('bad', pa.Table.from_pylist(\n"
+        "    [row], schema=view.arrow_schema))\n"
+        "try:\n"
+        "    check_table(view, bad, {})\n"
+        "except ValidationError as exc:\n"
+        "    print(exc)\n"
+        "print(loaded())\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LAKEHOUSE_")}
+    env["PYTHONPATH"] = str(Path(__file__).resolve().parents[2])
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          env=env, timeout=300, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    lines = done.stdout.strip().splitlines()
+    assert lines[0] == "[]"
+    assert lines[1] == f"{names.STD_USERS} ['user_id_not_null']"
+    assert lines[2] == f"{names.STD_LISTENS} ['fk_track_id']"
+    assert lines[3] == ("standardized.tracks failed check greater_than_or_equal_to: "
+                        "e.g. [{'duration_seconds': -5}]")  # pandera's words
+    assert "pandera" in lines[4]
