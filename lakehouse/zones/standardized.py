@@ -114,20 +114,22 @@ def _select_latest(staged: ir.Table, columns: list[str]) -> ir.Table:
 
 def _reject_with_conflicts(checked: ir.Table, staged: ir.Table, key: str) -> ir.Table:
     """Rows failing a rule, and every row of a conflicting latest version."""
-    conflicts = _conflicts(staged, key)
-    bad = checked.filter(checked[Q_CHECK].notnull())
-    ok = checked.filter(checked[Q_CHECK].isnull())
-    # A semi join emits only the (rare) matching rows; a left join would carry
-    # every raw row through the join.
-    conflicting = ok.semi_join(conflicts, [ok[P + key] == conflicts._key,
-                                           ok[P + "updated_at"] == conflicts._updated,
-                                           ok[INGEST_DATE] == conflicts._ingest])
-    conflicting = conflicting.mutate(**{
-        Q_CHECK: ibis.literal(f"{key}_unique"),
-        Q_REASON: ibis.literal(f"{key} has conflicting versions at the same updated_at "
-                               "and ingest date"),
+    conflicts = _conflicts(staged, key).mutate(_conflict=ibis.literal(True))
+    # One pass over the input: its rows meet the (few, distinct) conflicts in a
+    # hash join. A union of the failing rows and a semi join typed every input
+    # row twice.
+    t = checked.left_join(conflicts, [checked[P + key] == conflicts._key,
+                                      checked[P + "updated_at"] == conflicts._updated,
+                                      checked[INGEST_DATE] == conflicts._ingest])
+    # Not "or (no rule failed and conflicting)": DuckDB would push the rule half of
+    # that, a tautology, below the join and type every row twice more.
+    bad = t.filter(t[Q_CHECK].notnull() | t._conflict.fill_null(False))
+    conflicting = bad[Q_CHECK].isnull()  # a failed rule is the reason, as before
+    return bad.mutate(**{
+        Q_CHECK: ibis.ifelse(conflicting, f"{key}_unique", bad[Q_CHECK]),
+        Q_REASON: ibis.ifelse(conflicting, f"{key} has conflicting versions at the same "
+                              "updated_at and ingest date", bad[Q_REASON]),
     })
-    return bad.union(conflicting, distinct=False)
 
 
 def _stage_latest(checked: ir.Table, key: str, columns: list[str]) -> ir.Table:
