@@ -251,6 +251,14 @@ def apply_rules(t: ir.Table, rules: Sequence[Rule]) -> ir.Table:
     })
 
 
+def backend_name(value: ir.Value) -> str | None:
+    """The name of the engine ``value`` is bound to (``duckdb``), or None when unbound."""
+    try:
+        return value._find_backend().name
+    except Exception:  # unbound tables have no backend: ibis raises its own error types
+        return None
+
+
 @ibis.udf.scalar.builtin(name="trim")
 def trim(value: str) -> str:
     """Leading and trailing spaces removed: SQL's one-argument ``TRIM``.
