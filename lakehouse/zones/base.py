@@ -280,6 +280,28 @@ def to_utc(raw: ir.StringValue) -> ir.TimestampValue:
     return raw.try_cast("timestamp").cast(UTC_TS)
 
 
+@ibis.udf.scalar.builtin(name="epoch_us", signature=((UTC_TS,), dt.int64))
+def _epoch_us(ts: Any) -> int:
+    """Microseconds since the epoch of a zoned timestamp: DuckDB's ``epoch_us``."""
+
+
+DAY_US = 86_400_000_000
+
+
+def utc_date(ts: ir.TimestampValue) -> ir.DateValue:
+    """The UTC calendar date of a UTC timestamp.
+
+    On DuckDB counted from the epoch: its ``CAST(ts AS DATE)`` of a zoned
+    timestamp goes through the ICU calendar and is four times slower (a
+    third of the daily KPIs' time). The lake's and Spark's sessions run in
+    UTC, where the two agree.
+    """
+    if backend_name(ts) != "duckdb":
+        return ts.date()
+    days = (_epoch_us(ts) // DAY_US).as_interval("D")
+    return (ibis.date(1970, 1, 1) + days).cast("date")
+
+
 def canonical_key(value: ir.StringValue) -> ir.StringValue:
     """A spelling-insensitive key: lower case, letters and ``&`` only.
 

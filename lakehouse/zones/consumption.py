@@ -13,7 +13,7 @@ import ibis.expr.types as ir
 
 from lakehouse import names
 from lakehouse.names import TRACK_ID, USER_ID
-from lakehouse.zones.base import UTC_TS, View, col, ge, isin
+from lakehouse.zones.base import UTC_TS, View, col, ge, isin, utc_date
 from lakehouse.zones.standardized import DURATION_BUCKETS, DURATION_LONGEST, DURATION_UNKNOWN
 
 # ---------------------------------------------------------------- interactions
@@ -148,7 +148,7 @@ def daily_kpis(users: ir.Table, tracks: ir.Table, listens: ir.Table, *,
     spine = _spine(users, end, days)
 
     def daily(t: ir.Table, when: ir.Value, **aggs) -> ir.Table:
-        return t.group_by(day=when.date()).agg(**aggs)
+        return t.group_by(day=utc_date(when)).agg(**aggs)
 
     new_users = _per_day(spine, daily(users, users.created_at, n=users.count()), "n")
     new_tracks = _per_day(spine, daily(tracks, tracks.created_at, n=tracks.count()), "n")
