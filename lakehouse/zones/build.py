@@ -46,7 +46,7 @@ from lakehouse.source.endpoints import ENDPOINTS, META_FIELDS
 from lakehouse.steps import StepRun, run_step
 from lakehouse.zones import consumption, standardized
 from lakehouse.zones.base import KEY_UNIQUE, BuildContext, View, duplicate_keys
-from lakehouse.zones.contract import failed_view_checks, fk_check
+from lakehouse.zones.contract import fk_check, run_view_checks
 from lakehouse.zones.engine import DUCKDB, SPARK, DuckDBEngine, Engine
 
 log = logging.getLogger(__name__)
@@ -144,6 +144,7 @@ class _Build:
         self.context = BuildContext(end=run.date, kpi_days=settings.kpi_days)
         self.engine = engine
         self.tables: dict[str, ir.Table] = {}
+        self.rows: dict[str, int] = {}  # of each validated table
 
     def run(self) -> list[RunRecord]:
         with self.engine.session():
@@ -159,7 +160,10 @@ class _Build:
             except BrokenTableError as exc:
                 self._record_broken_input(name, exc)
                 raise
-        if not any(_count(self.tables[n]) for n in RAW_COLUMNS):
+        raw = [self.tables[n].aggregate(**{f"n{i}": self.tables[n].count()})
+               for i, n in enumerate(RAW_COLUMNS)]
+        counts = raw[0].cross_join(*raw[1:]).to_pyarrow().to_pylist()[0]
+        if not any(counts.values()):
             raise LakeError(f"the raw zone has no snapshot ingested on or before {self.date}; "
                             "ingest first or build a later --date")
         results = []
@@ -219,14 +223,19 @@ class _Build:
                                            names.quarantine_table(view.name))
             # Rows read: every input row is in the stage when it carries the
             # rule results (listens: one per listened track), else the raw rows.
+            # Counted with the quarantine's reasons, in one query.
             counted = staged if names.Q_CHECK in staged.columns else inputs[0]
-            result.record.rows_in = _count(counted)
+            q = result.quarantine
+            reasons = q.group_by(names.Q_REASON).agg(n=q.count())
+            read = counted.aggregate(n=counted.count()).select(
+                ibis.null(str).name(names.Q_REASON), "n")
+            counts = reasons.union(read, distinct=False).to_pyarrow().to_pylist()
             if view.materialize_stage:
                 self._drop(staged)
-            q = result.quarantine
-            reasons = q.group_by(names.Q_REASON).agg(n=q.count()).order_by(names.Q_REASON)
-            result.quarantine_reasons = {
-                row[names.Q_REASON]: int(row["n"]) for row in reasons.to_pyarrow().to_pylist()}
+            result.record.rows_in = sum(int(r["n"]) for r in counts if r[names.Q_REASON] is None)
+            result.quarantine_reasons = {r[names.Q_REASON]: int(r["n"]) for r in sorted(
+                (r for r in counts if r[names.Q_REASON] is not None),
+                key=lambda r: r[names.Q_REASON])}
             result.record.quarantined = sum(result.quarantine_reasons.values())
             self._validate(result)
         self.tables[view.name] = result.table
@@ -237,7 +246,7 @@ class _Build:
         with result.timed():
             inputs = self._inputs(view)
             result.table = self._temp(view.compute(inputs, self.context), view.name)
-            result.record.rows_in = _count(inputs[0])
+            result.record.rows_in = self.rows[view.inputs[0]]  # counted by its checks
             result.record.quarantined = 0
             self._validate(result)
         self.tables[view.name] = result.table
@@ -247,7 +256,7 @@ class _Build:
     def _validate(self, result: _Result) -> None:
         """Table-level checks; on failure record a failed run and raise."""
         try:
-            check_table(result.view, result.table, self.tables)
+            self.rows[result.view.name] = check_table(result.view, result.table, self.tables)
         except ValidationError as exc:
             result.finish(names.FAILED, str(exc))
             self.step.record(result.record)
@@ -292,21 +301,19 @@ class _Build:
                                                "build_date": str(self.date)})
 
 
-def _count(table: ir.Table) -> int:
-    # Through Arrow: ibis's execute() returns pandas objects, importing pandas.
-    return int(table.count().to_pyarrow().as_py())
-
-
 def _conform(column: ir.Value, kind: ibis.DataType) -> ir.Value:
     return column if column.type() == kind else column.try_cast(kind)
 
 
-def check_table(view: View, table: ir.Table, tables: dict[str, ir.Table]) -> None:
-    """Run the table-level checks of ``view`` on its computed ``table``.
+def check_table(view: View, table: ir.Table, tables: dict[str, ir.Table]) -> int:
+    """Run the table-level checks of ``view`` on its computed ``table``; its rows.
 
     Checks: the columns and types are the contract's, the pandera schema
     (nulls, ranges, allowed values, key uniqueness), and the foreign keys
     against the already validated parent tables in ``tables``.
+
+    Returns:
+        The table's rows, counted by the same query.
 
     Raises:
         ValidationError: Naming the table, the failed check and example values.
@@ -318,7 +325,8 @@ def check_table(view: View, table: ir.Table, tables: dict[str, ir.Table]) -> Non
         raise ValidationError(f"{view.name} failed check columns_match_contract: "
                               f"{'; '.join(diff[:EXAMPLES])}")
     # The checks in one query; pandera itself only to describe a failure.
-    failed = failed_view_checks(view, table, tables)
+    checked = run_view_checks(view, table, tables)
+    failed = checked.failed
     orphans = {fk_check(column): column for column in view.foreign_keys}
     contract = [f for f in failed if f not in orphans]
     if contract:
@@ -339,6 +347,7 @@ def check_table(view: View, table: ir.Table, tables: dict[str, ir.Table]) -> Non
         examples = bad.select(column).limit(EXAMPLES).to_pyarrow()[column].to_pylist()
         raise ValidationError(f"{view.name} failed check {failed[0]}: {column} not in {parent}, "
                               f"e.g. {examples}")
+    return checked.rows
 
 
 def _describe(view: View, table: ir.Table, error: Any) -> str:

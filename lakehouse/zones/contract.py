@@ -14,6 +14,7 @@ schema and names failures alike (tests/zones/test_checks.py compares them).
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 import ibis
 import ibis.expr.types as ir
@@ -26,16 +27,29 @@ def fk_check(column: str) -> str:
     return f"fk_{column}"
 
 
-def failed_view_checks(view: View, table: ir.Table,
-                       parents: Mapping[str, ir.Table] | None = None) -> list[str]:
-    """The table-level checks of ``view`` that ``table`` fails, in one query.
+@dataclass(frozen=True)
+class Checked:
+    """What the one query found about a table.
+
+    Attributes:
+        failed: The checks it fails, by name, in the schema's order.
+        rows: Its rows (the build's ``rows_in`` of the views reading it).
+    """
+
+    failed: list[str]
+    rows: int
+
+
+def run_view_checks(view: View, table: ir.Table,
+                    parents: Mapping[str, ir.Table] | None = None) -> Checked:
+    """The table-level checks of ``view`` on ``table``, and its rows, in one query.
 
     The checks of ``view.schema``, named as :func:`~lakehouse.zones.checks.failed_checks`
     names them (``column: not_nullable``, ``column: isin``, ``key_unique``),
     in the same order; then, with ``parents`` (table name -> table), each
-    foreign key as ``fk_<column>``. The column checks are one pass over the
-    table; the key and each foreign key are one aggregate each, side by side.
-    Null values pass value checks, as in pandera.
+    foreign key as ``fk_<column>``. The column checks and the row count are
+    one pass over the table; the key and each foreign key are one aggregate
+    each, side by side. Null values pass value checks, as in pandera.
     """
     labels: list[str] = []
     fails: list[ir.BooleanValue] = []
@@ -47,8 +61,8 @@ def failed_view_checks(view: View, table: ir.Table,
         for check in column.checks:
             labels.append(f"{name}: {check.name}")
             fails.append(~check.passes(value).fill_null(True))
-    counts = [table.aggregate(**{f"c{i}": f.cast("int64").sum() for i, f in enumerate(fails)})] \
-        if fails else []
+    counts = [table.aggregate(_rows=table.count(), **{
+        f"c{i}": f.cast("int64").sum() for i, f in enumerate(fails)})]
     counts.append(keys_unique(table, view.grain).name("ok").as_table().select(
         **{f"c{len(labels)}": ibis.ifelse(ibis._.ok, 0, 1).cast("int64")}))
     labels.append(KEY_UNIQUE)
@@ -61,4 +75,5 @@ def failed_view_checks(view: View, table: ir.Table,
     for count in counts[1:]:
         row = row.cross_join(count)
     values = row.to_pyarrow().to_pylist()[0]
-    return [label for i, label in enumerate(labels) if values[f"c{i}"]]
+    return Checked([label for i, label in enumerate(labels) if values[f"c{i}"]],
+                   int(values["_rows"]))

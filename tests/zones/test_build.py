@@ -82,6 +82,9 @@ def test_run_records_count_rows_and_quarantine_reasons(lake_settings_with_raw):
     # The build reads distinct versions, not daily copies: users 1, 2, None and 3.
     assert (users["rows_in"], users["records"], users["quarantined"]) == (4, 3, 1)
     assert users["run_date"] == DAY2
+    # A consumption view reads its first input's rows (counted with that table's checks).
+    assert runs[names.CONS_INTERACTIONS]["rows_in"] == 4  # standardized.listens
+    assert runs[names.CONS_DAILY_KPIS]["rows_in"] == 3  # standardized.users
 
 
 @pytest.mark.slow

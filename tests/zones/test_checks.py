@@ -1,6 +1,6 @@
 """failed_checks(): a pandera schema in one query, failing exactly where pandera fails.
 
-failed_view_checks(): a view's declared checks in one query without pandera, failing
+run_view_checks(): a view's declared checks in one query without pandera, failing
 exactly where the view's pandera schema fails.
 """
 
@@ -19,7 +19,7 @@ from lakehouse import names
 from lakehouse.zones import VIEWS, standardized
 from lakehouse.zones.base import key_unique
 from lakehouse.zones.checks import failed_checks
-from lakehouse.zones.contract import failed_view_checks
+from lakehouse.zones.contract import run_view_checks
 
 SCHEMA = pa.DataFrameSchema({
     "id": pa.Column(dt.int64, nullable=False),
@@ -109,8 +109,8 @@ def test_a_views_checks_without_pandera_fail_as_its_pandera_schema_does():
     for t in (rows(), rows({}, {"track_id": 2}), rows({"duration_seconds": -1}),
               rows({}, {}), rows({"created_at": None}, {"duration_seconds": -3}),
               rows({"track_id": None}), rows()[lambda t: t.track_id > 5]):
-        assert failed_view_checks(view, t) == failed_checks(view.schema, t)
-    assert failed_view_checks(view, rows({}, {"duration_seconds": -1})) == [
+        assert run_view_checks(view, t).failed == failed_checks(view.schema, t)
+    assert run_view_checks(view, rows({}, {"duration_seconds": -1})).failed == [
         "duration_seconds: greater_than_or_equal_to", "key_unique"]
 
 
@@ -125,6 +125,7 @@ def test_foreign_keys_are_counted_in_the_same_query():
     users = con.create_table("u", pyarrow.table({"user_id": [1, 2]}))
     tracks = con.create_table("t", pyarrow.table({"track_id": [10, 11]}))
     parents = {names.STD_USERS: users, names.STD_TRACKS: tracks}
-    assert failed_view_checks(view, listens, parents) == ["fk_user_id"]
-    assert failed_view_checks(view, listens) == []  # no parents: keys not checked
-    assert failed_view_checks(view, listens[lambda t: t.user_id < 5], parents) == []
+    assert run_view_checks(view, listens, parents).failed == ["fk_user_id"]
+    assert run_view_checks(view, listens, parents).rows == 3  # counted by the same query
+    assert run_view_checks(view, listens).failed == []  # no parents: keys not checked
+    assert run_view_checks(view, listens[lambda t: t.user_id < 5], parents).failed == []
