@@ -25,6 +25,7 @@ naming the table and the check.
 from __future__ import annotations
 
 import datetime as dt
+import gc
 import logging
 import time
 from collections.abc import Iterator
@@ -132,7 +133,30 @@ def build(target: RunContext | Settings | None = None, date: dt.date | str | Non
         # Inside the lock: a busy lake is refused before a Spark session starts.
         return _Build(run, ctx.settings, engine_for(run.lake, ctx.settings, spark)).run()
 
-    return run_step(ctx, PIPELINE, body)
+    with gc_spares_what_exists():
+        return run_step(ctx, PIPELINE, body)
+
+
+@contextmanager
+def gc_spares_what_exists() -> Iterator[None]:
+    """Leave the objects that exist before the block out of the garbage collector's passes.
+
+    A build makes hundreds of thousands of short-lived ibis and sqlglot
+    objects, and each full collection also walks every object loaded before
+    it (ibis, sqlglot, pyarrow, DuckDB's modules): three such passes took
+    0.17 s of a 3 s build, 0.04 s with them set aside. ``gc.freeze()`` sets
+    them aside for the block and ``gc.unfreeze()`` puts them back; garbage
+    made during the block is collected as usual. A process that froze
+    objects itself (a forking server) is left as it is.
+    """
+    if gc.get_freeze_count():
+        yield
+        return
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
 
 
 class _Build:

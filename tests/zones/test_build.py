@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import gc
 import json
 import os
 import subprocess
@@ -21,7 +22,7 @@ from lakehouse.errors import LakeError, LockedError, ValidationError
 from lakehouse.lake import Lake
 from lakehouse.locking import lake_lock
 from lakehouse.zones import VIEWS, standardized
-from lakehouse.zones.build import build, check_table
+from lakehouse.zones.build import build, check_table, gc_spares_what_exists
 from tests.zones.conftest import DAY1, DAY2, listen, track, user, write_raw
 
 USERS = [user(1), user(2, updated_at="2020-01-01T00:00:00"), user(None)]
@@ -300,3 +301,25 @@ def test_a_clean_build_runs_the_checks_without_importing_pandera(lake_settings):
     assert lines[3] == ("standardized.tracks failed check greater_than_or_equal_to: "
                         "e.g. [{'duration_seconds': -5}]")  # pandera's words
     assert "pandera" in lines[4]
+
+
+def test_the_build_sets_existing_objects_aside_from_gc_and_puts_them_back():
+    assert gc.get_freeze_count() == 0
+    with gc_spares_what_exists():
+        assert gc.get_freeze_count() > 0  # what existed is out of the collector's passes
+        garbage = [[]]
+        garbage[0].append(garbage)  # a cycle made inside is still collected
+        del garbage
+        assert gc.collect() >= 1
+    assert gc.get_freeze_count() == 0
+    with pytest.raises(RuntimeError), gc_spares_what_exists():
+        raise RuntimeError("a failed build")
+    assert gc.get_freeze_count() == 0  # restored on failure too
+    gc.freeze()  # a process that froze objects itself keeps them frozen
+    try:
+        frozen = gc.get_freeze_count()
+        with gc_spares_what_exists():
+            pass
+        assert gc.get_freeze_count() == frozen
+    finally:
+        gc.unfreeze()
