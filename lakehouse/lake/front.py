@@ -304,12 +304,18 @@ class Lake:
         if not self.exists(name):
             return {}
         paths: dict[dt.date, list[str]] = {}
-        for action in pa.table(self.delta(name).get_add_actions(flatten=True)).to_pylist():
-            value = action.get(f"partition.{column}")
+        actions = health.add_actions(self.delta(name))
+        key = f"partition.{column}"
+        if key not in actions.column_names:
+            return {}
+        # Only the two columns: converting the file statistics' zoned timestamps
+        # to Python imports pandas.
+        for path, value in zip(actions.column("path").to_pylist(),
+                               actions.column(key).to_pylist(), strict=True):
             if value is None:
                 continue
             day = value if isinstance(value, dt.date) else dt.date.fromisoformat(str(value))
-            paths.setdefault(day, []).append(action["path"])
+            paths.setdefault(day, []).append(path)
         return {day: hashlib.md5("\n".join(sorted(p)).encode()).hexdigest()
                 for day, p in paths.items()}
 
@@ -326,7 +332,7 @@ class Lake:
     def info(self, name: str) -> TableInfo:
         """Row count, sizes, version and last change of table ``name``."""
         table = self.delta(name)
-        actions = pa.table(table.get_add_actions(flatten=True))
+        actions = health.add_actions(table)
         rows = sum(v or 0 for v in actions.column("num_records").to_pylist()) \
             if actions.num_rows else 0
         size = sum(actions.column("size_bytes").to_pylist()) if actions.num_rows else 0

@@ -5,7 +5,11 @@ consumption table. Its query is a pure function from ibis tables to an ibis
 expression (no I/O), so the same definition runs on DuckDB here and compiles
 to Spark SQL for Databricks. Its columns are the contract other modules code
 against; its pandera schema is derived from them, so types, nullability,
-allowed values and key uniqueness are declared once.
+allowed values and key uniqueness are declared once. A value check
+(:class:`Check`) is declared as pandera's builtin together with the same test
+as an ibis expression: a clean build runs the expressions in one query and
+imports pandera only to describe a failure (pandera, with the pandas and
+hypothesis it loads, is a third of a second of every build's start-up).
 
 Standardized views also have row-level rules (:class:`Rule`): rows failing
 one are not dropped silently but routed to ``quarantine.<table>`` with the
@@ -18,16 +22,61 @@ from __future__ import annotations
 import datetime
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import ibis
 import ibis.expr.datatypes as dt
 import ibis.expr.types as ir
-import pandera.ibis as pa
 
 from lakehouse import names
 
+if TYPE_CHECKING:
+    import pandera.ibis as pa
+
 UTC_TS = dt.Timestamp(timezone="UTC", scale=6)
+
+
+@dataclass(frozen=True)
+class Check:
+    """A column's value check: one of pandera's builtins, and the same test in ibis.
+
+    The pandera check (:meth:`pandera`) is the contract: the view's pandera
+    schema is made of it, and it names and describes a failure. ``passes`` is
+    its test as an ibis expression over the column, which the build runs for
+    every check of a table in one query (:mod:`lakehouse.zones.contract`)
+    without importing pandera. tests/zones/test_checks.py runs both on the
+    same values for every check of every view. Nulls pass, as in pandera.
+
+    Attributes:
+        name: pandera's name of the check (``greater_than_or_equal_to``).
+        make: ``pandera.ibis -> pandera.Check``: the builtin itself.
+        passes: ``column -> boolean``: true where a value passes.
+    """
+
+    name: str
+    make: Callable[[Any], Any]
+    passes: Callable[[ir.Value], ir.BooleanValue]
+
+    def pandera(self) -> pa.Check:
+        """The pandera check (imports pandera)."""
+        # The ibis builtins register themselves on import; a builtin check made
+        # before that would not know ibis tables.
+        import pandera.backends.ibis.builtin_checks  # noqa: F401
+        import pandera.ibis
+
+        return self.make(pandera.ibis)
+
+
+def isin(allowed: Sequence[Any]) -> Check:
+    """Values in ``allowed``: pandera's ``Check.isin``."""
+    values = list(allowed)
+    return Check("isin", lambda pa: pa.Check.isin(values), lambda v: v.isin(values))
+
+
+def ge(bound: Any) -> Check:
+    """Values at least ``bound``: pandera's ``Check.ge``."""
+    return Check("greater_than_or_equal_to", lambda pa: pa.Check.ge(bound),
+                 lambda v: v >= bound)
 
 
 @dataclass(frozen=True)
@@ -36,12 +85,12 @@ class Col:
 
     type: dt.DataType
     nullable: bool = True
-    checks: tuple[pa.Check, ...] = ()
+    checks: tuple[Check, ...] = ()
     doc: str = ""
 
 
-def col(type_: dt.DataType | str, nullable: bool = True, *checks: pa.Check, doc: str = "") -> Col:
-    """Shorthand for :class:`Col` (``col("int64", False, pa.Check.ge(0))``)."""
+def col(type_: dt.DataType | str, nullable: bool = True, *checks: Check, doc: str = "") -> Col:
+    """Shorthand for :class:`Col` (``col("int64", False, ge(0))``)."""
     return Col(ibis.dtype(type_), nullable, tuple(checks), doc)
 
 
@@ -131,14 +180,18 @@ class View:
 
     @property
     def schema(self) -> pa.DataFrameSchema:
-        """The pandera schema validated before the table is written.
+        """The pandera schema: the table-level contract a table must pass to be written.
 
-        Key uniqueness is a table-level check (:func:`key_unique`): pandera's
-        ibis backend ignores ``Field(unique=True)``, and its ``unique=``
-        computes a window over every row, twice as slow as one aggregate.
+        Made on use (it imports pandera). Key uniqueness is a table-level check
+        (:func:`key_unique`): pandera's ibis backend ignores
+        ``Field(unique=True)``, and its ``unique=`` computes a window over
+        every row, twice as slow as one aggregate.
         """
+        import pandera.ibis as pa
+
         return pa.DataFrameSchema(
-            {n: pa.Column(_pandera_dtype(c.type), nullable=c.nullable, checks=list(c.checks))
+            {n: pa.Column(_pandera_dtype(c.type), nullable=c.nullable,
+                          checks=[check.pandera() for check in c.checks])
              for n, c in self.columns.items()},
             checks=[key_unique(self.grain)], strict=True, name=self.name,
         )
@@ -159,11 +212,18 @@ KEY_UNIQUE = "key_unique"
 
 def key_unique(grain: Sequence[str]) -> pa.Check:
     """A pandera check: no two rows share a value of the ``grain`` columns."""
+    import pandera.ibis as pa
+
     def check(data: pa.IbisData) -> ir.BooleanScalar:
-        counts = data.table.group_by(list(grain)).agg(_n=data.table.count())
-        return counts._n.max().fill_null(0) <= 1
+        return keys_unique(data.table, grain)
 
     return pa.Check(check, name=KEY_UNIQUE, error=f"({', '.join(grain)}) is not unique")
+
+
+def keys_unique(table: ir.Table, grain: Sequence[str]) -> ir.BooleanScalar:
+    """Whether no two rows of ``table`` share a value of the ``grain`` columns."""
+    counts = table.group_by(list(grain)).agg(_n=table.count())
+    return counts._n.max().fill_null(0) <= 1
 
 
 def duplicate_keys(table: ir.Table, grain: Sequence[str], limit: int) -> list:
@@ -191,6 +251,14 @@ def apply_rules(t: ir.Table, rules: Sequence[Rule]) -> ir.Table:
     })
 
 
+def backend_name(value: ir.Value) -> str | None:
+    """The name of the engine ``value`` is bound to (``duckdb``), or None when unbound."""
+    try:
+        return value._find_backend().name
+    except Exception:  # unbound tables have no backend: ibis raises its own error types
+        return None
+
+
 @ibis.udf.scalar.builtin(name="trim")
 def trim(value: str) -> str:
     """Leading and trailing spaces removed: SQL's one-argument ``TRIM``.
@@ -205,11 +273,48 @@ def to_utc(raw: ir.StringValue) -> ir.TimestampValue:
     """Parse an ISO 8601 string as a UTC timestamp; garbage becomes null.
 
     The source sends times without a zone; they are UTC by contract. Parsed
-    as a plain timestamp, then placed in the session's zone, which the lake's
-    connection sets to UTC: parsing straight to a zoned type goes through the
-    ICU calendar and is four times slower on DuckDB.
+    as a plain timestamp, then read as UTC: parsing straight to a zoned type,
+    or casting the plain one to it, goes through DuckDB's ICU calendar and is
+    four times slower than the parse itself, so on DuckDB the plain value's
+    epoch microseconds make the zoned one (``make_timestamptz``). Elsewhere
+    the cast places it in the session's zone, which the build sets to UTC.
     """
-    return raw.try_cast("timestamp").cast(UTC_TS)
+    parsed = raw.try_cast("timestamp")
+    if backend_name(raw) != "duckdb":
+        return parsed.cast(UTC_TS)
+    return _make_timestamptz(_epoch_us_plain(parsed))
+
+
+@ibis.udf.scalar.builtin(name="epoch_us", signature=((UTC_TS,), dt.int64))
+def _epoch_us(ts: Any) -> int:
+    """Microseconds since the epoch of a zoned timestamp: DuckDB's ``epoch_us``."""
+
+
+@ibis.udf.scalar.builtin(name="epoch_us", signature=((dt.Timestamp(scale=6),), dt.int64))
+def _epoch_us_plain(ts: Any) -> int:
+    """Microseconds since the epoch of a plain timestamp read as UTC: DuckDB's ``epoch_us``."""
+
+
+@ibis.udf.scalar.builtin(name="make_timestamptz", signature=((dt.int64,), UTC_TS))
+def _make_timestamptz(us: Any) -> Any:
+    """The zoned timestamp ``us`` microseconds after the epoch: DuckDB's ``make_timestamptz``."""
+
+
+DAY_US = 86_400_000_000
+
+
+def utc_date(ts: ir.TimestampValue) -> ir.DateValue:
+    """The UTC calendar date of a UTC timestamp.
+
+    On DuckDB counted from the epoch: its ``CAST(ts AS DATE)`` of a zoned
+    timestamp goes through the ICU calendar and is four times slower (a
+    third of the daily KPIs' time). The lake's and Spark's sessions run in
+    UTC, where the two agree.
+    """
+    if backend_name(ts) != "duckdb":
+        return ts.date()
+    days = (_epoch_us(ts) // DAY_US).as_interval("D")
+    return (ibis.date(1970, 1, 1) + days).cast("date")
 
 
 def canonical_key(value: ir.StringValue) -> ir.StringValue:

@@ -10,18 +10,17 @@ import datetime as dt
 
 import ibis
 import ibis.expr.types as ir
-import pandera.ibis as pa
 
 from lakehouse import names
 from lakehouse.names import TRACK_ID, USER_ID
-from lakehouse.zones.base import UTC_TS, View, col
+from lakehouse.zones.base import UTC_TS, View, col, ge, isin, utc_date
 from lakehouse.zones.standardized import DURATION_BUCKETS, DURATION_LONGEST, DURATION_UNKNOWN
 
 # ---------------------------------------------------------------- interactions
 INTERACTIONS_COLUMNS = {
     USER_ID: col("int64", False),
     TRACK_ID: col("int64", False),
-    "listens": col("int64", False, pa.Check.ge(1)),
+    "listens": col("int64", False, ge(1)),
     "first_listen_at": col(UTC_TS, False),
     "last_listen_at": col(UTC_TS, False),
 }
@@ -48,8 +47,8 @@ INTERACTIONS = View(
 # ---------------------------------------------------------------- features
 USER_FEATURES_COLUMNS = {
     USER_ID: col("int64", False),
-    "favorite_genre": col("string", True, pa.Check.isin(list(names.GENRES))),
-    "gender": col("string", True, pa.Check.isin(list(names.GENDERS))),
+    "favorite_genre": col("string", True, isin(names.GENRES)),
+    "gender": col("string", True, isin(names.GENDERS)),
     "created_at": col(UTC_TS, False),
 }
 
@@ -73,7 +72,7 @@ TRACK_FEATURES_COLUMNS = {
     "genres": col("array<string>", False),
     "artist": col("string"),
     "album": col("string"),
-    "duration_bucket": col("string", False, pa.Check.isin(list(DURATION_BUCKET_LABELS)),
+    "duration_bucket": col("string", False, isin(DURATION_BUCKET_LABELS),
                            doc="0-3m, 3-5m, 5-8m, 8m+, or unknown"),
 }
 
@@ -100,13 +99,13 @@ TRACK_FEATURES = View(
 # ---------------------------------------------------------------- daily KPIs
 DAILY_KPIS_COLUMNS = {
     "date": col("date", False),
-    "total_users": col("int64", False, pa.Check.ge(0)),
-    "new_users": col("int64", False, pa.Check.ge(0)),
-    "total_tracks": col("int64", False, pa.Check.ge(0)),
-    "new_tracks": col("int64", False, pa.Check.ge(0)),
-    "listens": col("int64", False, pa.Check.ge(0)),
-    "active_listeners": col("int64", False, pa.Check.ge(0)),
-    "avg_listen_history_size": col("float64", True, pa.Check.ge(0)),
+    "total_users": col("int64", False, ge(0)),
+    "new_users": col("int64", False, ge(0)),
+    "total_tracks": col("int64", False, ge(0)),
+    "new_tracks": col("int64", False, ge(0)),
+    "listens": col("int64", False, ge(0)),
+    "active_listeners": col("int64", False, ge(0)),
+    "avg_listen_history_size": col("float64", True, ge(0)),
 }
 
 
@@ -149,7 +148,7 @@ def daily_kpis(users: ir.Table, tracks: ir.Table, listens: ir.Table, *,
     spine = _spine(users, end, days)
 
     def daily(t: ir.Table, when: ir.Value, **aggs) -> ir.Table:
-        return t.group_by(day=when.date()).agg(**aggs)
+        return t.group_by(day=utc_date(when)).agg(**aggs)
 
     new_users = _per_day(spine, daily(users, users.created_at, n=users.count()), "n")
     new_tracks = _per_day(spine, daily(tracks, tracks.created_at, n=tracks.count()), "n")

@@ -23,6 +23,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from lakehouse.zones.base import backend_name
+
 SEED = 42
 _P1 = np.uint64(0x9E3779B185EBCA87)
 _P2 = np.uint64(0xC2B2AE3D27D4EB4F)
@@ -117,13 +119,6 @@ def record_hash(user_id: ir.IntegerValue, created_at: ir.TimestampValue,
     The engine is the one the expression is bound to; an unbound expression
     (compiled to SQL for another engine) uses the builtin.
     """
-    if _backend_name(user_id) == "duckdb":
+    if backend_name(user_id) == "duckdb":
         return _duckdb_xxhash64(user_id, created_at, items)
     return _spark_xxhash64(user_id, created_at, items)
-
-
-def _backend_name(value: ir.Value) -> str | None:
-    try:
-        return value._find_backend().name
-    except Exception:  # unbound tables have no backend: ibis raises its own error types
-        return None

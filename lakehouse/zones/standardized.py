@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import ibis
 import ibis.expr.types as ir
-import pandera.ibis as pa
 
 from lakehouse import names
 from lakehouse.names import INGEST_DATE, Q_CHECK, Q_REASON, TRACK_ID, USER_ID
@@ -33,6 +32,8 @@ from lakehouse.zones.base import (
     View,
     apply_rules,
     col,
+    ge,
+    isin,
     normalize_to,
     rule_null,
     rule_timestamp,
@@ -113,20 +114,22 @@ def _select_latest(staged: ir.Table, columns: list[str]) -> ir.Table:
 
 def _reject_with_conflicts(checked: ir.Table, staged: ir.Table, key: str) -> ir.Table:
     """Rows failing a rule, and every row of a conflicting latest version."""
-    conflicts = _conflicts(staged, key)
-    bad = checked.filter(checked[Q_CHECK].notnull())
-    ok = checked.filter(checked[Q_CHECK].isnull())
-    # A semi join emits only the (rare) matching rows; a left join would carry
-    # every raw row through the join.
-    conflicting = ok.semi_join(conflicts, [ok[P + key] == conflicts._key,
-                                           ok[P + "updated_at"] == conflicts._updated,
-                                           ok[INGEST_DATE] == conflicts._ingest])
-    conflicting = conflicting.mutate(**{
-        Q_CHECK: ibis.literal(f"{key}_unique"),
-        Q_REASON: ibis.literal(f"{key} has conflicting versions at the same updated_at "
-                               "and ingest date"),
+    conflicts = _conflicts(staged, key).mutate(_conflict=ibis.literal(True))
+    # One pass over the input: its rows meet the (few, distinct) conflicts in a
+    # hash join. A union of the failing rows and a semi join typed every input
+    # row twice.
+    t = checked.left_join(conflicts, [checked[P + key] == conflicts._key,
+                                      checked[P + "updated_at"] == conflicts._updated,
+                                      checked[INGEST_DATE] == conflicts._ingest])
+    # Not "or (no rule failed and conflicting)": DuckDB would push the rule half of
+    # that, a tautology, below the join and type every row twice more.
+    bad = t.filter(t[Q_CHECK].notnull() | t._conflict.fill_null(False))
+    conflicting = bad[Q_CHECK].isnull()  # a failed rule is the reason, as before
+    return bad.mutate(**{
+        Q_CHECK: ibis.ifelse(conflicting, f"{key}_unique", bad[Q_CHECK]),
+        Q_REASON: ibis.ifelse(conflicting, f"{key} has conflicting versions at the same "
+                              "updated_at and ingest date", bad[Q_REASON]),
     })
-    return bad.union(conflicting, distinct=False)
 
 
 def _stage_latest(checked: ir.Table, key: str, columns: list[str]) -> ir.Table:
@@ -147,9 +150,9 @@ USER_COLUMNS = {
     "first_name": col("string"),
     "last_name": col("string"),
     "email": col("string", doc="trimmed, lower case; not unique in the source"),
-    "gender": col("string", True, pa.Check.isin(list(names.GENDERS)),
+    "gender": col("string", True, isin(names.GENDERS),
                   doc="one of names.GENDERS, or null when the source value is not"),
-    "favorite_genre": col("string", True, pa.Check.isin(list(names.GENRES)),
+    "favorite_genre": col("string", True, isin(names.GENRES),
                           doc="one of names.GENRES, or null when the source value is not"),
     "created_at": col(UTC_TS, False),
     "updated_at": col(UTC_TS, False),
@@ -225,7 +228,7 @@ TRACK_COLUMNS = {
     "artist": col("string"),
     "songwriters": col("string"),
     "album": col("string"),
-    "duration_seconds": col("int32", True, pa.Check.ge(0),
+    "duration_seconds": col("int32", True, ge(0),
                             doc="from 'MM:SS'; null when unparseable (flagged)"),
     "genres": col("array<string>", False,
                   doc="contract genres found in the free text, sorted, distinct"),
@@ -321,7 +324,7 @@ LISTEN_HISTORY_COLUMNS = {
                      "Spark computes it, on every engine"),
     USER_ID: col("int64", False),
     "items": col("array<int64>", False, doc="track ids, in the source's order"),
-    "n_items": col("int32", False, pa.Check.ge(0)),
+    "n_items": col("int32", False, ge(0)),
     "created_at": col(UTC_TS, False),
     "updated_at": col(UTC_TS, False, doc="the latest seen for this record"),
     "first_ingest_date": col("date", False),
@@ -408,7 +411,7 @@ LISTENS_COLUMNS = {
     "record_id": col("int64", False),
     USER_ID: col("int64", False),
     TRACK_ID: col("int64", False),
-    "position": col("int32", False, pa.Check.ge(0), doc="0-based index in the record's items"),
+    "position": col("int32", False, ge(0), doc="0-based index in the record's items"),
     "created_at": col(UTC_TS, False, doc="the listen time"),
     "updated_at": col(UTC_TS, False),
     "first_ingest_date": col("date", False),

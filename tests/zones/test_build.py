@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import gc
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import ibis
 import pyarrow as pa
@@ -17,7 +22,7 @@ from lakehouse.errors import LakeError, LockedError, ValidationError
 from lakehouse.lake import Lake
 from lakehouse.locking import lake_lock
 from lakehouse.zones import VIEWS, standardized
-from lakehouse.zones.build import build, check_table
+from lakehouse.zones.build import build, check_table, gc_spares_what_exists
 from tests.zones.conftest import DAY1, DAY2, listen, track, user, write_raw
 
 USERS = [user(1), user(2, updated_at="2020-01-01T00:00:00"), user(None)]
@@ -78,6 +83,9 @@ def test_run_records_count_rows_and_quarantine_reasons(lake_settings_with_raw):
     # The build reads distinct versions, not daily copies: users 1, 2, None and 3.
     assert (users["rows_in"], users["records"], users["quarantined"]) == (4, 3, 1)
     assert users["run_date"] == DAY2
+    # A consumption view reads its first input's rows (counted with that table's checks).
+    assert runs[names.CONS_INTERACTIONS]["rows_in"] == 4  # standardized.listens
+    assert runs[names.CONS_DAILY_KPIS]["rows_in"] == 3  # standardized.users
 
 
 @pytest.mark.slow
@@ -246,3 +254,72 @@ def test_no_listen_records_builds_empty_tables(lake_settings):
 def test_a_bad_memory_setting_is_a_one_line_error(lake_settings_with_raw):
     with pytest.raises(LakeError, match="bad build_memory 'lots'"):
         build(lake_settings_with_raw.replace(build_memory="lots"), date=DAY2)
+
+
+@pytest.mark.slow
+def test_a_clean_build_runs_the_checks_without_importing_pandera(lake_settings):
+    # pandera (and the hypothesis it loads) is a third of a second of start-up:
+    # a clean build runs the same checks from the views' declarations, and pandera only
+    # describes a failure. Rows failing a rule are still quarantined with their reasons.
+    lake = Lake(lake_settings.lake)
+    write_raw(lake, DAY1, [user(1), user(None)], [track(10)], [listen(1, [10, 99])])
+    script = (
+        "import sys, datetime as dt\n"
+        "import ibis, pyarrow as pa\n"
+        "from lakehouse import names\n"
+        "from lakehouse.config import Settings\n"
+        "from lakehouse.errors import ValidationError\n"
+        "from lakehouse.lake import Lake\n"
+        "from lakehouse.zones import standardized\n"
+        "from lakehouse.zones.build import build, check_table\n"
+        f"root = {str(lake_settings.lake)!r}\n"
+        f"build(Settings.load(env={{}}, lake=root), date=dt.date.fromisoformat({str(DAY1)!r}))\n"
+        "lake = Lake(root)\n"
+        "loaded = lambda: sorted(m for m in ('pandera', 'hypothesis') if m in sys.modules)\n"
+        "print(loaded())\n"
+        "for name in (names.STD_USERS, names.STD_LISTENS):\n"
+        "    q = lake.to_arrow(names.quarantine_table(name)).to_pylist()\n"
+        "    print(name, [r[names.Q_CHECK] for r in q])\n"
+        "view = standardized.TRACKS\n"
+        "row = lake.to_arrow(view.name).to_pylist()[0] | {'duration_seconds': -5}\n"
+        "bad = ibis.duckdb.connect().create_table('bad', pa.Table.from_pylist(\n"
+        "    [row], schema=view.arrow_schema))\n"
+        "try:\n"
+        "    check_table(view, bad, {})\n"
+        "except ValidationError as exc:\n"
+        "    print(exc)\n"
+        "print(loaded())\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LAKEHOUSE_")}
+    env["PYTHONPATH"] = str(Path(__file__).resolve().parents[2])
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          env=env, timeout=300, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    lines = done.stdout.strip().splitlines()
+    assert lines[0] == "[]"
+    assert lines[1] == f"{names.STD_USERS} ['user_id_not_null']"
+    assert lines[2] == f"{names.STD_LISTENS} ['fk_track_id']"
+    assert lines[3] == ("standardized.tracks failed check greater_than_or_equal_to: "
+                        "e.g. [{'duration_seconds': -5}]")  # pandera's words
+    assert "pandera" in lines[4]
+
+
+def test_the_build_sets_existing_objects_aside_from_gc_and_puts_them_back():
+    assert gc.get_freeze_count() == 0
+    with gc_spares_what_exists():
+        assert gc.get_freeze_count() > 0  # what existed is out of the collector's passes
+        garbage = [[]]
+        garbage[0].append(garbage)  # a cycle made inside is still collected
+        del garbage
+        assert gc.collect() >= 1
+    assert gc.get_freeze_count() == 0
+    with pytest.raises(RuntimeError), gc_spares_what_exists():
+        raise RuntimeError("a failed build")
+    assert gc.get_freeze_count() == 0  # restored on failure too
+    gc.freeze()  # a process that froze objects itself keeps them frozen
+    try:
+        frozen = gc.get_freeze_count()
+        with gc_spares_what_exists():
+            pass
+        assert gc.get_freeze_count() == frozen
+    finally:
+        gc.unfreeze()

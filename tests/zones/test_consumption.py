@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import datetime as dt
 
+import ibis
+import pyarrow as pa
 import pytest
 
 from lakehouse import names
 from lakehouse.zones import consumption as cons
 from lakehouse.zones import standardized as std
-from lakehouse.zones.base import BuildContext
+from lakehouse.zones.base import BuildContext, utc_date
 from tests.zones.conftest import DAY1, listen, track, user
 
 END = dt.date(2026, 10, 4)
@@ -97,3 +99,18 @@ def test_a_view_takes_what_it_needs_from_the_build_context(zone):
     assert out["date"].to_pylist() == [END - dt.timedelta(days=n) for n in (2, 1, 0)]
     # A view without parameters ignores the context.
     assert cons.USER_FEATURES.parameters(context) == {}
+
+
+def test_utc_date_from_the_epoch_is_the_calendar_date(con):
+    # The KPIs' day on DuckDB comes from epoch microseconds (its zoned CAST is slow):
+    # it must be the UTC calendar date either side of midnight, before 1970 too.
+    at = [dt.datetime(1969, 12, 31, 23, 59, 59, 999999, tzinfo=dt.UTC),
+          dt.datetime(1970, 1, 1, tzinfo=dt.UTC),
+          dt.datetime(2026, 10, 1, 23, 59, 59, 999999, tzinfo=dt.UTC),
+          dt.datetime(2026, 10, 2, tzinfo=dt.UTC), None]
+    t = con.create_table("at", pa.table({"ts": pa.array(at, pa.timestamp("us", tz="UTC"))}))
+    assert "EPOCH_US" in ibis.to_sql(t.select(d=utc_date(t.ts)))
+    got = t.select(d=utc_date(t.ts), want=t.ts.date()).to_pyarrow().to_pylist()
+    assert [r["d"] for r in got] == [r["want"] for r in got] == [
+        dt.date(1969, 12, 31), dt.date(1970, 1, 1), dt.date(2026, 10, 1), dt.date(2026, 10, 2),
+        None]

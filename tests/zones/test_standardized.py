@@ -70,6 +70,22 @@ def test_exact_copies_collapse_but_conflicting_versions_are_quarantined(raw):
     assert all(r[names.Q_BUILD_DATE] == DAY2 for r in bad)
 
 
+def test_a_key_with_conflicting_versions_and_a_bad_row_quarantines_each_with_its_reason(raw):
+    t = raw(USERS, (DAY1, [user(2, email="a@x.org"), user(2, email="b@x.org"),
+                           user(2, email="c@x.org", created_at="soon"), user(None), user(3)]))
+    staged = std.stage_users(t)
+    assert [r["user_id"] for r in rows(std.select_users(staged), "user_id")] == [3]
+    bad = sorted(quarantined(std.USERS, staged, t), key=lambda r: str(r["email"]))
+    assert [(r["email"], r[names.Q_CHECK], r[names.Q_REASON]) for r in bad] == [
+        (" AdaNone@Example.org ", "user_id_not_null", "id is null or not an integer"),
+        ("a@x.org", "user_id_unique",
+         "user_id has conflicting versions at the same updated_at and ingest date"),
+        ("b@x.org", "user_id_unique",
+         "user_id has conflicting versions at the same updated_at and ingest date"),
+        ("c@x.org", "created_at_is_timestamp", "created_at is null or not an ISO timestamp"),
+    ]
+
+
 def test_a_newer_clean_version_overrides_an_old_conflict(raw):
     t = raw(USERS, (DAY1, [user(1, email="a@x.org"), user(1, email="b@x.org")]),
             (DAY2, [user(1, email="c@x.org", updated_at="2026-10-20T00:00:00")]))
@@ -81,6 +97,7 @@ def test_a_newer_clean_version_overrides_an_old_conflict(raw):
 @pytest.mark.parametrize(("bad", "check"), [
     ({"id": None}, "user_id_not_null"),
     ({"created_at": "yesterday"}, "created_at_is_timestamp"),
+    ({"created_at": "infinity"}, "created_at_is_timestamp"),  # DuckDB parses it; Spark not
     ({"updated_at": None}, "updated_at_is_timestamp"),
 ])
 def test_unusable_users_are_quarantined_with_the_original_row(raw, bad, check):
