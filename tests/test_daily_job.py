@@ -61,6 +61,7 @@ def test_daily_on_the_mock_records_every_step_in_meta_runs(tmp_path, raw_lake, m
     assert "refit " in result.stderr
 
 
+@pytest.mark.slow
 def test_a_failing_endpoint_does_not_stop_the_day_and_the_exit_code_says_so(
         tmp_path, trained_lake, sample_days):
     from lakehouse.mockapi.testing import running_mock_api

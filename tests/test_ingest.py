@@ -98,6 +98,7 @@ def test_every_fault_kind_gives_the_clean_result(tmp_path):
         assert content(s, table) == content(clean, table)
 
 
+@pytest.mark.slow
 def test_fail_endpoint_fails_tracks_only_and_keeps_its_partition(tmp_path):
     with running_mock_api(**SMALL) as api:
         s = quick(tmp_path / "lake", api.url)
@@ -129,6 +130,7 @@ def test_rerunning_a_date_is_idempotent_and_dates_accumulate(tmp_path):
         assert per_day == [(len(first[t]),)] * 2
 
 
+@pytest.mark.slow
 def test_mock_drift_on_every_read_is_confirmed_and_handled(tmp_path):
     with running_mock_api(**SMALL) as api:
         s = quick(tmp_path / "lake", api.url)

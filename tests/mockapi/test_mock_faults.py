@@ -102,6 +102,7 @@ def test_fault_schedule_is_deterministic_and_a_retry_can_succeed():
         assert 200 in asked and set(asked) != {200}
 
 
+@pytest.mark.slow
 def test_fault_rate_is_respected():
     client = TestClient(create_app(MockConfig(fault_rate=0.2, faults=("500",), **SMALL)))
     codes = [client.get(f"/tracks?page={p}&size=1").status_code for p in range(1, 401)]

@@ -39,6 +39,7 @@ def test_set_as_of_needs_the_admin_route():
                              timeout=5).status_code in (404, 405)
 
 
+@pytest.mark.slow
 def test_faults_over_the_wire():
     config = MockConfig(fault_rate=1.0, faults=("reset",), **SMALL)
     with running_mock_api(config) as api:

@@ -60,6 +60,7 @@ def test_the_date_defaults_to_today_utc(env):
     assert Path(env["FAKE_CALLS"]).read_text().split() == ["daily", "--date", today]
 
 
+@pytest.mark.slow
 def test_two_runs_at_once_run_once(env):
     slow = {**env, "FAKE_SLEEP": "2"}
     first = subprocess.Popen(["bash", str(DAILY)], env=slow, stdout=subprocess.PIPE,

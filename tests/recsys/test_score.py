@@ -63,6 +63,7 @@ def test_k_ranked_unseen_tracks_per_user(champion):
     assert json.loads(run["details"])["model_version"] == "v0001"
 
 
+@pytest.mark.slow
 def test_rescoring_a_date_replaces_its_partition_only(champion):
     recommend(champion, date=LAST_DAY)
     recommend(champion, date=LAST_DAY - dt.timedelta(days=1))

@@ -157,6 +157,7 @@ def test_a_budget_of_zero_leaves_popularity_and_says_why(tiny_settings):
     assert table.loc["ease", "skipped"].startswith("the 0 s budget")
 
 
+@pytest.mark.slow
 def test_the_budget_is_a_wall_clock_bound_and_spent_on_the_leaders(tiny_settings, monkeypatch):
     """A family whose trials take 0.4 s: the search ends within budget + one trial."""
     import time
@@ -185,6 +186,7 @@ def test_the_budget_is_a_wall_clock_bound_and_spent_on_the_leaders(tiny_settings
     assert sum(c["search_seconds"] for c in result.candidates) <= result.search_seconds
 
 
+@pytest.mark.slow
 def test_scoring_the_candidates_is_inside_the_budget(tiny_settings, monkeypatch):
     """Five families whose every scoring takes 0.3 s: the test users' scoring of the
     candidates is part of the trials, so the search still ends within budget + one trial

@@ -14,6 +14,10 @@ from lakehouse.lake import Lake
 from lakehouse.serve.coldstart import FEATURES
 from tests.serve.conftest import run_serve
 
+# A real `lakehouse serve` process per module, on a lake built for it: CI runs these,
+# `make test-fast` leaves them out.
+pytestmark = pytest.mark.slow
+
 UNKNOWN_USER = 10**12
 
 

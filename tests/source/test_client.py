@@ -59,6 +59,7 @@ def test_retries_transient_statuses_then_succeeds(fake_api, status):
     assert api.counts[("tracks", 1)] == 3
 
 
+@pytest.mark.slow
 def test_honours_retry_after(fake_api):
     api = fake_api(hook=lambda r: (429, {"Retry-After": "1"}, b"{}") if r.n == 1 else None)
     t0 = time.perf_counter()
@@ -342,6 +343,7 @@ def test_an_unknown_host_names_the_host_to_fix():
 
 
 # Issue 21, item 4: one byte every 0.5 s kept a page alive past every read timeout.
+@pytest.mark.slow
 @pytest.mark.parametrize("part", ["headers", "body"])
 def test_a_dripping_source_fails_at_the_request_deadline_without_a_retry(part):
     from tests.drip import dripping_server
@@ -361,6 +363,7 @@ def test_a_dripping_source_fails_at_the_request_deadline_without_a_retry(part):
     assert isinstance(err.value, SourceUnreachableError)
 
 
+@pytest.mark.slow
 def test_a_slow_but_complete_answer_within_the_deadline_is_read():
     from tests.drip import dripping_server
 

@@ -189,6 +189,7 @@ def test_changed_type_fails_the_endpoint_naming_field_and_example(tmp_path, fake
     assert lake.version(names.RAW_USERS) == versions[names.RAW_USERS] + 1
 
 
+@pytest.mark.slow
 def test_one_failing_endpoint_leaves_the_others_and_its_partition(tmp_path, fake_api):
     api = fake_api()
     s = settings(tmp_path, api)
@@ -203,6 +204,7 @@ def test_one_failing_endpoint_leaves_the_others_and_its_partition(tmp_path, fake
     assert len(failed) == 1 and "503" in failed[0][0]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("fault", ["reset", "truncate", 429, 500, 503])
 def test_transient_faults_give_the_clean_result(tmp_path, fake_api, fault):
     clean_api = fake_api()
@@ -285,6 +287,7 @@ def test_unreachable_url_is_one_error_and_a_failed_run_per_endpoint(tmp_path):
                for p in status(s).errors)
 
 
+@pytest.mark.slow
 def test_a_url_that_is_not_this_api(tmp_path, fake_api):
     html = fake_api(hook=lambda r: (200, {"Content-Type": "text/html"}, b"<!doctype html>"))
     with pytest.raises(NotTheApiError, match="not JSON"):
