@@ -32,6 +32,8 @@ import datetime as dt
 import fcntl
 import os
 import shutil
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -113,6 +115,20 @@ def sample_days(mock_api) -> list[dt.date]:
     """The simulated dates ingested into the sample lake, oldest first."""
     end = mock_api.config.end
     return [end - dt.timedelta(days=n) for n in range(SAMPLE_DAYS - 1, -1, -1)]
+
+
+def fresh_python(code: str) -> subprocess.CompletedProcess:
+    """Run ``code`` in a new Python process of this checkout, with no LAKEHOUSE_ setting.
+
+    For what one process must (not) load or print: the test process has imported
+    everything already. Fails the test when the process fails.
+    """
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LAKEHOUSE_")}
+    env["PYTHONPATH"] = str(Path(__file__).resolve().parents[1])
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          env=env, timeout=300, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return done
 
 
 def settings_for(lake: Path, api_url: str = "http://127.0.0.1:9", **kw) -> Settings:

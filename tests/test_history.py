@@ -25,7 +25,7 @@ from lakehouse.mockapi.data import generate
 from lakehouse.mockapi.testing import running_mock_api
 from lakehouse.zones import standardized
 from lakehouse.zones.build import build
-from tests.conftest import copy_lake, settings_for
+from tests.conftest import copy_lake, fresh_python, settings_for
 
 SIZE = {"users": 150, "tracks": 200, "listens": 1500, "days": 6}
 WINDOW = 6
@@ -369,8 +369,7 @@ def test_the_merge_loads_no_ibis(tmp_path):
         "for endpoint in names.ENDPOINTS:\n"
         f"    history.update(lake, settings, endpoint, dt.date.fromisoformat({str(DAY2)!r}))\n"
         "print(sorted(m for m in ('ibis', 'sqlglot') if m in sys.modules))\n")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True, timeout=300)
+    out = fresh_python(code)
     assert out.stdout.strip().splitlines()[-1] == "[]", out.stderr
     assert sorted(history.merged_days(lake, names.USERS)) == [DAY1, DAY2]
     assert multiset(history.snapshot(lake, names.USERS, DAY2)).total() == 2

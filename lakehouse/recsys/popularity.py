@@ -116,7 +116,10 @@ class RecentPopularity(Popularity):
 
     @classmethod
     def skip_reason(cls, data: TrainData) -> str | None:
-        return no_time_spread(data)
+        times = None if data.last_day is None else data.last_day.data
+        if times is None or not len(times) or times.max() - times.min() < 1.0:
+            return "the listens span less than a day: recent popularity is popularity"
+        return None
 
     def fit(self, data: TrainData, on_epoch: EpochCallback | None = None,
             threads: int | None = None) -> None:
@@ -133,14 +136,6 @@ class RecentPopularity(Popularity):
         # All-time listeners, scaled below 1, only break the ties of recent listeners.
         everyone = self.listeners.astype(np.float64)
         self.listeners = (counts + everyone / (everyone.max(initial=0) + 1)).astype(np.float32)
-
-
-def no_time_spread(data: TrainData) -> str | None:
-    """Why recency means nothing on ``data`` (every listen within a day), or None."""
-    times = None if data.last_day is None else data.last_day.data
-    if times is None or not len(times) or times.max() - times.min() < 1.0:
-        return "the listens span less than a day: recent popularity is popularity"
-    return None
 
 
 class TrendScores(Scores):

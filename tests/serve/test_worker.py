@@ -2,11 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
 
@@ -22,6 +17,7 @@ from lakehouse.recsys.families import (
 from lakehouse.recsys.registry import Registry
 from lakehouse.serve.coldstart import MAX_K
 from lakehouse.serve.worker import cold_start_lists
+from tests.conftest import fresh_python
 
 
 def test_the_lists_are_the_champions_cold_route_ranking(trained_lake):
@@ -78,9 +74,5 @@ def test_the_serving_process_keeps_the_analytical_stack_out(trained_lake, tmp_pa
         "assert service._snap.champion is not None and len(service._snap.champion)\n"
         "print(sorted(m for m in ('duckdb', 'ibis', 'lightfm', 'implicit', 'scipy',\n"
         "                         'pandera', 'sqlglot') if m in sys.modules))\n")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LAKEHOUSE_")}
-    env["PYTHONPATH"] = str(Path(__file__).resolve().parents[2])
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                          env=env, timeout=300, check=False)
-    assert done.returncode == 0, done.stderr[-2000:]
+    done = fresh_python(script)
     assert done.stdout.strip().splitlines()[-1] == "[]"

@@ -6,10 +6,6 @@ import dataclasses
 import datetime as dt
 import gc
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import ibis
 import pyarrow as pa
@@ -23,6 +19,7 @@ from lakehouse.lake import Lake
 from lakehouse.locking import lake_lock
 from lakehouse.zones import VIEWS, standardized
 from lakehouse.zones.build import build, check_table, gc_spares_what_exists
+from tests.conftest import fresh_python
 from tests.zones.conftest import DAY1, DAY2, listen, track, user, write_raw
 
 USERS = [user(1), user(2, updated_at="2020-01-01T00:00:00"), user(None)]
@@ -289,11 +286,7 @@ def test_a_clean_build_runs_the_checks_without_importing_pandera(lake_settings):
         "except ValidationError as exc:\n"
         "    print(exc)\n"
         "print(loaded())\n")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LAKEHOUSE_")}
-    env["PYTHONPATH"] = str(Path(__file__).resolve().parents[2])
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                          env=env, timeout=300, check=False)
-    assert done.returncode == 0, done.stderr[-2000:]
+    done = fresh_python(script)
     lines = done.stdout.strip().splitlines()
     assert lines[0] == "[]"
     assert lines[1] == f"{names.STD_USERS} ['user_id_not_null']"
