@@ -28,9 +28,10 @@ once per client, as ``requests`` would for the API's URL: the proxy
 PySocks), the CA bundle (``REQUESTS_CA_BUNDLE``, ``CURL_CA_BUNDLE``, else
 certifi's), ``.netrc`` credentials (``NETRC``) when no token is set, cookies
 the source sets, gzip bodies. ``requests`` itself is no longer on the page
-path: its session re-prepared, re-merged and re-resolved all of that for every
-page, ~0.13 ms of CPU a page over urllib3 alone (BENCHMARKS.md, "Ingest
-transport"); its helpers still resolve the environment, so both agree.
+path: its session re-prepared, re-merged and re-checked all of that for every
+page, ~0.1 ms of CPU a page, 1.4-1.7x a bare urllib3 ``PoolManager``; now
+0.84-1.0x (BENCHMARKS.md, "Ingest transport"). Its helpers still resolve the
+environment, so the client and every other requests program agree.
 """
 
 from __future__ import annotations
