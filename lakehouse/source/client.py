@@ -11,8 +11,8 @@ at once.
 A read timeout bounds each wait for bytes, not the whole answer: a source that
 drips one byte every few seconds would keep a page (and the ingest lock) for
 hours. So each HTTP attempt also has a deadline (``request_deadline``, from
-connecting to the body's last byte): a watchdog thread shuts the attempt's
-socket down when it passes, and the page fails at once with
+connecting to the body's last byte): a watchdog thread
+(:mod:`lakehouse.source.deadline`) shuts the attempt's socket down when it passes, and the page fails at once with
 :class:`SourceTooSlowError` (not retried: a source that slow will be as slow
 again).
 
@@ -36,15 +36,11 @@ environment, so the client and every other requests program agree.
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
-import itertools
 import logging
 import os
 import re
-import socket
 import threading
-import time
 from base64 import b64encode
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -65,8 +61,7 @@ from requests.utils import (
     requote_uri,
     select_proxy,
 )
-from urllib3.connection import HTTPConnection, HTTPSConnection
-from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+from urllib3.connectionpool import HTTPConnectionPool
 from urllib3.exceptions import (
     DecodeError,
     HTTPError,
@@ -80,6 +75,7 @@ from urllib3.util.retry import Retry
 
 from lakehouse import __version__
 from lakehouse.config import MAX_PAGE_SIZE, check_http_url
+from lakehouse.source import deadline
 from lakehouse.source.errors import (
     CutShortError,
     HttpStatusError,
@@ -160,7 +156,7 @@ class _CappedRetry(Retry):
         return min(super().parse_retry_after(retry_after), self.retry_after_max)
 
     def increment(self, *args: Any, **kwargs: Any) -> _CappedRetry:
-        attempt: _Attempt | None = getattr(_current, "attempt", None)
+        attempt: deadline.Attempt | None = getattr(deadline.current, "attempt", None)
         if attempt is not None and attempt.expired:
             # Past the deadline the source is too slow, not flaky: no more tries.
             raise MaxRetryError(None, str(args[1] if len(args) > 1 else ""),  # type: ignore[arg-type]
@@ -171,134 +167,7 @@ class _CappedRetry(Retry):
         return retry  # type: ignore[return-value]
 
 
-class _Attempt:
-    """The HTTP attempt a thread has in flight, for the deadline watchdog.
 
-    The connection registers itself when it sends the request; the watchdog
-    shuts its socket down once the deadline passes and marks it ``expired``.
-    """
-
-    __slots__ = ("conn", "expired", "sock", "token")
-
-    def __init__(self) -> None:
-        self.conn: HTTPConnection | None = None
-        # The socket, kept once sent: http.client drops ``conn.sock`` as soon as an
-        # answer says ``Connection: close``, while the body is still to be read from it.
-        self.sock: socket.socket | None = None
-        self.expired = False
-        self.token: int | None = None
-
-
-# The attempt of the calling thread (set by ApiClient.get_page around its GETs).
-_current = threading.local()
-
-
-class _Watchdog:
-    """One thread that shuts down the sockets of attempts past their deadline.
-
-    A timer thread per page would cost a thread start for each of thousands of
-    pages; here an attempt costs a dict entry under a lock, and only attempts in
-    flight are held (at most one per page thread). Deadlines all have the same
-    length, so a new one is never the earliest while others wait: the thread is
-    woken only when it sleeps with nothing to watch (an attempt that ended
-    leaves its wake-up time in place; waking then finds nothing due).
-    """
-
-    def __init__(self) -> None:
-        self._cond = threading.Condition()
-        self._active: dict[int, tuple[float, _Attempt]] = {}
-        self._tokens = itertools.count()
-        self._thread: threading.Thread | None = None
-        self._closed = False
-        # When the thread wakes next by itself (None: only when notified).
-        self._wake_at: float | None = None
-
-    def watch(self, attempt: _Attempt, seconds: float) -> None:
-        with self._cond:
-            if attempt.token is not None:
-                self._active.pop(attempt.token, None)
-            attempt.token = next(self._tokens)
-            deadline = time.monotonic() + seconds
-            self._active[attempt.token] = (deadline, attempt)
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._run, name="lakehouse-deadline",
-                                                daemon=True)
-                self._thread.start()
-            elif self._wake_at is None or self._wake_at > deadline:
-                # Otherwise the thread wakes before this deadline anyway: sparing a
-                # wake-up (a thread switch) per page, as pages follow one another.
-                self._cond.notify()
-
-    def unwatch(self, attempt: _Attempt) -> None:
-        with self._cond:
-            if attempt.token is not None:
-                self._active.pop(attempt.token, None)
-                attempt.token = None
-
-    def close(self) -> None:
-        with self._cond:
-            self._closed = True
-            self._active.clear()
-            self._cond.notify()
-
-    def _run(self) -> None:
-        with self._cond:
-            while not self._closed:
-                now = time.monotonic()
-                for token, (deadline, attempt) in list(self._active.items()):
-                    if deadline <= now:
-                        del self._active[token]
-                        attempt.token = None
-                        attempt.expired = True
-                        _shut(attempt.sock or getattr(attempt.conn, "sock", None))
-                earliest = min((d for d, _ in self._active.values()), default=None)
-                self._wake_at = earliest
-                self._cond.wait(None if earliest is None else earliest - now)
-
-
-def _shut(sock: socket.socket | None) -> None:
-    """End the blocking reads on ``sock`` (they return as if the peer closed)."""
-    if sock is None:
-        return
-    # socket.socket's own shutdown: an SSLSocket's would drop its SSL state under the
-    # reading thread. OSError: it is closed already.
-    with contextlib.suppress(OSError):
-        socket.socket.shutdown(sock, socket.SHUT_RDWR)
-
-
-class _WatchedMixin:
-    """A urllib3 connection that registers with the thread's attempt as it sends."""
-
-    def request(self, *args: Any, **kwargs: Any) -> None:
-        attempt: _Attempt | None = getattr(_current, "attempt", None)
-        if attempt is not None:
-            if attempt.expired:
-                # urllib3 retried after the deadline shut the socket: do not start again.
-                raise ProtocolError("the request deadline passed")
-            attempt.conn, attempt.sock = self, None  # type: ignore[assignment]
-            _current.watchdog.watch(attempt, _current.deadline)
-        super().request(*args, **kwargs)  # type: ignore[misc]
-        if attempt is not None:
-            attempt.sock = self.sock  # type: ignore[attr-defined]
-
-
-class _WatchedHTTPConnection(_WatchedMixin, HTTPConnection):
-    pass
-
-
-class _WatchedHTTPSConnection(_WatchedMixin, HTTPSConnection):
-    pass
-
-
-class _WatchedHTTPPool(HTTPConnectionPool):
-    ConnectionCls = _WatchedHTTPConnection
-
-
-class _WatchedHTTPSPool(HTTPSConnectionPool):
-    ConnectionCls = _WatchedHTTPSConnection
-
-
-_WATCHED_POOLS = {"http": _WatchedHTTPPool, "https": _WatchedHTTPSPool}
 
 def check_base_url(url: str) -> str:
     """``url`` without a trailing slash, if it is an http(s) URL with a host.
@@ -390,7 +259,7 @@ class ApiClient:
         self.read_timeout = read_timeout
         self.request_deadline = request_deadline or default_deadline(connect_timeout,
                                                                      read_timeout)
-        self._watchdog = _Watchdog()
+        self._watchdog = deadline.Watchdog()
         self.max_retries = max(0, max_retries)
         self.requests = 0
         self.retries = 0
@@ -473,7 +342,7 @@ class ApiClient:
         if not proxy or not proxy.lower().startswith("socks"):
             # The deadline watchdog's connections, direct and through an HTTP proxy;
             # a SOCKS proxy keeps urllib3's own (no deadline), as before.
-            manager.pool_classes_by_scheme = _WATCHED_POOLS
+            manager.pool_classes_by_scheme = deadline.WATCHED_POOLS
         pool = manager.connection_from_host(host, port, scheme, pool_kwargs=pool_kwargs)
         absolute = bool(proxy) and scheme == "http" and not proxy.lower().startswith("socks")
         return manager, pool, absolute
@@ -545,14 +414,14 @@ class ApiClient:
             target = self._target(path)
         # What requests makes of these params (page and size are ints: nothing to quote).
         target += f"{'&' if '?' in target else '?'}page={page}&size={size}"
-        attempt = _Attempt()
-        _current.attempt, _current.watchdog = attempt, self._watchdog
-        _current.deadline = self.request_deadline
+        attempt = deadline.Attempt()
+        deadline.current.attempt, deadline.current.watchdog = attempt, self._watchdog
+        deadline.current.deadline = self.request_deadline
         try:
             return self._get_page(target, where, page, attempt)
         finally:
             self._watchdog.unwatch(attempt)
-            _current.attempt = None
+            deadline.current.attempt = None
 
     def _target(self, path: str) -> str:
         """The request target for ``path`` without the page query, as requests' adapter
@@ -578,7 +447,7 @@ class ApiClient:
             f"{self.request_deadline:g} s (it sends too slowly); check the API, or allow more "
             "with LAKEHOUSE_REQUEST_DEADLINE")
 
-    def _get_page(self, target: str, where: str, page: int, attempt: _Attempt) -> Page:
+    def _get_page(self, target: str, where: str, page: int, attempt: deadline.Attempt) -> Page:
         retry: Retry = self._retry  # the body-level budget; urllib3 has its own per GET
         inner = 0  # retries urllib3 made inside the GETs of this call
         self._count(requests_=1)
