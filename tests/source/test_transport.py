@@ -22,6 +22,7 @@ from lakehouse.source.client import ApiClient, Transport
 from lakehouse.source.errors import (
     CutShortError,
     HttpStatusError,
+    SourceTooSlowError,
     SourceUnreachableError,
 )
 from lakehouse.source.paginator import iter_pages
@@ -129,6 +130,37 @@ def test_a_proxy_url_without_a_host_is_one_line(fake_api, env):
     with client(api.url) as c, pytest.raises(SourceUnreachableError) as err:
         c.get_page("/users", 1)
     assert "\n" not in str(err.value) and "HTTP_PROXY" in str(err.value)
+    assert api.log == []
+
+
+@pytest.mark.slow
+def test_the_request_deadline_also_holds_through_a_proxy(proxy_server, env):
+    from tests.drip import dripping_server
+
+    # The proxy waits for the whole dripped answer before relaying: only the
+    # deadline on the client's connection to the proxy ends the page.
+    env.setenv("HTTP_PROXY", proxy_server.url)
+    with dripping_server(interval=0.5, part="headers") as drip, \
+            client(drip.url, read_timeout=5.0, request_deadline=1.5) as c:
+        start = time.monotonic()
+        with pytest.raises(SourceTooSlowError, match="within 1.5 s"):
+            c.get_page("/users", 1)
+        assert 1.4 < time.monotonic() - start < 4.0
+    assert len(proxy_server.requests) == 1 and c.requests == 1
+
+
+def test_a_socks_proxy_without_pysocks_is_one_line(fake_api, env):
+    try:
+        import socks  # noqa: F401
+    except ImportError:
+        pass
+    else:
+        pytest.skip("PySocks is installed: SOCKS proxies work")
+    api = fake_api()
+    env.setenv("ALL_PROXY", "socks5://127.0.0.1:9")
+    with client(api.url) as c, pytest.raises(SourceUnreachableError) as err:
+        c.get_page("/users", 1)
+    assert "\n" not in str(err.value) and "PySocks" in str(err.value)
     assert api.log == []
 
 
