@@ -228,6 +228,12 @@ class Transport:
                 auth, source = url_auth, "the URL"
         return cls(proxy, verify, auth, source)
 
+    def __repr__(self) -> str:
+        # Credentials (the proxy's, .netrc's) never reach a log or a notebook's output.
+        proxy = redact(self.proxy) if self.proxy else None
+        auth = f"<redacted, from {self.auth_source}>" if self.auth else None
+        return f"Transport(proxy={proxy!r}, verify={self.verify!r}, auth={auth})"
+
 
 class ApiClient:
     """Reads pages of the source API; thread-safe, one instance per run.

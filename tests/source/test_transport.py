@@ -65,6 +65,7 @@ def test_the_proxy_of_the_environment_carries_every_page_with_its_credentials(
     assert [(m, path) for m, path, _, _ in proxy_server.requests] == [
         ("GET", f"{api.url}/users?page={n}&size=100") for n in (1, 2, 3)]
     assert proxy_server.auth() == {("pxuser", "pxpass")}
+    assert "pxpass" not in repr(c.transport) and proxy_server.url in repr(c.transport)
     # ... over one kept-alive connection; the API got the token, not the proxy's password.
     assert len({port for *_, port in proxy_server.requests}) == 1
     assert [r.headers["Authorization"] for r in api.log] == ["Bearer s3cret"] * 3
@@ -248,6 +249,7 @@ def test_netrc_credentials_are_sent_when_no_token_is_set(fake_api, env, tmp_path
         c.get_page("/users", 2)
     assert [r.headers["Authorization"] for r in api.log] == [basic("alice", "n3trc-pass")] * 2
     assert c.transport.auth_source == ".netrc"
+    assert "n3trc-pass" not in repr(c.transport) and "from .netrc" in repr(c.transport)
     # A token wins over .netrc, as with requests.
     with client(api.url, token="s3cret") as c:
         c.get_page("/users", 3)
