@@ -39,7 +39,8 @@ class Request:
 
 
 # A hook answers a request with None (serve normally), "reset" (drop the
-# connection), "truncate" (cut the body short), or (status, headers, body).
+# connection), "truncate" (cut the body short), "chunked" (the envelope in
+# chunked transfer encoding), or (status, headers, body).
 Hook = Callable[[Request], Any]
 
 
@@ -93,6 +94,18 @@ class _Handler(BaseHTTPRequestHandler):
                 answer = (404, {}, b'{"detail":"Not Found"}')
             else:
                 answer = (200, {}, json.dumps(api.envelope(endpoint, page, size)).encode())
+        if answer == "chunked":
+            body = json.dumps(api.envelope(endpoint, page, size)).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+            for start in range(0, len(body), 1000):
+                piece = body[start:start + 1000]
+                self.wfile.write(f"{len(piece):x}\r\n".encode() + piece + b"\r\n")
+                self.wfile.flush()
+            self.wfile.write(b"0\r\n\r\n")
+            return
         if answer == "truncate":
             body = json.dumps(api.envelope(endpoint, page, size)).encode()
             self.send_response(200)

@@ -332,6 +332,15 @@ def test_a_gzip_body_is_decoded(fake_api, env):
     assert page.items[0]["id"] == 101 and "gzip" in api.log[0].headers["Accept-Encoding"]
 
 
+def test_a_chunked_body_is_read_whole_on_a_kept_alive_connection(fake_api, env):
+    api = fake_api(hook=lambda r: "chunked")
+    with client(api.url) as c:
+        pages = [c.get_page("/users", n) for n in (1, 2, 3)]
+    assert [p.items[0]["id"] for p in pages] == [1, 101, 201]
+    assert [len(p.items) for p in pages] == [100, 100, 50]
+    assert c.retries == 0 and len({r.peer for r in api.log}) == 1
+
+
 def test_a_corrupt_gzip_body_is_retried_then_cut_short(fake_api, env):
     api = fake_api(hook=lambda r: (200, {"Content-Encoding": "gzip"}, b"\x1f\x8bnot gzip"))
     with client(api.url, max_retries=1) as c, pytest.raises(CutShortError) as err:
