@@ -318,9 +318,9 @@ class ApiClient:
             # requests checks the bundle for every https request; it cannot change here.
             bundle = self.transport.verify
             if not os.path.exists(bundle):
-                named = next((f"named by {n}" for n in _CA_BUNDLE_VARS
-                              if os.environ.get(n) == bundle), "certifi's")
-                raise _SetupError(f"the CA bundle {bundle} ({named}) does not exist",
+                named = next((f"the CA bundle {bundle} named by {n}" for n in _CA_BUNDLE_VARS
+                              if os.environ.get(n) == bundle), f"certifi's CA bundle {bundle}")
+                raise _SetupError(f"{named} does not exist",
                                   "set REQUESTS_CA_BUNDLE to your CA bundle (a PEM file or a "
                                   "folder of them)")
             pool_kwargs["cert_reqs"] = "CERT_REQUIRED"
@@ -413,8 +413,8 @@ class ApiClient:
         """
         where = f"GET {path}?page={page}&size={size}"
         if self._setup_error is not None:
-            raise SourceUnreachableError(f"cannot reach the API at {redact(self.base_url)} "
-                                         f"({self._setup_error})")
+            raise SourceUnreachableError(f"cannot reach the API at {redact(self.base_url)}: "
+                                         f"{self._setup_error}")
         target = self._targets.get(path)
         if target is None:
             target = self._target(path)

@@ -209,6 +209,24 @@ def test_a_ca_bundle_path_that_does_not_exist_is_one_line_and_sends_nothing(
         assert c.get_page("/users", 1).number == 1
 
 
+def test_the_ingest_command_says_which_ca_bundle_to_fix_in_one_line(fake_api, env, tls_cert,
+                                                                    tmp_path):
+    from click.testing import CliRunner
+
+    from lakehouse.cli import cli
+
+    api = fake_api(tls=tls_cert)
+    result = CliRunner().invoke(cli, ["--lake", str(tmp_path / "lake"), "ingest", "users",
+                                      "--api-url", api.url, "--no-progress"],
+                                env={"REQUESTS_CA_BUNDLE": str(tmp_path / "nope.pem")})
+    assert result.exit_code == 1, result.output
+    assert result.output == (
+        f"Error: cannot reach the API at {api.url}: the CA bundle {tmp_path / 'nope.pem'} "
+        "named by REQUESTS_CA_BUNDLE does not exist; set REQUESTS_CA_BUNDLE to your CA "
+        "bundle (a PEM file or a folder of them)\n")
+    assert api.log == []
+
+
 def test_a_ca_bundle_that_is_not_pem_is_one_line(fake_api, env, tls_cert, tmp_path):
     api = fake_api(tls=tls_cert)
     junk = tmp_path / "ca.pem"
