@@ -4,9 +4,10 @@ The bundled mock API (spawned, one uvicorn worker) serves small pages; one
 thread reads the same pages through
 
 1. ``urllib3``: a bare ``urllib3.PoolManager`` GET, body read, ``orjson``
-   parse (what the transport could cost with no requests on top);
-2. ``ApiClient``: ``lakehouse.source.client.ApiClient.get_page`` (requests,
-   retries, the request deadline, the envelope checks).
+   parse (what the transport costs with nothing on top);
+2. ``ApiClient``: ``lakehouse.source.client.ApiClient.get_page`` (its urllib3
+   pool configured from the environment, retries, the request deadline, the
+   envelope checks; before issue 22's client4 branch, a requests session).
 
 Each is measured ``--repeat`` times over ``--pages`` pages, alternating; the
 best CPU time per page is kept (a steadier figure than wall time on a shared

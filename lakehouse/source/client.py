@@ -1,64 +1,81 @@
 """The HTTP client of the source API: one page per call, retried, counted.
 
-A ``requests.Session`` whose ``HTTPAdapter`` carries urllib3's :class:`Retry`:
-refused or dropped connections, timeouts and 429/500/502/503/504 answers are
-retried inside urllib3 with capped exponential backoff and jitter, honouring
-``Retry-After`` (capped too, so a cron run always ends); the last error answer
-comes back (``raise_on_status=False``) and becomes :class:`HttpStatusError`
-quoting the server's message. Other 4xx answers fail at once.
+One urllib3 connection pool for the API's origin, with urllib3's
+:class:`Retry`: refused or dropped connections, timeouts and
+429/500/502/503/504 answers are retried inside urllib3 with capped exponential
+backoff and jitter, honouring ``Retry-After`` (capped too, so a cron run always
+ends); the last error answer comes back (``raise_on_status=False``) and becomes
+:class:`HttpStatusError` quoting the server's message. Other 4xx answers fail
+at once.
 
 A read timeout bounds each wait for bytes, not the whole answer: a source that
 drips one byte every few seconds would keep a page (and the ingest lock) for
 hours. So each HTTP attempt also has a deadline (``request_deadline``, from
-connecting to the body's last byte): a watchdog thread shuts the attempt's
-socket down when it passes, and the page fails at once with
+connecting to the body's last byte): a watchdog thread
+(:mod:`lakehouse.source.deadline`) shuts the attempt's socket down when it passes, and the page fails at once with
 :class:`SourceTooSlowError` (not retried: a source that slow will be as slow
 again).
 
-requests reads the body after urllib3's retry logic has returned, so urllib3
-cannot retry a body cut short or a 200 whose body is not a page envelope (e.g.
-JSON cut in half): :meth:`ApiClient.get_page` retries those itself, a bounded
+The body is read after urllib3's retry logic has returned, so urllib3 cannot
+retry a body cut short or a 200 whose body is not a page envelope (e.g. JSON
+cut in half): :meth:`ApiClient.get_page` retries those itself, a bounded
 number of times, with the same :class:`Retry` policy's ``increment`` and
 ``sleep``.
 
-Why ``requests`` rather than bare ``http.client`` connections: users run this
-against a real HTTPS API from corporate VMs, where what matters is the proxy
-environment (``HTTP(S)_PROXY``, ``NO_PROXY``), the CA bundle
-(``REQUESTS_CA_BUNDLE``), ``.netrc`` and a thread-safe connection pool, all
-handled by requests as by every other tool on the machine. The price is CPU:
-on loopback, one thread, 100 records a page, a page costs ~0.7 ms of CPU here
-against ~0.2 ms on keep-alive ``http.client`` connections, which lowers ingest
-speed on loopback, where the client's CPU bounds it (see BENCHMARKS.md,
-ingest); against a remote API the network dominates.
+What users get from ``requests`` on a corporate VM is kept, and worked out
+once per client, as ``requests`` would for the API's URL: the proxy
+(``HTTP(S)_PROXY``, ``ALL_PROXY``, ``NO_PROXY``, in either case; SOCKS with
+PySocks), the CA bundle (``REQUESTS_CA_BUNDLE``, ``CURL_CA_BUNDLE``, else
+certifi's), ``.netrc`` credentials (``NETRC``) when no token is set, cookies
+the source sets, gzip bodies. ``requests`` itself is no longer on the page
+path: its session re-prepared, re-merged and re-checked all of that for every
+page, ~0.1 ms of CPU a page, 1.4-1.7x a bare urllib3 ``PoolManager``; now
+0.84-1.0x (BENCHMARKS.md, "Ingest transport"). Its helpers still resolve the
+environment, so the client and every other requests program agree.
 """
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
-import itertools
 import logging
+import os
 import re
-import socket
 import threading
-import time
+from base64 import b64encode
 from collections.abc import Callable
 from dataclasses import dataclass
+from types import SimpleNamespace
 from typing import Any
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import urlsplit
 
 import orjson
-import requests
-from requests.adapters import HTTPAdapter
-from requests.auth import AuthBase
-from requests.utils import get_netrc_auth
-from urllib3.connection import HTTPConnection, HTTPSConnection
-from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
-from urllib3.exceptions import MaxRetryError, ProtocolError
+import urllib3
+from requests.cookies import RequestsCookieJar, extract_cookies_to_jar, get_cookie_header
+from requests.utils import (
+    DEFAULT_ACCEPT_ENCODING,
+    DEFAULT_CA_BUNDLE_PATH,
+    get_auth_from_url,
+    get_environ_proxies,
+    get_netrc_auth,
+    prepend_scheme_if_needed,
+    requote_uri,
+    select_proxy,
+)
+from urllib3.connectionpool import HTTPConnectionPool
+from urllib3.exceptions import (
+    DecodeError,
+    HTTPError,
+    MaxRetryError,
+    ProtocolError,
+    ProxyError,
+    ReadTimeoutError,
+    SSLError,
+)
 from urllib3.util.retry import Retry
 
 from lakehouse import __version__
 from lakehouse.config import MAX_PAGE_SIZE, check_http_url
+from lakehouse.source import deadline
 from lakehouse.source.errors import (
     CutShortError,
     HttpStatusError,
@@ -84,9 +101,11 @@ logging.getLogger("urllib3.connectionpool").addFilter(_QuietRetries())
 
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 USER_AGENT = f"lakehouse/{__version__} (MooVitamix ingest)"
-# Errors while reading a body that urllib3 handed back before reading it.
-_BODY_ERRORS = (requests.exceptions.ChunkedEncodingError, requests.exceptions.ConnectionError,
-                requests.exceptions.ContentDecodingError)
+# Errors while reading a body that urllib3 handed back before reading it: those
+# requests maps to ChunkedEncodingError, ContentDecodingError and ConnectionError there.
+_BODY_ERRORS = (ProtocolError, DecodeError, ReadTimeoutError, SSLError, OSError)
+# The environment variables that name a CA bundle, in requests' order.
+_CA_BUNDLE_VARS = ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE")
 
 
 @dataclass(frozen=True)
@@ -137,7 +156,7 @@ class _CappedRetry(Retry):
         return min(super().parse_retry_after(retry_after), self.retry_after_max)
 
     def increment(self, *args: Any, **kwargs: Any) -> _CappedRetry:
-        attempt: _Attempt | None = getattr(_current, "attempt", None)
+        attempt: deadline.Attempt | None = getattr(deadline.current, "attempt", None)
         if attempt is not None and attempt.expired:
             # Past the deadline the source is too slow, not flaky: no more tries.
             raise MaxRetryError(None, str(args[1] if len(args) > 1 else ""),  # type: ignore[arg-type]
@@ -148,182 +167,6 @@ class _CappedRetry(Retry):
         return retry  # type: ignore[return-value]
 
 
-class _Attempt:
-    """The HTTP attempt a thread has in flight, for the deadline watchdog.
-
-    The connection registers itself when it sends the request; the watchdog
-    shuts its socket down once the deadline passes and marks it ``expired``.
-    """
-
-    __slots__ = ("conn", "expired", "sock", "token")
-
-    def __init__(self) -> None:
-        self.conn: HTTPConnection | None = None
-        # The socket, kept once sent: http.client drops ``conn.sock`` as soon as an
-        # answer says ``Connection: close``, while the body is still to be read from it.
-        self.sock: socket.socket | None = None
-        self.expired = False
-        self.token: int | None = None
-
-
-# The attempt of the calling thread (set by ApiClient.get_page around its GETs).
-_current = threading.local()
-
-
-class _Watchdog:
-    """One thread that shuts down the sockets of attempts past their deadline.
-
-    A timer thread per page would cost a thread start for each of thousands of
-    pages; here an attempt costs a dict entry under a lock, and only attempts in
-    flight are held (at most one per page thread). Deadlines all have the same
-    length, so a new one is never the earliest while others wait: the thread is
-    woken only when it sleeps with nothing to watch (an attempt that ended
-    leaves its wake-up time in place; waking then finds nothing due).
-    """
-
-    def __init__(self) -> None:
-        self._cond = threading.Condition()
-        self._active: dict[int, tuple[float, _Attempt]] = {}
-        self._tokens = itertools.count()
-        self._thread: threading.Thread | None = None
-        self._closed = False
-        # When the thread wakes next by itself (None: only when notified).
-        self._wake_at: float | None = None
-
-    def watch(self, attempt: _Attempt, seconds: float) -> None:
-        with self._cond:
-            if attempt.token is not None:
-                self._active.pop(attempt.token, None)
-            attempt.token = next(self._tokens)
-            deadline = time.monotonic() + seconds
-            self._active[attempt.token] = (deadline, attempt)
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._run, name="lakehouse-deadline",
-                                                daemon=True)
-                self._thread.start()
-            elif self._wake_at is None or self._wake_at > deadline:
-                # Otherwise the thread wakes before this deadline anyway: sparing a
-                # wake-up (a thread switch) per page, as pages follow one another.
-                self._cond.notify()
-
-    def unwatch(self, attempt: _Attempt) -> None:
-        with self._cond:
-            if attempt.token is not None:
-                self._active.pop(attempt.token, None)
-                attempt.token = None
-
-    def close(self) -> None:
-        with self._cond:
-            self._closed = True
-            self._active.clear()
-            self._cond.notify()
-
-    def _run(self) -> None:
-        with self._cond:
-            while not self._closed:
-                now = time.monotonic()
-                for token, (deadline, attempt) in list(self._active.items()):
-                    if deadline <= now:
-                        del self._active[token]
-                        attempt.token = None
-                        attempt.expired = True
-                        _shut(attempt.sock or getattr(attempt.conn, "sock", None))
-                earliest = min((d for d, _ in self._active.values()), default=None)
-                self._wake_at = earliest
-                self._cond.wait(None if earliest is None else earliest - now)
-
-
-def _shut(sock: socket.socket | None) -> None:
-    """End the blocking reads on ``sock`` (they return as if the peer closed)."""
-    if sock is None:
-        return
-    # socket.socket's own shutdown: an SSLSocket's would drop its SSL state under the
-    # reading thread. OSError: it is closed already.
-    with contextlib.suppress(OSError):
-        socket.socket.shutdown(sock, socket.SHUT_RDWR)
-
-
-class _WatchedMixin:
-    """A urllib3 connection that registers with the thread's attempt as it sends."""
-
-    def request(self, *args: Any, **kwargs: Any) -> None:
-        attempt: _Attempt | None = getattr(_current, "attempt", None)
-        if attempt is not None:
-            if attempt.expired:
-                # urllib3 retried after the deadline shut the socket: do not start again.
-                raise ProtocolError("the request deadline passed")
-            attempt.conn, attempt.sock = self, None  # type: ignore[assignment]
-            _current.watchdog.watch(attempt, _current.deadline)
-        super().request(*args, **kwargs)  # type: ignore[misc]
-        if attempt is not None:
-            attempt.sock = self.sock  # type: ignore[attr-defined]
-
-
-class _WatchedHTTPConnection(_WatchedMixin, HTTPConnection):
-    pass
-
-
-class _WatchedHTTPSConnection(_WatchedMixin, HTTPSConnection):
-    pass
-
-
-class _WatchedHTTPPool(HTTPConnectionPool):
-    ConnectionCls = _WatchedHTTPConnection
-
-
-class _WatchedHTTPSPool(HTTPSConnectionPool):
-    ConnectionCls = _WatchedHTTPSConnection
-
-
-_WATCHED_POOLS = {"http": _WatchedHTTPPool, "https": _WatchedHTTPSPool}
-
-
-class _DeadlineAdapter(HTTPAdapter):
-    """requests' adapter whose pools (direct and through an HTTP proxy) use the
-    watched connections. A SOCKS proxy keeps urllib3's own (no deadline)."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._pool_keys: dict[tuple, tuple[dict, dict]] = {}
-
-    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
-        super().init_poolmanager(*args, **kwargs)
-        self.poolmanager.pool_classes_by_scheme = _WATCHED_POOLS
-
-    def build_connection_pool_key_attributes(self, request: requests.PreparedRequest,
-                                             verify: Any, cert: Any = None
-                                             ) -> tuple[dict, dict]:
-        # requests parses the URL and stats the CA bundle path (os.path.isdir) for every
-        # request; the answer only depends on the origin, ``verify`` and ``cert``, and a
-        # client keeps asking the same one, so it is worked out once per combination.
-        key = (urlsplit(request.url or "")[:2], verify if isinstance(verify, bool | str | None) else repr(verify),
-               cert if isinstance(cert, str | tuple | None) else repr(cert))
-        found = self._pool_keys.get(key)
-        if found is None:
-            found = super().build_connection_pool_key_attributes(request, verify, cert)
-            if len(self._pool_keys) < 64:
-                self._pool_keys[key] = found
-        return dict(found[0]), dict(found[1])
-
-    def proxy_manager_for(self, proxy: str, **proxy_kwargs: Any) -> Any:
-        manager = super().proxy_manager_for(proxy, **proxy_kwargs)
-        if not proxy.lower().startswith("socks"):
-            manager.pool_classes_by_scheme = _WATCHED_POOLS
-        return manager
-
-
-class _BearerAuth(AuthBase):
-    """``Authorization: Bearer``, with a repr that does not show the token."""
-
-    def __init__(self, token: str):
-        self._token = token
-
-    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
-        request.headers["Authorization"] = f"Bearer {self._token}"
-        return request
-
-    def __repr__(self) -> str:
-        return "_BearerAuth(<redacted>)"
 
 
 def check_base_url(url: str) -> str:
@@ -346,30 +189,71 @@ def redact(url: str) -> str:
     return parts.geturl()
 
 
+@dataclass(frozen=True)
+class Transport:
+    """What the environment says about reaching one API origin, as requests reads it.
+
+    Attributes:
+        proxy: The proxy URL for the origin (``None``: direct), credentials included.
+        verify: The CA bundle (a file or a folder) that checks the server's
+            certificate, for https.
+        auth: Basic credentials from ``.netrc`` or the URL, when no token is set.
+        auth_source: Where ``auth`` came from (``.netrc``, ``the URL``), for messages.
+    """
+
+    proxy: str | None
+    verify: str
+    auth: tuple[str, str] | None
+    auth_source: str = ""
+
+    @classmethod
+    def from_environment(cls, base_url: str, *, token: str | None = None) -> Transport:
+        """Resolve proxies, CA bundle and credentials for ``base_url`` once.
+
+        The same rules as ``requests.Session`` with ``trust_env`` (its own
+        helpers): ``NO_PROXY`` bypasses, then the most specific of the
+        ``<scheme>://<host>``, ``<scheme>``, ``all://<host>``, ``all`` proxies;
+        ``REQUESTS_CA_BUNDLE``, then ``CURL_CA_BUNDLE``, then certifi's bundle;
+        ``.netrc`` (or ``NETRC``), then ``user:password@`` in the URL, only
+        when no token is set.
+        """
+        proxy = select_proxy(base_url, get_environ_proxies(base_url))
+        verify = next((os.environ[name] for name in _CA_BUNDLE_VARS if os.environ.get(name)),
+                      DEFAULT_CA_BUNDLE_PATH)
+        auth, source = None, ""
+        if not token:
+            if netrc := get_netrc_auth(base_url):
+                auth, source = (netrc[0], netrc[1]), ".netrc"
+            elif any(url_auth := get_auth_from_url(base_url)):
+                auth, source = url_auth, "the URL"
+        return cls(proxy, verify, auth, source)
+
+    def __repr__(self) -> str:
+        # Credentials (the proxy's, .netrc's) never reach a log or a notebook's output.
+        proxy = redact(self.proxy) if self.proxy else None
+        auth = f"<redacted, from {self.auth_source}>" if self.auth else None
+        return f"Transport(proxy={proxy!r}, verify={self.verify!r}, auth={auth})"
+
+
 class ApiClient:
     """Reads pages of the source API; thread-safe, one instance per run.
 
-    Proxies (``HTTP(S)_PROXY``, ``NO_PROXY``), the CA bundle
-    (``REQUESTS_CA_BUNDLE``) and ``.netrc`` come from the environment, as for
-    any ``requests`` program.
+    Proxies (``HTTP(S)_PROXY``, ``ALL_PROXY``, ``NO_PROXY``), the CA bundle
+    (``REQUESTS_CA_BUNDLE``, ``CURL_CA_BUNDLE``) and ``.netrc`` come from the
+    environment, as for any ``requests`` program, read once when the client is
+    made (see :class:`Transport`).
 
     Args:
         base_url: The API's base URL.
         token: Bearer token sent as ``Authorization`` (never logged).
-        connect_timeout, read_timeout: Seconds.
-        request_deadline: Seconds one HTTP attempt may take, from connecting
-            to the body's last byte (0: ``connect_timeout + 2 * read_timeout``).
-        max_retries: Retries per request (each of transport and body level).
-        backoff_factor, backoff_max: Exponential backoff in seconds, capped;
-            a ``Retry-After`` longer than 6x ``backoff_max`` is capped too, so
-            a cron run always ends.
-        pool_size: Connections kept open (the number of worker threads).
-
-    Attributes:
-        session: The ``requests.Session``, with the retrying adapter mounted
-            for ``http://`` and ``https://``.
-        requests, retries, bytes: Counters over the client's life; ``requests``
-            counts every HTTP attempt, urllib3's own retries included.
+        connect_timeout: Seconds to connect.
+        read_timeout: Seconds to wait for each read.
+        request_deadline: Seconds for a whole HTTP attempt, connect to last
+            byte (0: :func:`default_deadline`).
+        max_retries: Retries per page on transient failures.
+        backoff_factor: Exponential backoff base, in seconds.
+        backoff_max: Longest backoff between two tries, in seconds.
+        pool_size: Connections kept open to the API (one per page thread).
     """
 
     def __init__(self, base_url: str, *, token: str | None = None,
@@ -381,13 +265,12 @@ class ApiClient:
         self.read_timeout = read_timeout
         self.request_deadline = request_deadline or default_deadline(connect_timeout,
                                                                      read_timeout)
-        self._watchdog = _Watchdog()
+        self._watchdog = deadline.Watchdog()
         self.max_retries = max(0, max_retries)
         self.requests = 0
         self.retries = 0
         self.bytes = 0
         self._lock = threading.Lock()
-        self._prepared: dict[str, requests.PreparedRequest] = {}
         self._retry = _CappedRetry(
             total=self.max_retries, connect=self.max_retries, read=self.max_retries,
             status=self.max_retries, other=self.max_retries, redirect=0,
@@ -396,26 +279,79 @@ class ApiClient:
             allowed_methods=frozenset({"GET"}), respect_retry_after_header=True,
             raise_on_status=False, raise_on_redirect=False,
             retry_after_max=max(backoff_max, 1.0) * 6, on_retry=self._retried)
-        pool_size = max(1, pool_size)
-        adapter = _DeadlineAdapter(pool_connections=pool_size, pool_maxsize=pool_size,
-                                   max_retries=self._retry)
-        self.session = requests.Session()
-        self.session.mount("http://", adapter)
-        self.session.mount("https://", adapter)
-        self.session.headers.update({"User-Agent": USER_AGENT, "Accept": "application/json"})
+        self._timeout = urllib3.Timeout(connect=connect_timeout, read=read_timeout)
+        self.transport = Transport.from_environment(self.base_url, token=token)
+        # What requests sends by default, with the session's User-Agent and Accept.
+        self._headers = {"User-Agent": USER_AGENT, "Accept-Encoding": DEFAULT_ACCEPT_ENCODING,
+                         "Accept": "application/json", "Connection": "keep-alive"}
         # Credentials a server could reflect into an error body: never shown.
         self._secrets: list[str] = [token] if token else []
         if token:
-            self.session.auth = _BearerAuth(token)
-        elif netrc := get_netrc_auth(self.base_url):
-            self.session.auth = netrc
-            self._secrets += [str(part) for part in netrc if part]
-        # With trust_env, requests re-reads the proxy and CA settings of the environment
-        # for every request (~0.2 ms of CPU a page, scanning os.environ twice); all of a
-        # client's requests go to one host, so resolve them once, with requests' own logic.
-        env = self.session.merge_environment_settings(self.base_url, {}, None, None, None)
-        self.session.proxies, self.session.verify = env["proxies"], env["verify"]
-        self.session.trust_env = False
+            self._headers["Authorization"] = f"Bearer {token}"
+        elif self.transport.auth:
+            user, password = self.transport.auth
+            self._headers["Authorization"] = _basic(user, password)
+            self._secrets += [part for part in (user, password) if part]
+        if self.transport.proxy:
+            self._secrets += [p for p in get_auth_from_url(self.transport.proxy) if p]
+        self._cookies = RequestsCookieJar()
+        self._has_cookies = False  # a cookie was ever set: only then is the jar consulted
+        parts = urlsplit(self.base_url)
+        self._origin = f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}"
+        self._targets: dict[str, str] = {}
+        self._manager: urllib3.PoolManager | None = None
+        # A setting no request can go out with: reported by get_page, as requests would.
+        self._setup_error: str | None = None
+        try:
+            self._manager, self._pool, self._absolute = self._connect(
+                max(1, pool_size), parts.scheme, parts.hostname or "", parts.port)
+        except _SetupError as exc:
+            self._setup_error = str(exc)
+
+    def _connect(self, pool_size: int, scheme: str, host: str, port: int | None
+                 ) -> tuple[urllib3.PoolManager, HTTPConnectionPool, bool]:
+        """The pool manager and the one pool of the API's origin, as requests' adapter
+        would pick them; and whether request targets are absolute URLs (plain http
+        through an HTTP proxy)."""
+        pool_kwargs: dict[str, Any] = {}
+        if scheme == "https":
+            # requests checks the bundle for every https request; it cannot change here.
+            bundle = self.transport.verify
+            if not os.path.exists(bundle):
+                named = next((f"the CA bundle {bundle} named by {n}" for n in _CA_BUNDLE_VARS
+                              if os.environ.get(n) == bundle), f"certifi's CA bundle {bundle}")
+                raise _SetupError(f"{named} does not exist",
+                                  "set REQUESTS_CA_BUNDLE to your CA bundle (a PEM file or a "
+                                  "folder of them)")
+            pool_kwargs["cert_reqs"] = "CERT_REQUIRED"
+            pool_kwargs["ca_cert_dir" if os.path.isdir(bundle) else "ca_certs"] = bundle
+        sizes = {"num_pools": pool_size, "maxsize": pool_size, "block": False}
+        proxy = self.transport.proxy
+        if not proxy:
+            manager = urllib3.PoolManager(**sizes)
+        else:
+            proxy = prepend_scheme_if_needed(proxy, "http")
+            if not urllib3.util.parse_url(proxy).host:
+                raise _SetupError(f"the proxy URL {redact(proxy)} has no host", _PROXY_HINT)
+            user, password = get_auth_from_url(proxy)
+            if proxy.lower().startswith("socks"):
+                try:
+                    from urllib3.contrib.socks import SOCKSProxyManager
+                except ImportError:
+                    raise _SetupError(f"the proxy {redact(proxy)} is a SOCKS proxy, which "
+                                      "needs PySocks", "pip install 'requests[socks]', or "
+                                      "check ALL_PROXY/HTTPS_PROXY/NO_PROXY") from None
+                manager = SOCKSProxyManager(proxy, username=user, password=password, **sizes)
+            else:
+                headers = {"Proxy-Authorization": _basic(user, password)} if user else {}
+                manager = urllib3.proxy_from_url(proxy, proxy_headers=headers, **sizes)
+        if not proxy or not proxy.lower().startswith("socks"):
+            # The deadline watchdog's connections, direct and through an HTTP proxy;
+            # a SOCKS proxy keeps urllib3's own (no deadline), as before.
+            manager.pool_classes_by_scheme = deadline.WATCHED_POOLS
+        pool = manager.connection_from_host(host, port, scheme, pool_kwargs=pool_kwargs)
+        absolute = bool(proxy) and scheme == "http" and not proxy.lower().startswith("socks")
+        return manager, pool, absolute
 
     def __repr__(self) -> str:
         return f"ApiClient({redact(self.base_url)!r})"
@@ -432,7 +368,8 @@ class ApiClient:
 
     def close(self) -> None:
         """Close every connection the client opened."""
-        self.session.close()
+        if self._manager is not None:
+            self._manager.clear()
         self._watchdog.close()
 
     def __enter__(self) -> ApiClient:
@@ -457,9 +394,10 @@ class ApiClient:
 
     def _unreachable(self, exc: BaseException, retries: int) -> SourceUnreachableError:
         hint = "check --api-url and that the API is up"
-        if isinstance(exc, requests.exceptions.ProxyError):
-            hint = "check HTTP_PROXY/HTTPS_PROXY/NO_PROXY and that the proxy is up"
-        elif isinstance(exc, requests.exceptions.SSLError):
+        reason = getattr(exc, "reason", exc)
+        if isinstance(reason, ProxyError):
+            hint = _PROXY_HINT
+        elif isinstance(reason, SSLError):
             hint = "check --api-url, or set REQUESTS_CA_BUNDLE to your CA bundle"
         return SourceUnreachableError(f"cannot reach the API at {redact(self.base_url)} "
                                       f"({_reason(exc)}) after {retries} retries; {hint}")
@@ -468,20 +406,46 @@ class ApiClient:
         """GET ``path?page=&size=`` and return the page envelope.
 
         Raises:
-            SourceUnreachableError: No (complete) answer after the retries.
+            SourceUnreachableError: No (complete) answer after the retries, or
+                the environment names a CA bundle or proxy no request can use.
             HttpStatusError: An error status (at once for 4xx other than 429).
             NotTheApiError: Bodies that are not a page envelope, every try.
         """
         where = f"GET {path}?page={page}&size={size}"
-        url = f"{self.base_url}{path}"
-        attempt = _Attempt()
-        _current.attempt, _current.watchdog = attempt, self._watchdog
-        _current.deadline = self.request_deadline
+        if self._setup_error is not None:
+            raise SourceUnreachableError(f"cannot reach the API at {redact(self.base_url)}: "
+                                         f"{self._setup_error}")
+        target = self._targets.get(path)
+        if target is None:
+            target = self._target(path)
+        # What requests makes of these params (page and size are ints: nothing to quote).
+        target += f"{'&' if '?' in target else '?'}page={page}&size={size}"
+        attempt = deadline.Attempt()
+        deadline.current.attempt, deadline.current.watchdog = attempt, self._watchdog
+        deadline.current.deadline = self.request_deadline
         try:
-            return self._get_page(url, where, page, size, attempt)
+            return self._get_page(target, where, page, attempt)
         finally:
             self._watchdog.unwatch(attempt)
-            _current.attempt = None
+            deadline.current.attempt = None
+
+    def _target(self, path: str) -> str:
+        """The request target for ``path`` without the page query, as requests' adapter
+        sends it: the path (the full URL, without credentials, to an HTTP proxy)."""
+        url = requote_uri(f"{self.base_url}{path}")
+        parts = urlsplit(url)
+        if self._absolute:
+            netloc = parts.netloc.rpartition("@")[2]
+            target = parts._replace(netloc=netloc, fragment="").geturl()
+        else:
+            target = parts.path or "/"
+            if target.startswith("//"):
+                target = "/" + target.lstrip("/")
+            if parts.query:
+                target += f"?{parts.query}"
+        if len(self._targets) < 64:
+            self._targets[path] = target
+        return target
 
     def _too_slow(self, where: str) -> SourceTooSlowError:
         return SourceTooSlowError(
@@ -489,30 +453,30 @@ class ApiClient:
             f"{self.request_deadline:g} s (it sends too slowly); check the API, or allow more "
             "with LAKEHOUSE_REQUEST_DEADLINE")
 
-    def _get_page(self, url: str, where: str, page: int, size: int, attempt: _Attempt) -> Page:
-        params = {"page": page, "size": size}
-        timeout = (self.connect_timeout, self.read_timeout)
+    def _get_page(self, target: str, where: str, page: int, attempt: deadline.Attempt) -> Page:
         retry: Retry = self._retry  # the body-level budget; urllib3 has its own per GET
         inner = 0  # retries urllib3 made inside the GETs of this call
         self._count(requests_=1)
         while True:
+            headers = self._headers
+            if self._has_cookies:
+                headers = self._with_cookies(target)
             try:
-                # stream: the body is read below, where its faults can be retried.
-                resp = self._send(url, params, timeout)
-            except (requests.exceptions.ConnectionError, requests.exceptions.Timeout,
-                    requests.exceptions.RetryError) as exc:
+                # preload_content=False: the body is read below, where its faults can be
+                # retried. The arguments are those requests' HTTPAdapter.send passes.
+                resp = self._pool.urlopen("GET", target, headers=headers, redirect=False,
+                                          assert_same_host=False, preload_content=False,
+                                          retries=self._retry, timeout=self._timeout)
+            except (HTTPError, OSError) as exc:
                 if attempt.expired:
                     raise self._too_slow(where) from None
                 # urllib3 spent its whole budget on this GET.
                 raise self._unreachable(exc, inner + self.max_retries + len(retry.history)) \
                     from None
-            history = getattr(resp.raw, "retries", None)
+            history = resp.retries
             inner += len(history.history) if history is not None else 0
             try:
-                # requests' ``content`` reads in 10 KiB pieces, each a GIL hand-off among
-                # the page threads; chunk_size=None reads the body as it arrives, with the
-                # same error mapping (``content`` is this join).
-                body = b"".join(resp.iter_content(chunk_size=None)) or b""
+                body = resp.read()
             except _BODY_ERRORS as exc:
                 resp.close()
                 if attempt.expired:
@@ -528,8 +492,11 @@ class ApiClient:
                 # The deadline passed as the body ended: what arrived may be cut short.
                 resp.close()
                 raise self._too_slow(where)
+            resp.release_conn()
+            if "set-cookie" in resp.headers:
+                self._keep_cookies(target, resp)
             self._count(nbytes=len(body))
-            status = resp.status_code
+            status = resp.status
             if status != 200:
                 message = scrub(f"{status} {resp.reason}: {_server_message(body)}",
                                 self._secrets).replace("  ", " ")
@@ -549,32 +516,21 @@ class ApiClient:
             items, total, pages, size_ = parsed
             return Page(page, items, total, pages, size_, len(body), dt.datetime.now(dt.UTC))
 
-    def _send(self, url: str, params: dict[str, int], timeout: tuple[float, float]
-              ) -> requests.Response:
-        """``session.get(url, params=params, stream=True)``, without re-preparing it each page.
+    def _url(self, target: str) -> str:
+        """The full URL of a request target, for the cookie jar's domain and path rules."""
+        return target if self._absolute else f"{self._origin}{target}"
 
-        ``Session.request`` merges the session's headers, auth, hooks and
-        cookies into a new request for every call (a fifth of the client's
-        CPU per page); the result only differs by the query here, so it is
-        prepared once per URL and copied with the page's query. The session's
-        own path is kept once a cookie was set (it must go back with each
-        request) or when the URL has a query of its own.
-        """
-        template = self._prepared.get(url)
-        if template is None or self.session.cookies:
-            if template is None and not self.session.cookies and len(self._prepared) < 16:
-                template = self.session.prepare_request(requests.Request("GET", url))
-                if "?" not in (template.url or ""):
-                    self._prepared[url] = template
-            return self.session.get(url, params=params, timeout=timeout,
-                                    allow_redirects=False, stream=True)
-        request = template.copy()
-        # What requests' prepare_url makes of a URL without a query and these params.
-        request.url = f"{template.url}?{urlencode(params)}"
-        # The settings Session.request would merge in (trust_env is off: the session's).
-        return self.session.send(request, timeout=timeout, allow_redirects=False, stream=True,
-                                 verify=self.session.verify, proxies=self.session.proxies,
-                                 cert=self.session.cert)
+    def _keep_cookies(self, target: str, resp: urllib3.BaseHTTPResponse) -> None:
+        """Keep the cookies an answer sets, as a requests session does."""
+        request = SimpleNamespace(url=self._url(target), headers=self._headers)
+        extract_cookies_to_jar(self._cookies, request, resp)
+        self._has_cookies = True
+
+    def _with_cookies(self, target: str) -> dict[str, str]:
+        """The headers with the cookies due for ``target`` (the jar applies expiry and path)."""
+        cookie = get_cookie_header(self._cookies, SimpleNamespace(url=self._url(target),
+                                                                  headers=self._headers))
+        return {**self._headers, "Cookie": cookie} if cookie else self._headers
 
     def _again(self, retry: Retry, where: str, error: BaseException,
                final: Callable[[int], Exception], inner: int) -> Retry:
@@ -590,6 +546,22 @@ class ApiClient:
             raise final(inner + len(retry.history)) from None
         retry.sleep()
         return retry
+
+
+_PROXY_HINT = "check HTTP_PROXY/HTTPS_PROXY/NO_PROXY and that the proxy is up"
+
+
+class _SetupError(Exception):
+    """A transport setting no request can go out with: ``what`` and ``hint``."""
+
+    def __init__(self, what: str, hint: str):
+        super().__init__(f"{what}; {hint}")
+
+
+def _basic(user: str, password: str | None) -> str:
+    """``Basic`` credentials, encoded as requests encodes them (latin-1)."""
+    pair = f"{user}:{password or ''}".encode("latin-1")
+    return f"Basic {b64encode(pair).decode('ascii')}"
 
 
 def _envelope(body: bytes, page: int) -> tuple[list, int, int, int] | str:
@@ -671,3 +643,4 @@ def _reason(exc: BaseException) -> str:
     if isinstance(inner, TimeoutError) or "timed out" in text.lower():
         return "timed out"
     return text[:120] or type(inner).__name__
+

@@ -7,8 +7,7 @@ import logging
 import time
 
 import pytest
-import requests
-from requests.adapters import HTTPAdapter
+from urllib3.connectionpool import HTTPConnectionPool
 from urllib3.util.retry import Retry
 
 from lakehouse.errors import ConfigError
@@ -190,17 +189,19 @@ def test_counts_every_attempt_across_urllib3_and_body_retries(fake_api):
     assert (c.requests, c.retries) == (5, 4)
 
 
-def test_is_a_requests_session_with_the_retrying_adapter_on_http_and_https():
-    with client("https://api.example", pool_size=5, max_retries=4) as c:
-        assert isinstance(c.session, requests.Session)
-        for url in ("http://api.example/users", "https://api.example/users"):
-            adapter = c.session.get_adapter(url)
-            assert isinstance(adapter, HTTPAdapter)
-            retry = adapter.max_retries
+def test_is_one_urllib3_pool_with_the_retrying_policy_on_http_and_https():
+    # requests' HTTPAdapter is gone from the page path (issue 22): the pool it would
+    # have picked, with the same Retry, is used directly.
+    for url, port in (("http://api.example", 80), ("https://api.example", 443)):
+        with client(url, pool_size=5, max_retries=4) as c:
+            pool = c._pool
+            assert isinstance(pool, HTTPConnectionPool)
+            assert (pool.scheme, pool.host, pool.port) == (url.split(":")[0], "api.example", port)
+            assert pool.pool.maxsize == 5 and pool.block is False
+            retry = c._retry
             assert isinstance(retry, Retry) and retry.total == 4
             assert retry.raise_on_status is False
             assert set(retry.status_forcelist) == {429, 500, 502, 503, 504}
-            assert adapter.poolmanager.connection_pool_kw["maxsize"] == 5
 
 
 @pytest.fixture
@@ -249,45 +250,11 @@ def test_reads_proxies_and_the_ca_bundle_from_the_environment(no_proxy_env):
     no_proxy_env.setenv("HTTPS_PROXY", "http://proxy.corp:3128")
     no_proxy_env.setenv("REQUESTS_CA_BUNDLE", "/etc/corp/ca.pem")
     with client("https://api.example") as c:
-        assert c.session.proxies["https"] == "http://proxy.corp:3128"
-        assert c.session.verify == "/etc/corp/ca.pem"
+        assert c.transport.proxy == "http://proxy.corp:3128"
+        assert c.transport.verify == "/etc/corp/ca.pem"
     no_proxy_env.setenv("NO_PROXY", "api.example")
     with client("https://api.example") as c:
-        assert "https" not in c.session.proxies
-
-
-def test_pool_settings_are_requests_own_and_worked_out_once_per_origin(tmp_path, monkeypatch):
-    # The adapter remembers requests' answer (CA file or folder, host, port) per origin
-    # and verify setting, instead of statting the CA bundle path for every page.
-    import os
-
-    from lakehouse.source.client import _DeadlineAdapter
-
-    bundle = tmp_path / "ca.pem"
-    bundle.write_text("not read here")
-    stats: list[str] = []
-    isdir = os.path.isdir
-    monkeypatch.setattr(os.path, "isdir", lambda p: stats.append(p) or isdir(p))
-    ours, plain = _DeadlineAdapter(), HTTPAdapter()
-    cases = [("https://api.example/users?page=1", str(bundle)),
-             ("https://api.example/tracks?page=2", str(bundle)),
-             ("https://api.example/users?page=3", str(tmp_path)),
-             ("https://api.example:8443/users?page=1", str(bundle)),
-             ("http://other.example/users?page=1", False),
-             ("https://api.example/users?page=4", True)]
-    for url, verify in cases:
-        request = requests.Request("GET", url).prepare()
-        before = len(stats)
-        got = ours.build_connection_pool_key_attributes(request, verify)
-        mine = len(stats) - before
-        assert got == plain.build_connection_pool_key_attributes(request, verify), url
-        got[1]["ca_certs"] = "mutated"  # a caller's change does not leak into the next
-        assert mine == (0 if url.endswith("tracks?page=2") else int(isinstance(verify, str)))
-    assert ours.build_connection_pool_key_attributes(
-        requests.Request("GET", cases[0][0]).prepare(), str(bundle))[1]["ca_certs"] == str(bundle)
-    folder = ours.build_connection_pool_key_attributes(
-        requests.Request("GET", cases[2][0]).prepare(), str(tmp_path))[1]
-    assert folder["ca_cert_dir"] == str(tmp_path) and "ca_certs" not in folder
+        assert c.transport.proxy is None
 
 
 def test_the_deadline_watchdog_is_not_woken_for_every_page(fake_api):
