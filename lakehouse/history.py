@@ -34,7 +34,6 @@ Example::
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import functools
 import json
@@ -43,7 +42,6 @@ import os
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pyarrow as pa
@@ -59,7 +57,7 @@ from lakehouse.errors import (
     SourceResetError,
     TableNotFoundError,
 )
-from lakehouse.lake import Lake, check_outside_lake, parse_table_name
+from lakehouse.lake import Lake, parse_table_name
 from lakehouse.lake.scratch import ScratchDb
 from lakehouse.locking import lake_lock
 from lakehouse.sqlguard import first_line
@@ -530,7 +528,6 @@ def bound_memory(lake: Lake, settings: Settings) -> None:
     Beyond it, the merge's joins spill to a temporary folder (removed with
     the process's temp dir) instead of growing with the snapshot.
     """
-    import os
     import tempfile
 
     # DuckDB creates the folder when it first spills and removes its files on close.
@@ -642,58 +639,3 @@ def merge_run(lake: Lake, settings: Settings, record: RunRecord, *,
         return record.finish(names.FAILED, f"{text}; raw.{record.target} {record.run_date} "
                              "is kept, not merged")
     return record.finish(record.status)
-
-
-def write_records(table: pa.Table, path: str | os.PathLike[str], *,
-                  lake: Lake | None = None) -> Path:
-    """Write records to ``path`` as Parquet, CSV or JSON lines, by its suffix.
-
-    The file appears whole or not at all (written beside it, then renamed).
-
-    Args:
-        table: The records.
-        path: The file to write.
-        lake: The lake the records came from: a path inside it is refused
-            (:func:`~lakehouse.lake.check_outside_lake`).
-
-    Returns:
-        The path written.
-
-    Raises:
-        ConfigError: The suffix is none of ``.parquet``, ``.csv``, ``.jsonl``;
-            the path is inside ``lake``; or it cannot be written.
-    """
-    import pyarrow.csv as pcsv
-    import pyarrow.parquet as pq
-
-    target = Path(path).expanduser()
-    if lake is not None:
-        check_outside_lake(lake.root, target, "the records")
-    suffix = target.name.rsplit(".", 1)[-1].lower()
-    if suffix not in ("parquet", "csv", "jsonl"):
-        raise ConfigError(f"cannot write {target}: use a .parquet, .csv or .jsonl file name")
-    if target.is_dir():
-        raise ConfigError(f"cannot write {target}: it is a folder; give a file name")
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    try:
-        if suffix == "parquet":
-            pq.write_table(table, tmp)
-        elif suffix == "csv":
-            # CSV has no lists: a list column is written as its JSON text.
-            for i, f in enumerate(table.schema):
-                if pa.types.is_list(f.type) or pa.types.is_large_list(f.type):
-                    text = [None if v is None else json.dumps(v)
-                            for v in table.column(i).to_pylist()]
-                    table = table.set_column(i, f.name, pa.array(text, pa.string()))
-            pcsv.write_csv(table, tmp)
-        else:
-            with open(tmp, "w", encoding="utf-8") as out:
-                for row in table.to_pylist():
-                    out.write(json.dumps(row, default=str) + "\n")
-        os.replace(tmp, target)
-    except OSError as exc:
-        with contextlib.suppress(OSError):
-            tmp.unlink(missing_ok=True)
-        reason = exc.strerror or first_line(exc)
-        raise ConfigError(f"cannot write {target}: {reason}; choose another --out") from None
-    return target
