@@ -454,7 +454,8 @@ def snapshot_command(endpoint: str, date: dt.date, out: str | None, limit: int,
       lakehouse snapshot users --date 2026-11-26 --out users-2026-11-26.parquet
       lakehouse snapshot listen_history --date 2026-11-20 --limit 5
     """
-    from lakehouse.history import snapshot, write_records
+    from lakehouse.history import snapshot
+    from lakehouse.output import write_records
 
     lake = open_lake_for()
     table = snapshot(lake, endpoint, date)

@@ -34,16 +34,14 @@ Example::
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import functools
 import json
 import logging
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pyarrow as pa
@@ -59,7 +57,7 @@ from lakehouse.errors import (
     SourceResetError,
     TableNotFoundError,
 )
-from lakehouse.lake import Lake, check_outside_lake, parse_table_name
+from lakehouse.lake import Lake, parse_table_name
 from lakehouse.lake.scratch import ScratchDb
 from lakehouse.locking import lake_lock
 from lakehouse.sqlguard import first_line
@@ -370,6 +368,7 @@ def merge_day(lake: Lake, settings: Settings, endpoint: str, day: dt.date,
         temps += [today, before]
         _snapshot_table(db, endpoint, columns, f"DATE {literal(day)}", today)
         _previous_state(lake, db, endpoint, prev, key, before)
+        db.release()  # the scans' buffers
         con = db.con
         overlap = _overlap(con, today, before, key)
         if overlap is not None and overlap < settings.reset_threshold and not accept_reset:
@@ -379,27 +378,20 @@ def merge_day(lake: Lake, settings: Settings, endpoint: str, day: dt.date,
                 f"merged into {hist}; rerun with --accept-reset if the source really "
                 "started over")
         rows = con.execute(f"SELECT count(*) FROM {today}").fetchone()[0]
-        # The anti-joins run once, into a table DuckDB holds within merge_memory (it
-        # spills beyond); the counts for the note are taken from it. A day's events are
-        # its changes (the whole snapshot only on the first date).
-        events = f"_hist_events_{endpoint}"
-        temps.append(events)
-        con.execute(f"CREATE OR REPLACE TEMP TABLE {events} AS "
-                    f"{_events_sql(today, before, columns, day, prev).replace('__NOTE__', 'NULL')}")
-        counts = dict(con.execute(f"SELECT {names.H_EVENT}, count(*) FROM {events} "
-                                  "GROUP BY 1").fetchall())
-        opened, closed = counts.get(names.H_OPEN, 0), counts.get(names.H_CLOSE, 0)
-        note = json.dumps({"raw": fingerprint, "rows": rows, "opened": opened,
-                           "closed": closed, "overlap": overlap, "run_id": run_id,
-                           "accepted_reset": bool(accept_reset and overlap is not None
-                                                  and overlap < settings.reset_threshold)})
-        con.execute(f"UPDATE {events} SET {names.H_NOTE} = {literal(note)} "
-                    f"WHERE {names.H_EVENT} = {literal(names.H_DAY)}")
-        for done in (today, before):  # DuckDB's memory is the delta-rs writer's from here
-            con.execute(f"DROP TABLE {done}")
+        accepted = bool(accept_reset and overlap is not None
+                        and overlap < settings.reset_threshold)
+
+        def day_note(opened: int, closed: int) -> str:
+            return json.dumps({"raw": fingerprint, "rows": rows, "opened": opened,
+                               "closed": closed, "overlap": overlap, "run_id": run_id,
+                               "accepted_reset": accepted})
+
+        source, select, tail, opened, closed = _day_events(
+            db, endpoint, today, before, columns, day, prev, rows, day_note, temps)
+        db.release()
         meta = {"pipeline": "history", "ingest_date": str(day), "run_id": run_id or ""}
         replace = fresh or not lake.exists(hist)
-        schema, batches = db.batches(events)
+        schema, batches = db.batches(source, select=select, tail=tail)
         if replace:
             written = lake.write(hist, batches, schema=schema, mode="replace", metadata=meta)
         else:
@@ -410,15 +402,58 @@ def merge_day(lake: Lake, settings: Settings, endpoint: str, day: dt.date,
     return DayMerge(endpoint, day, rows, opened, closed, overlap, written.version)
 
 
+def _day_events(db: ScratchDb, endpoint: str, today: str, before: str,
+                columns: Sequence[str], day: dt.date, prev: dt.date | None, rows: int,
+                day_note: Callable[[int, int], str], temps: list[str]
+                ) -> tuple[str, str, str | None, int, int]:
+    """The day's events as a table to write: (table, select list, tail SQL, opened, closed).
+
+    Drops what the write does not read (``before``, and ``today`` unless it is the table).
+    """
+    con = db.con
+    (previous,) = con.execute(f"SELECT count(*) FROM {before}").fetchone()
+    if previous == 0:
+        # Nothing was open on prev (the first date, or after a day of nothing): every
+        # row opens and nothing closes. The snapshot table is written as it stands, the
+        # event columns added per chunk: no anti-join and no second copy of the
+        # snapshot in DuckDB (the table the other dates build).
+        con.execute(f"DROP TABLE {before}")
+        select, tail = _first_events_sql(today, columns, day, day_note(rows, 0))
+        return today, select, tail, rows, 0
+    # The anti-joins run once, into a table DuckDB holds within merge_memory (it spills
+    # beyond); the counts for the note are taken from it. A day's events are its changes.
+    events = f"_hist_events_{endpoint}"
+    temps.append(events)
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {events} AS "
+                f"{_events_sql(today, before, columns, day, prev).replace('__NOTE__', 'NULL')}")
+    counts = dict(con.execute(f"SELECT {names.H_EVENT}, count(*) FROM {events} "
+                              "GROUP BY 1").fetchall())
+    opened, closed = counts.get(names.H_OPEN, 0), counts.get(names.H_CLOSE, 0)
+    con.execute(f"UPDATE {events} SET {names.H_NOTE} = {literal(day_note(opened, closed))} "
+                f"WHERE {names.H_EVENT} = {literal(names.H_DAY)}")
+    for done in (today, before):  # DuckDB's memory is the delta-rs writer's from here
+        con.execute(f"DROP TABLE {done}")
+    return events, "*", None, opened, closed
+
+
 def _snapshot_table(db: ScratchDb, endpoint: str, columns: Sequence[str], day_sql: str,
                     into: str) -> None:
     """Temp table ``into``: raw partition ``day_sql`` with content hash and copy ordinal."""
     cols = ", ".join(ident(c) for c in (*columns, *META))
+    h, o = names.H_HASH, names.H_ORDINAL
+    # Rows go straight in, ordinal 0: a window over the whole snapshot would hold every
+    # column of it in its partitions (~2x the table at its peak). Only copies of one
+    # content (a record served twice) need numbering 0, 1, ...; which copy gets which
+    # number is arbitrary, as it was.
     db.con.execute(
-        f"CREATE OR REPLACE TEMP TABLE {into} AS SELECT *, (row_number() OVER "
-        f"(PARTITION BY {names.H_HASH}) - 1)::INTEGER AS {names.H_ORDINAL} FROM (SELECT {cols}, "
-        f"{hash_sql(columns)} AS {names.H_HASH} FROM {db.rel(names.raw_table(endpoint))} "
-        f"WHERE {names.INGEST_DATE} = {day_sql})")
+        f"CREATE OR REPLACE TEMP TABLE {into} AS SELECT {cols}, {hash_sql(columns)} AS {h}, "
+        f"0::INTEGER AS {o} FROM {db.rel(names.raw_table(endpoint))} "
+        f"WHERE {names.INGEST_DATE} = {day_sql}")
+    db.con.execute(
+        f"UPDATE {into} SET {o} = d.n FROM (SELECT rowid AS r, (row_number() OVER "
+        f"(PARTITION BY {h}) - 1)::INTEGER AS n FROM {into} WHERE {h} IN "
+        f"(SELECT {h} FROM {into} GROUP BY {h} HAVING count(*) > 1)) d "
+        f"WHERE {into}.rowid = d.r AND d.n > 0")
 
 
 def _create_empty(lake: Lake, endpoint: str, db: ScratchDb) -> None:
@@ -492,6 +527,27 @@ def _events_sql(today: str, before: str, columns: Sequence[str], day: dt.date,
     return sql
 
 
+def _first_events_sql(today: str, columns: Sequence[str], day: dt.date,
+                      note: str) -> tuple[str, str]:
+    """The day's events when nothing was open before: every row of ``today`` opens.
+
+    Returns the select list that makes a row of ``today`` its open event, and
+    the SQL of the day event, typed alike; what :func:`_events_sql` gives when
+    ``before`` is empty, without the anti-join.
+    """
+    d = f"DATE {literal(day)}"
+    select = ", ".join([
+        *(ident(c) for c in (*columns, *META, names.H_HASH, names.H_ORDINAL)),
+        f"{literal(names.H_OPEN)} AS {names.H_EVENT}", f"{d} AS {names.H_FIRST_SEEN}",
+        f"NULL::DATE AS {names.H_LAST_SEEN}", f"{d} AS {names.H_CHANGE_DATE}",
+        f"NULL::VARCHAR AS {names.H_NOTE}"])
+    tail = (f"SELECT * FROM (SELECT {select} FROM {today} LIMIT 0) UNION ALL BY NAME "
+            f"(SELECT {literal(names.H_DAY)} AS {names.H_EVENT}, {d} AS {names.H_FIRST_SEEN}, "
+            f"{d} AS {names.H_LAST_SEEN}, {d} AS {names.H_CHANGE_DATE}, "
+            f"{literal(note)}::VARCHAR AS {names.H_NOTE})")
+    return select, tail
+
+
 def catch_up(lake: Lake, settings: Settings) -> list[DayMerge]:
     """Merge raw dates missing from the history of every endpoint (build's first step).
 
@@ -530,7 +586,6 @@ def bound_memory(lake: Lake, settings: Settings) -> None:
     Beyond it, the merge's joins spill to a temporary folder (removed with
     the process's temp dir) instead of growing with the snapshot.
     """
-    import os
     import tempfile
 
     # DuckDB creates the folder when it first spills and removes its files on close.
@@ -642,58 +697,3 @@ def merge_run(lake: Lake, settings: Settings, record: RunRecord, *,
         return record.finish(names.FAILED, f"{text}; raw.{record.target} {record.run_date} "
                              "is kept, not merged")
     return record.finish(record.status)
-
-
-def write_records(table: pa.Table, path: str | os.PathLike[str], *,
-                  lake: Lake | None = None) -> Path:
-    """Write records to ``path`` as Parquet, CSV or JSON lines, by its suffix.
-
-    The file appears whole or not at all (written beside it, then renamed).
-
-    Args:
-        table: The records.
-        path: The file to write.
-        lake: The lake the records came from: a path inside it is refused
-            (:func:`~lakehouse.lake.check_outside_lake`).
-
-    Returns:
-        The path written.
-
-    Raises:
-        ConfigError: The suffix is none of ``.parquet``, ``.csv``, ``.jsonl``;
-            the path is inside ``lake``; or it cannot be written.
-    """
-    import pyarrow.csv as pcsv
-    import pyarrow.parquet as pq
-
-    target = Path(path).expanduser()
-    if lake is not None:
-        check_outside_lake(lake.root, target, "the records")
-    suffix = target.name.rsplit(".", 1)[-1].lower()
-    if suffix not in ("parquet", "csv", "jsonl"):
-        raise ConfigError(f"cannot write {target}: use a .parquet, .csv or .jsonl file name")
-    if target.is_dir():
-        raise ConfigError(f"cannot write {target}: it is a folder; give a file name")
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    try:
-        if suffix == "parquet":
-            pq.write_table(table, tmp)
-        elif suffix == "csv":
-            # CSV has no lists: a list column is written as its JSON text.
-            for i, f in enumerate(table.schema):
-                if pa.types.is_list(f.type) or pa.types.is_large_list(f.type):
-                    text = [None if v is None else json.dumps(v)
-                            for v in table.column(i).to_pylist()]
-                    table = table.set_column(i, f.name, pa.array(text, pa.string()))
-            pcsv.write_csv(table, tmp)
-        else:
-            with open(tmp, "w", encoding="utf-8") as out:
-                for row in table.to_pylist():
-                    out.write(json.dumps(row, default=str) + "\n")
-        os.replace(tmp, target)
-    except OSError as exc:
-        with contextlib.suppress(OSError):
-            tmp.unlink(missing_ok=True)
-        reason = exc.strerror or first_line(exc)
-        raise ConfigError(f"cannot write {target}: {reason}; choose another --out") from None
-    return target

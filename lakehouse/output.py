@@ -1,14 +1,25 @@
-"""Rendering rows for people (aligned table) and for programs (csv, json)."""
+"""Rendering rows for people (aligned table) and for programs (csv, json); record files."""
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import datetime as dt
 import io
 import json
+import os
 import re
 from collections.abc import Sequence
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from lakehouse.errors import ConfigError
+from lakehouse.sqlguard import first_line
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+    from lakehouse.lake import Lake
 
 FORMATS = ("table", "csv", "json")
 
@@ -82,3 +93,61 @@ def render(columns: Sequence[str], rows: Sequence[Sequence[Any]], fmt: str = "ta
     lines += ["  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip()
               for r in cells]
     return "\n".join(lines)
+
+
+def write_records(table: pa.Table, path: str | os.PathLike[str], *,
+                  lake: Lake | None = None) -> Path:
+    """Write records to ``path`` as Parquet, CSV or JSON lines, by its suffix.
+
+    The file appears whole or not at all (written beside it, then renamed).
+
+    Args:
+        table: The records.
+        path: The file to write.
+        lake: The lake the records came from: a path inside it is refused
+            (:func:`~lakehouse.lake.check_outside_lake`).
+
+    Returns:
+        The path written.
+
+    Raises:
+        ConfigError: The suffix is none of ``.parquet``, ``.csv``, ``.jsonl``;
+            the path is inside ``lake``; or it cannot be written.
+    """
+    import pyarrow as pa
+    import pyarrow.csv as pcsv
+    import pyarrow.parquet as pq
+
+    from lakehouse.lake import check_outside_lake
+
+    target = Path(path).expanduser()
+    if lake is not None:
+        check_outside_lake(lake.root, target, "the records")
+    suffix = target.name.rsplit(".", 1)[-1].lower()
+    if suffix not in ("parquet", "csv", "jsonl"):
+        raise ConfigError(f"cannot write {target}: use a .parquet, .csv or .jsonl file name")
+    if target.is_dir():
+        raise ConfigError(f"cannot write {target}: it is a folder; give a file name")
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    try:
+        if suffix == "parquet":
+            pq.write_table(table, tmp)
+        elif suffix == "csv":
+            # CSV has no lists: a list column is written as its JSON text.
+            for i, f in enumerate(table.schema):
+                if pa.types.is_list(f.type) or pa.types.is_large_list(f.type):
+                    text = [None if v is None else json.dumps(v)
+                            for v in table.column(i).to_pylist()]
+                    table = table.set_column(i, f.name, pa.array(text, pa.string()))
+            pcsv.write_csv(table, tmp)
+        else:
+            with open(tmp, "w", encoding="utf-8") as out:
+                for row in table.to_pylist():
+                    out.write(json.dumps(row, default=str) + "\n")
+        os.replace(tmp, target)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+        reason = exc.strerror or first_line(exc)
+        raise ConfigError(f"cannot write {target}: {reason}; choose another --out") from None
+    return target

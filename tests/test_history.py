@@ -388,6 +388,104 @@ def test_a_bad_merge_memory_is_an_error_before_any_page_is_read(tmp_path):
     assert len(result.output.strip().splitlines()) == 1
 
 
+def test_copies_of_a_record_are_numbered_and_later_dates_close_the_extra_ones(tmp_path):
+    """Identical records keep their multiplicity: ordinals 0..n-1, numbered without a
+    window over the whole snapshot; a copy fewer the next day closes one of them."""
+    from tests.zones.conftest import DAY1, DAY2, listen, track, user, write_raw
+
+    settings = settings_for(tmp_path / "lake")
+    lake = Lake(settings.lake)
+    same, other = listen(1, [10]), listen(2, [10])
+    write_raw(lake, DAY1, [user(1)], [track(10)], [same, same, same, other])
+    write_raw(lake, DAY2, [user(1)], [track(10)], [same, same, other, listen(3, [10])])
+    merges = history.sync(lake, settings, names.LISTEN_HISTORY)
+    assert [(m.day, m.rows, m.opened, m.closed) for m in merges] == [
+        (DAY1, 4, 4, 0), (DAY2, 4, 1, 1)]
+    events = lake.to_arrow(names.history_table(names.LISTEN_HISTORY)).to_pylist()
+    opens = Counter((e[names.H_HASH], e[names.H_CHANGE_DATE]) for e in events
+                    if e[names.H_EVENT] == names.H_OPEN)
+    ordinals: dict[bytes, list[int]] = {}
+    for e in events:
+        if e[names.H_EVENT] == names.H_OPEN and e[names.H_CHANGE_DATE] == DAY1:
+            ordinals.setdefault(e[names.H_HASH], []).append(e[names.H_ORDINAL])
+    assert sorted(sorted(o) for o in ordinals.values()) == [[0], [0, 1, 2]]
+    assert sorted(opens.values()) == [1, 1, 3]
+    (closed,) = [e for e in events if e[names.H_EVENT] == names.H_CLOSE]
+    assert closed[names.H_ORDINAL] in (0, 1, 2) and closed[names.H_LAST_SEEN] == DAY1
+    for day, rows in ((DAY1, 4), (DAY2, 4)):
+        assert history.snapshot(lake, names.LISTEN_HISTORY, day).num_rows == rows
+        assert history.verify_day(lake, names.LISTEN_HISTORY, day)
+
+
+def test_the_first_date_writes_what_the_anti_join_would(tmp_path):
+    """With nothing open before, the snapshot table is written as it stands, the event
+    columns added per chunk: the same rows, columns and types as the general events SQL."""
+    from tests.zones.conftest import DAY1, listen, track, user, write_raw
+
+    settings = settings_for(tmp_path / "lake")
+    lake = Lake(settings.lake)
+    write_raw(lake, DAY1, [user(1), user(2)], [track(10)],
+              [listen(1, [10]), listen(1, [10]), listen(2, [10, 11])])
+    endpoint = names.LISTEN_HISTORY
+    columns = history.source_columns(lake.schema(names.raw_table(endpoint)))
+    with history.merge_db(lake, settings) as db:
+        db.CHUNK_ROWS = 2  # a chunk boundary inside the rows, then the day event
+        history._snapshot_table(db, endpoint, columns, f"DATE '{DAY1}'", "today")
+        history._previous_state(lake, db, endpoint, None, names.H_HASH, "before")
+        general = db.con.execute(history._events_sql("today", "before", columns, DAY1, None)
+                                 .replace("__NOTE__", "'note'")).to_arrow_table()
+        select, tail = history._first_events_sql("today", columns, DAY1, "note")
+        schema, batches = db.batches("today", select=select, tail=tail)
+        first = pa.Table.from_batches(list(batches), schema=schema)
+    assert first.schema == general.schema
+    assert first.num_rows == 4 and multiset(first) == multiset(general)
+
+
+def test_the_merge_connection_gives_dropped_tables_memory_back():
+    """DuckDB keeps what a dropped table freed until the connection closes; release()
+    hands it back before delta-rs writes (the merge's peak is not the two stacked)."""
+    code = (
+        "import psutil\n"
+        "from lakehouse.lake.scratch import ScratchDb\n"
+        "db = ScratchDb(None, '512MB', setting='merge_memory')\n"
+        "rss = lambda: psutil.Process().memory_info().rss\n"
+        "db.con.execute(\"CREATE TEMP TABLE t AS SELECT i, repeat('x', 500) || i AS s \"\n"
+        "               \"FROM range(150000) r(i)\")\n"
+        "db.con.execute('DROP TABLE t')\n"
+        "held = rss()\n"
+        "db.release()\n"
+        "print((held - rss()) // 2**20, db.con.execute(\"SELECT current_setting('memory_limit')\")"
+        ".fetchone()[0])\n")
+    freed, limit = fresh_python(code).stdout.split(maxsplit=1)
+    assert int(freed) >= 40  # the table was ~75 MB
+    assert limit.strip() == "488.2 MiB"  # the cap is what it was (512MB)
+
+
+def test_delta_writes_give_their_memory_back_unless_the_user_tunes_it():
+    """delta-rs's own jemalloc is told to return freed pages at once: RSS stays flat over
+    repeated writes; a setting of the user's own is left alone."""
+    code = (
+        "import os, sys, tempfile, psutil\n"
+        "os.environ.pop('_RJEM_MALLOC_CONF', None)\n"
+        "if len(sys.argv) > 1: os.environ['_RJEM_MALLOC_CONF'] = sys.argv[1]\n"
+        "import lakehouse  # noqa: F401\n"
+        "import pyarrow as pa\n"
+        "from deltalake import write_deltalake\n"
+        "t = pa.table({'s': [f'{i:08d}' + 'x' * 200 for i in range(200_000)]})\n"
+        "rss = []\n"
+        "for _ in range(4):\n"
+        "    with tempfile.TemporaryDirectory() as d:\n"
+        "        write_deltalake(d, t)\n"
+        "    rss.append(psutil.Process().memory_info().rss // 2**20)\n"
+        "print(os.environ['_RJEM_MALLOC_CONF'], rss[-1] - rss[0])\n")
+    conf, growth = fresh_python(code).stdout.split()
+    assert conf == "dirty_decay_ms:0,muzzy_decay_ms:0"
+    assert int(growth) < 15, growth
+    kept = fresh_python(code.replace("sys.argv) > 1", "sys.argv) > 0")
+                        .replace("sys.argv[1]", "'dirty_decay_ms:10000'"))
+    assert kept.stdout.split()[0] == "dirty_decay_ms:10000"
+
+
 @pytest.mark.slow
 def test_an_empty_snapshot_is_a_day_of_nothing(tmp_path):
     from tests.zones.conftest import DAY1, DAY2, track, user, write_raw

@@ -25,7 +25,7 @@ import pyarrow as pa
 from lakehouse.errors import ConfigError
 from lakehouse.lake.naming import parse_table_name
 from lakehouse.sqlguard import first_line
-from lakehouse.sqltext import ident
+from lakehouse.sqltext import ident, literal
 
 if TYPE_CHECKING:
     from lakehouse.lake.front import Lake
@@ -53,6 +53,7 @@ class ScratchDb:
         import duckdb
 
         self.lake = lake
+        self.memory = memory
         # Its own folder: DuckDB names its spill files per database, not per process. Not
         # made here: DuckDB makes it when it first spills, so a process killed mid-merge
         # leaves nothing behind unless it had spilled.
@@ -83,26 +84,46 @@ class ScratchDb:
                          f"{self.lake.catalog.checked_select(name, self.con)}")
         return view
 
-    def batches(self, table: str) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
+    def batches(self, table: str, *, select: str = "*", tail: str | None = None
+                ) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
         """The rows of table ``table`` as Arrow batches of ``CHUNK_ROWS``, fetched lazily.
 
         Each chunk is one query run in the thread that pulls it (a DuckDB
         result stream handed to delta-rs directly was seen to deadlock), so
         only a chunk at a time is in Arrow memory. The table must not change
         while they are read.
+
+        Args:
+            table: The table to read.
+            select: The select list applied to each of its rows.
+            tail: SQL of rows to send after the table's, with the same columns
+                and types as ``select`` gives.
         """
-        schema = self.con.execute(f"SELECT * FROM {table} LIMIT 0").to_arrow_table().schema
+        schema = self.con.execute(f"SELECT {select} FROM {table} LIMIT 0").to_arrow_table().schema
 
         def chunks() -> Iterator[pa.RecordBatch]:
             (last,) = self.con.execute(f"SELECT max(rowid) FROM {table}").fetchone()
             # By rowid: each chunk is a range of the table, not a re-sort of it.
             for start in range(0, -1 if last is None else last + 1, self.CHUNK_ROWS):
                 chunk = self.con.execute(
-                    f"SELECT * FROM {table} WHERE rowid >= {start} "
+                    f"SELECT {select} FROM {table} WHERE rowid >= {start} "
                     f"AND rowid < {start + self.CHUNK_ROWS}").to_arrow_table()
+                self.release()  # the chunk's query buffers, before delta-rs takes it
                 yield from chunk.to_batches()
+            if tail is not None:
+                yield from self.con.execute(tail).to_arrow_table().cast(schema).to_batches()
 
         return schema, chunks()
+
+    def release(self) -> None:
+        """Give the memory of dropped tables and finished queries back to the system.
+
+        DuckDB keeps what it freed in its allocator for reuse until the
+        connection closes; setting the memory limit again (to the same value)
+        flushes it. Called between the merge's stages so that the next one
+        (the delta-rs writer) does not stack on top of what is no longer used.
+        """
+        self.con.execute(f"SET memory_limit = {literal(self.memory)}")
 
     def close(self) -> None:
         """Close the connection (DuckDB frees its memory) and remove the spill folder."""
