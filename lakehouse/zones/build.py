@@ -180,10 +180,13 @@ class _Build:
         history.catch_up(self.lake, self.settings)
         for name in RAW_COLUMNS:
             try:
-                self.tables[name] = self._raw(name)
+                raw = self._raw(name)
             except BrokenTableError as exc:
                 self._record_broken_input(name, exc)
                 raise
+            # Named once, read by the raw count, the stage, the quarantine and the
+            # rows-in count: compiled once instead of into each of them.
+            self.tables[name] = self.engine.view(raw, f"input_{name}")
         raw = [self.tables[n].aggregate(**{f"n{i}": self.tables[n].count()})
                for i, n in enumerate(RAW_COLUMNS)]
         counts = raw[0].cross_join(*raw[1:]).to_pyarrow().to_pylist()[0]
