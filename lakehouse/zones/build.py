@@ -242,6 +242,9 @@ class _Build:
         result = _Result(view, None, self._record(view))
         with result.timed():
             inputs = self._inputs(view)
+            if view.check is not None:
+                # Read by the stage and the quarantine: compiled once, not into each.
+                inputs = [self.engine.view(view.check(*inputs), f"checked_{view.name}")]
             staged = view.stage(*inputs)
             if view.materialize_stage:
                 staged = self._temp(staged, f"staged_{view.name}")

@@ -10,6 +10,7 @@ import pytest
 from lakehouse import names
 from lakehouse.context import RunContext
 from lakehouse.lake import Lake
+from lakehouse.zones import standardized
 from lakehouse.zones.build import RAW_COLUMNS, build
 from lakehouse.zones.engine import DuckDBEngine
 from tests.zones.conftest import DAY1, DAY2, listen, track, user, write_raw
@@ -82,3 +83,31 @@ def test_no_temporary_table_or_view_outlives_the_build(settings):
         "SELECT table_name FROM duckdb_tables() WHERE temporary UNION ALL "
         "SELECT view_name FROM duckdb_views() WHERE temporary AND NOT internal").fetchall()
     assert [name for (name,) in left if name.startswith("_build_")] == []
+
+
+# A column each view's typing makes, as it names it in SQL.
+TYPED = {names.STD_USERS: "s__first_name", names.STD_TRACKS: "s__duration_seconds",
+         names.STD_LISTEN_HISTORY: "s__items"}
+ROWS = {names.STD_USERS: USERS, names.STD_TRACKS: TRACKS, names.STD_LISTEN_HISTORY: LISTENS}
+CHECKED = [v for v in standardized.VIEWS if v.check is not None]
+
+
+def test_the_views_with_input_rules_declare_their_check():
+    assert [v.name for v in CHECKED] == list(TYPED)
+
+
+@pytest.mark.parametrize("view", CHECKED, ids=lambda v: v.name)
+def test_each_views_typing_and_rules_are_compiled_into_one_query(settings, view):
+    ctx = RunContext.open(settings, date=DAY2)
+    statements = _statements(ctx)
+    build(ctx)
+    # The stage and the quarantine read the checked rows: each typed them before.
+    assert sum(f'AS "{TYPED[view.name]}"' in s for s in statements()) == 1
+
+
+@pytest.mark.parametrize("view", CHECKED, ids=lambda v: v.name)
+def test_checked_rows_are_checked_as_they_are(raw, view):
+    rows = raw(view.inputs[0], (DAY1, ROWS[view.name]))
+    checked = view.check(rows)
+    assert view.check(checked).equals(checked)
+    assert view.stage(checked).equals(view.stage(rows))
