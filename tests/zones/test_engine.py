@@ -111,3 +111,20 @@ def test_checked_rows_are_checked_as_they_are(raw, view):
     checked = view.check(rows)
     assert view.check(checked).equals(checked)
     assert view.stage(checked).equals(view.stage(rows))
+
+
+def test_checked_rows_are_read_by_the_stage_and_the_quarantine_only(settings):
+    ctx = RunContext.open(settings, date=DAY2)
+    statements = _statements(ctx)
+    runs = build(ctx)
+    for view in CHECKED:
+        checked = f'_build_checked_{view.name.replace(".", "__")}'
+        # The rows-in count is the raw count made at the start, not a query of its own.
+        reads = [s for s in statements()
+                 if checked in s and not s.startswith(("CREATE", "DROP"))]
+        assert len(reads) == 2, view.name
+    # The history's distinct versions: both days' rows once, and the new ones.
+    rows_in = {r.target: r.rows_in for r in runs}
+    assert rows_in[names.STD_USERS] == len(USERS) + 1
+    assert rows_in[names.STD_TRACKS] == len(TRACKS)
+    assert rows_in[names.STD_LISTEN_HISTORY] == len(LISTENS) + 1
