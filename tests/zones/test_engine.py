@@ -13,20 +13,17 @@ from lakehouse.lake import Lake
 from lakehouse.zones import standardized
 from lakehouse.zones.build import RAW_COLUMNS, build
 from lakehouse.zones.engine import DuckDBEngine
-from tests.zones.conftest import DAY1, DAY2, listen, track, user, write_raw
+from tests.zones.conftest import DAY1, DAY2
+from tests.zones.test_build import LISTENS, TRACKS, USERS, write_two_days
 
-USERS = [user(1), user(2, updated_at="2020-01-01T00:00:00"), user(None)]
-TRACKS = [track(10), track(11, genres="whether")]
 COPY = re.compile(r"CREATE\s+(TEMP|TEMPORARY)\s+TABLE\s.*\sAS\s+SELECT\s+\*\s+FROM\s",
                   re.I | re.S)
-LISTENS = [listen(1, [10, 11, 99]), listen(5, [10]), listen(2, None), listen(2, [11])]
 
 
 @pytest.fixture
 def settings(lake_settings):
-    lake = Lake(lake_settings.lake)
-    write_raw(lake, DAY1, USERS, TRACKS, LISTENS)
-    write_raw(lake, DAY2, USERS + [user(3)], TRACKS, LISTENS + [listen(3, [10])])
+    """test_build's lake: two days, rows failing rules, an orphan listen."""
+    write_two_days(Lake(lake_settings.lake))
     return lake_settings
 
 
