@@ -184,8 +184,8 @@ class _Build:
             except BrokenTableError as exc:
                 self._record_broken_input(name, exc)
                 raise
-            # Named once, read by the raw count, the stage, the quarantine and the
-            # rows-in count: compiled once instead of into each of them.
+            # Named once, read by the raw count and by its view's checked rows (the
+            # stage and the quarantine): compiled once instead of into each query.
             self.tables[name] = self.engine.view(raw, f"input_{name}")
         raw = [self.tables[n].aggregate(**{f"n{i}": self.tables[n].count()})
                for i, n in enumerate(RAW_COLUMNS)]
@@ -264,8 +264,11 @@ class _Build:
             counts = counted.to_pyarrow().to_pylist()
             if view.materialize_stage:
                 self._drop(staged)
-            result.record.rows_in = next(int(r["n"]) for r in counts if r[names.Q_REASON] is None) \
-                if in_stage else self.rows[view.inputs[0]]
+            if in_stage:
+                result.record.rows_in = next(int(r["n"]) for r in counts
+                                             if r[names.Q_REASON] is None)
+            else:
+                result.record.rows_in = self.rows[view.inputs[0]]
             result.quarantine_reasons = {r[names.Q_REASON]: int(r["n"]) for r in sorted(
                 (r for r in counts if r[names.Q_REASON] is not None),
                 key=lambda r: r[names.Q_REASON])}
