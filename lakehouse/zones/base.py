@@ -136,6 +136,10 @@ class View:
         inputs: Tables the query reads, in argument order.
         columns: The output contract, in order.
         query: Pure function ``(*inputs) -> ibis table`` of exactly ``columns``.
+        check: For standardized views with row-level rules on their input,
+            ``(*inputs) -> checked``: every input row, typed, with the rules'
+            results. ``stage`` and ``reject`` take its result in place of the
+            inputs too: the build names it once for both, so it is compiled once.
         stage: For standardized views, ``(*inputs) -> staged``: the typed rows
             the output is selected from. ``query`` is ``select(stage(*inputs))``.
         select: ``staged -> output``: the clean rows, deduplicated.
@@ -155,6 +159,7 @@ class View:
     inputs: tuple[str, ...]
     columns: Mapping[str, Col]
     query: Callable[..., ir.Table]
+    check: Callable[..., ir.Table] | None = None
     stage: Callable[..., ir.Table] | None = None
     select: Callable[[ir.Table], ir.Table] | None = None
     reject: Callable[..., ir.Table] | None = None

@@ -168,7 +168,7 @@ class _Build:
         self.context = BuildContext(end=run.date, kpi_days=settings.kpi_days)
         self.engine = engine
         self.tables: dict[str, ir.Table] = {}
-        self.rows: dict[str, int] = {}  # of each validated table
+        self.rows: dict[str, int] = {}  # of each raw input and each validated table
 
     def run(self) -> list[RunRecord]:
         with self.engine.session():
@@ -180,13 +180,17 @@ class _Build:
         history.catch_up(self.lake, self.settings)
         for name in RAW_COLUMNS:
             try:
-                self.tables[name] = self._raw(name)
+                raw = self._raw(name)
             except BrokenTableError as exc:
                 self._record_broken_input(name, exc)
                 raise
+            # Named once, read by the raw count and by its view's checked rows (the
+            # stage and the quarantine): compiled once instead of into each query.
+            self.tables[name] = self.engine.view(raw, f"input_{name}")
         raw = [self.tables[n].aggregate(**{f"n{i}": self.tables[n].count()})
                for i, n in enumerate(RAW_COLUMNS)]
         counts = raw[0].cross_join(*raw[1:]).to_pyarrow().to_pylist()[0]
+        self.rows |= {name: counts[f"n{i}"] for i, name in enumerate(RAW_COLUMNS)}
         if not any(counts.values()):
             raise LakeError(f"the raw zone has no snapshot ingested on or before {self.date}; "
                             "ingest first or build a later --date")
@@ -239,6 +243,9 @@ class _Build:
         result = _Result(view, None, self._record(view))
         with result.timed():
             inputs = self._inputs(view)
+            if view.check is not None:
+                # Read by the stage and the quarantine: compiled once, not into each.
+                inputs = [self.engine.view(view.check(*inputs), f"checked_{view.name}")]
             staged = view.stage(*inputs)
             if view.materialize_stage:
                 staged = self._temp(staged, f"staged_{view.name}")
@@ -246,17 +253,22 @@ class _Build:
             result.quarantine = self._temp(view.quarantine(staged, inputs, self.date),
                                            names.quarantine_table(view.name))
             # Rows read: every input row is in the stage when it carries the
-            # rule results (listens: one per listened track), else the raw rows.
-            # Counted with the quarantine's reasons, in one query.
-            counted = staged if names.Q_CHECK in staged.columns else inputs[0]
+            # rule results (listens: one per listened track), counted with the
+            # quarantine's reasons in one query; else the raw rows, counted already.
+            in_stage = names.Q_CHECK in staged.columns
             q = result.quarantine
-            reasons = q.group_by(names.Q_REASON).agg(n=q.count())
-            read = counted.aggregate(n=counted.count()).select(
-                ibis.null(str).name(names.Q_REASON), "n")
-            counts = reasons.union(read, distinct=False).to_pyarrow().to_pylist()
+            counted = q.group_by(names.Q_REASON).agg(n=q.count())
+            if in_stage:
+                counted = counted.union(staged.aggregate(n=staged.count()).select(
+                    ibis.null(str).name(names.Q_REASON), "n"), distinct=False)
+            counts = counted.to_pyarrow().to_pylist()
             if view.materialize_stage:
                 self._drop(staged)
-            result.record.rows_in = sum(int(r["n"]) for r in counts if r[names.Q_REASON] is None)
+            if in_stage:
+                result.record.rows_in = next(int(r["n"]) for r in counts
+                                             if r[names.Q_REASON] is None)
+            else:
+                result.record.rows_in = self.rows[view.inputs[0]]
             result.quarantine_reasons = {r[names.Q_REASON]: int(r["n"]) for r in sorted(
                 (r for r in counts if r[names.Q_REASON] is not None),
                 key=lambda r: r[names.Q_REASON])}

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 from lakehouse.config import ENGINES
 from lakehouse.errors import LakeError
 from lakehouse.sqlguard import first_line
-from lakehouse.sqltext import literal
+from lakehouse.sqltext import ident, literal
 
 if TYPE_CHECKING:
     import ibis
@@ -32,6 +32,8 @@ if TYPE_CHECKING:
     from lakehouse.lake import Lake, WriteResult
 
 DUCKDB, SPARK = ENGINES
+# Where DuckDB keeps a connection's temporary tables and views.
+_TEMP_CATALOG, _TEMP_SCHEMA = "temp", "main"
 
 
 class Engine:
@@ -64,6 +66,14 @@ class Engine:
         """Compute ``expr`` once and return it as a table that can be read repeatedly."""
         raise NotImplementedError
 
+    def view(self, expr: ir.Table, label: str) -> ir.Table:
+        """``expr`` under a name, for a query several others read; computed where read.
+
+        What it saves is ibis compiling ``expr`` again into each of them
+        (compiling is a tenth of a small build). By default ``expr`` itself.
+        """
+        return expr
+
     def drop(self, table: ir.Table) -> None:
         """Free a table made by :meth:`temp` (it will not be written)."""
         raise NotImplementedError
@@ -91,6 +101,7 @@ class DuckDBEngine(Engine):
         self.lake = lake
         self.memory = memory
         self._temps: list[str] = []
+        self._views: list[str] = []
 
     @property
     def con(self) -> ibis.BaseBackend:
@@ -114,26 +125,68 @@ class DuckDBEngine(Engine):
         try:
             yield
         finally:
-            for name in list(self._temps):
-                self.con.drop_table(name, force=True)
+            for name in self._temps:
+                self.con.raw_sql(f"DROP TABLE IF EXISTS {_temp(name)}")
             self._temps.clear()
+            for name in self._views:
+                self.con.raw_sql(f"DROP VIEW IF EXISTS {_temp(name)}")
+            self._views.clear()
             shutil.rmtree(spill, ignore_errors=True)
 
     def table(self, name: str) -> ir.Table:
         return self.lake.table(name)
 
     def temp(self, expr: ir.Table, label: str) -> ir.Table:
-        name = f"_build_{label.replace('.', '__')}"
-        table = self.con.create_table(name, expr, temp=True, overwrite=True)
+        # The statements ibis's create_table() runs, less two costs: with
+        # overwrite=True it fills a table under another name and copies it to
+        # this one (a second pass over every row: seconds at 10M rows), and each
+        # call asks DuckDB for the current catalog, schema and the new table's
+        # columns, which are ``expr``'s schema.
+        name = _name(label)
+        schema = expr.schema()
+        columns = ", ".join(c.sql(DUCKDB) for c in schema.to_sqlglot_column_defs(DUCKDB))
+        self.con._run_pre_execute_hooks(expr)  # as ibis does: registers Python UDFs
+        self.con.raw_sql(f"CREATE OR REPLACE TEMP TABLE {_temp(name)} ({columns})")
         self._temps.append(name)
-        return table
+        self.con.raw_sql(f"INSERT INTO {_temp(name)} ({', '.join(map(ident, schema.names))}) "
+                         f"{self.con.compile(expr)}")
+        return self._named(name, schema)
+
+    def view(self, expr: ir.Table, label: str) -> ir.Table:
+        name = _name(label)
+        self.con._run_pre_execute_hooks(expr)
+        self.con.raw_sql(f"CREATE OR REPLACE TEMP VIEW {_temp(name)} AS {self.con.compile(expr)}")
+        self._views.append(name)
+        return self._named(name, expr.schema())
+
+    def _named(self, name: str, schema: ibis.Schema) -> ir.Table:
+        """Temporary table or view ``name`` as an ibis table of ``schema``, without asking DuckDB.
+
+        What ``con.table(name)`` returns (DuckDB describes a table made from a
+        schema as that schema), so the queries reading it compile the same.
+        """
+        import ibis.expr.operations as ops
+
+        namespace = ops.Namespace(catalog=_TEMP_CATALOG, database=_TEMP_SCHEMA)
+        return ops.DatabaseTable(name, schema=schema, source=self.con,
+                                 namespace=namespace).to_expr()
 
     def drop(self, table: ir.Table) -> None:
         name = table.get_name().rsplit(".", 1)[-1]
-        self.con.drop_table(name, force=True)
+        self.con.raw_sql(f"DROP TABLE IF EXISTS {_temp(name)}")
         self._temps.remove(name)
 
     def write(self, name: str, table: ir.Table, metadata: Mapping[str, str]) -> WriteResult:
         self.remove_uncommitted(name)
         return self.lake.write(name, table.to_pyarrow_batches(), mode="replace",
                                metadata=metadata)
+
+
+def _name(label: str) -> str:
+    """The temporary table or view holding a build's result ``label`` (``standardized.users``)."""
+    return f"_build_{label.replace('.', '__')}"
+
+
+def _temp(name: str) -> str:
+    """``name`` qualified as one of the connection's temporary tables or views."""
+    return f"{_TEMP_CATALOG}.{_TEMP_SCHEMA}.{ident(name)}"

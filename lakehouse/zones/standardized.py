@@ -67,6 +67,12 @@ def _first_seen(t: ir.Table) -> ir.DateValue:
     return t[names.H_FIRST_SEEN] if names.H_FIRST_SEEN in t.columns else t[INGEST_DATE]
 
 
+def _checked(t: ir.Table) -> bool:
+    """Whether ``t`` holds checked rows already (a ``check_*`` result, which the build names
+    once for the stage and the quarantine): the ``check_*`` functions return it as it is."""
+    return Q_CHECK in t.columns
+
+
 def _flags_updated_before_created(t: ir.Table) -> ir.BooleanValue:
     return (t[P + "updated_at"] < t[P + "created_at"]).fill_null(False)
 
@@ -167,6 +173,8 @@ USER_COLUMNS = {
 
 def check_users(raw_users: ir.Table) -> ir.Table:
     """Every raw user row with its typed columns and row-level rule results."""
+    if _checked(raw_users):
+        return raw_users
     r = raw_users
     gender = normalize_to(r.gender, names.GENDERS)
     genre = normalize_to(r.favorite_genres, names.GENRES)
@@ -208,7 +216,8 @@ def users(raw_users: ir.Table) -> ir.Table:
 
 USERS = View(
     name=names.STD_USERS, grain=(USER_ID,), inputs=(names.RAW_USERS,), columns=USER_COLUMNS,
-    query=users, stage=stage_users, select=select_users, reject=reject_users,
+    query=users, check=check_users, stage=stage_users, select=select_users,
+    reject=reject_users,
     quarantine_columns=(*RAW_USER_COLUMNS, *RAW_META),
     doc="One row per user id: the latest version by updated_at, then ingest date.",
 )
@@ -263,6 +272,8 @@ def parse_genres(text: ir.StringValue) -> tuple[ir.ArrayValue, ir.BooleanValue]:
 
 def check_tracks(raw_tracks: ir.Table) -> ir.Table:
     """Every raw track row with its typed columns and row-level rule results."""
+    if _checked(raw_tracks):
+        return raw_tracks
     r = raw_tracks
     duration = parse_duration(r.duration)
     genres, unknown = parse_genres(r.genres)
@@ -305,7 +316,8 @@ def tracks(raw_tracks: ir.Table) -> ir.Table:
 
 TRACKS = View(
     name=names.STD_TRACKS, grain=(TRACK_ID,), inputs=(names.RAW_TRACKS,), columns=TRACK_COLUMNS,
-    query=tracks, stage=stage_tracks, select=select_tracks, reject=reject_tracks,
+    query=tracks, check=check_tracks, stage=stage_tracks, select=select_tracks,
+    reject=reject_tracks,
     quarantine_columns=(*RAW_TRACK_COLUMNS, *RAW_META),
     doc="One row per track id: the latest version by updated_at, then ingest date.",
 )
@@ -334,6 +346,8 @@ LISTEN_HISTORY_COLUMNS = {
 
 def check_listen_history(raw_listen_history: ir.Table) -> ir.Table:
     """Every raw listen record with its typed columns and row-level rule results."""
+    if _checked(raw_listen_history):
+        return raw_listen_history
     r = raw_listen_history
     t = r.mutate(**{
         P + USER_ID: r.user_id.cast("int64"),
@@ -393,7 +407,8 @@ def listen_history(raw_listen_history: ir.Table) -> ir.Table:
 
 LISTEN_HISTORY = View(
     name=names.STD_LISTEN_HISTORY, grain=("record_id",), inputs=(names.RAW_LISTEN_HISTORY,),
-    columns=LISTEN_HISTORY_COLUMNS, query=listen_history, stage=stage_listen_history,
+    columns=LISTEN_HISTORY_COLUMNS, query=listen_history, check=check_listen_history,
+    stage=stage_listen_history,
     select=select_listen_history, reject=reject_listen_history, materialize_stage=False,
     quarantine_columns=(*RAW_LISTEN_COLUMNS, *RAW_META),
     doc="One row per distinct listen record, deduplicated across daily snapshots.",

@@ -27,11 +27,15 @@ TRACKS = [track(10), track(11, genres="whether")]
 LISTENS = [listen(1, [10, 11, 99]), listen(5, [10]), listen(2, None), listen(2, [11])]
 
 
-@pytest.fixture
-def lake_settings_with_raw(lake_settings):
-    lake = Lake(lake_settings.lake)
+def write_two_days(lake: Lake) -> None:
+    """Both days' raw snapshots: day 2 repeats day 1 and adds user 3 and a listen."""
     write_raw(lake, DAY1, USERS, TRACKS, LISTENS)
     write_raw(lake, DAY2, USERS + [user(3)], TRACKS, LISTENS + [listen(3, [10])])
+
+
+@pytest.fixture
+def lake_settings_with_raw(lake_settings):
+    write_two_days(Lake(lake_settings.lake))
     return lake_settings
 
 
