@@ -16,21 +16,18 @@ from pathlib import Path
 from queue import Empty
 
 import pytest
-import zmq
-import zmq.asyncio
-from jupyter_client.channels import AsyncZMQSocketChannel
-from jupyter_client.session import Session
 
-from tests.notebook_client import (
-    CELL_TIMEOUT,
-    IpcKernelManager,
-    SlicedPollChannel,
-    notebook_client,
-)
+# jupyter_client is imported by the tests, not at collection (~0.2 s of every test worker's
+# start-up), and one worker runs them all.
+pytestmark = pytest.mark.xdist_group("notebook-client")
 
 
 async def reply_after_a_lost_wakeup(channel_class: type, timeout: float) -> tuple[str, float]:
     """How long ``get_msg(timeout)`` takes to return a reply whose wake-up was lost."""
+    import zmq
+    import zmq.asyncio
+    from jupyter_client.session import Session
+
     ctx = zmq.asyncio.Context()
     ours = ctx.socket(zmq.DEALER)
     port = ours.bind_to_random_port("tcp://127.0.0.1")
@@ -57,6 +54,8 @@ async def reply_after_a_lost_wakeup(channel_class: type, timeout: float) -> tupl
 
 
 def test_a_lost_wakeup_holds_the_stock_channel_for_its_whole_timeout():
+    from jupyter_client.channels import AsyncZMQSocketChannel
+
     # What stood a notebook test still for 5 minutes (nbclient's cell timeout was 300 s):
     # the reply was there all along and is read once the timeout runs out.
     # (If pyzmq stops losing it, this fails and the sliced channel may go.)
@@ -65,11 +64,19 @@ def test_a_lost_wakeup_holds_the_stock_channel_for_its_whole_timeout():
 
 
 def test_the_sliced_channel_reads_it_within_a_slice():
+    from tests.notebook_client import SlicedPollChannel
+
     kind, took = asyncio.run(reply_after_a_lost_wakeup(SlicedPollChannel, 60))
     assert kind == "execute_reply" and took < 5, took
 
 
 def test_the_sliced_channel_still_times_out():
+    import zmq
+    import zmq.asyncio
+    from jupyter_client.session import Session
+
+    from tests.notebook_client import SlicedPollChannel
+
     async def wait(timeout: float) -> float:
         ctx = zmq.asyncio.Context()
         sock = ctx.socket(zmq.DEALER)
@@ -88,6 +95,13 @@ def test_the_sliced_channel_still_times_out():
 
 
 def test_notebooks_run_bounded_on_private_ipc_sockets(tmp_path):
+    from tests.notebook_client import (
+        CELL_TIMEOUT,
+        IpcKernelManager,
+        SlicedPollChannel,
+        notebook_client,
+    )
+
     client = notebook_client(object(), tmp_path)
     assert client.timeout == CELL_TIMEOUT and client.raise_on_iopub_timeout
     assert client.resources["metadata"]["path"] == str(tmp_path)
