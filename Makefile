@@ -48,12 +48,18 @@ lock: ## Re-resolve every requirement and extra of setup.cfg into constraints.tx
 # loadgroup: tests are spread one by one, except that one worker runs all the Spark ones.
 TEST_WORKERS ?= auto
 PYTEST_XDIST = -n $(TEST_WORKERS) --dist loadgroup
+# Where PYTHONDONTWRITEBYTECODE is set (this machine, some CI images), every test process
+# (each xdist worker, each CLI subprocess a test starts) compiled the package and the tests
+# from source, and pytest rewrote the asserts of ~460 modules (its plugins' too) afresh:
+# ~4 s of CPU per worker, every run. The test targets let Python keep its bytecode
+# (__pycache__/, ignored by git, removed by `make clean`).
+PYTEST = PYTHONDONTWRITEBYTECODE= $(BIN)/python -m pytest
 
 test: $(TEST_STAMP) ## Run every test, slow, notebook and Spark ones included (installs every extra; needs Java 17)
-	$(BIN)/python -m pytest $(PYTEST_XDIST)
+	$(PYTEST) $(PYTEST_XDIST)
 
 test-fast: $(TEST_STAMP) ## The inner loop (under a minute): every test but the slow, notebook and Spark ones
-	$(BIN)/python -m pytest $(PYTEST_XDIST) -m "not slow and not notebook and not spark"
+	$(PYTEST) $(PYTEST_XDIST) -m "not slow and not notebook and not spark"
 
 lint: $(STAMP) ## Check style with ruff
 	$(BIN)/ruff check .

@@ -14,9 +14,14 @@ which never run. What it holds the code to (see README, "The code"):
 from __future__ import annotations
 
 import ast
+import functools
 from pathlib import Path
 
 import pytest
+
+# Parsed when a test here first needs it, not at collection (every test worker paid ~0.3 s
+# for it), by one worker, once.
+pytestmark = pytest.mark.xdist_group("architecture")
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "lakehouse"
@@ -54,10 +59,17 @@ def _type_checking_lines(tree: ast.AST) -> set[int]:
     return lines
 
 
+@functools.cache
+def parsed(name: str) -> ast.Module:
+    """Module ``name``'s syntax tree (shared by the tests: never change it)."""
+    path = MODULES[name]
+    return ast.parse(path.read_text(), str(path))
+
+
 def imports_of(name: str) -> set[str]:
     """The lakehouse modules that module ``name`` imports when it runs."""
     path = MODULES[name]
-    tree = ast.parse(path.read_text(), str(path))
+    tree = parsed(name)
     skip = _type_checking_lines(tree)
     package = name if path.name == "__init__.py" else name.rpartition(".")[0]
     found: set[str] = set()
@@ -84,7 +96,10 @@ def imports_of(name: str) -> set[str]:
     return resolved
 
 
-GRAPH = {name: imports_of(name) for name in MODULES}
+@functools.cache
+def graph() -> dict[str, set[str]]:
+    """Which lakehouse modules each lakehouse module imports."""
+    return {name: imports_of(name) for name in MODULES}
 
 
 def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
@@ -124,19 +139,19 @@ def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
 
 def test_the_import_pass_sees_lazy_imports_and_skips_type_checking_ones(tmp_path):
     # The checker itself: an import inside a function counts, one for type hints does not.
-    assert "lakehouse.lake" in GRAPH["lakehouse.context"]
-    assert "lakehouse.recsys.families" in GRAPH["lakehouse.recsys.registry"]  # load_bundle's
+    assert "lakehouse.lake" in graph()["lakehouse.context"]
+    assert "lakehouse.recsys.families" in graph()["lakehouse.recsys.registry"]  # load_bundle's
     assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
 
 
 def test_no_import_cycle_among_lakehouse_modules():
-    assert cycles(GRAPH) == []
+    assert cycles(graph()) == []
 
 
 @pytest.mark.parametrize("core", CORE)
 def test_the_core_imports_nothing_above_it(core):
     for name in (m for m in MODULES if within(m, core)):
-        above = sorted(m for m in GRAPH[name] if within(m, ABOVE_CORE))
+        above = sorted(m for m in graph()[name] if within(m, ABOVE_CORE))
         assert above == [], f"{name} imports {above}"
 
 
@@ -144,7 +159,7 @@ def test_scoring_and_serving_never_import_training_or_the_search():
     for name in (m for m in MODULES if within(m, INFERENCE)):
         reached, todo = set(), [name]
         while todo:  # transitively: a helper that imports training counts too
-            for nxt in GRAPH[todo.pop()] - reached:
+            for nxt in graph()[todo.pop()] - reached:
                 reached.add(nxt)
                 todo.append(nxt)
         assert sorted(m for m in reached if within(m, TRAINING)) == [], name
@@ -176,10 +191,10 @@ def test_alias_names_come_from_names_py_not_literals():
     # "champion" retyped in 25 places drifted from names.CHAMPION once; a type annotation
     # (Literal[...]) and prose are exempt.
     found = []
-    for name, path in MODULES.items():
+    for name in MODULES:
         if name == "lakehouse.names":
             continue
-        tree = ast.parse(path.read_text())
+        tree = parsed(name)
         skip = _docstrings_and_annotations(tree)
         found += [f"{name}:{node.lineno} {node.value!r} (use {NAMED_ONCE[node.value]})"
                   for node in ast.walk(tree)

@@ -115,8 +115,10 @@ CASES = [
     c("ingest-url-unreachable", "ingest", "--api-url", "http://127.0.0.1:9",
       expect="cannot reach", **QUICK_SOURCE),
     # Issue 21, item 4: a source dripping a byte every 0.5 s held the ingest lock for hours.
+    # Here one byte every 0.1 s (each well within the 2 s read timeout) against a 0.5 s
+    # deadline: only the deadline can end it (its timing is tests/source/test_client.py's).
     c("ingest-source-drips-bytes", "ingest", "--api-url", "{drip}", expect="sends too slowly",
-      lakehouse_request_deadline="1.5", **QUICK_SOURCE),
+      lakehouse_request_deadline="0.5", **QUICK_SOURCE),
     c("ingest-url-env-unparsable", "ingest", lakehouse_api_url="http://[::1",
       expect="bad API URL"),
     c("status-webhook-no-scheme", "status", "--alert",
@@ -244,10 +246,10 @@ def damage_registry(models: Path, how: str) -> None:
 
 @pytest.fixture(scope="module")
 def drip_url():
-    """A source on loopback that answers one byte every 0.5 s."""
+    """A source on loopback that answers one byte every 0.1 s."""
     from tests.drip import dripping_server
 
-    with dripping_server(interval=0.5) as drip:
+    with dripping_server(interval=0.1) as drip:
         yield drip.url
 
 

@@ -32,7 +32,8 @@ def test_notebook_runs(path, trained_lake, tmp_path, monkeypatch):
 
     import nbformat
     from jupyter_client.kernelspec import KernelSpecManager
-    from nbclient import NotebookClient
+
+    from tests.notebook_client import notebook_client
 
     shutil.copytree(trained_lake.lake, tmp_path / "lake")
     settings = trained_lake.replace(lake=tmp_path / "lake")
@@ -46,9 +47,14 @@ def test_notebook_runs(path, trained_lake, tmp_path, monkeypatch):
     spec = KernelSpecManager().get_kernel_spec("python3")
     assert spec.argv[0] in ("python", "python3", sys.executable), spec.argv
     nb = nbformat.read(path, as_version=4)
-    client = NotebookClient(nb, timeout=300, kernel_name="python3",
-                            resources={"metadata": {"path": str(tmp_path)}})
+    # Bounded and on IPC sockets: a lost zmq wake-up costs a second, a hang fails with the
+    # cell named (tests/notebook_client.py says why).
+    client = notebook_client(nb, tmp_path)
+    kernels = []
+    client.on_notebook_start = lambda notebook: kernels.append(
+        (client.km.transport, type(client.kc.shell_channel).__name__))
     client.execute()
+    assert kernels == [("ipc", "SlicedPollChannel")]
     errors = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs
               if o.output_type == "error"]
     assert not errors

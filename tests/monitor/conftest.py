@@ -50,6 +50,10 @@ class Receiver:
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
+            # Headers and body are two writes: without TCP_NODELAY the body waits for
+            # the client's delayed ACK (~40 ms per alert).
+            disable_nagle_algorithm = True
+
             def do_POST(self):
                 length = int(self.headers.get("Content-Length", 0))
                 outer.bodies.append(json.loads(self.rfile.read(length)))
@@ -62,7 +66,9 @@ class Receiver:
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_port}/services/T0/B0/s3cr3t-token"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        # shutdown() waits for serve_forever's next poll: 0.5 s by default, per test.
+        self.thread = threading.Thread(target=self.server.serve_forever, args=(0.05,),
+                                       daemon=True)
         self.thread.start()
 
     def close(self):

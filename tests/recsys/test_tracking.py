@@ -29,10 +29,18 @@ from lakehouse.recsys.train import train
 
 from .conftest import LAST_DAY
 
-mlflow = pytest.importorskip("mlflow", reason="pip install 'lakehouse[mlflow]'")
-from mlflow.tracking import MlflowClient  # noqa: E402
-
 pytestmark = pytest.mark.slow
+
+# Set by _mlflow as each test starts: importing mlflow at collection cost every test worker
+# ~0.5 s of start-up, also in `make test-fast`, which runs none of these (all slow).
+mlflow = MlflowClient = None
+
+
+@pytest.fixture(autouse=True)
+def _mlflow():
+    global mlflow, MlflowClient
+    mlflow = pytest.importorskip("mlflow", reason="pip install 'lakehouse[mlflow]'")
+    from mlflow.tracking import MlflowClient
 
 
 @pytest.fixture

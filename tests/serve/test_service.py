@@ -24,7 +24,11 @@ from tests.conftest import copy_lake
 DAY = dt.date(2026, 10, 30)
 
 
-@pytest.fixture(scope="module")
+# Session, not module, scope: cheap to load, so each test worker may load its own, and the
+# module's tests are not one xdist group (tests/conftest.py groups a module fixture's
+# users). As a group they were the second worker's first work and waited there, idle,
+# for the first worker to build the session lakes.
+@pytest.fixture(scope="session")
 def loaded(trained_lake) -> Service:
     """A service over the trained sample lake, loaded once (no background threads)."""
     service = Service(trained_lake)
