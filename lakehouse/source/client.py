@@ -12,9 +12,9 @@ A read timeout bounds each wait for bytes, not the whole answer: a source that
 drips one byte every few seconds would keep a page (and the ingest lock) for
 hours. So each HTTP attempt also has a deadline (``request_deadline``, from
 connecting to the body's last byte): a watchdog thread
-(:mod:`lakehouse.source.deadline`) shuts the attempt's socket down when it passes, and the page fails at once with
-:class:`SourceTooSlowError` (not retried: a source that slow will be as slow
-again).
+(:mod:`lakehouse.source.deadline`) shuts the attempt's socket down when it
+passes, and the page fails at once with :class:`SourceTooSlowError` (not
+retried: a source that slow will be as slow again).
 
 The body is read after urllib3's retry logic has returned, so urllib3 cannot
 retry a body cut short or a 200 whose body is not a page envelope (e.g. JSON
@@ -165,8 +165,6 @@ class _CappedRetry(Retry):
         if self.on_retry is not None:
             self.on_retry()
         return retry  # type: ignore[return-value]
-
-
 
 
 def check_base_url(url: str) -> str:
